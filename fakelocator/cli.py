@@ -1,0 +1,92 @@
+"""``fakelocator``: one command, one subcommand per job.
+
+Subcommands register here by name, a one-line summary and the module that implements them. A
+module is imported only when its subcommand runs, so ``fakelocator --help`` works without torch,
+and a missing optional dependency becomes one clear line instead of a traceback.
+
+Each subcommand module provides ``add_arguments(parser)`` and ``run(args) -> int``; its docstring
+is the subcommand's help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from dataclasses import dataclass
+
+from fakelocator import __version__
+from fakelocator.errors import FakeLocatorError
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    summary: str
+    module: str
+    needs: str  # the extra that provides its dependencies, for the error message
+
+
+SUBCOMMANDS = (
+    Subcommand("train", "train a FakeLocator model", "fakelocator.commands.train", "train"),
+    Subcommand("synth", "make (real, fake, ground truth) training data from real photos", "fakelocator.commands.synth", "train"),
+    Subcommand("eval", "evaluate a model: metrics, robustness, clustering, cross tables", "fakelocator.commands.eval", "train"),
+    Subcommand("export", "export ONNX, build TensorRT engines and Triton repositories", "fakelocator.commands.export", "train"),
+    Subcommand("bench", "measure latency and throughput per backend and stage", "fakelocator.commands.bench", "runtime"),
+)
+
+
+def _load(sub: Subcommand):
+    try:
+        return importlib.import_module(sub.module)
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("fakelocator"):
+            raise
+        raise FakeLocatorError(
+            f"`fakelocator {sub.name}` needs the Python package {e.name!r}: "
+            f"pip install 'fakelocator[{sub.needs}]'"
+        ) from None
+
+
+def build_parser(sub: Subcommand | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fakelocator",
+        description="Localize GAN face manipulations: train, synthesize data, evaluate, export, benchmark. "
+        "Inference on images and videos is `trt-locate`.",
+    )
+    parser.add_argument("--version", action="version", version=f"fakelocator {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for s in SUBCOMMANDS:
+        if sub is not None and s.name == sub.name:
+            module = _load(s)
+            p = subparsers.add_parser(
+                s.name, help=s.summary, description=module.__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
+        else:
+            subparsers.add_parser(s.name, help=s.summary, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((s for s in SUBCOMMANDS if argv and argv[0] == s.name), None)
+    try:
+        parser = build_parser(chosen)
+        args = parser.parse_args(argv)
+        if chosen is None:
+            parser.print_help()
+            return 0 if not argv else 2
+        return int(args._run(args) or 0)
+    except FakeLocatorError as e:
+        print(f"fakelocator {chosen.name if chosen else ''}: error: {e}".replace("  ", " "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

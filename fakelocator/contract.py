@@ -1,0 +1,145 @@
+"""The preprocessing contract: how an image becomes the network's input, and how a map goes back.
+
+It is defined once, here. Training resizes and normalizes with these functions, every checkpoint
+and exported model stores the contract in its metadata, and the runtime reads it back from the
+model it loads, so training and serving cannot drift apart. The native kernels
+(``native/``) implement the same arithmetic and are tested against these functions.
+
+The rule, exactly:
+
+1. the image is 8-bit, three channels, in a known channel order; it is put in ``color_order``;
+2. it is resized, without keeping its aspect ratio, to ``height`` × ``width`` by bilinear
+   interpolation with half-pixel centres (``src = (dst + 0.5) * in / out - 0.5``, clamped to the
+   edge) and no antialiasing, computed in float32 on the 0..255 values (OpenCV's ``INTER_LINEAR``
+   on a float32 image; ``torch`` ``interpolate(..., mode="bilinear", align_corners=False)``; ONNX
+   ``Resize`` linear with ``half_pixel``);
+3. each channel becomes ``(x / 255 - mean) / std``, laid out as (3, height, width) float32.
+
+The network's map (height × width) goes back to an image's full resolution by the same bilinear
+rule, then is clipped to [0, 1].
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from fakelocator.errors import FakeLocatorError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RESIZE_RULES = ("bilinear_half_pixel",)
+COLOR_ORDERS = ("RGB", "BGR")
+
+#: Key under which the contract is stored in checkpoint and ONNX metadata.
+METADATA_KEY = "fakelocator.preprocessing"
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images are fed to one trained network. Saved with the network, never guessed."""
+
+    height: int = 224
+    width: int = 224
+    color_order: str = "RGB"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    resize: str = "bilinear_half_pixel"
+    map_resize: str = "bilinear_half_pixel"
+
+    def __post_init__(self):
+        for name in ("mean", "std"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        problems = []
+        if not (isinstance(self.height, int) and isinstance(self.width, int)) or min(self.height, self.width) < 8:
+            problems.append(f"height and width must be integers >= 8, got {self.height}x{self.width}")
+        if self.color_order not in COLOR_ORDERS:
+            problems.append(f"color_order must be one of {COLOR_ORDERS}, got {self.color_order!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            problems.append(f"mean and std need three values each, std > 0; got {self.mean}, {self.std}")
+        for name in ("resize", "map_resize"):
+            if getattr(self, name) not in RESIZE_RULES:
+                problems.append(f"{name} must be one of {RESIZE_RULES}, got {getattr(self, name)!r}")
+        if problems:
+            raise FakeLocatorError("invalid preprocessing contract: " + "; ".join(problems))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the network input."""
+        return self.height, self.width
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocessing":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise FakeLocatorError(
+                f"preprocessing contract has unknown fields {sorted(unknown)}; "
+                "the model was made by a newer fakelocator"
+            )
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Preprocessing":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise FakeLocatorError(f"preprocessing contract is not valid JSON: {e}") from None
+        return cls.from_dict(d)
+
+
+def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize with half-pixel centres and no antialiasing, in float32.
+
+    ``image`` is (H, W) or (H, W, C), any real dtype; the result is float32.
+    """
+    import cv2
+
+    src = np.ascontiguousarray(image, dtype=np.float32)
+    if src.shape[:2] == (height, width):
+        return src.copy()
+    out = cv2.resize(src, (width, height), interpolation=cv2.INTER_LINEAR)
+    if src.ndim == 3 and out.ndim == 2:  # OpenCV drops a trailing channel axis of size 1
+        out = out[:, :, None]
+    return out
+
+
+def check_color_image(image: np.ndarray, what: str = "image") -> None:
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
+        shape = getattr(image, "shape", None)
+        dtype = getattr(image, "dtype", type(image).__name__)
+        raise FakeLocatorError(f"{what} must be a uint8 array of shape (H, W, 3), got {dtype} {shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise FakeLocatorError(f"{what} is empty: shape {image.shape}")
+
+
+def to_network_input(image: np.ndarray, contract: Preprocessing, color_order: str) -> np.ndarray:
+    """One uint8 (H, W, 3) image in ``color_order`` → (3, height, width) float32 network input."""
+    check_color_image(image)
+    if color_order not in COLOR_ORDERS:
+        raise FakeLocatorError(f"color_order must be one of {COLOR_ORDERS}, got {color_order!r}")
+    if color_order != contract.color_order:
+        image = image[:, :, ::-1]
+    x = resize_bilinear(image, contract.height, contract.width)  # (h, w, 3) on the 0..255 scale
+    mean = np.asarray(contract.mean, np.float32) * 255.0
+    inv_std = 1.0 / (np.asarray(contract.std, np.float32) * 255.0)
+    x = (x - mean) * inv_std
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def to_full_resolution(fakeness: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A network map (h, w) → float32 (height, width) in [0, 1], by the contract's bilinear rule."""
+    if fakeness.ndim != 2:
+        raise FakeLocatorError(f"a fakeness map must be 2-D, got shape {fakeness.shape}")
+    out = resize_bilinear(fakeness, height, width)
+    return np.clip(out, 0.0, 1.0, out=out)

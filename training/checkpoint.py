@@ -1,0 +1,109 @@
+"""Checkpoints that load without unpickling arbitrary objects.
+
+Two formats:
+
+- a training checkpoint (``.pt``): model and optimizer state, epoch, RNG states, the model and
+  training configs and metrics, all plain tensors, numbers, strings, lists and dicts, so that
+  ``torch.load(path, weights_only=True)`` reads it;
+- a weights file (``.safetensors``): the model's tensors, with the model config, preprocessing
+  contract and provenance as JSON strings in its metadata. This is what ships and what export reads.
+
+``load_model`` accepts either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fakelocator import __version__
+from fakelocator.contract import METADATA_KEY as PREPROCESSING_KEY
+from fakelocator.errors import FakeLocatorError
+from fakelocator.training.config import METADATA_KEY as CONFIG_KEY
+from fakelocator.training.config import ModelConfig
+from fakelocator.training.model import FakeLocatorNet, build_model
+
+PROVENANCE_KEY = "fakelocator.provenance"
+VERSION_KEY = "fakelocator.version"
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write a training checkpoint atomically. ``state`` must hold only weights-only-loadable values."""
+    _atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FakeLocatorError(f"checkpoint {path}: no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise FakeLocatorError(f"checkpoint {path}: cannot be read safely ({e})") from None
+
+
+def save_weights(path: str | Path, model: FakeLocatorNet, provenance: dict[str, Any] | None = None) -> None:
+    """Write the model's tensors and its config, contract and provenance as a ``.safetensors`` file."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {
+        CONFIG_KEY: json.dumps(model.config.to_dict(), sort_keys=True),
+        PREPROCESSING_KEY: model.config.preprocessing.to_json(),
+        PROVENANCE_KEY: json.dumps(provenance or {}, sort_keys=True),
+        VERSION_KEY: __version__,
+    }
+    _atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[FakeLocatorNet, dict[str, Any]]:
+    """Rebuild a network from a ``.safetensors`` weights file or a ``.pt`` training checkpoint.
+
+    Returns the model in eval mode and its provenance dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FakeLocatorError(f"model {path}: no such file")
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                meta = f.metadata() or {}
+                state = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as e:  # noqa: BLE001
+            raise FakeLocatorError(f"model {path}: not a readable safetensors file ({e})") from None
+        if CONFIG_KEY not in meta:
+            raise FakeLocatorError(f"model {path}: no {CONFIG_KEY} in its metadata; not a fakelocator weights file")
+        config = ModelConfig.from_dict(json.loads(meta[CONFIG_KEY]))
+        provenance = json.loads(meta.get(PROVENANCE_KEY, "{}"))
+    else:
+        ckpt = load_checkpoint(path)
+        if "model" not in ckpt or "model_config" not in ckpt:
+            raise FakeLocatorError(f"model {path}: not a fakelocator training checkpoint (no model or model_config)")
+        config = ModelConfig.from_dict(ckpt["model_config"])
+        state = ckpt["model"]
+        provenance = ckpt.get("provenance", {})
+    model = build_model(config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise FakeLocatorError(f"model {path}: weights do not match its config ({e})") from None
+    return model.to(map_location).eval(), provenance

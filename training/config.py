@@ -1,0 +1,68 @@
+"""Model configuration: a dataclass saved in every checkpoint and exported model.
+
+Anything that rebuilds a network (training resume, export, the torch backend) does so from this
+config alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from fakelocator.contract import Preprocessing
+from fakelocator.errors import FakeLocatorError
+
+BACKBONES = ("deeplabv3_resnet101", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large", "unet_lite")
+
+#: Key under which the config is stored in checkpoint and ONNX metadata.
+METADATA_KEY = "fakelocator.model_config"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What the network is.
+
+    Args:
+        backbone: encoder–decoder architecture, one of ``BACKBONES``. ``deeplabv3_resnet101`` is the
+            paper's (Sec. V-A); ``unet_lite`` is the compact CPU/edge network of the default model.
+        classifier: add the real/fake classification branch of Sec. V-A on the encoder features.
+            Off ("no cl" in Table IV), the score is the map's strongest 8×8-cell mean.
+        unet_width: channels of the first ``unet_lite`` stage; later stages double, up to 8×.
+        classifier_channels: output channels of the branch's four 3×3 convolutions.
+        classifier_hidden: widths of the first two of its three fully connected layers.
+        preprocessing: the input contract (size, colour order, mean/std, resize rule).
+    """
+
+    backbone: str = "unet_lite"
+    classifier: bool = True
+    unet_width: int = 8
+    classifier_channels: tuple[int, int, int, int] = (64, 64, 32, 16)
+    classifier_hidden: tuple[int, int] = (128, 32)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+
+    def __post_init__(self):
+        if self.backbone not in BACKBONES:
+            raise FakeLocatorError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
+        object.__setattr__(self, "classifier_channels", tuple(int(c) for c in self.classifier_channels))
+        object.__setattr__(self, "classifier_hidden", tuple(int(c) for c in self.classifier_hidden))
+        if len(self.classifier_channels) != 4 or len(self.classifier_hidden) != 2:
+            raise FakeLocatorError("classifier_channels needs 4 values and classifier_hidden 2 (Sec. V-A)")
+        if isinstance(self.preprocessing, dict):
+            object.__setattr__(self, "preprocessing", Preprocessing.from_dict(self.preprocessing))
+        h, w = self.preprocessing.size
+        if h % 16 or w % 16:
+            raise FakeLocatorError(f"input size must be a multiple of 16, got {h}x{w}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["preprocessing"] = self.preprocessing.to_dict()
+        d["classifier_channels"] = list(self.classifier_channels)
+        d["classifier_hidden"] = list(self.classifier_hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise FakeLocatorError(f"model config has unknown fields {sorted(unknown)}")
+        return cls(**d)
