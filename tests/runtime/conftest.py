@@ -1,0 +1,82 @@
+"""Fixtures for the runtime tests: a tiny torch-free ONNX model and generated inputs.
+
+The tiny model follows the exported-ONNX contract (input ``image`` (N, 3, 32, 32); outputs ``map``,
+``score``, ``features``; the ``fakelocator.*`` metadata) and detects *red*: its map is
+``sigmoid(4 * (r - 1))`` where ``r`` is the normalized red channel, so a pure red area maps to ~1,
+black, gray, green and blue to ~0. Tests can therefore say where the map must be high.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fakelocator.contract import Preprocessing
+
+SIZE = 32
+CONTRACT = Preprocessing(height=SIZE, width=SIZE)
+
+
+def build_red_model(path: Path, *, batch: int | str = "N", precision: str = "fp32") -> Path:
+    """Write the red-detecting model; ``batch`` an int gives a static batch axis."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.zeros((1, 3, 3, 3), np.float32)
+    weight[0, 0, 1, 1] = 4.0  # channel 0 is red: the contract's order is RGB
+    bias = np.array([-4.0], np.float32)
+    nodes = [
+        helper.make_node("Conv", ["image", "w", "b"], ["logits"], pads=[1, 1, 1, 1]),
+        helper.make_node("Sigmoid", ["logits"], ["map"]),
+        helper.make_node("GlobalMaxPool", ["map"], ["peak"]),
+        helper.make_node("Flatten", ["peak"], ["score"], axis=1),
+        helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["features"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "red",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, SIZE, SIZE])],
+        [
+            helper.make_tensor_value_info("map", TensorProto.FLOAT, [batch, 1, SIZE, SIZE]),
+            helper.make_tensor_value_info("score", TensorProto.FLOAT, [batch, 1]),
+            helper.make_tensor_value_info("features", TensorProto.FLOAT, [batch, 3]),
+        ],
+        initializer=[numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    metadata = {
+        "fakelocator.preprocessing": CONTRACT.to_json(),
+        "fakelocator.model_config": json.dumps({"backbone": "red-test"}),
+        "fakelocator.provenance": json.dumps({"made_by": "tests/runtime/conftest.py"}),
+        "fakelocator.version": "test",
+        "fakelocator.precision": precision,
+    }
+    helper.set_model_props(model, metadata)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def red_model(tmp_path_factory) -> Path:
+    return build_red_model(tmp_path_factory.mktemp("models") / "red.onnx")
+
+
+@pytest.fixture(scope="session")
+def locator(red_model):
+    from fakelocator.runtime import Locator
+
+    with Locator.load(red_model, backend="onnxruntime", device="cpu", batch_size=4, workers=2, threads=1) as loc:
+        yield loc
+
+
+def red_square(height: int, width: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    """A black BGR image with a pure red (x0, y0, x1, y1) rectangle."""
+    image = np.zeros((height, width, 3), np.uint8)
+    x0, y0, x1, y1 = box
+    image[y0:y1, x0:x1] = (0, 0, 255)
+    return image
