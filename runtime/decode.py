@@ -62,17 +62,17 @@ def read_file(path: str | os.PathLike) -> bytes:
     return data
 
 
+def too_large(width: int, height: int, max_pixels: int) -> str:
+    return f"{width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,} (max_pixels)"
+
+
 def decode_image(data: bytes, source: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Encoded bytes → uint8 (H, W, 3) BGR image, after the header and completeness checks."""
     import cv2
 
     header = probe(data, source)
     if max_pixels is not None and header.pixels > max_pixels:
-        raise InputError(
-            source,
-            f"{header.width}x{header.height} is {header.pixels / 1e6:.1f} megapixels, "
-            f"over the limit of {max_pixels / 1e6:g} megapixels",
-        )
+        raise InputError(source, too_large(header.width, header.height, max_pixels))
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
     if image is None or image.size == 0:
         raise InputError(source, f"corrupt {header.format.upper()} data (the decoder rejected it)")
@@ -122,7 +122,7 @@ def load_image(
         name = source or "<array>"
         image = to_color_image(item, color_order, name)
         if max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:
-            raise InputError(name, f"{image.shape[1]}x{image.shape[0]} is over the limit of {max_pixels / 1e6:g} megapixels")
+            raise InputError(name, too_large(image.shape[1], image.shape[0], max_pixels))
         return image, color_order, name
     if isinstance(item, (bytes, bytearray, memoryview)):
         name = source or "<bytes>"

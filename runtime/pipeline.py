@@ -250,6 +250,10 @@ class Runner:
                 np.maximum(patch, self.pre.upsample(small, y1 - y0, x1 - x0), out=patch)
                 regions.append(RegionResult((x0, y0, x1, y1), s))
             score = max((r.score for r in regions), default=0.0)
+        if not np.isfinite(score):
+            job.image = job.outputs = None
+            return cls(job.source, width=width, height=height, timings=job.timings,
+                       error=f"the model returned a non-finite score ({score})", **extra)
         bbox = bbox_of(full, self.bbox_level)
         job.timings["upsample"] = (time.perf_counter() - t0) * 1000
         result = cls(

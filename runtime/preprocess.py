@@ -41,18 +41,22 @@ class Preprocessor(Protocol):
 
 
 @lru_cache(maxsize=64)
-def _axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Source indices (i0, i1) and weights (w0, w1) along one axis, as OpenCV's INTER_LINEAR computes them."""
+def _axis(n_in: int, n_out: int, clamp_weights: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices (i0, i1) and weights (w0, w1) along one axis, as OpenCV's INTER_LINEAR computes them.
+
+    Both axes clamp the indices to the edge. OpenCV also zeroes the fractional weight of clamped
+    columns (``clamp_weights``) but keeps it for clamped rows, where it blends the edge row with
+    itself; that changes the result by an ulp or two, so it is reproduced here too.
+    """
     d = np.arange(n_out, dtype=np.float64)
     f = ((d + 0.5) * (n_in / n_out) - 0.5).astype(np.float32)
-    i0 = np.floor(f)
-    w1 = (f - i0).astype(np.float32)
-    i0 = i0.astype(np.intp)
-    before = i0 < 0
-    i0[before], w1[before] = 0, 0.0
-    after = i0 >= n_in - 1
-    i0[after], w1[after] = n_in - 1, 0.0
-    i1 = np.minimum(i0 + 1, n_in - 1)
+    floor = np.floor(f)
+    w1 = (f - floor).astype(np.float32)
+    floor = floor.astype(np.intp)
+    if clamp_weights:
+        w1[(floor < 0) | (floor >= n_in - 1)] = 0.0
+    i0 = np.clip(floor, 0, n_in - 1)
+    i1 = np.clip(floor + 1, 0, n_in - 1)
     w0 = (np.float32(1.0) - w1).astype(np.float32)
     for a in (i0, i1, w0, w1):
         a.flags.writeable = False
@@ -61,8 +65,8 @@ def _axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 
 def resize_gather(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """uint8 (H, W, C) → float32 (height, width, C): the contract's bilinear resize, reading only the pixels it needs."""
-    y0, y1, b0, b1 = _axis(image.shape[0], height)
-    x0, x1, a0, a1 = _axis(image.shape[1], width)
+    y0, y1, b0, b1 = _axis(image.shape[0], height, False)
+    x0, x1, a0, a1 = _axis(image.shape[1], width, True)
     a0, a1 = a0[None, :, None], a1[None, :, None]
     top, bottom = image[y0], image[y1]  # (height, W, C) uint8
     h0 = top[:, x0] * a0 + top[:, x1] * a1  # (height, width, C) float32

@@ -65,6 +65,8 @@ class LocateResult:
         record = {
             "path": self.source,
             "frame": getattr(self, "frame", None),
+            "map": None,  # file names are the writer's to fill in
+            "overlay": None,
             "score": self.score,
             "label": self.label,
             "width": self.width,
@@ -134,12 +136,15 @@ class VideoSummary:
         return {
             "path": self.source,
             "frame": None,
+            "map": None,
+            "overlay": None,
             "score": self.score,
             "label": self.label,
             "width": self.width,
             "height": self.height,
             "bbox": None,
             "error": self.error,
+            "timings_ms": {},
             "summary": {
                 "frames": self.frames,
                 "failed_frames": self.failed_frames,

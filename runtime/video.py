@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 import numpy as np
 
 from fakelocator.errors import FakeLocatorError, InputError
+from fakelocator.runtime.decode import too_large
 from fakelocator.runtime.results import VERDICT_STATISTICS, FrameResult, VideoSummary, summarize
 
 if TYPE_CHECKING:
@@ -82,9 +83,7 @@ class VideoReader:
             raise InputError(self.path, "not a readable video (no frame size in its stream)")
         if max_pixels is not None and self.width * self.height > max_pixels:
             cap.release()
-            raise InputError(
-                self.path, f"frames of {self.width}x{self.height} are over the limit of {max_pixels / 1e6:g} megapixels"
-            )
+            raise InputError(self.path, "frames of " + too_large(self.width, self.height, max_pixels))
         self._cap = cap
         self.frames_read = 0
 
