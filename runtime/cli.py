@@ -57,6 +57,10 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image, video, folder, glob, list file, or - (list on stdin)")
@@ -190,7 +194,8 @@ def run_cli(args: argparse.Namespace) -> int:
     rate = stats.processed / stats.seconds if stats.seconds > 0 else 0.0
     resumed = f", {stats.skipped} already done" if stats.skipped else ""
     print(
-        f"{PROG}: {stats.inputs} inputs ({stats.images} images, {stats.videos} videos, {stats.frames} frames): "
+        f"{PROG}: {_count(stats.inputs, 'input')} ({_count(stats.images, 'image')}, {_count(stats.videos, 'video')}, "
+        f"{_count(stats.frames, 'frame')}): "
         f"{stats.ok} ok, {stats.failed} failed, {stats.fake} fake{resumed}; "
         f"{stats.processed} analysed in {stats.seconds:.1f} s ({rate:.1f}/s, {locator.backend.name} on {locator.backend.device})",
         file=sys.stderr,

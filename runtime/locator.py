@@ -56,7 +56,9 @@ class Locator:
         preprocessor: "auto" (the native library when built, else numpy), "numpy", "native", or a
             ``Preprocessor`` instance.
         workers: decoding threads (and as many upsampling threads); default min(8, CPU count).
-        prefetch: inputs decoded ahead of inference; default 4 batches.
+        prefetch: inputs decoded ahead of inference; default max(2 batches, workers). Decoded
+            images held in memory at once are about ``prefetch + 3 * batch_size``: lower it for
+            very large images.
         max_pixels: larger images are refused from their header; None for no limit.
         regions: an optional region provider (see ``fakelocator.runtime.regions``), e.g. face crops.
     """
@@ -83,7 +85,7 @@ class Locator:
         self.threshold = threshold
         self.preprocessor = select_preprocessor(preprocessor) if isinstance(preprocessor, str) else preprocessor
         self.workers = workers or _default_workers()
-        self.prefetch = prefetch or 4 * batch_size
+        self.prefetch = prefetch or max(2 * batch_size, self.workers)
         self.max_pixels = max_pixels
         self.regions = regions
         self.bbox_level = bbox_level
@@ -217,7 +219,7 @@ class Locator:
         keep_images: bool = False,
         top_k: int = 5,
         verdict_by: str = "p95",
-        known: dict[int, float] | None = None,
+        known: dict[int, float | None] | None = None,
     ) -> VideoResults:
         """Open a video and return its per-frame results, iterable as frames are decoded, with a summary.
 
@@ -228,7 +230,7 @@ class Locator:
                 or "raise". A video that cannot be opened raises InputError right away.
             top_k: frames listed in ``summary.top_frames``.
             verdict_by: the statistic the summary's label is taken on: "p95", "max" or "mean".
-            known: {frame: score} already known (resume); those frames are skipped but summarized.
+            known: {frame: score, or None if it failed} already known (resume): skipped, but summarized.
         """
         self._check_on_error(on_error)
         reader = VideoReader(path, Sampling(every, fps, max_frames), max_pixels=self.max_pixels)

@@ -230,6 +230,8 @@ class Runner:
             job.timings["preprocess"] = job.timings.get("preprocess", 0.0) + pre_ms
             job.timings["infer"] = job.timings.get("infer", 0.0) + infer_ms
             job.remaining -= 1
+            if job.remaining == 0 and not self.keep_images:
+                job.image = None  # only its size is needed from here on
 
     def _finish(self, job: Job) -> LocateResult:
         extra = {"frame": job.frame, "time_s": job.time_s} if job.frame is not None else {}
@@ -237,7 +239,7 @@ class Runner:
         if job.error is not None:
             return cls(job.source, width=job.width, height=job.height, timings=job.timings, error=job.error, **extra)
         t0 = time.perf_counter()
-        height, width = job.image.shape[:2]
+        height, width = job.height, job.width
         regions = None
         if job.boxes is None:
             small, score = job.outputs[0]

@@ -136,8 +136,9 @@ class VideoResults:
     frames not yet iterated. Use it as a context manager, or call ``close()``, to stop early.
 
     Args:
-        known: {frame: score} of frames whose results are already known (e.g. recorded by an
-            interrupted run); they are not decoded again, and count in the summary.
+        known: {frame: score or None} of frames whose results are already known (e.g. recorded by
+            an interrupted run; None for a frame that failed); they are not decoded again, and
+            count in the summary.
     """
 
     def __init__(
@@ -159,9 +160,10 @@ class VideoResults:
         self._keep_images = keep_images
         self._top_k = top_k
         self._verdict_by = verdict_by
-        self._scores: dict[int, float] = dict(known or {})
-        self._known = frozenset(self._scores)
-        self._failed = 0
+        known = dict(known or {})
+        self._scores: dict[int, float] = {f: s for f, s in known.items() if s is not None}
+        self._known = frozenset(known)
+        self._failed = sum(s is None for s in known.values())
         self._error: str | None = None
         self._iterator: Iterator[FrameResult] | None = None
         self._summary: VideoSummary | None = None

@@ -36,7 +36,7 @@ SUFFIX_FORMATS = {
     ".safetensors": "checkpoint",
 }
 
-__all__ = ["Backend", "ModelInfo", "PREFERENCE", "available", "load_backend", "model_format", "module", "select_backend"]
+__all__ = ["Backend", "ModelInfo", "PREFERENCE", "available", "formats", "load_backend", "model_format", "module", "select_backend"]
 
 
 def model_format(path: str | Path) -> str:

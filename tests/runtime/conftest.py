@@ -80,3 +80,38 @@ def red_square(height: int, width: int, box: tuple[int, int, int, int]) -> np.nd
     x0, y0, x1, y1 = box
     image[y0:y1, x0:x1] = (0, 0, 255)
     return image
+
+
+def write_video(path: Path, frames: int = 20, fps: float = 10.0, size: tuple[int, int] = (64, 48)) -> Path:
+    """An MJPG .avi whose odd frames show a red square (fake for the red model), even frames black."""
+    import cv2
+
+    width, height = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    assert writer.isOpened(), "OpenCV cannot write MJPG video here"
+    for i in range(frames):
+        writer.write(red_square(height, width, (8, 8, 30, 30)) if i % 2 else np.zeros((height, width, 3), np.uint8))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def video(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("videos") / "clip.avi")
+
+
+@pytest.fixture(name="red_square")
+def _red_square_fixture():
+    """The ``red_square(height, width, box)`` image maker."""
+    return red_square
+
+
+@pytest.fixture(name="build_red_model")
+def _build_red_model_fixture():
+    """The ``build_red_model(path, batch=..., precision=...)`` model writer."""
+    return build_red_model
+
+
+@pytest.fixture
+def contract() -> Preprocessing:
+    return CONTRACT
