@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch", type=_positive_int, default=8, metavar="N", help="images per inference batch (default: 8)")
     g.add_argument("--threshold", type=float, default=0.5, help="score at or above which the label is fake (default: 0.5)")
     g.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="onnxruntime intra-op threads (default: 0 = one per core)")
+                   help="CPU inference threads, onnxruntime and torch backends (default: 0 = the backend's default)")
 
     g = p.add_argument_group("inputs")
     g.add_argument("--max-pixels", type=_max_pixels, default="64M", metavar="N",

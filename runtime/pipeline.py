@@ -39,12 +39,14 @@ R = TypeVar("R")
 def prefetch(fn: Callable[[T], R], items: Iterable[T], *, workers: int, depth: int) -> Iterator[R]:
     """``map(fn, items)`` on ``workers`` threads, in order, with at most ``depth`` calls in flight.
 
-    ``items`` is pulled lazily, so a generator of a million paths is never materialized.
+    ``items`` is pulled lazily, so a generator of a million paths is never materialized; it is
+    closed when this generator is.
     """
     window: deque[Future] = deque()
     pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="fakelocator-decode")
+    source = iter(items)
     try:
-        for item in items:
+        for item in source:
             window.append(pool.submit(fn, item))
             if len(window) >= depth:
                 yield window.popleft().result()
@@ -54,6 +56,9 @@ def prefetch(fn: Callable[[T], R], items: Iterable[T], *, workers: int, depth: i
         for f in window:
             f.cancel()
         pool.shutdown(wait=True)
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
 
 
 _END = object()

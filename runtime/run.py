@@ -14,11 +14,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from fakelocator.errors import InputError
 from fakelocator.runtime.inputs import Input
 from fakelocator.runtime.locator import Locator
 from fakelocator.runtime.outputs import Journal, Layout, encode_jpeg, encode_map, write_atomic
-from fakelocator.runtime.overlay import DEFAULT_ALPHA, overlay
+from fakelocator.runtime.overlay import DEFAULT_ALPHA, jet_lut, overlay
 from fakelocator.runtime.results import LocateResult, VideoSummary
 
 
@@ -60,11 +62,17 @@ class RunStats:
 
 
 class OutputWriter:
-    """Writes one result's files in a thread pool; ``submit`` returns a future of its record."""
+    """Writes one result's files in a thread pool; ``submit`` returns a future of its record.
 
-    def __init__(self, layout: Layout, options: RunOptions):
+    Overlays use the preprocessor's ``overlay`` when it has one (the native library), else the
+    reference ``fakelocator.runtime.overlay.overlay``; both compute the same formula.
+    """
+
+    def __init__(self, layout: Layout, options: RunOptions, preprocessor=None):
         self.layout = layout
         self.options = options
+        native = getattr(preprocessor, "overlay", None)
+        self.overlay = (lambda image, m, alpha: native(image, m, alpha, jet_lut())) if native else overlay
         self.pool = ThreadPoolExecutor(max(1, options.writers), thread_name_prefix="fakelocator-write")
 
     def submit(self, result: LocateResult, item: Input, kind: str) -> Future:
@@ -80,9 +88,9 @@ class OutputWriter:
                 write_atomic(map_path, encode_map(result.map, self.options.map_depth))
                 record["map"] = self.layout.relative(map_path)
                 if self.options.overlay:
-                    image = result.image if result.color_order == "BGR" else result.image[:, :, ::-1]
+                    image = result.image if result.color_order == "BGR" else np.ascontiguousarray(result.image[:, :, ::-1])
                     over_path = self.layout.overlay_path(item.key, frame)
-                    write_atomic(over_path, encode_jpeg(overlay(image, result.map, self.options.overlay_alpha)))
+                    write_atomic(over_path, encode_jpeg(self.overlay(image, result.map, self.options.overlay_alpha)))
                     record["overlay"] = self.layout.relative(over_path)
             except OSError as e:
                 record.update(map=None, overlay=None, error=f"cannot write outputs ({e})")
@@ -108,7 +116,7 @@ def run(
     stats = RunStats(inputs=len(inputs))
     started = time.perf_counter()
     recorded = journal.recorded
-    writer = OutputWriter(layout, options)
+    writer = OutputWriter(layout, options, locator.preprocessor)
     window: deque[tuple[Input, Future]] = deque()
     limit = 2 * options.writers + locator.batch_size
 

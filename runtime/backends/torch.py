@@ -6,7 +6,8 @@ memory and replays one CUDA graph captured for a ``batch_size`` input, so a batc
 smaller batches are padded into the graph's static input.
 
 Options: ``fp16`` (default: True on GPU), ``channels_last`` (default: True on GPU), ``cuda_graphs``
-(default: True on GPU). None of them apply on the CPU.
+(default: True on GPU; none of these three apply on the CPU), ``threads`` (CPU threads, 0 =
+torch's default; it sets torch's process-wide thread count).
 """
 
 from __future__ import annotations
@@ -36,12 +37,17 @@ def load(
     fp16: bool | None = None,
     channels_last: bool | None = None,
     cuda_graphs: bool | None = None,
+    threads: int = 0,
     **options,
 ) -> "TorchBackend":
     if options:
         raise FakeLocatorError(
-            f"torch backend: unknown options {sorted(options)}; it takes fp16, channels_last, cuda_graphs"
+            f"torch backend: unknown options {sorted(options)}; it takes fp16, channels_last, cuda_graphs, threads"
         )
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
     return TorchBackend(
         model, device=device, batch_size=batch_size, fp16=fp16, channels_last=channels_last, cuda_graphs=cuda_graphs
     )

@@ -282,3 +282,13 @@ def test_video_frames_over_max_pixels_are_refused(red_model, video):
     with Locator.load(red_model, device="cpu", max_pixels=64 * 48 - 1) as loc:
         with pytest.raises(InputError, match="over the limit"):
             loc.locate_video(video)
+
+
+def test_closing_a_video_early_stops_its_reader(locator, video):
+    import threading
+
+    with locator.locate_video(video) as clip:
+        first = next(iter(clip))
+    assert first.frame == 0
+    assert not [t for t in threading.enumerate() if t.name == "fakelocator-reader"]
+    assert clip.summary.frames >= 1  # what was read before closing
