@@ -116,3 +116,17 @@ def test_bad_arrays(array, reason):
 def test_a_video_path_is_not_an_image(tmp_path):
     with pytest.raises(InputError, match="is a video; use locate_video"):
         load_image(str(tmp_path / "clip.mp4"))
+
+
+def test_exif_orientation_is_applied():
+    pil = pytest.importorskip("PIL.Image")
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :10] = 255  # a white band on the left
+    image = pil.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", exif=exif.tobytes())
+    out = decode_image(buf.getvalue(), "rotated.jpg")
+    assert out.shape == (40, 20, 3)
+    assert out[:10].mean() > 200 and out[-10:].mean() < 50  # the band is now on top
