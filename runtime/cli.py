@@ -1,0 +1,208 @@
+"""trt-locate: fakeness maps at full resolution for images, folders and videos.
+
+Writes, under --out DIR: maps/<input path without suffix>.png (gray, the input's width and height,
+map x 255, or x 65535 with --map-depth 16); maps/<video>/<frame:06d>.png for sampled video frames;
+overlays/... .jpg with --overlay; and results.jsonl, one JSON object per image, sampled frame and
+video (path, frame, map, overlay, score, label, width, height, bbox, error, timings_ms; videos add a
+summary). Inputs are files, folders (recursive), globs, videos, or list files (.txt/.lst, or - for
+stdin). A bad input yields a record with its error and the run goes on.
+
+Exit status: 0 every input succeeded, 1 some inputs failed, 2 usage or model error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fakelocator import __version__
+from fakelocator.errors import FakeLocatorError
+
+PROG = "trt-locate"
+
+
+def _max_pixels(text: str) -> int | None:
+    t = text.strip().lower()
+    if t in ("0", "none", "off"):
+        return None
+    scale = {"k": 1e3, "m": 1e6, "g": 1e9}.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if scale != 1 else t) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a pixel count like 64M or 1000000, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 pixel, got {text!r}")
+    return int(value)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image, video, folder, glob, list file, or - (list on stdin)")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--version", action="version", version=f"{PROG} (fakelocator) {__version__}")
+
+    g = p.add_argument_group("model")
+    g.add_argument("--model", "-m", metavar="PATH", help="an .onnx, .engine or checkpoint (default: the embedded model)")
+    g.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"),
+                   help="inference backend; auto takes the fastest available for the model (default: auto)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    g.add_argument("--batch", type=_positive_int, default=8, metavar="N", help="images per inference batch (default: 8)")
+    g.add_argument("--threshold", type=float, default=0.5, help="score at or above which the label is fake (default: 0.5)")
+    g.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="CPU inference threads, onnxruntime and torch backends (default: 0 = the backend's default)")
+
+    g = p.add_argument_group("inputs")
+    g.add_argument("--max-pixels", type=_max_pixels, default="64M", metavar="N",
+                   help="refuse images and frames larger than this, from their header (default: 64M; 0 = no limit)")
+    g.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="decoding, upsampling and writing threads each (default: min(8, CPUs))")
+    video = g.add_mutually_exclusive_group()
+    video.add_argument("--every", type=_positive_int, metavar="N", help="videos: analyse every N-th frame")
+    video.add_argument("--fps", type=_positive_float, metavar="F", help="videos: analyse F frames per second")
+    g.add_argument("--max-frames", type=_positive_int, metavar="N", help="videos: at most N sampled frames each")
+
+    g = p.add_argument_group("outputs")
+    g.add_argument("--map-depth", type=int, choices=(8, 16), default=8, help="bits per map pixel (default: 8)")
+    g.add_argument("--overlay", action="store_true", help="also write heat-map overlays under DIR/overlays")
+    g.add_argument("--overlay-alpha", type=float, default=0.5, metavar="A", help="overlay heat-map weight (default: 0.5)")
+    resume = g.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="skip inputs already recorded in DIR/results.jsonl")
+    resume.add_argument("--overwrite", action="store_true", help="start DIR/results.jsonl over")
+    g.add_argument("--json", action="store_true", help="also print each record on stdout as a JSON line")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no per-input error lines")
+    return p
+
+
+class _Progress:
+    """A tqdm bar on stderr when it is a terminal; per-input error lines otherwise."""
+
+    def __init__(self, total: int, enabled: bool, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+        if enabled and not quiet and sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, file=sys.stderr, unit="input", dynamic_ncols=True, leave=False)
+
+    def error(self, path: str, reason: str) -> None:
+        if self.quiet:
+            return
+        line = f"{PROG}: {path}: {reason}"
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run_cli(args)
+    except FakeLocatorError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; rerun with --resume to continue", file=sys.stderr)
+        return 130
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    import cv2
+
+    from fakelocator.runtime.inputs import expand
+    from fakelocator.runtime.locator import Locator
+    from fakelocator.runtime.outputs import Journal, Layout
+    from fakelocator.runtime.run import RunOptions, run
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # errors only: decode failures are reported per input, not as library warnings
+    if not 0.0 <= args.overlay_alpha <= 1.0:
+        raise FakeLocatorError(f"--overlay-alpha must be in [0, 1], got {args.overlay_alpha}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise FakeLocatorError(f"--out {out}: exists and is not a folder")
+    inputs = expand(args.inputs, exclude=out)
+    if not inputs:
+        raise FakeLocatorError("no inputs (an empty list?)")
+
+    backend_options = {"threads": args.threads} if args.threads else {}
+    locator = Locator.load(
+        args.model, backend=args.backend, device=args.device, batch_size=args.batch, threshold=args.threshold,
+        workers=args.workers, max_pixels=args.max_pixels, **backend_options,
+    )
+    layout = Layout(out)
+    journal = Journal(layout.results, resume=args.resume, overwrite=args.overwrite)
+    if args.resume:
+        layout.remove_temporaries()
+    options = RunOptions(
+        every=args.every, fps=args.fps, max_frames=args.max_frames, map_depth=args.map_depth,
+        overlay=args.overlay, overlay_alpha=args.overlay_alpha, writers=locator.workers,
+    )
+    progress = _Progress(len(inputs), enabled=True, quiet=args.quiet)
+
+    def on_record(record: dict) -> None:
+        if record["error"] is not None:
+            where = record["path"] if record["frame"] is None else f"{record['path']} frame {record['frame']}"
+            progress.error(where, record["error"])
+        if args.json:
+            print(json.dumps(record, separators=(",", ":")), flush=True)
+
+    try:
+        with locator:
+            stats = run(locator, inputs, layout, journal, options, on_record=on_record,
+                        on_input_done=lambda item, ok: progress.advance())
+    finally:
+        progress.close()
+        journal.close()
+
+    rate = stats.processed / stats.seconds if stats.seconds > 0 else 0.0
+    resumed = f", {stats.skipped} already done" if stats.skipped else ""
+    print(
+        f"{PROG}: {_count(stats.inputs, 'input')} ({_count(stats.images, 'image')}, {_count(stats.videos, 'video')}, "
+        f"{_count(stats.frames, 'frame')}): "
+        f"{stats.ok} ok, {stats.failed} failed, {stats.fake} fake{resumed}; "
+        f"{stats.processed} analysed in {stats.seconds:.1f} s ({rate:.1f}/s, {locator.backend.name} on {locator.backend.device})",
+        file=sys.stderr,
+    )
+    print(f"{PROG}: maps in {out / 'maps'}, records in {layout.results}", file=sys.stderr)
+    return 1 if stats.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""``trt-locate``'s inputs: expanding arguments into files, and naming each file's outputs.
+
+An argument is
+
+- ``-``: a list of inputs, one per line, read from stdin (relative entries: from the current folder);
+- a ``.txt`` / ``.lst`` / ``.list`` file: a list of inputs, one per line (relative entries: from the
+  list file's folder); blank lines and lines starting with ``#`` are skipped;
+- a folder: every image and video under it, recursively, sorted (hidden files and folders, and the
+  output folder, are skipped);
+- a glob (``*``, ``?``, ``[``; ``**`` recurses) that matches no file literally;
+- any other path: one image, or a video when its suffix is a video suffix. Whether it is really an
+  image is found out when it is decoded.
+
+Arguments that name nothing (a missing path, a glob without matches, a folder without images)
+become inputs with an error, recorded like any other bad input. The same file named twice is
+processed once.
+
+Output keys. An input's outputs are named by its path without its suffix: ``a/b.jpg`` →
+``maps/a/b.png``; a video ``v/c.mp4`` → ``maps/v/c/000012.png``. Paths outside the current folder
+(absolute, or climbing with ``..``) keep their absolute path under ``_abs``: ``/data/x.jpg`` →
+``maps/_abs/data/x.png``. When two inputs would share a name (``a/b.jpg`` and ``a/b.png``, or a
+video's frame folder and an image under it), each of them keeps its suffix in its key
+(``maps/a/b.jpg.png``, ``maps/a/b.png.png``); any remaining clash gets ``~2``, ``~3``…
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import Iterable, TextIO
+
+from fakelocator.runtime.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_video_path
+
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class Input:
+    path: str  # as recorded in results.jsonl: the user's spelling, normalized
+    kind: str  # "image" | "video"
+    key: str = ""  # output key (see the module docstring)
+    error: str | None = None  # set when the argument named nothing usable
+
+
+def expand(
+    args: Iterable[str], *, stdin: TextIO | None = None, exclude: str | os.PathLike | None = None, cwd: str | None = None
+) -> list[Input]:
+    """Arguments → inputs in argument order, deduplicated, with output keys assigned."""
+    cwd = cwd or os.getcwd()
+    excluded = os.path.realpath(exclude) if exclude is not None else None
+    found: list[Input] = []
+    for arg in args:
+        found.extend(_expand_one(arg, stdin=stdin or sys.stdin, excluded=excluded, base=None, nested=False))
+    unique, seen = [], set()
+    for item in found:
+        ident = os.path.realpath(item.path) if item.error is None else ("error", item.path)
+        if ident in seen:
+            continue
+        seen.add(ident)
+        unique.append(item)
+    return assign_keys(unique, cwd)
+
+
+def _expand_one(arg: str, *, stdin: TextIO, excluded: str | None, base: str | None, nested: bool) -> list[Input]:
+    if arg == "-" and not nested:
+        return _expand_list(stdin.read().splitlines(), stdin=stdin, excluded=excluded, base=None)
+    path = os.path.normpath(os.path.join(base, arg)) if base and not os.path.isabs(arg) else os.path.normpath(arg)
+    if os.path.isdir(path):
+        files = list(_walk(path, excluded))
+        if not files:
+            return [Input(path, "image", error="folder has no images or videos")]
+        return [Input(f, _kind(f)) for f in files]
+    if os.path.isfile(path) and Path(path).suffix.lower() in LIST_SUFFIXES and not nested:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            return [Input(path, "image", error=f"list file cannot be read ({e})")]
+        return _expand_list(lines, stdin=stdin, excluded=excluded, base=os.path.dirname(path))
+    if not os.path.lexists(path) and _GLOB_CHARS & set(arg):
+        pattern = os.path.join(base, arg) if base and not os.path.isabs(arg) else arg
+        matches = sorted(glob.glob(pattern, recursive=True))
+        files = [os.path.normpath(m) for m in matches if os.path.isfile(m) and _wanted(m)]
+        for m in matches:
+            if os.path.isdir(m):
+                files.extend(_walk(os.path.normpath(m), excluded))
+        if not files:
+            return [Input(arg, "image", error="no image or video matches this pattern")]
+        return [Input(f, _kind(f)) for f in files]
+    if not os.path.lexists(path):
+        return [Input(path, _kind(path), error="no such file")]
+    return [Input(path, _kind(path))]
+
+
+def _expand_list(lines: list[str], *, stdin: TextIO, excluded: str | None, base: str | None) -> list[Input]:
+    out = []
+    for line in lines:
+        entry = line.strip()
+        if entry and not entry.startswith("#"):
+            out.extend(_expand_one(entry, stdin=stdin, excluded=excluded, base=base, nested=True))
+    return out
+
+
+def _walk(folder: str, excluded: str | None) -> Iterable[str]:
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if not d.startswith(".") and os.path.realpath(os.path.join(dirpath, d)) != excluded
+        )
+        for name in sorted(filenames):
+            if not name.startswith(".") and _wanted(name):
+                yield os.path.join(dirpath, name)
+
+
+def _wanted(name: str) -> bool:
+    suffix = Path(name).suffix.lower()
+    return suffix in IMAGE_EXTENSIONS or suffix in VIDEO_EXTENSIONS
+
+
+def _kind(path: str) -> str:
+    return "video" if is_video_path(path) else "image"
+
+
+def base_key(path: str, cwd: str) -> PurePosixPath:
+    """The output key of ``path`` before clash resolution, suffix included."""
+    p = os.path.normpath(path)
+    if not os.path.isabs(p) and p != ".." and not p.startswith(".." + os.sep):
+        return PurePosixPath(Path(p).as_posix())
+    absolute = Path(os.path.normpath(os.path.join(cwd, p)))
+    try:
+        return PurePosixPath(absolute.relative_to(cwd).as_posix())
+    except ValueError:
+        return PurePosixPath("_abs") / absolute.relative_to(absolute.anchor).as_posix()
+
+
+def assign_keys(inputs: list[Input], cwd: str) -> list[Input]:
+    full = [str(base_key(i.path, cwd)) for i in inputs]
+    stems = [str(PurePosixPath(k).with_suffix("")) if PurePosixPath(k).suffix else k for k in full]
+    counts = Counter(stems)
+    image_folders = {str(parent) for s, i in zip(stems, inputs) if i.kind == "image" for parent in PurePosixPath(s).parents}
+    out, used = [], set()
+    for item, name, stem in zip(inputs, full, stems):
+        clash = counts[stem] > 1
+        if item.kind == "video":  # its frames go in a folder named like its stem
+            clash = clash or stem in image_folders
+        key = name if clash else stem
+        candidate, n = key, 1
+        while candidate in used:
+            n += 1
+            candidate = f"{key}~{n}"
+        used.add(candidate)
+        out.append(replace(item, key=candidate))
+    return out

@@ -1,0 +1,308 @@
+"""``Locator``: the Python API of the runtime.
+
+    from fakelocator.runtime import Locator
+
+    with Locator.load("model.onnx") as locator:                 # or Locator.load() for the default model
+        result = locator.locate("photo.jpg")                     # one input → one LocateResult
+        results = locator.locate([bgr_array, png_bytes, "b.png"])
+        for r in locator.locate_iter(paths, on_error="record"):  # streaming, tolerant
+            ...
+        video = locator.locate_video("clip.mp4", fps=2)
+        for frame in video:
+            ...
+        verdict = video.summary.label
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from fakelocator.errors import FakeLocatorError, InputError
+from fakelocator.runtime.backends import load_backend
+from fakelocator.runtime.backends.base import Backend
+from fakelocator.runtime.decode import DEFAULT_MAX_PIXELS, load_image, to_color_image
+from fakelocator.runtime.pipeline import Job, Runner, background, prefetch
+from fakelocator.runtime.preprocess import Preprocessor, select_preprocessor
+from fakelocator.runtime.regions import RegionProvider, clip_boxes
+from fakelocator.runtime.results import BBOX_LEVEL, FrameResult, LocateResult
+from fakelocator.runtime.video import RawFrame, Sampling, VideoReader, VideoResults
+
+ON_ERROR = ("raise", "record")
+
+
+def default_model_path() -> Path:
+    """Where the embedded default model lives: ``fakelocator/weights/default/model.onnx``."""
+    import fakelocator
+
+    return Path(fakelocator.__file__).resolve().parent / "weights" / "default" / "model.onnx"
+
+
+def _default_workers() -> int:
+    return max(2, min(8, os.cpu_count() or 2))
+
+
+class Locator:
+    """A loaded model plus the pipeline around it.
+
+    Args:
+        backend: a loaded ``Backend`` (see ``Locator.load`` to load one from a file).
+        batch_size: crops per inference call.
+        threshold: ``score >= threshold`` is labelled "fake".
+        preprocessor: "auto" (the native library when built, else numpy), "numpy", "native", or a
+            ``Preprocessor`` instance.
+        workers: decoding threads (and as many upsampling threads); default min(8, CPU count).
+        prefetch: inputs decoded ahead of inference; default max(2 batches, workers). Decoded
+            images held in memory at once are about ``prefetch + 3 * batch_size``: lower it for
+            very large images.
+        max_pixels: larger images are refused from their header; None for no limit.
+        regions: an optional region provider (see ``fakelocator.runtime.regions``), e.g. face crops.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        batch_size: int = 8,
+        threshold: float = 0.5,
+        preprocessor: str | Preprocessor = "auto",
+        workers: int | None = None,
+        prefetch: int | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        regions: RegionProvider | None = None,
+        bbox_level: float = BBOX_LEVEL,
+    ):
+        if batch_size < 1:
+            raise FakeLocatorError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0.0 <= threshold <= 1.0:
+            raise FakeLocatorError(f"threshold must be in [0, 1], got {threshold}")
+        self.backend = backend
+        self.batch_size = batch_size
+        self.threshold = threshold
+        self.preprocessor = select_preprocessor(preprocessor) if isinstance(preprocessor, str) else preprocessor
+        self.workers = workers or _default_workers()
+        self.prefetch = prefetch or max(2 * batch_size, self.workers)
+        self.max_pixels = max_pixels
+        self.regions = regions
+        self.bbox_level = bbox_level
+
+    @classmethod
+    def load(
+        cls,
+        model: str | os.PathLike | None = None,
+        backend: str = "auto",
+        device: str = "auto",
+        batch_size: int = 8,
+        threshold: float = 0.5,
+        *,
+        preprocessor: str | Preprocessor = "auto",
+        workers: int | None = None,
+        prefetch: int | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        regions: RegionProvider | None = None,
+        **backend_options: Any,
+    ) -> "Locator":
+        """Load a model and build a locator around it.
+
+        Args:
+            model: an exported ``.onnx``, a TensorRT ``.engine`` (with its sidecar JSON), or a
+                ``.pt``/``.safetensors`` checkpoint (torch backend). None: the embedded default model.
+            backend: "auto" (the fastest available for the file: tensorrt > onnxruntime > torch),
+                "tensorrt", "onnxruntime" or "torch".
+            device: "auto", "cpu", "cuda" or "cuda:N".
+            backend_options: passed to the backend's ``load`` (e.g. ``threads`` for onnxruntime).
+        """
+        if model is None:
+            model = default_model_path()
+            if not model.is_file():
+                raise FakeLocatorError(
+                    f"the default model is not installed ({model} is missing); pass a model file "
+                    "(an exported .onnx, an .engine or a checkpoint)"
+                )
+        loaded = load_backend(model, backend, device=device, batch_size=batch_size, **backend_options)
+        return cls(
+            loaded,
+            batch_size=batch_size,
+            threshold=threshold,
+            preprocessor=preprocessor,
+            workers=workers,
+            prefetch=prefetch,
+            max_pixels=max_pixels,
+            regions=regions,
+        )
+
+    @property
+    def info(self):
+        """The model's ``ModelInfo`` (path, format, preprocessing contract, config, provenance, precision)."""
+        return self.backend.info
+
+    def __repr__(self) -> str:
+        return (
+            f"Locator(model={self.info.path!r}, backend={self.backend.name!r}, device={self.backend.device!r}, "
+            f"batch_size={self.batch_size}, preprocessor={self.preprocessor.name!r})"
+        )
+
+    # ---- images -------------------------------------------------------------------------------
+
+    def locate(
+        self, images: Any, color_order: str = "BGR", *, on_error: str = "raise", keep_images: bool = False
+    ) -> LocateResult | list[LocateResult]:
+        """Locate manipulations in one input or a list of them.
+
+        Args:
+            images: a path, encoded bytes, a uint8/uint16 array ((H, W), (H, W, 3) or (H, W, 4)),
+                or a list of those (a 4-D array is a list of images).
+            color_order: "BGR" or "RGB": the channel order of arrays (BGRA/RGBA: alpha is dropped).
+                Files and bytes are decoded by the runtime and need none.
+            on_error: "raise" (InputError on the first bad input) or "record" (a result with ``error``).
+            keep_images: attach each decoded image to its result (``result.image``), e.g. for overlays.
+
+        Returns:
+            a ``LocateResult``, or a list of them in input order.
+        """
+        single = isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)) or (
+            isinstance(images, np.ndarray) and images.ndim in (2, 3)
+        )
+        results = list(self.locate_iter([images] if single else images, color_order, on_error=on_error, keep_images=keep_images))
+        return results[0] if single else results
+
+    def locate_iter(
+        self, images: Iterable[Any], color_order: str = "BGR", *, on_error: str = "raise", keep_images: bool = False
+    ) -> Iterator[LocateResult]:
+        """Like ``locate`` on an iterable, yielding results in order as their batches finish.
+
+        The iterable is consumed lazily (``prefetch`` ahead), so it can be a generator over a
+        whole bucket of files.
+        """
+        self._check_on_error(on_error)
+
+        def decode(numbered: tuple[int, Any]) -> Job:
+            index, item = numbered
+            if isinstance(item, np.ndarray):
+                source = f"<array {index}>"
+            elif isinstance(item, (bytes, bytearray, memoryview)):
+                source = f"<bytes {index}>"
+            else:
+                source = os.fspath(item) if isinstance(item, (str, os.PathLike)) else f"<input {index}>"
+            job = Job(index=index, source=source)
+            t0 = time.perf_counter()
+            try:
+                job.image, job.color_order, _ = load_image(
+                    item, color_order=color_order, max_pixels=self.max_pixels, source=source
+                )
+                job.height, job.width = job.image.shape[:2]
+            except InputError as e:
+                job.error = e.reason
+            except Exception as e:  # noqa: BLE001 - one broken input must not end the run
+                job.error = f"cannot be decoded ({type(e).__name__}: {e})"
+            job.timings["decode"] = (time.perf_counter() - t0) * 1000
+            self._add_regions(job, index)
+            return job
+
+        jobs = prefetch(decode, enumerate(images), workers=self.workers, depth=self.prefetch)
+        return self._finish(jobs, on_error, keep_images)
+
+    # ---- videos -------------------------------------------------------------------------------
+
+    def locate_video(
+        self,
+        path: str | os.PathLike,
+        *,
+        every: int | None = None,
+        fps: float | None = None,
+        max_frames: int | None = None,
+        on_error: str = "record",
+        keep_images: bool = False,
+        top_k: int = 5,
+        verdict_by: str = "p95",
+        known: dict[int, float | None] | None = None,
+    ) -> VideoResults:
+        """Open a video and return its per-frame results, iterable as frames are decoded, with a summary.
+
+        Args:
+            every, fps: sample every N-th frame, or F frames per second of video (default: every frame).
+            max_frames: stop after this many sampled frames.
+            on_error: for frames that fail to decode: "record" (default: a FrameResult with ``error``)
+                or "raise". A video that cannot be opened raises InputError right away.
+            top_k: frames listed in ``summary.top_frames``.
+            verdict_by: the statistic the summary's label is taken on: "p95", "max" or "mean".
+            known: {frame: score, or None if it failed} already known (resume): skipped, but summarized.
+        """
+        self._check_on_error(on_error)
+        reader = VideoReader(path, Sampling(every, fps, max_frames), max_pixels=self.max_pixels)
+        return VideoResults(
+            self, reader, on_error=on_error, keep_images=keep_images, top_k=top_k, verdict_by=verdict_by, known=known
+        )
+
+    def _run_frames(self, source: str, frames: Iterator[RawFrame], *, on_error: str, keep_images: bool) -> Iterator[FrameResult]:
+        def prepare(raw: RawFrame) -> Job:
+            job = Job(index=raw.index, source=source, frame=raw.index, time_s=raw.time_s)
+            job.timings["decode"] = raw.decode_ms
+            if raw.image is None:
+                job.error = f"frame {raw.index} could not be decoded"
+            else:
+                try:
+                    job.image = to_color_image(raw.image, "BGR", f"{source} frame {raw.index}")
+                    job.height, job.width = job.image.shape[:2]
+                except InputError as e:
+                    job.error = e.reason
+            self._add_regions(job, raw.index)
+            return job
+
+        jobs = prefetch(prepare, background(frames, depth=self.prefetch), workers=self.workers, depth=self.prefetch)
+        return self._finish(jobs, on_error, keep_images)
+
+    # ---- shared -------------------------------------------------------------------------------
+
+    def _add_regions(self, job: Job, index: int) -> None:
+        if self.regions is None or job.error is not None:
+            return
+        t0 = time.perf_counter()
+        try:
+            boxes = self.regions(job.image, job.color_order, index)
+            job.boxes = None if boxes is None else clip_boxes(boxes, job.width, job.height, job.source)
+        except InputError as e:
+            job.error = e.reason
+        except Exception as e:  # noqa: BLE001 - a failing provider fails this input only
+            job.error = f"region provider failed ({type(e).__name__}: {e})"
+        job.timings["regions"] = (time.perf_counter() - t0) * 1000
+
+    def _finish(self, jobs: Iterator[Job], on_error: str, keep_images: bool) -> Iterator[LocateResult]:
+        runner = Runner(
+            self.backend,
+            self.preprocessor,
+            batch_size=self.batch_size,
+            threshold=self.threshold,
+            workers=self.workers,
+            keep_images=keep_images,
+            bbox_level=self.bbox_level,
+        )
+        results = runner.run(jobs)
+        try:
+            for result in results:
+                if result.error is not None and on_error == "raise":
+                    raise InputError(result.source, result.error)
+                yield result
+        finally:
+            results.close()
+            close = getattr(jobs, "close", None)
+            if close is not None:
+                close()
+
+    @staticmethod
+    def _check_on_error(on_error: str) -> None:
+        if on_error not in ON_ERROR:
+            raise FakeLocatorError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

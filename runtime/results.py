@@ -1,0 +1,200 @@
+"""What the runtime returns: per-image and per-frame results, and a video's summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: The map level whose bounding box ``bbox`` reports.
+BBOX_LEVEL = 0.1
+LABELS = ("real", "fake")
+VERDICT_STATISTICS = ("p95", "max", "mean")
+
+Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) in pixels, x1 and y1 exclusive: image[y0:y1, x0:x1]
+
+
+@dataclass
+class RegionResult:
+    """One analysed region (e.g. a face crop from a region provider) and its own score."""
+
+    box: Box
+    score: float
+
+
+@dataclass
+class LocateResult:
+    """The outcome for one image.
+
+    Attributes:
+        source: the input's path, or ``<array i>`` / ``<bytes i>`` for in-memory inputs.
+        map: (height, width) float32 fakeness in [0, 1] at the image's own resolution; None on error.
+        score: probability that the image is fake; None on error.
+        label: "fake" when ``score >= threshold``, else "real"; None on error.
+        bbox: (x0, y0, x1, y1), x1/y1 exclusive, of the pixels where ``map >= 0.1``; None if none are.
+        width, height: the image's size (after EXIF orientation); None when it could not be read.
+        timings: milliseconds per stage: ``decode``, ``preprocess``, ``infer``, ``upsample`` (and
+            ``regions`` with a region provider; the CLI adds ``write``). Batch stages are the batch's
+            time divided evenly over the crops in it.
+        error: None, or why this input failed (with ``on_error="record"``).
+        regions: the analysed regions when a region provider was used, else None.
+        image: the decoded uint8 (H, W, 3) image when asked for with ``keep_images=True``.
+        color_order: the channel order of ``image``.
+    """
+
+    source: str
+    map: np.ndarray | None = field(default=None, repr=False)
+    score: float | None = None
+    label: str | None = None
+    bbox: Box | None = None
+    width: int | None = None
+    height: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    regions: list[RegionResult] | None = None
+    image: np.ndarray | None = field(default=None, repr=False)
+    color_order: str = "BGR"
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON-serializable fields (no arrays)."""
+        record = {
+            "path": self.source,
+            "frame": getattr(self, "frame", None),
+            "map": None,  # file names are the writer's to fill in
+            "overlay": None,
+            "score": self.score,
+            "label": self.label,
+            "width": self.width,
+            "height": self.height,
+            "bbox": list(self.bbox) if self.bbox is not None else None,
+            "error": self.error,
+            "timings_ms": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+        if self.regions is not None:
+            record["regions"] = [{"box": list(r.box), "score": r.score} for r in self.regions]
+        return record
+
+
+@dataclass
+class FrameResult(LocateResult):
+    """A ``LocateResult`` for one sampled video frame.
+
+    Attributes:
+        frame: the frame's index in the video (0-based, counting every decoded frame).
+        time_s: its timestamp in seconds.
+    """
+
+    frame: int = -1
+    time_s: float | None = None
+
+
+@dataclass
+class VideoSummary:
+    """One video's verdict from its sampled frames' scores.
+
+    Attributes:
+        source: the video's path.
+        frames: sampled frames with a score; ``failed_frames`` sampled frames that failed.
+        max_score, mean_score, p95_score: statistics of the frame scores (None without frames).
+        top_frames: up to ``top_k`` (frame, score) pairs, highest score first.
+        verdict_by: which statistic decides the label ("p95" by default: one odd frame does not
+            flag a video, a manipulation present in at least 5 % of the sampled frames does).
+        label: "fake" when that statistic >= ``threshold``, else "real"; None without frames.
+        fps, frame_count, width, height: what the container reports (frame_count may be an estimate).
+        frames_read: frames decoded or skipped before reading stopped.
+        error: None, or why the video failed as a whole.
+    """
+
+    source: str
+    frames: int = 0
+    failed_frames: int = 0
+    max_score: float | None = None
+    mean_score: float | None = None
+    p95_score: float | None = None
+    top_frames: list[tuple[int, float]] = field(default_factory=list)
+    threshold: float = 0.5
+    verdict_by: str = "p95"
+    label: str | None = None
+    fps: float | None = None
+    frame_count: int | None = None
+    width: int | None = None
+    height: int | None = None
+    frames_read: int = 0
+    error: str | None = None
+
+    @property
+    def score(self) -> float | None:
+        """The statistic the verdict is taken on."""
+        return {"p95": self.p95_score, "max": self.max_score, "mean": self.mean_score}[self.verdict_by]
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "path": self.source,
+            "frame": None,
+            "map": None,
+            "overlay": None,
+            "score": self.score,
+            "label": self.label,
+            "width": self.width,
+            "height": self.height,
+            "bbox": None,
+            "error": self.error,
+            "timings_ms": {},
+            "summary": {
+                "frames": self.frames,
+                "failed_frames": self.failed_frames,
+                "max_score": self.max_score,
+                "mean_score": self.mean_score,
+                "p95_score": self.p95_score,
+                "top_frames": [{"frame": f, "score": s} for f, s in self.top_frames],
+                "threshold": self.threshold,
+                "verdict_by": self.verdict_by,
+                "fps": self.fps,
+                "frame_count": self.frame_count,
+                "frames_read": self.frames_read,
+            },
+        }
+
+
+def label_of(score: float, threshold: float) -> str:
+    return "fake" if score >= threshold else "real"
+
+
+def bbox_of(map_full: np.ndarray, level: float = BBOX_LEVEL) -> Box | None:
+    """(x0, y0, x1, y1), exclusive ends, of the pixels where ``map_full >= level``; None if there are none."""
+    mask = map_full >= level
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask[rows[0]:rows[-1] + 1].any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def summarize(
+    source: str,
+    scores: dict[int, float],
+    *,
+    threshold: float,
+    top_k: int = 5,
+    verdict_by: str = "p95",
+    failed_frames: int = 0,
+    **video: Any,
+) -> VideoSummary:
+    """A ``VideoSummary`` from {frame: score}. ``video`` passes fps, frame_count, width, height, frames_read, error."""
+    summary = VideoSummary(source, failed_frames=failed_frames, threshold=threshold, verdict_by=verdict_by, **video)
+    if not scores:
+        return summary
+    values = np.fromiter(scores.values(), np.float64, len(scores))
+    summary.frames = len(scores)
+    summary.max_score = float(values.max())
+    summary.mean_score = float(values.mean())
+    summary.p95_score = float(np.percentile(values, 95))
+    ranked = sorted(scores.items(), key=lambda fs: (-fs[1], fs[0]))
+    summary.top_frames = [(int(f), float(s)) for f, s in ranked[:top_k]]
+    summary.label = label_of(summary.score, threshold)
+    return summary
