@@ -132,16 +132,19 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(yaml.safe_dump(config.to_dict(), sort_keys=False))
         return 0
     logger = logging.getLogger("fakelocator")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
     try:
         result = train(config, resume=args.resume)
     except KeyboardInterrupt:
         print(f"to continue from the last completed epoch: fakelocator train --out {config.out} --resume", file=sys.stderr)
         raise
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
     print(f"model: {result.weights}")
     print(f"metrics: {result.out / 'metrics.jsonl'}  checkpoints: {result.out / 'checkpoints'}")
     return 0
