@@ -48,7 +48,10 @@ def jpeg(image: np.ndarray, quality: int, *, color_order: str = "RGB") -> np.nda
 
 
 def gaussian_blur(image: np.ndarray, kernel_size: int, sigma: float | None = None) -> np.ndarray:
-    """Gaussian blur with an odd ``kernel_size`` × ``kernel_size`` kernel; 1 is the identity. Borders reflect (OpenCV's default)."""
+    """Gaussian blur with an odd ``kernel_size`` × ``kernel_size`` kernel; 1 is the identity.
+
+    Borders reflect (OpenCV's default).
+    """
     import cv2
 
     check_color_image(image)
@@ -58,7 +61,8 @@ def gaussian_blur(image: np.ndarray, kernel_size: int, sigma: float | None = Non
         raise FakeLocatorError(f"blur sigma must be > 0, got {sigma}")
     if kernel_size == 1:
         return image.copy()
-    return cv2.GaussianBlur(image, (int(kernel_size), int(kernel_size)), sigmaX=float(sigma or 0.0), sigmaY=float(sigma or 0.0))
+    k, s = int(kernel_size), float(sigma or 0.0)  # sigma 0: OpenCV derives it from the size
+    return cv2.GaussianBlur(image, (k, k), sigmaX=s, sigmaY=s)
 
 
 def gaussian_noise(image: np.ndarray, variance: float, rng: np.random.Generator | int) -> np.ndarray:

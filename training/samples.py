@@ -194,7 +194,9 @@ def _from_manifest(root: Path, problems: list[str]) -> list[Sample]:
             columns = reader.fieldnames or []
             missing = [c for c in ("image", "kind") if c not in columns]
             if missing:
-                raise FakeLocatorError(f"{manifest}: missing column(s) {', '.join(missing)}; expected {','.join(MANIFEST_COLUMNS)}")
+                raise FakeLocatorError(
+                    f"{manifest}: missing column(s) {', '.join(missing)}; expected {','.join(MANIFEST_COLUMNS)}"
+                )
             rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise FakeLocatorError(f"{manifest}: cannot be read ({e})") from None

@@ -213,10 +213,13 @@ def build_data(config: TrainConfig, attention_provider: AttentionProvider | None
 
 def _log_samples(name: str, samples: list[Sample]) -> None:
     kinds = count_kinds(samples)
-    log.info("%s: %d images (%d real, %d partial, %d entire)", name, len(samples), kinds["real"], kinds["partial"], kinds["entire"])
+    log.info("%s: %d images (%d real, %d partial, %d entire)",
+             name, len(samples), kinds["real"], kinds["partial"], kinds["entire"])
 
 
-def make_loader(dataset: FakeLocatorDataset, sampler: EpochSampler, config: TrainConfig, device: torch.device, *, train: bool) -> DataLoader:
+def make_loader(
+    dataset: FakeLocatorDataset, sampler: EpochSampler, config: TrainConfig, device: torch.device, *, train: bool
+) -> DataLoader:
     # Drop an incomplete last batch in training (BatchNorm statistics over a single image are
     # meaningless, and the DeepLab pooling branch refuses them), unless there is no full batch.
     drop_last = train and len(sampler) >= config.batch_size
@@ -259,7 +262,10 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
-    """The learning rate of global step ``step`` (0-based) of ``total_steps``: a pure function, so resuming needs no scheduler state."""
+    """The learning rate of global step ``step`` (0-based) of ``total_steps``.
+
+    A pure function of the step, so resuming needs no scheduler state.
+    """
     if config.lr_schedule == "cosine":
         return config.lr * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
     return config.lr
@@ -504,7 +510,8 @@ def _write_metrics(history: list[dict], path: Path) -> None:
 
 def _format_epoch(record: dict) -> str:
     t = record["train"]
-    text = f"epoch {record['epoch']}/{record['epochs']}: train loss {t['loss']:.4f} (map {t['map_loss']:.4f}, cls {t['cls_loss']:.4f})"
+    text = (f"epoch {record['epoch']}/{record['epochs']}: "
+            f"train loss {t['loss']:.4f} (map {t['map_loss']:.4f}, cls {t['cls_loss']:.4f})")
     v = record.get("val")
     if v:
         def f(x, spec):
@@ -579,7 +586,9 @@ def train(
         saved = load_checkpoint(last)
         _check_resumable(saved, config, last)
     elif last.exists():
-        raise FakeLocatorError(f"{out} already holds a training run ({last}); pass --resume to continue it or choose another --out")
+        raise FakeLocatorError(
+            f"{out} already holds a training run ({last}); pass --resume to continue it or choose another --out"
+        )
     command = command if command is not None else " ".join(shlex.quote(a) for a in sys.argv)
     device = resolve_device(config.device)
     with _runtime_settings(config, device):

@@ -61,7 +61,8 @@ def test_the_same_generator_seed_gives_the_same_augmentation(image):
 
 
 def test_strengths_are_drawn_inside_the_configured_ranges(image):
-    config = AugmentConfig(**dict(PHOTOMETRIC_ONLY, p_color=0.0), jpeg_quality=(70, 72), blur_kernel=(5, 7), lowres_ratio=(2.0, 2.0))
+    ranges = dict(jpeg_quality=(70, 72), blur_kernel=(5, 7), lowres_ratio=(2.0, 2.0))
+    config = AugmentConfig(**dict(PHOTOMETRIC_ONLY, p_color=0.0), **ranges)
     for seed in range(20):
         applied = apply_chain(image, [], config, np.random.default_rng(seed))[2]
         q = int(applied[-1][len("jpeg(q="):-1])

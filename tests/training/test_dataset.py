@@ -12,6 +12,7 @@ from fakelocator.training.samples import Sample, load_samples, read_image
 
 PRE = Preprocessing(height=16, width=32)  # not the images' 32×32: every item is resized
 NO_AUGMENT = AugmentConfig(p_real=0.0, p_fake=0.0)
+FLIP_ONLY = AugmentConfig(p_real=1.0, p_fake=1.0, p_hflip=1.0, p_color=0, p_lowres=0, p_blur=0, p_noise=0, p_jpeg=0)
 
 
 @pytest.fixture
@@ -57,8 +58,8 @@ def test_augmentation_is_a_function_of_seed_epoch_and_index(mixed):
 
 def test_a_flip_moves_the_ground_truth_with_the_image(mixed):
     i = next(i for i, s in enumerate(mixed) if s.kind == "partial")
-    plain = FakeLocatorDataset(mixed, PRE, augment=AugmentConfig(p_real=0.0, p_fake=0.0))[i]
-    flipped = FakeLocatorDataset(mixed, PRE, augment=AugmentConfig(p_fake=1.0, p_hflip=1.0, p_color=0, p_lowres=0, p_blur=0, p_noise=0, p_jpeg=0))[i]
+    plain = FakeLocatorDataset(mixed, PRE, augment=NO_AUGMENT)[i]
+    flipped = FakeLocatorDataset(mixed, PRE, augment=FLIP_ONLY)[i]
     torch.testing.assert_close(flipped["map"], plain["map"].flip(-1), rtol=0, atol=1e-6)
     torch.testing.assert_close(flipped["image"], plain["image"].flip(-1), rtol=0, atol=1e-5)
 
@@ -72,8 +73,7 @@ def test_the_attention_provider_sees_the_image_as_read_and_its_map_follows_flips
         a[:, : image.shape[1] // 2] = 1
         return a
 
-    flip = AugmentConfig(p_real=1.0, p_fake=1.0, p_hflip=1.0, p_color=0, p_lowres=0, p_blur=0, p_noise=0, p_jpeg=0)
-    item = FakeLocatorDataset(mixed, PRE, augment=flip, attention_provider=left_half)[0]
+    item = FakeLocatorDataset(mixed, PRE, augment=FLIP_ONLY, attention_provider=left_half)[0]
     assert seen == [(mixed[0], (32, 32, 3))]
     assert (item["attention"][0, :, :16] == 0).all() and (item["attention"][0, :, 16:] == 1).all()
     bad = FakeLocatorDataset(mixed, PRE, attention_provider=lambda s, im: np.ones((3, 3), np.float32))

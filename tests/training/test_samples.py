@@ -126,7 +126,8 @@ def test_bad_manifest_rows_are_reported_with_their_line(tmp_path):
         load_samples(tmp_path)
     problems = "\n".join(e.value.problems)
     assert len(e.value.problems) == 5
-    for line, reason in [(3, "no such file"), (4, "kind must be"), (5, "needs its real image"), (6, "gone.png"), (7, "only kind 'partial'")]:
+    expected = [(3, "no such file"), (4, "kind must be"), (5, "needs its real image"), (6, "gone.png"), (7, "only kind 'partial'")]
+    for line, reason in expected:
         assert f"manifest.csv:{line}" in problems and reason in problems
     (tmp_path / "manifest.csv").write_text("path,type\na.png,real\n")
     with pytest.raises(FakeLocatorError, match="missing column"):
