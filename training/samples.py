@@ -103,15 +103,16 @@ def _images_by_key(folder: Path, problems: list[str]) -> dict[str, Path]:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the file header, without decoding the pixels."""
+    """(height, width) from the file header without decoding the pixels (Pillow); a file Pillow
+    cannot identify is decoded by OpenCV instead, which reads the training images."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             w, h = im.size
-    except (UnidentifiedImageError, OSError) as e:
-        raise InputError(str(path), f"not a readable image ({e})") from None
-    return h, w
+        return h, w
+    except (UnidentifiedImageError, OSError):
+        return read_image(path).shape[:2]
 
 
 def _check_images(samples: list[Sample], problems: list[str]) -> list[Sample]:

@@ -35,6 +35,7 @@ def val_loader(root, batch_size=16):
     return DataLoader(ds, batch_size=batch_size, sampler=EpochSampler(len(ds), shuffle=False))
 
 
+@pytest.mark.slow
 def test_a_tiny_model_learns_to_localize_the_toy_manipulation(toy_data, tmp_path):
     """~100 steps cut the validation L1 by 10× and beat the best constant map by 2×.
 
@@ -66,8 +67,10 @@ def test_a_tiny_model_learns_to_localize_the_toy_manipulation(toy_data, tmp_path
     assert inside > 5 * outside, f"the squares stand out: {inside:.3f} inside vs {outside:.3f} outside"
 
 
-def test_resuming_a_killed_run_ends_with_the_same_weights_bit_for_bit(toy_data, tmp_path, monkeypatch):
-    whole = train(quick_config(toy_data, tmp_path / "whole"), progress=False)
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda)])
+def test_resuming_a_killed_run_ends_with_the_same_weights_bit_for_bit(toy_data, tmp_path, monkeypatch, device):
+    settings = dict(device=device, deterministic=device == "cuda")
+    whole = train(quick_config(toy_data, tmp_path / "whole", **settings), progress=False)
 
     original = trainer.train_one_epoch
 
@@ -85,7 +88,7 @@ def test_resuming_a_killed_run_ends_with_the_same_weights_bit_for_bit(toy_data, 
         return original(model, loader, optimizer, *args, epoch=epoch, **kwargs)
 
     monkeypatch.setattr(trainer, "train_one_epoch", killed_in_epoch_2)
-    config = quick_config(toy_data, tmp_path / "killed")
+    config = quick_config(toy_data, tmp_path / "killed", **settings)
     with pytest.raises(KeyboardInterrupt):
         train(config, progress=False)
     assert torch.load(tmp_path / "killed/last.pt", weights_only=True)["epoch"] == 1
