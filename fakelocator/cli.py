@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if not argv else 2
         return int(args._run(args) or 0)
     except FakeLocatorError as e:
-        print(f"fakelocator {chosen.name if chosen else ''}: error: {e}".replace("  ", " "), file=sys.stderr)
+        prog = f"fakelocator {chosen.name}" if chosen else "fakelocator"
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

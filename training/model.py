@@ -30,6 +30,10 @@ from fakelocator.errors import FakeLocatorError
 from fakelocator.training.config import ModelConfig
 
 SCORE_CELL = 8  # pixels per side of the map cells whose strongest mean is the score without a classifier
+#: Initial bias of the map's last layer: sigmoid(-4) ≈ 0.018. Most ground-truth pixels are near 0
+#: (every real image, and the unmanipulated part of every fake), so starting near 0 instead of 0.5
+#: spares the first epochs from unlearning a grey map (the prior-probability init of RetinaNet).
+MAP_PRIOR_BIAS = -4.0
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -138,6 +142,8 @@ class FakeLocatorNet(nn.Module):
             ClassifierBranch(channels, config.classifier_channels, config.classifier_hidden, grid)
             if config.classifier else None
         )
+        last = self.decoder.head if config.backbone == "unet_lite" else self.decoder[-1]
+        nn.init.constant_(last.bias, MAP_PRIOR_BIAS)
 
     def encode(self, x: torch.Tensor, attention: torch.Tensor | None = None):
         """Encoder features, with the face-attention map applied channel-wise when given."""
