@@ -75,7 +75,8 @@ std::vector<Tap> taps(int32_t in, int32_t out) {
 // The row loops are also compiled for AVX2 and picked at load time (GCC/Clang function
 // multi-versioning): twice the vector width, the same arithmetic and bits (no FMA: AVX2 alone
 // does not enable it, and -ffp-contract=off forbids contraction anyway).
-#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && defined(__linux__) && \
+    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 6))
 #define FL_ROW_LOOP __attribute__((target_clones("avx2", "default")))
 #else
 #define FL_ROW_LOOP
