@@ -251,8 +251,8 @@ class NativeLibrary:
             sizes: (H, W) of each output; taken from ``images`` when those are given.
             images: uint8 (H, W, 3) BGR images to overlay the maps on (None: no overlays).
             alpha, lut: the overlay's opacity in [0, 1] and 256 × 3 uint8 BGR colour table.
-            maps_out: float32 (H, W) arrays to write the maps into; None allocates them; False
-                skips the full-resolution maps (overlays only).
+            maps_out: float32 (H, W) arrays to write the maps into; None (or True) allocates
+                them; False skips the full-resolution maps (overlays only).
             overlays_out: uint8 (H, W, 3) arrays for the overlays; None allocates them.
 
         Returns:
@@ -274,7 +274,7 @@ class NativeLibrary:
             if not 0.0 <= float(alpha) <= 1.0:
                 raise FakeLocatorError(f"overlay alpha must be in [0, 1], got {alpha}")
         want_maps = maps_out is not False
-        if maps_out is None or maps_out is False:
+        if maps_out is None or isinstance(maps_out, bool):
             maps_out = [np.empty(s, np.float32) for s in sizes] if want_maps else None
         if images is not None and overlays_out is None:
             overlays_out = [np.empty((*s, 3), np.uint8) for s in sizes]
@@ -409,11 +409,17 @@ def load() -> NativeLibrary | None:
     global _loaded, _unavailable
     with _load_lock:
         if _loaded is None and _unavailable is None:
-            _loaded, _unavailable = _find()
+            _loaded, _unavailable, broken = _find()
             if _loaded is not None:
                 log.debug("native pre/post-processing: %s", _loaded)
             else:
-                log.info("native pre/post-processing unavailable (%s); the runtime falls back to OpenCV/numpy", _unavailable)
+                # Not built (or switched off) is a normal setup; a library that is there but
+                # cannot be used is a mistake to fix.
+                log.log(
+                    logging.WARNING if broken else logging.INFO,
+                    "native pre/post-processing unavailable (%s); the runtime falls back to OpenCV/numpy",
+                    _unavailable,
+                )
         return _loaded
 
 
@@ -431,24 +437,26 @@ def _reset_for_tests() -> None:
         _loaded, _unavailable = None, None
 
 
-def _find() -> tuple[NativeLibrary | None, str | None]:
+def _find() -> tuple[NativeLibrary | None, str | None, bool]:
+    """(library, None, False), or (None, why not, whether a library was there but unusable)."""
     override = os.environ.get(LIBRARY_ENV, "").strip()
     if override.lower() == "off":
-        return None, f"disabled by {LIBRARY_ENV}=off"
-    problems = []
+        return None, f"disabled by {LIBRARY_ENV}=off", False
+    problems, broken = [], False
     for path in candidate_paths():
         if not path.is_file():
             problems.append(f"no {path}")
             continue
         try:
-            return NativeLibrary(path), None
+            return NativeLibrary(path), None, False
         except FakeLocatorError as e:
             if override:
-                return None, f"{LIBRARY_ENV}: {e}"
+                return None, f"{LIBRARY_ENV}: {e}", True
             problems.append(str(e))
+            broken = True
     if override:
-        return None, f"{LIBRARY_ENV} names {override}, which does not exist"
-    return None, "; ".join(problems) + " (build it with `make native`)"
+        return None, f"{LIBRARY_ENV} names {override}, which does not exist", True
+    return None, "; ".join(problems) + " (build it with `make native`)", broken
 
 
 # -------------------------------------------------------------------- argument checks

@@ -63,6 +63,9 @@ def jet_lut() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def build():
-    """``build(build_dir, *cmake_options)`` → the built library's path (skips when it cannot build)."""
-    return build_library
+def cpu_only_build(tmp_path_factory) -> Path:
+    """A second build, as on a machine without nvcc, plus the CUDA-kernel emulation library
+    (native/src/emulate.cpp). About 10 s on 2 cores; the directory holding both is returned."""
+    build_dir = tmp_path_factory.mktemp("cpu-only-build")
+    build_library(build_dir, "-DFAKELOCATOR_CUDA=OFF", "-DFAKELOCATOR_EMULATED_CUDA=ON")
+    return build_dir

@@ -110,12 +110,23 @@ def test_device_arguments_are_checked_before_anything_runs(lib):
 
 
 @pytest.mark.slow  # a second build: about 10 s on 2 cores
-def test_a_cpu_only_build_works_and_says_it_has_no_cuda(build, tmp_path_factory, rng):
-    path = build(tmp_path_factory.mktemp("cpu-only"), "-DFAKELOCATOR_CUDA=OFF")
-    cpu_only = native.NativeLibrary(path)
+def test_a_cpu_only_build_works_and_says_it_has_no_cuda(cpu_only_build, rng):
+    cpu_only = native.NativeLibrary(cpu_only_build / native.library_filename())
     assert not cpu_only.has_cuda
     image = rng.integers(0, 256, size=(50, 70, 3), dtype=np.uint8)
     contract = Preprocessing(height=32, width=32)
     assert cpu_only.preprocess([image], "RGB", contract).shape == (1, 3, 32, 32)
     with pytest.raises(FakeLocatorError, match="built without CUDA.*rebuild on a machine with the CUDA toolkit"):
         cpu_only.preprocess_device([native.DeviceImage(1 << 20, 8, 8)], "RGB", contract, 1 << 21)
+
+
+def test_a_broken_library_is_a_warning_a_missing_one_only_information(fresh_loader, tmp_path, caplog):
+    broken = tmp_path / "libfakelocator_native.so"
+    broken.write_bytes(b"not a shared library")
+    fresh_loader.setenv(native.LIBRARY_ENV, str(broken))
+    with caplog.at_level(logging.INFO, logger="fakelocator"):
+        native.load()
+        native._reset_for_tests()
+        fresh_loader.setenv(native.LIBRARY_ENV, "off")
+        native.load()
+    assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.INFO]
