@@ -118,7 +118,7 @@ def bench_cpu(lib, frames, maps, contract, lut, threads: list[int], repeats: int
     return rows
 
 
-def bench_cuda(lib, frames, maps, contract, lut, repeats: int) -> tuple[list[dict], dict]:
+def bench_cuda(lib, frames, maps, contract, lut, repeats: int, copy_bytes: int = 1 << 30) -> tuple[list[dict], dict]:
     from fakelocator.runtime import cuda
     from fakelocator.runtime.native import DeviceImage
 
@@ -145,7 +145,6 @@ def bench_cuda(lib, frames, maps, contract, lut, repeats: int) -> tuple[list[dic
     maps_out = [d_full.ptr + i * h * w * 4 for i in range(n)]
     overlays_out = [d_over.ptr + i * frame_bytes for i in range(n)]
     cudart = cuda.runtime()
-    copy_bytes = 1 << 30
     d_copy_src, d_copy_dst = cuda.DeviceBuffer(copy_bytes), cuda.DeviceBuffer(copy_bytes)
 
     stages = {
@@ -161,7 +160,7 @@ def bench_cuda(lib, frames, maps, contract, lut, repeats: int) -> tuple[list[dic
         "copy_maps_d2h": lambda: cuda.check(
             cudart.cudaMemcpyAsync(pinned_full.ptr, d_full.ptr, 4 * n * h * w, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle), "cudaMemcpyAsync"
         ),
-        "device_copy_1GiB": lambda: cuda.check(
+        "device_copy": lambda: cuda.check(
             cudart.cudaMemcpyAsync(d_copy_dst.ptr, d_copy_src.ptr, copy_bytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice, stream.handle), "cudaMemcpyAsync"
         ),
     }
@@ -177,6 +176,7 @@ def bench_cuda(lib, frames, maps, contract, lut, repeats: int) -> tuple[list[dic
             end.record(stream)
             times.append(cuda.Event.elapsed_ms(start, end))
         rows.append({"stage": name, "path": "native cuda", "ms": statistics.median(times)})
+    rows[-1]["bytes"] = 2 * copy_bytes  # the device copy: read + write
 
     # Agreement: the GPU results, copied back, against the CPU implementation on the first frames.
     k = min(2, n)
@@ -206,9 +206,8 @@ def bench_cuda(lib, frames, maps, contract, lut, repeats: int) -> tuple[list[dic
 def add_throughput(rows: list[dict], bytes_by_stage: dict[str, int], batch: int) -> None:
     for row in rows:
         row["ms_per_frame"] = row["ms"] / batch
-        nbytes = bytes_by_stage.get(row["stage"])
-        if row["stage"] == "device_copy_1GiB":
-            nbytes = 2 << 30  # read + write
+        nbytes = row.get("bytes", bytes_by_stage.get(row["stage"]))
+        if row["stage"] == "device_copy":
             row["ms_per_frame"] = None
         row["gb_per_s"] = nbytes / row["ms"] / 1e6 if nbytes and row["ms"] > 0 else None
 
