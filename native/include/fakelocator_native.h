@@ -1,0 +1,119 @@
+/* fakelocator native pre/post-processing: the C ABI.
+ *
+ * One shared library, loaded by fakelocator.runtime.native with ctypes. Every entry point
+ * returns FL_OK (0) or an fl_status error code; the reason is then in fl_last_error() (per thread).
+ * The CPU entry points always work; the CUDA ones return FL_ERR_NO_CUDA_SUPPORT when the
+ * library was built without nvcc, and FL_ERR_CUDA (with the CUDA error name) when the
+ * machine has no usable driver or device.
+ *
+ * Arithmetic (identical on CPU and GPU, see docs/native.md):
+ *   resize: bilinear, half-pixel centres, clamped at the edges, no antialias; the source
+ *   coordinate (dst + 0.5) * in / out - 0.5 is computed exactly in integers and its fraction
+ *   rounded once to float32; then horizontal then vertical interpolation in float32,
+ *   without fused multiply-adds.
+ *   normalize: (x - mean255[c]) * inv_std255[c] in float32 (mean255 = 255 * mean,
+ *   inv_std255 = 1 / (255 * std), computed by the caller exactly as the Python contract does).
+ *   overlay: level = floor(clip(m, 0, 1) * 255 + 0.5) (NaN -> 0); heat = lut[level];
+ *   out = floor(alpha * heat + (1 - alpha) * image + 0.5) per channel, in float32.
+ */
+#ifndef FAKELOCATOR_NATIVE_H
+#define FAKELOCATOR_NATIVE_H
+
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define FL_API __declspec(dllexport)
+#else
+#define FL_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped whenever a signature or struct below changes; Python refuses a library with another. */
+#define FL_ABI_VERSION 1
+
+/* Images and maps larger than this on a side are refused (keeps the exact coordinate
+ * arithmetic in 32-bit integers on the GPU). */
+#define FL_MAX_SIDE 32767
+
+typedef enum fl_status {
+  FL_OK = 0,
+  FL_ERR_INVALID_ARGUMENT = 1,
+  FL_ERR_NO_CUDA_SUPPORT = 2, /* built without nvcc */
+  FL_ERR_CUDA = 3,            /* a CUDA runtime call failed (no driver, no device, bad pointer...) */
+  FL_ERR_INTERNAL = 4,
+} fl_status;
+
+typedef enum fl_dtype { FL_FLOAT32 = 0, FL_FLOAT16 = 1 } fl_dtype;
+
+/* One 8-bit, 3-channel, interleaved (HWC) image. `data` is a host pointer for the CPU entry
+ * points and a device pointer for the CUDA ones. */
+typedef struct fl_image {
+  const uint8_t* data; /* first pixel */
+  int64_t pitch;       /* bytes from one row to the next, >= 3 * width */
+  int32_t height;
+  int32_t width;
+} fl_image;
+
+/* How images become the network input; the Python side fills it from a Preprocessing contract. */
+typedef struct fl_preprocess_params {
+  int32_t out_height;
+  int32_t out_width;
+  int32_t swap_rb;       /* 1: the images' channel order is the reverse of the contract's */
+  int32_t out_dtype;     /* fl_dtype */
+  float mean255[3];      /* per output channel, in the contract's order */
+  float inv_std255[3];
+} fl_preprocess_params;
+
+/* One map to bring back to an image's full resolution. `map` is (map_height, map_width) float32
+ * with `map_pitch` bytes per row. At least one of `map_out` and `overlay_out` is set:
+ *   map_out:     (height, width) float32, the upsampled map clipped to [0, 1];
+ *   overlay_out: (height, width, 3) uint8 BGR colour-map overlay of `image` (BGR, same size).
+ * Host pointers for the CPU entry points, device pointers for the CUDA ones. */
+typedef struct fl_postprocess_item {
+  const float* map;
+  int64_t map_pitch;
+  int32_t map_height;
+  int32_t map_width;
+  int32_t height;
+  int32_t width;
+  float* map_out;
+  int64_t map_out_pitch;
+  const uint8_t* image; /* required with overlay_out */
+  int64_t image_pitch;
+  uint8_t* overlay_out;
+  int64_t overlay_out_pitch;
+} fl_postprocess_item;
+
+FL_API int32_t fl_abi_version(void);
+/* 1 when the CUDA entry points were compiled in, else 0. */
+FL_API int32_t fl_has_cuda(void);
+/* Last error message of the calling thread ("" when none). Valid until the next call. */
+FL_API const char* fl_last_error(void);
+
+/* Preprocess n images into out (n, 3, out_height, out_width), image k at batch index k.
+ * num_threads <= 0: one per hardware thread. */
+FL_API int32_t fl_preprocess_cpu(const fl_image* images, int32_t n, const fl_preprocess_params* params,
+                                 void* out, int32_t num_threads);
+/* n bilinear upsamplings (+ optional overlays); lut is 256 x 3 uint8 BGR, needed with overlays. */
+FL_API int32_t fl_postprocess_cpu(const fl_postprocess_item* items, int32_t n, const uint8_t* lut,
+                                  float alpha, int32_t num_threads);
+
+/* Number of CUDA devices the library's runtime sees (FL_ERR_CUDA when there is no driver). */
+FL_API int32_t fl_cuda_device_count(int32_t* count);
+/* The CUDA versions of the two above: device pointers, enqueued on `stream` (a cudaStream_t;
+ * NULL = the legacy default stream), asynchronous with respect to the host. `images`, `items`,
+ * `params` and `lut` are host memory and may be freed when the call returns. Only launch errors
+ * are reported here; errors during execution surface at the next synchronization. */
+FL_API int32_t fl_preprocess_cuda(const fl_image* images, int32_t n, const fl_preprocess_params* params,
+                                  void* out, void* stream);
+FL_API int32_t fl_postprocess_cuda(const fl_postprocess_item* items, int32_t n, const uint8_t* lut,
+                                   float alpha, void* stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FAKELOCATOR_NATIVE_H */
