@@ -10,9 +10,9 @@ The rule, exactly:
 1. the image is 8-bit, three channels, in a known channel order; it is put in ``color_order``;
 2. it is resized, without keeping its aspect ratio, to ``height`` × ``width`` by bilinear
    interpolation with half-pixel centres (``src = (dst + 0.5) * in / out - 0.5``, clamped to the
-   edge) and no antialiasing, computed in float32 on the 0..255 values (OpenCV's ``INTER_LINEAR``
-   on a float32 image; ``torch`` ``interpolate(..., mode="bilinear", align_corners=False)``; ONNX
-   ``Resize`` linear with ``half_pixel``);
+   edge) and no antialiasing, computed in float32 on the 0..255 values (``resize_bilinear``; the same
+   rule as OpenCV's ``INTER_LINEAR``, ``torch`` ``interpolate(..., mode="bilinear",
+   align_corners=False)`` and ONNX ``Resize`` linear with ``half_pixel``);
 3. each channel becomes ``(x / 255 - mean) / std``, laid out as (3, height, width) float32.
 
 The network's map (height × width) goes back to an image's full resolution by the same bilinear
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 
@@ -98,20 +99,47 @@ class Preprocessing:
         return cls.from_dict(d)
 
 
-def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize with half-pixel centres and no antialiasing, in float32.
+@lru_cache(maxsize=64)
+def _axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices (i0, i1) and float32 weights (w0, w1) along one axis.
 
-    ``image`` is (H, W) or (H, W, C), any real dtype; the result is float32.
+    The source coordinate ``(d + 0.5) * in / out - 0.5`` is computed in float64 and clamped to
+    [0, in − 1], so the weights carry no coordinate rounding (OpenCV's plain C path computes it in
+    float32, which moves 1080p → 224 results by up to 0.02 on the 0..255 scale).
     """
-    import cv2
+    d = np.arange(n_out, dtype=np.float64)
+    f = np.clip((d + 0.5) * (n_in / n_out) - 0.5, 0.0, n_in - 1)
+    i0 = np.floor(f).astype(np.intp)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    w1 = (f - i0).astype(np.float32)
+    w0 = (1.0 - (f - i0)).astype(np.float32)
+    for a in (i0, i1, w0, w1):
+        a.flags.writeable = False
+    return i0, i1, w0, w1
 
-    src = np.ascontiguousarray(image, dtype=np.float32)
-    if src.shape[:2] == (height, width):
-        return src.copy()
-    out = cv2.resize(src, (width, height), interpolation=cv2.INTER_LINEAR)
-    if src.ndim == 3 and out.ndim == 2:  # OpenCV drops a trailing channel axis of size 1
-        out = out[:, :, None]
-    return out
+
+def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The contract's resize: bilinear, half-pixel centres, clamped edges, no antialiasing, float32.
+
+    ``image`` is (H, W) or (H, W, C) of any real dtype; the result is float32 of the same rank.
+    Each output pixel reads only the 2 × 2 source pixels it needs (horizontal pass, then vertical),
+    so shrinking a 24-megapixel photo costs about as much as a 224² one. This is the reference the
+    native kernels and the runtime are tested against. OpenCV's ``INTER_LINEAR`` on a float32 image
+    follows the same rule within ~0.02 on the 0..255 scale (more on single-row or single-column
+    images), which is why the contract does not call it.
+    """
+    src = np.asarray(image)
+    flat = src.ndim == 2
+    if flat:
+        src = src[:, :, None]
+    y0, y1, b0, b1 = _axis(src.shape[0], height)
+    x0, x1, a0, a1 = _axis(src.shape[1], width)
+    a0, a1 = a0[None, :, None], a1[None, :, None]
+    top, bottom = src[y0], src[y1]  # (height, W, C)
+    h0 = top[:, x0] * a0 + top[:, x1] * a1  # (height, width, C) float32
+    h1 = bottom[:, x0] * a0 + bottom[:, x1] * a1
+    out = (h0 * b0[:, None, None] + h1 * b1[:, None, None]).astype(np.float32, copy=False)
+    return out[:, :, 0] if flat else out
 
 
 def check_color_image(image: np.ndarray, what: str = "image") -> None:
@@ -138,8 +166,15 @@ def to_network_input(image: np.ndarray, contract: Preprocessing, color_order: st
 
 
 def to_full_resolution(fakeness: np.ndarray, height: int, width: int) -> np.ndarray:
-    """A network map (h, w) → float32 (height, width) in [0, 1], by the contract's bilinear rule."""
+    """A network map (h, w) → float32 (height, width) in [0, 1], by the contract's bilinear rule.
+
+    Upsampling writes every output pixel, so this uses OpenCV's vectorized ``INTER_LINEAR`` (25×
+    faster than ``resize_bilinear`` at 1080p); on maps in [0, 1] it stays within 2e-5 of the rule.
+    """
+    import cv2
+
     if fakeness.ndim != 2:
         raise FakeLocatorError(f"a fakeness map must be 2-D, got shape {fakeness.shape}")
-    out = resize_bilinear(fakeness, height, width)
+    src = np.ascontiguousarray(fakeness, dtype=np.float32)
+    out = src.copy() if src.shape == (height, width) else cv2.resize(src, (width, height), interpolation=cv2.INTER_LINEAR)
     return np.clip(out, 0.0, 1.0, out=out)

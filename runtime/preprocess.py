@@ -3,14 +3,9 @@
 A ``Preprocessor`` does the contract's arithmetic (``fakelocator.contract``) for a whole batch. Two
 implementations:
 
-- ``NumpyPreprocessor``: the default. Its resize samples only the 2 × 2 source pixels each output
-  pixel needs (a gather on the uint8 image) instead of converting the whole image to float32 first,
-  so a 24-megapixel photo costs as much as a 224 × 224 one. Its arithmetic is OpenCV's
-  ``INTER_LINEAR`` float path step by step (float32 coordinates ``(d + 0.5) * in / out - 0.5``,
-  edge clamping, horizontal pass then vertical), and it equals ``contract.to_network_input``
-  bit for bit when OpenCV's IPP acceleration is off. With IPP on (the default of the
-  opencv-python wheels) OpenCV's own result moves by up to ~0.06 on the 0..255 scale for
-  non-integer scale factors; ``tests/runtime/test_preprocess.py`` checks both.
+- ``NumpyPreprocessor``: the fallback, the contract's own functions applied image by image (its
+  resize reads only the 2 × 2 source pixels each output pixel needs, so a 24-megapixel photo costs
+  about as much as a 224² one).
 - ``NativePreprocessor``: wraps ``fakelocator.runtime.native`` (C++/CUDA kernels) when that
   library is built; ``select_preprocessor("auto")`` prefers it.
 
@@ -19,12 +14,11 @@ The map goes back to full resolution with the contract's own ``to_full_resolutio
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Protocol, Sequence
 
 import numpy as np
 
-from fakelocator.contract import COLOR_ORDERS, Preprocessing, to_full_resolution
+from fakelocator.contract import Preprocessing, to_full_resolution, to_network_input
 from fakelocator.errors import FakeLocatorError
 
 
@@ -40,53 +34,12 @@ class Preprocessor(Protocol):
         """(h, w) float32 map → (height, width) float32 in [0, 1] by the contract's bilinear rule."""
 
 
-@lru_cache(maxsize=64)
-def _axis(n_in: int, n_out: int, clamp_weights: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Source indices (i0, i1) and weights (w0, w1) along one axis, as OpenCV's INTER_LINEAR computes them.
-
-    Both axes clamp the indices to the edge. OpenCV also zeroes the fractional weight of clamped
-    columns (``clamp_weights``) but keeps it for clamped rows, where it blends the edge row with
-    itself; that changes the result by an ulp or two, so it is reproduced here too.
-    """
-    d = np.arange(n_out, dtype=np.float64)
-    f = ((d + 0.5) * (n_in / n_out) - 0.5).astype(np.float32)
-    floor = np.floor(f)
-    w1 = (f - floor).astype(np.float32)
-    floor = floor.astype(np.intp)
-    if clamp_weights:
-        w1[(floor < 0) | (floor >= n_in - 1)] = 0.0
-    i0 = np.clip(floor, 0, n_in - 1)
-    i1 = np.clip(floor + 1, 0, n_in - 1)
-    w0 = (np.float32(1.0) - w1).astype(np.float32)
-    for a in (i0, i1, w0, w1):
-        a.flags.writeable = False
-    return i0, i1, w0, w1
-
-
-def resize_gather(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """uint8 (H, W, C) → float32 (height, width, C): the contract's bilinear resize, reading only the pixels it needs."""
-    y0, y1, b0, b1 = _axis(image.shape[0], height, False)
-    x0, x1, a0, a1 = _axis(image.shape[1], width, True)
-    a0, a1 = a0[None, :, None], a1[None, :, None]
-    top, bottom = image[y0], image[y1]  # (height, W, C) uint8
-    h0 = top[:, x0] * a0 + top[:, x1] * a1  # (height, width, C) float32
-    h1 = bottom[:, x0] * a0 + bottom[:, x1] * a1
-    return h0 * b0[:, None, None] + h1 * b1[:, None, None]
-
-
 class NumpyPreprocessor:
     name = "numpy"
 
     def preprocess(self, images, color_order, contract, out):
-        if color_order not in COLOR_ORDERS:
-            raise FakeLocatorError(f"color_order must be one of {COLOR_ORDERS}, got {color_order!r}")
-        mean = np.asarray(contract.mean, np.float32) * 255.0
-        inv_std = 1.0 / (np.asarray(contract.std, np.float32) * 255.0)
-        channels = [2, 1, 0] if color_order != contract.color_order else [0, 1, 2]
         for i, image in enumerate(images):
-            x = resize_gather(image, contract.height, contract.width)  # (h, w, 3) on the 0..255 scale
-            x = (x[:, :, channels] - mean) * inv_std
-            out[i] = x.transpose(2, 0, 1)
+            out[i] = to_network_input(image, contract, color_order)
         return out
 
     def upsample(self, map_hw, height, width, out=None):

@@ -21,13 +21,33 @@ def _bilinear_reference(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     return top * (1 - wy) + bottom * wy
 
 
-@pytest.mark.parametrize("in_hw,out_hw", [((1080, 1920), (224, 224)), ((37, 500), (224, 224)), ((224, 224), (31, 77)), ((5, 3), (224, 224))])
+@pytest.mark.parametrize("in_hw,out_hw", [((1080, 1920), (224, 224)), ((37, 500), (224, 224)), ((224, 224), (31, 77)), ((5, 3), (224, 224)), ((1, 300), (224, 224)), ((300, 1), (64, 64))])
 def test_resize_follows_the_documented_bilinear_rule(rng, in_hw, out_hw):
     img = rng.integers(0, 256, size=(*in_hw, 3), dtype=np.uint8)
     ours = resize_bilinear(img, *out_hw)
     ref = _bilinear_reference(img, *out_hw)
     assert ours.dtype == np.float32 and ours.shape == (*out_hw, 3)
-    np.testing.assert_allclose(ours, ref, atol=2e-3)  # float32 arithmetic on 0..255 values
+    np.testing.assert_allclose(ours, ref, atol=2e-4)  # float32 weights and arithmetic on 0..255 values
+
+
+@pytest.mark.parametrize("shape", [(224, 224), (225, 223), (333, 517), (1080, 1920)])
+def test_resize_agrees_with_opencv_inter_linear_on_float_images(rng, shape):
+    import cv2
+
+    image = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+    ref = cv2.resize(image.astype(np.float32), (224, 224), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_allclose(resize_bilinear(image, 224, 224), ref, atol=0.05)
+
+
+def test_resize_keeps_two_dimensional_maps_two_dimensional(rng):
+    m = rng.random((50, 70), dtype=np.float32)
+    assert resize_bilinear(m, 20, 30).shape == (20, 30)
+    np.testing.assert_allclose(resize_bilinear(m, 20, 30), _bilinear_reference(m, 20, 30)[:, :, 0], atol=1e-6)
+
+
+def test_full_resolution_maps_stay_within_2e_5_of_the_rule(rng):
+    small = rng.random((224, 224), dtype=np.float32)
+    np.testing.assert_allclose(to_full_resolution(small, 1080, 1920), _bilinear_reference(small, 1080, 1920)[:, :, 0], atol=2e-5)
 
 
 def test_network_input_is_normalized_nchw_in_the_contract_color_order(rng):
