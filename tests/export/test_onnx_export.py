@@ -1,6 +1,7 @@
 """ONNX export: one self-contained file with the contract's tensors and metadata, equal to PyTorch."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -115,3 +116,20 @@ def test_export_needs_a_model_or_a_checkpoint(tmp_path):
         export_onnx(42, tmp_path / "m.onnx")
     with pytest.raises(FakeLocatorError, match="no such file"):
         export_onnx(tmp_path / "missing.safetensors", tmp_path / "m.onnx")
+
+
+def test_exports_use_only_ops_the_tensorrt_10_parser_supports_in_supported_forms(fp32_export, dynamic_export, fp16_export):
+    lines = (Path(__file__).parent / "data" / "tensorrt10_onnx_ops.txt").read_text().splitlines()
+    supported = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+    for result in (fp32_export, dynamic_export, fp16_export):
+        model = onnx.load(str(result.path))
+        used = {n.op_type for n in model.graph.node}
+        assert used <= supported, used - supported
+        initializers = {i.name for i in model.graph.initializer}
+        for node in model.graph.node:
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            if node.op_type == "Resize":  # TensorRT: linear/nearest, no antialias, stretch
+                assert attrs["mode"] == b"linear" and attrs["coordinate_transformation_mode"] == b"half_pixel"
+                assert attrs.get("antialias", 0) == 0 and attrs.get("keep_aspect_ratio_policy", b"stretch") == b"stretch"
+            if node.op_type.startswith("Reduce") and len(node.input) > 1:  # TensorRT: axes must be an initializer
+                assert node.input[1] in initializers, node.name
