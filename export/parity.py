@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from fakelocator.contract import Preprocessing, to_network_input
+from fakelocator.errors import FakeLocatorError
 
 REAL_IMAGES = ("astronaut", "coffee", "chelsea", "rocket")
 
@@ -235,8 +236,13 @@ class OnnxRuntimeRunner:
     """An ONNX file on ONNX Runtime's CPU provider (all graph optimizations on, as the runtime runs it)."""
 
     def __init__(self, path: str | Path, name: str | None = None, providers: Sequence[str] = ("CPUExecutionProvider",)):
-        import onnxruntime as ort
-
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise FakeLocatorError(
+                f"checking {path} on ONNX Runtime needs onnxruntime ({e}): pip install 'fakelocator[runtime]' "
+                "(or export with --no-check)"
+            ) from None
         options = ort.SessionOptions()
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
@@ -310,8 +316,6 @@ def precision_of(path: str | Path) -> str:
 
 def runner_for(path: str | Path, *, device: str = "cuda:0", batch_size: int = 8):
     """A runner for a checkpoint (PyTorch, CPU), an ONNX file (ONNX Runtime, CPU) or an engine (TensorRT)."""
-    from fakelocator.errors import FakeLocatorError
-
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.is_file():

@@ -199,7 +199,8 @@ def build_engine(
     """Build ``engine_path`` (a pure plan) and its sidecar ``<engine_path>.json`` from a fakelocator ONNX.
 
     With ``options.precision == "fp16"`` and an fp32 ONNX, the ONNX is first converted to mixed
-    precision (``<engine stem>.fp16.onnx`` beside the engine) and the engine is built from that.
+    precision (``<engine>.fp16.onnx``, e.g. ``model.engine.fp16.onnx``, beside the engine; a name no
+    export uses, so no file of the user's is replaced) and the engine is built from that.
     """
     trt = import_tensorrt()
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
@@ -214,7 +215,7 @@ def build_engine(
     if precision.convert_to_fp16:
         from fakelocator.export.fp16 import convert_file_to_fp16
 
-        converted = engine_path.with_name(engine_path.stem + ".fp16.onnx")
+        converted = engine_path.with_name(engine_path.name + ".fp16.onnx")
         convert_file_to_fp16(onnx_path, converted)
         log(f"converted {onnx_path} to mixed precision: {converted}")
         parsed = read_onnx_info(converted)

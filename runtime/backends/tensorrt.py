@@ -108,7 +108,13 @@ class TensorRTBackend(Backend):
     def __init__(self, engine_path: str | Path, *, device: int = 0):
         self._buffers: list = []
         self.stream = self.context = self.engine = self._runtime = None
-        engine_path = Path(engine_path)
+        try:
+            self._open(Path(engine_path), device)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, engine_path: Path, device: int) -> None:
         if not engine_path.is_file():
             raise FakeLocatorError(f"engine {engine_path}: no such file")
         trt = import_tensorrt()

@@ -150,3 +150,14 @@ def test_backend_runner_splits_large_batches_and_pads_small_ones():
     out = runner(batch)
     assert backend.calls == [4, 2] and np.array_equal(out["map"], batch[:, :1])
     assert runner(batch[:1])["map"].shape == (1, 1, 2, 2) and backend.calls[-1] == 2
+
+
+def test_without_onnxruntime_the_check_says_how_to_get_it(monkeypatch):
+    import sys
+
+    from fakelocator.errors import FakeLocatorError
+    from fakelocator.export.parity import OnnxRuntimeRunner
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(FakeLocatorError, match=r"pip install 'fakelocator\[runtime\]' \(or export with --no-check\)"):
+        OnnxRuntimeRunner("m.onnx")

@@ -57,7 +57,7 @@ def test_the_engine_is_the_pure_plan_and_the_sidecar_describes_it(fake_trt, fp32
 def test_fp16_from_an_fp32_onnx_is_converted_first_and_parsed_from_the_conversion(fake_trt, fp32_export, tmp_path):
     _, state, _ = fake_trt
     sidecar, messages = build(fp32_export.path, tmp_path, BuildOptions(precision="fp16"))
-    converted = tmp_path / "model.fp16.onnx"
+    converted = tmp_path / "model.engine.fp16.onnx"
     assert state.find("parse_from_file") == [("parse_from_file", str(converted))]
     assert not state.find("set_flag")
     assert sidecar.precision == "fp16" and sidecar.source_onnx_sha256 == fp32_export.sha256
