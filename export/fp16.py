@@ -1,0 +1,75 @@
+"""Mixed-precision ONNX: fp16 weights and activations, fp32 inputs and outputs.
+
+This is what an FP16 TensorRT engine is built from. TensorRT 11 builds strongly typed networks only
+(and 10.12 deprecated the FP16 builder flag): the tensor types of the ONNX file decide the engine's
+precision, so an FP16 engine needs an ONNX whose tensors already are fp16.
+
+``onnxconverter-common``'s ``convert_float_to_float16(keep_io_types=True)`` does the conversion. Ops
+in its default block list stay fp32 with casts around them, among them ``Resize`` (the decoder's
+bilinear upsampling: its coordinate arithmetic is what the preprocessing contract pins down) and
+``Range``/``Min``/``Max``. Measured on a trained model (docs/export.md), keeping the final
+``Sigmoid`` or the feature ``ReduceMean`` in fp32 as well changed nothing beyond noise, so they are
+not blocked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fakelocator.errors import FakeLocatorError
+from fakelocator.export.metadata import PREPROCESSING_KEY, ModelMetadata, props_of, write_metadata
+from fakelocator.export.onnx_file import save_single_file
+
+#: Op types kept in fp32 in addition to onnxconverter-common's default block list.
+EXTRA_FP32_OPS: tuple[str, ...] = ()
+
+
+def fp32_ops() -> list[str]:
+    """Every op type the conversion keeps in fp32."""
+    from onnxconverter_common import float16
+
+    return sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(EXTRA_FP32_OPS))
+
+
+def is_fp16(model) -> bool:
+    """Whether an ``onnx.ModelProto`` holds fp16 initializers (i.e. was converted)."""
+    import onnx
+
+    return any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+
+
+def convert_model_to_fp16(model, *, keep_fp32_nodes: list[str] | None = None):
+    """Convert an fp32 ``onnx.ModelProto`` to mixed precision; returns a new model.
+
+    Inputs and outputs stay fp32, so the runtime feeds and reads the same arrays for either
+    precision. The fakelocator metadata is carried over with ``fakelocator.precision = fp16``.
+    """
+    from onnxconverter_common import float16
+
+    if is_fp16(model):
+        raise FakeLocatorError("the model already holds fp16 tensors; convert its fp32 export instead")
+    props = props_of(model)
+    converted = float16.convert_float_to_float16(
+        model,
+        keep_io_types=True,
+        op_block_list=fp32_ops(),
+        node_block_list=list(keep_fp32_nodes or []),
+    )
+    if PREPROCESSING_KEY in props:  # a fakelocator export; other models get no fakelocator keys
+        write_metadata(converted, ModelMetadata.from_props(props, source="model").with_precision("fp16"))
+    return converted
+
+
+def convert_file_to_fp16(src: str | Path, dst: str | Path, *, check: bool = True) -> Path:
+    """Convert the ONNX file ``src`` to a mixed-precision single file ``dst``."""
+    import onnx
+
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise FakeLocatorError(f"model {src}: no such file")
+    model = onnx.load(str(src))
+    converted = convert_model_to_fp16(model)
+    save_single_file(converted, dst)
+    if check:
+        onnx.checker.check_model(str(dst), full_check=True)
+    return dst

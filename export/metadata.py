@@ -1,0 +1,129 @@
+"""The metadata an exported ONNX model carries, written and read in one place.
+
+Every exported model stores, as ONNX ``metadata_props`` (string → string):
+
+- ``fakelocator.preprocessing``: the preprocessing contract (``Preprocessing.to_json()``);
+- ``fakelocator.model_config``: the network's ``ModelConfig.to_dict()`` as JSON;
+- ``fakelocator.provenance``: training provenance as JSON (data, seed, commit, metrics…);
+- ``fakelocator.version``: the fakelocator version that exported it;
+- ``fakelocator.precision``: ``fp32``, or ``fp16`` for a mixed-precision model with fp32 inputs and outputs.
+
+``ModelMetadata.from_props`` takes any ``Mapping[str, str]`` (``onnx.ModelProto.metadata_props`` as
+a dict, ONNX Runtime's ``custom_metadata_map``, an engine sidecar), so this module needs neither
+torch nor onnx; ``read_metadata`` and ``write_metadata`` import ``onnx`` when called.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fakelocator import __version__
+from fakelocator.contract import METADATA_KEY as PREPROCESSING_KEY
+from fakelocator.contract import Preprocessing
+from fakelocator.errors import FakeLocatorError
+from fakelocator.training.config import METADATA_KEY as CONFIG_KEY
+
+PROVENANCE_KEY = "fakelocator.provenance"
+VERSION_KEY = "fakelocator.version"
+PRECISION_KEY = "fakelocator.precision"
+KEYS = (PREPROCESSING_KEY, CONFIG_KEY, PROVENANCE_KEY, VERSION_KEY, PRECISION_KEY)
+PRECISIONS = ("fp32", "fp16")
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What an exported model says about itself."""
+
+    preprocessing: Preprocessing
+    config: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    version: str = __version__
+    precision: str = "fp32"
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise FakeLocatorError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+    def to_props(self) -> dict[str, str]:
+        return {
+            PREPROCESSING_KEY: self.preprocessing.to_json(),
+            CONFIG_KEY: json.dumps(self.config, sort_keys=True),
+            PROVENANCE_KEY: json.dumps(self.provenance, sort_keys=True),
+            VERSION_KEY: self.version,
+            PRECISION_KEY: self.precision,
+        }
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, str], source: str = "model") -> "ModelMetadata":
+        """Parse metadata props; a missing or malformed key is an error that names ``source`` and the key."""
+        if PREPROCESSING_KEY not in props:
+            raise FakeLocatorError(
+                f"{source}: no {PREPROCESSING_KEY} in its metadata; it was not exported by fakelocator "
+                "(export it with `fakelocator export onnx`)"
+            )
+        try:
+            preprocessing = Preprocessing.from_json(props[PREPROCESSING_KEY])
+        except FakeLocatorError as e:
+            raise FakeLocatorError(f"{source}: {e}") from None
+        return cls(
+            preprocessing=preprocessing,
+            config=_json_dict(props, CONFIG_KEY, source),
+            provenance=_json_dict(props, PROVENANCE_KEY, source),
+            version=props.get(VERSION_KEY, ""),
+            precision=_precision(props.get(PRECISION_KEY, "fp32"), source),
+        )
+
+    def with_precision(self, precision: str) -> "ModelMetadata":
+        return ModelMetadata(self.preprocessing, self.config, self.provenance, self.version, precision)
+
+
+def _json_dict(props: Mapping[str, str], key: str, source: str) -> dict[str, Any]:
+    text = props.get(key)
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FakeLocatorError(f"{source}: metadata {key} is not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise FakeLocatorError(f"{source}: metadata {key} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _precision(value: str, source: str) -> str:
+    if value not in PRECISIONS:
+        raise FakeLocatorError(f"{source}: metadata {PRECISION_KEY} must be one of {PRECISIONS}, got {value!r}")
+    return value
+
+
+def props_of(model) -> dict[str, str]:
+    """An ``onnx.ModelProto``'s metadata_props as a dict."""
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def write_metadata(model, metadata: ModelMetadata) -> None:
+    """Set the fakelocator keys on an ``onnx.ModelProto`` in place, keeping any other keys."""
+    props = props_of(model)
+    props.update(metadata.to_props())
+    del model.metadata_props[:]
+    for key in sorted(props):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, props[key]
+
+
+def read_metadata(path: str | Path) -> ModelMetadata:
+    """The metadata of an ONNX file, read without loading external weights."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise FakeLocatorError(f"model {path}: no such file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - onnx raises DecodeError and others for a bad file
+        raise FakeLocatorError(f"model {path}: not a readable ONNX file ({e})") from None
+    return ModelMetadata.from_props(props_of(model), source=f"model {path}")

@@ -1,0 +1,308 @@
+"""Export a trained model for serving, and check every artifact as it is made.
+
+  fakelocator export onnx model.safetensors -o model.onnx [--fp16] [--dynamic-hw]
+      one self-contained ONNX file (opset 18, dynamic batch) with the preprocessing contract in its
+      metadata; checked with onnx.checker and against PyTorch on ONNX Runtime. Given an .onnx and
+      --fp16, converts it to mixed precision (checked against the fp32 file).
+  fakelocator export engine model.onnx -o model.engine --batch 1,16,64 [--fp16]
+      a TensorRT engine (pure plan) and its sidecar model.engine.json; needs TensorRT and a GPU.
+  fakelocator export triton model.onnx|model.engine --repo models/
+      a Triton Inference Server model repository with config.pbtxt.
+  fakelocator export check model.onnx|model.engine [--against model.safetensors|other.onnx|model.engine]
+      inputs, outputs, metadata, opset, and a parity report (exit 1 when out of bounds).
+
+docs/export.md walks through all of it, with the tolerances and what was not verified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fakelocator.errors import FakeLocatorError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="export_command", metavar="WHAT", required=True)
+
+    p = sub.add_parser("onnx", help="export a checkpoint to ONNX (or convert an ONNX to fp16)",
+                       description="Export a checkpoint to one self-contained ONNX file and check it against PyTorch. "
+                       "Given an .onnx and --fp16, convert it to mixed precision and check it against the fp32 file.")
+    p.add_argument("model", help="a .safetensors/.pt checkpoint (or, with --fp16, an fp32 .onnx)")
+    p.add_argument("-o", "--output", help="the .onnx to write (default: beside MODEL, model.onnx or model.fp16.onnx)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18: ONNX Runtime and TensorRT >= 10 run it)")
+    p.add_argument("--dynamic-hw", action="store_true", help="dynamic height and width (batch is always dynamic)")
+    p.add_argument("--fp16", action="store_true", help="mixed precision: fp16 inside, fp32 inputs and outputs")
+    p.add_argument("--no-check", dest="check", action="store_false", help="skip onnx.checker and the parity check")
+    p.add_argument("--exporter", choices=("dynamo", "legacy"), default="dynamo", help="torch exporter (default dynamo)")
+    p.set_defaults(_export=run_onnx)
+
+    p = sub.add_parser("engine", help="build a TensorRT engine and its sidecar from an ONNX file",
+                       description="Build a TensorRT engine (a pure plan) and MODEL.engine.json. Precision follows the "
+                       "ONNX (strongly typed network); --fp16 with an fp32 ONNX converts it first. Needs TensorRT and a GPU.")
+    p.add_argument("onnx", help="an ONNX file written by `fakelocator export onnx`")
+    p.add_argument("-o", "--output", help="the engine to write (default: ONNX with .engine)")
+    p.add_argument("--batch", default="1,8,32", help="batch profile MIN,OPT,MAX or MAX (default 1,8,32)")
+    p.add_argument("--hw", help="for an ONNX with dynamic H/W: HxW or MINHxMINW,OPTHxOPTW,MAXHxMAXW")
+    precision = p.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_const", dest="precision", const="fp16",
+                           help="FP16 engine: an fp32 ONNX is converted to mixed precision first")
+    precision.add_argument("--fp32", action="store_const", dest="precision", const="fp32", help="refuse an fp16 ONNX")
+    p.set_defaults(precision="auto")
+    p.add_argument("--weak-fp16", action="store_true",
+                   help="weakly typed network with the FP16 builder flag (deprecated in TensorRT 10.12, absent in 11)")
+    p.add_argument("--no-tf32", dest="tf32", action="store_false", help="no TF32 math for fp32 layers")
+    p.add_argument("--workspace", help="workspace memory limit, e.g. 4GiB (default: TensorRT's)")
+    p.add_argument("--opt-level", type=int, default=3, help="builder optimization level 0-5 (default 3)")
+    p.add_argument("--timing-cache", help="timing cache file, loaded if present and saved after the build")
+    p.add_argument("--hardware-compatibility", choices=("none", "ampere_plus", "same_compute_capability"), default="none",
+                   help="build for other GPUs too (slower engine)")
+    p.add_argument("--version-compatible", action="store_true", help="runs on later TensorRT versions too (slower engine)")
+    p.add_argument("--exclude-lean-runtime", action="store_true", help="with --version-compatible: leave the lean runtime out")
+    p.add_argument("--device", type=int, default=0, help="GPU index (default 0)")
+    p.add_argument("--verbose", action="store_true", help="show TensorRT's info messages")
+    p.add_argument("--no-check", dest="check", action="store_false", help="skip the TensorRT vs ONNX Runtime parity check")
+    p.set_defaults(_export=run_engine)
+
+    p = sub.add_parser("triton", help="write a Triton Inference Server model repository",
+                       description="Write REPO/NAME/config.pbtxt and REPO/NAME/VERSION/model.onnx|model.plan.")
+    p.add_argument("model", help="an ONNX file (onnxruntime backend) or an engine with its sidecar (tensorrt backend)")
+    p.add_argument("--repo", required=True, help="the model repository folder")
+    p.add_argument("--name", default="fakelocator", help="model name (default fakelocator)")
+    p.add_argument("--version", type=int, default=1, help="version folder (default 1)")
+    p.add_argument("--max-batch", type=int, help="max_batch_size (default: the engine's max batch, 32 for ONNX)")
+    p.add_argument("--preferred", help="preferred batch sizes, e.g. 8,32 (default: engine opt,max; none for ONNX)")
+    p.add_argument("--queue-delay-us", type=int, default=2000, help="dynamic batcher max queue delay (default 2000)")
+    p.add_argument("--kind", choices=("gpu", "cpu"), default="gpu", help="instance kind (default gpu)")
+    p.add_argument("--count", type=int, default=1, help="instances per GPU (default 1)")
+    p.add_argument("--gpus", help="GPU indices for the instances, e.g. 0,1 (default all)")
+    p.add_argument("--no-warmup", dest="warmup", action="store_false", help="no warm-up request")
+    p.add_argument("--no-features", dest="features", action="store_false", help="do not serve the features output")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing REPO/NAME")
+    p.set_defaults(_export=run_triton)
+
+    p = sub.add_parser("check", help="describe an ONNX file or engine and compare it with a reference",
+                       description="Print inputs, outputs, metadata and opset, then a parity report: against --against "
+                       "(a checkpoint, an ONNX or an engine) or, without it, batched vs one image at a time. Exit 1 when "
+                       "the report is out of bounds.")
+    p.add_argument("model", help="an .onnx or an .engine (with its sidecar)")
+    p.add_argument("--against", help="the reference: a .safetensors/.pt checkpoint, an .onnx or an .engine")
+    p.add_argument("--batch", type=int, default=3, help="images per case (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random cases (default 0)")
+    p.add_argument("--max-abs", type=float, help="override the max |Δmap| and |Δscore| bound")
+    p.add_argument("--min-cosine", type=float, help="override the map COSS bound")
+    p.add_argument("--device", default="cuda:0", help="GPU for engines (default cuda:0)")
+    p.set_defaults(_export=run_check)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args._export(args) or 0)
+
+
+# ---- onnx ---------------------------------------------------------------------------------------
+
+
+def run_onnx(args) -> int:
+    model = Path(args.model)
+    if model.suffix.lower() == ".onnx":
+        return _convert_fp16(args, model)
+    from fakelocator.export.onnx_export import export_onnx
+
+    output = Path(args.output) if args.output else model.with_name(model.stem + (".fp16.onnx" if args.fp16 else ".onnx"))
+    result = export_onnx(model, output, opset=args.opset, dynamic_hw=args.dynamic_hw, fp16=args.fp16,
+                         check=args.check, exporter=args.exporter)
+    print(result.summary())
+    if result.parity is not None:
+        print(result.parity.format())
+    return 0
+
+
+def _convert_fp16(args, source: Path) -> int:
+    if not args.fp16 or args.dynamic_hw:
+        raise FakeLocatorError(
+            f"{source} is already ONNX: with --fp16 it is converted to mixed precision; to export (or change dynamic "
+            "H/W) give the checkpoint"
+        )
+    from fakelocator.export.fp16 import convert_file_to_fp16
+    from fakelocator.export.onnx_file import read_onnx_info
+    from fakelocator.export.parity import FP16, OnnxRuntimeRunner, compare, standard_cases
+
+    output = Path(args.output) if args.output else source.with_name(source.stem + ".fp16.onnx")
+    metadata = read_onnx_info(source).require_fakelocator()
+    convert_file_to_fp16(source, output, check=args.check)
+    info = read_onnx_info(output)
+    print(f"wrote {output} ({info.size / 2**20:.1f} MiB, fp16, opset {info.opset})\n  sha256 {info.sha256}")
+    if args.check:
+        report = compare(OnnxRuntimeRunner(source), OnnxRuntimeRunner(output), standard_cases(metadata.preprocessing), FP16)
+        print(report.format())
+        if not report.passed:
+            output.unlink()
+            raise FakeLocatorError(f"{output}: fp16 conversion is out of bounds ({'; '.join(report.failures[:3])}); removed it")
+    return 0
+
+
+# ---- engine -------------------------------------------------------------------------------------
+
+
+def build_options(args):
+    from fakelocator.export.engine_spec import BuildOptions, parse_batch, parse_hw, parse_size
+
+    return BuildOptions(
+        batch=parse_batch(args.batch),
+        hw=parse_hw(args.hw) if args.hw else None,
+        precision=args.precision,
+        weak_fp16=args.weak_fp16,
+        tf32=args.tf32,
+        workspace=parse_size(args.workspace) if args.workspace else None,
+        optimization_level=args.opt_level,
+        hardware_compatibility=args.hardware_compatibility,
+        version_compatible=args.version_compatible,
+        exclude_lean_runtime=args.exclude_lean_runtime,
+        timing_cache=args.timing_cache,
+    )
+
+
+def run_engine(args) -> int:
+    from fakelocator.export.tensorrt_build import build_engine, import_tensorrt
+
+    options = build_options(args)  # bad options are reported before anything is imported
+    import_tensorrt()
+    onnx_path = Path(args.onnx)
+    output = Path(args.output) if args.output else onnx_path.with_suffix(".engine")
+    sidecar = build_engine(onnx_path, output, options, device=args.device, verbose=args.verbose)
+    print(f"wrote {output} and {output}.json: {sidecar.precision}, {sidecar.profile.describe()}, "
+          f"TensorRT {sidecar.tensorrt_version} on {sidecar.gpu_name}")
+    if not args.check:
+        return 0
+    return _parity(output, Path(sidecar.onnx_path), device=f"cuda:{args.device}", batch=3, seed=0)
+
+
+# ---- triton -------------------------------------------------------------------------------------
+
+
+def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise FakeLocatorError(f"{what} {text!r}: expected comma-separated integers") from None
+
+
+def run_triton(args) -> int:
+    from fakelocator.export.triton import TritonOptions, write_repository
+
+    options = TritonOptions(
+        name=args.name,
+        max_batch_size=args.max_batch,
+        preferred_batch_sizes=_ints(args.preferred, "--preferred"),
+        max_queue_delay_us=args.queue_delay_us,
+        instance_kind=args.kind,
+        instance_count=args.count,
+        gpus=_ints(args.gpus, "--gpus") or (),
+        warmup=args.warmup,
+        version=args.version,
+        features=args.features,
+    )
+    folder = write_repository(args.model, args.repo, options, overwrite=args.overwrite)
+    print(f"wrote {folder}/config.pbtxt and {folder}/{args.version}/; serve with:\n"
+          f"  tritonserver --model-repository {Path(args.repo).resolve()}")
+    return 0
+
+
+# ---- check --------------------------------------------------------------------------------------
+
+
+def run_check(args) -> int:
+    model = Path(args.model)
+    print(describe(model))
+    against = Path(args.against) if args.against else None
+    return _parity(model, against, device=args.device, batch=args.batch, seed=args.seed,
+                   max_abs=args.max_abs, min_cosine=args.min_cosine)
+
+
+def describe(path: Path) -> str:
+    """Inputs, outputs, opset and metadata of an ONNX file, or the sidecar of an engine."""
+    from fakelocator.export.parity import ENGINE_SUFFIXES
+
+    if path.suffix.lower() == ".onnx":
+        from fakelocator.export.onnx_file import read_onnx_info
+
+        info = read_onnx_info(path)
+        lines = [f"{path}  ({info.size / 2**20:.1f} MiB, sha256 {info.sha256})",
+                 f"  opset {info.opset}, producer {info.producer or '?'}, precision {info.precision}"]
+        lines += ["  inputs:"] + [f"    {s.describe()}" for s in info.inputs]
+        lines += ["  outputs:"] + [f"    {s.describe()}" for s in info.outputs]
+        lines.append("  metadata:")
+        for key in sorted(info.props):
+            lines.append(f"    {key}: {_pretty(info.props[key])}")
+        return "\n".join(lines)
+    if path.suffix.lower() in ENGINE_SUFFIXES:
+        from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
+
+        sidecar = EngineSidecar.read(sidecar_path(path))
+        lines = [f"{path}  (sidecar {sidecar_path(path)})",
+                 f"  built with TensorRT {sidecar.tensorrt_version} on {sidecar.gpu_name} "
+                 f"(sm_{sidecar.compute_capability[0]}{sidecar.compute_capability[1]}), {sidecar.created}",
+                 f"  precision {sidecar.precision} ({'strongly' if sidecar.strongly_typed else 'weakly'} typed), "
+                 f"hardware compatibility {sidecar.options.hardware_compatibility}, "
+                 f"version compatible {sidecar.options.version_compatible}",
+                 f"  profile {sidecar.profile.describe()}",
+                 f"  from {sidecar.onnx_path} (sha256 {sidecar.onnx_sha256}, opset {sidecar.onnx_opset})"]
+        lines += ["  tensors:"] + [f"    {t['mode']} {t['name']}: {t['dtype']} {tuple(t['shape'])}" for t in sidecar.io]
+        lines.append(f"  preprocessing: {json.dumps(sidecar.preprocessing, sort_keys=True)}")
+        return "\n".join(lines)
+    raise FakeLocatorError(f"model {path}: `export check` takes an .onnx or an engine (.engine, .plan, .trt)")
+
+
+def _pretty(value: str) -> str:
+    return value if len(value) <= 160 else value[:157] + "..."
+
+
+def _parity(model: Path, against: Path | None, *, device: str, batch: int, seed: int,
+            max_abs: float | None = None, min_cosine: float | None = None) -> int:
+    """Compare ``model`` with ``against`` (or with itself one image at a time); 0 when within bounds."""
+    from dataclasses import replace
+
+    from fakelocator.export.parity import (
+        OneByOne, bounds_for, compare, precision_of, runner_for, standard_cases,
+    )
+
+    candidate = runner_for(model, device=device, batch_size=max(batch, 1))
+    if against is None:
+        reference, candidate = candidate, OneByOne(candidate)
+        bounds = bounds_for(precision_of(model))
+    else:
+        reference = runner_for(against, device=device, batch_size=max(batch, 1))
+        bounds = bounds_for(precision_of(model), precision_of(against))
+    if max_abs is not None:
+        bounds = replace(bounds, name="custom", map_max_abs=max_abs, score_max_abs=max_abs)
+    if min_cosine is not None:
+        bounds = replace(bounds, name="custom", map_min_cosine=min_cosine)
+    contract, extra = _contract_and_sizes(model)
+    cases = standard_cases(contract, batch=batch, seed=seed, extra_sizes=extra)
+    report = compare(reference, candidate, cases, bounds)
+    print(report.format())
+    return 0 if report.passed else 1
+
+
+def _contract_and_sizes(model: Path):
+    """The model's preprocessing contract, and extra (h, w) sizes to test when its H/W are dynamic."""
+    from fakelocator.contract import Preprocessing
+    from fakelocator.export.parity import ENGINE_SUFFIXES
+
+    if model.suffix.lower() in ENGINE_SUFFIXES:
+        from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
+
+        sidecar = EngineSidecar.read(sidecar_path(model))
+        contract = Preprocessing.from_dict(sidecar.preprocessing)
+        profile = sidecar.profile
+        sizes = {tuple(profile.min[2:]), tuple(profile.max[2:])} - {contract.size}
+        return contract, sorted(sizes)
+    from fakelocator.export.onnx_file import read_onnx_info
+
+    info = read_onnx_info(model)
+    contract = info.require_fakelocator().preprocessing
+    h, w = contract.size
+    return contract, [(h + 16, w + 48)] if info.dynamic_hw else []

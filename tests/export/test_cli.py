@@ -1,0 +1,115 @@
+"""`fakelocator export …`: help without heavy imports, one-line errors, the check report."""
+
+import subprocess
+import sys
+
+import pytest
+
+from fakelocator.cli import main
+
+
+def run(capsys, *argv):
+    code = main(["export", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_help_of_every_subcommand_imports_neither_torch_nor_tensorrt():
+    code = (
+        "import sys\n"
+        "from fakelocator.cli import main\n"
+        "for what in ('onnx', 'engine', 'triton', 'check'):\n"
+        "    try:\n"
+        "        main(['export', what, '--help'])\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code == 0, e.code\n"
+        "heavy = [m for m in ('torch', 'tensorrt', 'onnx', 'onnxruntime') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "--batch" in result.stdout and "--repo" in result.stdout and "--against" in result.stdout
+
+
+def test_the_export_package_and_the_tensorrt_backend_import_without_torch_or_tensorrt():
+    code = (
+        "import sys\n"
+        "import fakelocator.export, fakelocator.export.engine_spec, fakelocator.export.tensorrt_build\n"
+        "import fakelocator.export.parity, fakelocator.export.triton, fakelocator.export.metadata\n"
+        "import fakelocator.export.fp16, fakelocator.export.onnx_file, fakelocator.export.onnx_export\n"
+        "import fakelocator.runtime.backends.tensorrt\n"
+        "heavy = [m for m in ('torch', 'tensorrt', 'cuda', 'onnx', 'onnxruntime') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_engine_without_tensorrt_is_one_line_with_the_install_command(capsys, fp32_export, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    code, out, err = run(capsys, "engine", str(fp32_export.path))
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "TensorRT is not installed" in err and "pip install tensorrt" in err
+
+
+def test_bad_engine_options_are_reported_before_tensorrt_is_needed(capsys, fp32_export, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    code, _, err = run(capsys, "engine", str(fp32_export.path), "--batch", "8,4,2")
+    assert code == 2 and "--batch '8,4,2'" in err
+
+
+def test_engine_through_the_cli_with_fake_tensorrt(capsys, fake_trt, fp32_export, tmp_path):
+    """API-contract test: the CLI wiring, with the fake TensorRT of fake_gpu.py; the parity step runs the fake engine."""
+    engine = tmp_path / "m.engine"
+    code, out, _ = run(capsys, "engine", str(fp32_export.path), "-o", str(engine), "--batch", "1,2,4", "--no-check")
+    assert code == 0 and engine.is_file() and (tmp_path / "m.engine.json").is_file()
+    assert "fp32, image: min 1x3x64x64, opt 2x3x64x64, max 4x3x64x64" in out
+    code, out, _ = run(capsys, "check", str(engine))
+    assert code == 0 and "built with TensorRT 10.16.1.11 on NVIDIA Fake GPU (sm_89)" in out and "tensors:" in out
+
+
+def test_check_prints_structure_metadata_and_parity_against_the_checkpoint(capsys, fp32_export, tiny_checkpoint):
+    code, out, _ = run(capsys, "check", str(fp32_export.path), "--against", str(tiny_checkpoint))
+    assert code == 0
+    for text in ("opset 18", "image: float32 (batch, 3, 64, 64)", "map: float32 (batch, 1, 64, 64)",
+                 "fakelocator.preprocessing:", "fakelocator.precision: fp32",
+                 "parity: onnxruntime (model.onnx) vs pytorch (tiny_trained.safetensors) (bounds fp32", "PASS"):
+        assert text in out, text
+
+
+def test_check_without_a_reference_compares_batched_with_one_at_a_time(capsys, dynamic_export):
+    code, out, _ = run(capsys, "check", str(dynamic_export.path))
+    assert code == 0 and "one image at a time" in out and "at 80x112" in out
+
+
+def test_check_fp16_against_fp32_uses_the_fp16_bounds_and_fails_tight_ones(capsys, fp16_export, fp32_export):
+    code, out, _ = run(capsys, "check", str(fp16_export.path), "--against", str(fp32_export.path))
+    assert code == 0 and "bounds fp16" in out
+    code, out, _ = run(capsys, "check", str(fp16_export.path), "--against", str(fp32_export.path), "--max-abs", "1e-6")
+    assert code == 1 and "FAIL" in out
+
+
+def test_onnx_command_exports_and_converts(capsys, tiny_checkpoint, tmp_path):
+    out_path = tmp_path / "cli.onnx"
+    code, out, _ = run(capsys, "onnx", str(tiny_checkpoint), "-o", str(out_path), "--exporter", "legacy")
+    assert code == 0 and out.startswith(f"wrote {out_path}") and "PASS" in out
+    code, out, _ = run(capsys, "onnx", str(out_path), "--fp16")
+    assert code == 0 and (tmp_path / "cli.fp16.onnx").is_file() and "bounds fp16" in out and "PASS" in out
+    code, _, err = run(capsys, "onnx", str(out_path))
+    assert code == 2 and "already ONNX" in err
+
+
+def test_triton_command_writes_a_repository(capsys, fp32_export, tmp_path):
+    code, out, _ = run(capsys, "triton", str(fp32_export.path), "--repo", str(tmp_path), "--preferred", "4,8", "--gpus", "0")
+    assert code == 0 and (tmp_path / "fakelocator" / "config.pbtxt").is_file() and "tritonserver --model-repository" in out
+    code, _, err = run(capsys, "triton", str(fp32_export.path), "--repo", str(tmp_path), "--gpus", "a")
+    assert code == 2 and "--gpus 'a'" in err
+
+
+@pytest.mark.parametrize("argv, message", [(["check", "model.txt"], "takes an .onnx or an engine"),
+                                           (["check", "missing.onnx"], "no such file")])
+def test_check_errors_are_one_line(capsys, tmp_path, argv, message):
+    (tmp_path / "model.txt").write_text("x")
+    argv = [str(tmp_path / a) if "." in a else a for a in argv]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
