@@ -19,7 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fakelocator.contract import METADATA_KEY, Preprocessing, to_full_resolution, to_network_input
+from fakelocator.contract import Preprocessing, to_full_resolution, to_network_input
+from fakelocator.metadata import PREPROCESSING_KEY as METADATA_KEY
 
 
 def fetch_contract(client, model: str) -> Preprocessing:

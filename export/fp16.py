@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
-from fakelocator.export.metadata import PREPROCESSING_KEY, ModelMetadata, props_of, write_metadata
+from fakelocator.metadata import PREPROCESSING_KEY, ModelMetadata, props_of, write_metadata
 from fakelocator.export.onnx_file import save_single_file
 
 #: Op types kept in fp32 in addition to onnxconverter-common's default block list.

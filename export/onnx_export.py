@@ -5,7 +5,7 @@ The exported graph (the contract the runtime reads):
 - input ``image``: float32 (N, 3, H, W), N dynamic (``batch``); H and W fixed at the preprocessing
   contract's size unless exported with ``dynamic_hw`` (then ``height`` and ``width``, ≥ 16);
 - outputs ``map`` float32 (N, 1, H, W) in [0, 1], ``score`` float32 (N, 1), ``features`` float32 (N, C);
-- metadata: see ``fakelocator.export.metadata``.
+- metadata: see ``fakelocator.metadata``.
 
 Exporter: torch's dynamo-based exporter (``torch.export`` + onnxscript), the default and the
 maintained path since torch 2.9; the TorchScript-based one is deprecated. Both trace the same graph
@@ -31,7 +31,7 @@ from typing import Any
 
 from fakelocator import __version__
 from fakelocator.errors import FakeLocatorError
-from fakelocator.export.metadata import ModelMetadata, write_metadata
+from fakelocator.metadata import ModelMetadata, write_metadata
 from fakelocator.export.onnx_file import INPUT_NAME, OUTPUT_NAMES, file_sha256, save_single_file
 from fakelocator.export.parity import FP16, FP32, ParityReport
 

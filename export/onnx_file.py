@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
-from fakelocator.export.metadata import PREPROCESSING_KEY, ModelMetadata, props_of
+from fakelocator.metadata import PREPROCESSING_KEY, ModelMetadata, props_of
 
 PROTOBUF_LIMIT = 2**31 - 1  # bytes: the most a single-file ONNX (one protobuf message) can hold
 INPUT_NAME = "image"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
 from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
-from fakelocator.export.metadata import CONFIG_KEY, PREPROCESSING_KEY
+from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY
 from fakelocator.export.onnx_file import INPUT_NAME, OUTPUT_NAMES, read_onnx_info
 
 DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16"}

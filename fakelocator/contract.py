@@ -34,9 +34,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_RULES = ("bilinear_half_pixel",)
 COLOR_ORDERS = ("RGB", "BGR")
 
-#: Key under which the contract is stored in checkpoint and ONNX metadata.
-METADATA_KEY = "fakelocator.preprocessing"
-
 
 @dataclass(frozen=True)
 class Preprocessing:

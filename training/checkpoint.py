@@ -22,14 +22,10 @@ from typing import Any
 import torch
 
 from fakelocator import __version__
-from fakelocator.contract import METADATA_KEY as PREPROCESSING_KEY
 from fakelocator.errors import FakeLocatorError
-from fakelocator.training.config import METADATA_KEY as CONFIG_KEY
+from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY, PROVENANCE_KEY, VERSION_KEY
 from fakelocator.training.config import ModelConfig
 from fakelocator.training.model import FakeLocatorNet, build_model
-
-PROVENANCE_KEY = "fakelocator.provenance"
-VERSION_KEY = "fakelocator.version"
 
 
 def _atomic_write(path: Path, write) -> None:

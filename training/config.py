@@ -13,9 +13,6 @@ from fakelocator.errors import FakeLocatorError
 
 BACKBONES = ("deeplabv3_resnet101", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large", "unet_lite")
 
-#: Key under which the config is stored in checkpoint and ONNX metadata.
-METADATA_KEY = "fakelocator.model_config"
-
 
 @dataclass(frozen=True)
 class ModelConfig:

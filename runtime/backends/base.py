@@ -10,22 +10,14 @@ Backends are imported lazily by name (``fakelocator.runtime.backends.<name>``), 
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from fakelocator.contract import METADATA_KEY as PREPROCESSING_KEY
 from fakelocator.contract import Preprocessing
-from fakelocator.errors import FakeLocatorError
-
-#: Metadata keys of an exported model (ONNX ``metadata_props``, engine sidecar), besides the contract's.
-CONFIG_KEY = "fakelocator.model_config"
-PROVENANCE_KEY = "fakelocator.provenance"
-VERSION_KEY = "fakelocator.version"
-PRECISION_KEY = "fakelocator.precision"
+from fakelocator.metadata import ModelMetadata
 
 
 @dataclass(frozen=True)
@@ -43,30 +35,15 @@ class ModelInfo:
     @classmethod
     def from_metadata(cls, path: str, format: str, metadata: dict[str, str]) -> "ModelInfo":
         """From the string key/values of ONNX ``metadata_props`` or an engine sidecar (JSON strings for dicts)."""
-        if PREPROCESSING_KEY not in metadata:
-            raise FakeLocatorError(
-                f"model {path}: no {PREPROCESSING_KEY!r} in its metadata; not a fakelocator export "
-                "(export models with `fakelocator export onnx`)"
-            )
-        preprocessing = Preprocessing.from_json(metadata[PREPROCESSING_KEY])
-
-        def parse(key: str) -> dict[str, Any]:
-            try:
-                value = json.loads(metadata.get(key) or "{}")
-            except json.JSONDecodeError as e:
-                raise FakeLocatorError(f"model {path}: metadata {key!r} is not valid JSON ({e})") from None
-            if not isinstance(value, dict):
-                raise FakeLocatorError(f"model {path}: metadata {key!r} must be a JSON object")
-            return value
-
+        meta = ModelMetadata.from_props(metadata, source=f"model {path}")
         return cls(
             path=path,
             format=format,
-            preprocessing=preprocessing,
-            config=parse(CONFIG_KEY),
-            provenance=parse(PROVENANCE_KEY),
-            version=metadata.get(VERSION_KEY, ""),
-            precision=metadata.get(PRECISION_KEY, "fp32"),
+            preprocessing=meta.preprocessing,
+            config=meta.config,
+            provenance=meta.provenance,
+            version=meta.version,
+            precision=meta.precision,
         )
 
 

@@ -35,7 +35,7 @@ def test_the_export_package_and_the_tensorrt_backend_import_without_torch_or_ten
     code = (
         "import sys\n"
         "import fakelocator.export, fakelocator.export.engine_spec, fakelocator.export.tensorrt_build\n"
-        "import fakelocator.export.parity, fakelocator.export.triton, fakelocator.export.metadata\n"
+        "import fakelocator.export.parity, fakelocator.export.triton, fakelocator.metadata\n"
         "import fakelocator.export.fp16, fakelocator.export.onnx_file, fakelocator.export.onnx_export\n"
         "import fakelocator.runtime.backends.tensorrt\n"
         "heavy = [m for m in ('torch', 'tensorrt', 'cuda', 'onnx', 'onnxruntime') if m in sys.modules]\n"

@@ -6,7 +6,7 @@ import pytest
 
 from fakelocator.errors import FakeLocatorError
 from fakelocator.export.fp16 import convert_file_to_fp16, fp32_ops, is_fp16
-from fakelocator.export.metadata import read_metadata
+from fakelocator.metadata import read_metadata
 from fakelocator.export.onnx_file import read_onnx_info
 from fakelocator.export.parity import FP16, OnnxRuntimeRunner, TorchRunner, compare, standard_cases
 

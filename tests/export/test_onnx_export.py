@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from fakelocator.errors import FakeLocatorError
-from fakelocator.export.metadata import ModelMetadata, read_metadata
+from fakelocator.metadata import ModelMetadata, read_metadata
 from fakelocator.export.onnx_export import DEFAULT_OPSET, export_onnx
 from fakelocator.export.onnx_file import read_onnx_info
 from fakelocator.export.parity import FP32, OnnxRuntimeRunner, TorchRunner, compare, standard_cases

@@ -58,7 +58,7 @@ def test_an_onnx_without_fakelocator_metadata_is_refused(tmp_path, build_red_mod
     model = onnx.load(str(path))
     del model.metadata_props[:]
     onnx.save(model, str(path))
-    with pytest.raises(FakeLocatorError, match="not a fakelocator export"):
+    with pytest.raises(FakeLocatorError, match="not exported by fakelocator"):
         Locator.load(path, device="cpu")
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError
-from fakelocator.export.metadata import (
+from fakelocator.metadata import (
     CONFIG_KEY,
     PRECISION_KEY,
     PREPROCESSING_KEY,

@@ -1,4 +1,4 @@
-"""The metadata an exported ONNX model carries, written and read in one place.
+"""The metadata a saved model carries, its keys defined and parsed in one place.
 
 Every exported model stores, as ONNX ``metadata_props`` (string → string):
 
@@ -8,9 +8,11 @@ Every exported model stores, as ONNX ``metadata_props`` (string → string):
 - ``fakelocator.version``: the fakelocator version that exported it;
 - ``fakelocator.precision``: ``fp32``, or ``fp16`` for a mixed-precision model with fp32 inputs and outputs.
 
-``ModelMetadata.from_props`` takes any ``Mapping[str, str]`` (``onnx.ModelProto.metadata_props`` as
-a dict, ONNX Runtime's ``custom_metadata_map``, an engine sidecar), so this module needs neither
-torch nor onnx; ``read_metadata`` and ``write_metadata`` import ``onnx`` when called.
+The same keys label a ``.safetensors`` weights file (training/checkpoint.py), an ONNX file's
+``metadata_props`` (export) and a Triton model's parameters. ``ModelMetadata.from_props`` takes any
+``Mapping[str, str]`` (``onnx.ModelProto.metadata_props`` as a dict, ONNX Runtime's
+``custom_metadata_map``, an engine sidecar), so this module needs neither torch nor onnx;
+``read_metadata`` imports ``onnx`` when called.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from fakelocator import __version__
-from fakelocator.contract import METADATA_KEY as PREPROCESSING_KEY
 from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError
-from fakelocator.training.config import METADATA_KEY as CONFIG_KEY
 
+PREPROCESSING_KEY = "fakelocator.preprocessing"
+CONFIG_KEY = "fakelocator.model_config"
 PROVENANCE_KEY = "fakelocator.provenance"
 VERSION_KEY = "fakelocator.version"
 PRECISION_KEY = "fakelocator.precision"
