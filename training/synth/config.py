@@ -66,6 +66,8 @@ class SynthConfig:
             ``entire_detail_restore`` the same for entire syntheses, which a GAN makes from scratch.
         texture_strength: amplitude of the random perturbation of learned kernels (transposed
             convolutions, post-upsampling convolutions, the random conv decoder).
+        decoder_noise: standard deviation (0..1 units) of the content each decoder level invents
+            before it upsamples; the upsampler turns it into its texture even where the photo is flat.
         edit_probability: chance that a partial manipulation also changes an attribute (colour,
             brightness, hue…) inside the region; ``entire_edit_probability`` for entire syntheses.
         edit_weights: attribute edits, applied to the latent so that they pass through the decoder.
@@ -105,6 +107,7 @@ class SynthConfig:
     detail_restore: tuple[float, float] = (0.75, 1.0)
     entire_detail_restore: tuple[float, float] = (0.0, 0.3)
     texture_strength: tuple[float, float] = (0.03, 0.15)
+    decoder_noise: tuple[float, float] = (0.004, 0.016)
     edit_probability: float = 0.85
     entire_edit_probability: float = 0.3
     edit_weights: dict[str, float] = field(default_factory=lambda: _weights(
@@ -118,7 +121,7 @@ class SynthConfig:
     def __post_init__(self):
         object.__setattr__(self, "photos", tuple(str(p) for p in self.photos))
         for name in ("size_range", "aspect_range", "region_area", "gan_scale", "skip_retention", "detail_restore",
-                     "entire_detail_restore", "texture_strength", "edit_strength", "feather"):
+                     "entire_detail_restore", "texture_strength", "decoder_noise", "edit_strength", "feather"):
             value = tuple(getattr(self, name))
             object.__setattr__(self, name, value)
             if len(value) != 2 or value[0] > value[1]:
@@ -144,8 +147,12 @@ class SynthConfig:
             problems.append(f"max_upscale must be >= 1, got {self.max_upscale}")
         if not (0 < self.region_area[0] and self.region_area[1] < 1):
             problems.append(f"region_area must lie in (0, 1), got {self.region_area}")
-        if self.gan_scale[0] <= 0:
-            problems.append(f"gan_scale must be positive, got {self.gan_scale}")
+        for name in ("gan_scale", "edit_strength", "feather"):
+            if getattr(self, name)[0] <= 0:
+                problems.append(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("texture_strength", "decoder_noise"):
+            if getattr(self, name)[0] < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("skip_retention", "detail_restore", "entire_detail_restore"):
             lo, hi = getattr(self, name)
             if lo < 0 or hi > 1:

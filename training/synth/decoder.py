@@ -6,10 +6,13 @@ level's detail through skip connections::
 
     X[0] = image,  X[l+1] = down(X[l])                         # encoder
     Y[depth] = lift(edit(X[depth]))
-    Y[l] = post(up_l(Y[l+1])) + a_l · (lift(X[l]) − up_l(lift(X[l+1])))   # decoder with skips
+    Y[l] = post(up_l(Y[l+1] + N[l])) + a_l · (lift(X[l]) − up_l(lift(X[l+1])))   # decoder with skips
     output = project(Y[0])
 
-With a perfect decoder (``a_l = 1``, no post-processing, no edit) the output is the input; every
+``N[l]`` is a little content each level invents (Gaussian, mostly shared across channels, like
+StyleGAN's noise inputs); it reaches the output only through the upsampling layers, so even a flat
+region, which interpolation alone would leave flat, gets the family's texture. With a perfect
+decoder (``a_l = 1``, no noise, no post-processing, no edit) the output is the input; every
 difference from it is made by the upsampling layers or passes through them. Decoder kinds:
 
 - ``single``: one family at every level, RGB in and out;
@@ -42,6 +45,7 @@ class DecoderSpec:
     families: tuple[str, ...]  # per level, coarsest first
     retention: tuple[float, ...]  # skip fraction a_l per level, coarsest first
     strength: float  # relative perturbation of learned kernels
+    noise: float = 0.0  # std of the content each level invents before upsampling, in [0, 1] units
 
 
 def _down(x: torch.Tensor, encoder: str, kernel: torch.Tensor | None):
@@ -99,6 +103,10 @@ def run_decoder(image: np.ndarray, spec: DecoderSpec, rng: np.random.Generator,
             names.append(up.name)
             idx = indices[level] if channels == 3 else None
             post = _post_layer(spec, channels, rng)
+            if spec.noise > 0:
+                shape = (1, 1, *y.shape[-2:])
+                n = 0.8 * rng.normal(size=shape) + 0.45 * rng.normal(size=(1, channels, *y.shape[-2:]))
+                y = y + 2.0 * spec.noise * _tensor(n)  # ×2: [0, 1] units → [-1, 1]
             u = post(up(y, idx))
             skip = lifted(levels[level]) - up(lifted(levels[level + 1]), idx)
             y = u + spec.retention[step] * skip
@@ -142,8 +150,16 @@ def draw_spec(rng: np.random.Generator, cfg, *, strength_boost: float = 1.0) -> 
         families = tuple(_choice(rng, table) for _ in range(depth))
     lo, hi = cfg.skip_retention
     retention = tuple(float(rng.uniform(lo, hi)) / strength_boost for _ in range(depth))
-    strength = float(np.exp(rng.uniform(*np.log(cfg.texture_strength)))) * strength_boost
-    return DecoderSpec(depth, encoder, kind, families, retention, strength)
+    strength = _draw(rng, *cfg.texture_strength) * strength_boost
+    noise = _draw(rng, *cfg.decoder_noise) * strength_boost
+    return DecoderSpec(depth, encoder, kind, families, retention, strength, noise)
+
+
+def _draw(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """Log-uniform in [lo, hi] when lo > 0, else uniform."""
+    if lo > 0:
+        return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    return float(rng.uniform(lo, hi))
 
 
 def _choice(rng: np.random.Generator, table: dict[str, float]) -> str:

@@ -37,7 +37,7 @@ COLUMNS = (
     "image", "real", "kind", "property",
     "index", "photo", "width", "height", "crop", "flip", "jitter",
     "upsampler", "encoder", "depth", "gan_scale", "gan_size", "final_upsampler", "retention",
-    "detail_restore", "texture_strength", "edit", "box", "face_source", "region_fraction",
+    "detail_restore", "texture_strength", "decoder_noise", "edit", "box", "face_source", "region_fraction",
     "region_difference", "attempts", "gt_mean", "ceiling_coss", "ceiling_psnr", "seed",
 )
 OUTPUTS = ("real", "fake", "entire", "manifest.csv", "synth.json")

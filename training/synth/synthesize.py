@@ -35,6 +35,7 @@ from fakelocator.training.synth.regions import FACE_PARTS, make_region
 from fakelocator.training.synth.views import make_view
 
 MAX_ATTEMPTS = 5
+SMALL_FACE_PARTS = ("eyes", "mouth", "nose")
 
 
 class Sample(NamedTuple):
@@ -144,6 +145,7 @@ def resynthesize(real: np.ndarray, mask: np.ndarray | None, box: tuple[int, int,
         "retention": ",".join(f"{a:.3f}" for a in spec.retention),
         "detail_restore": round(restore, 4),
         "texture_strength": round(spec.strength, 4),
+        "decoder_noise": round(spec.noise, 4),
         "edit": edit_desc,
         "box": f"{x0},{y0},{x1 - x0},{y1 - y0}",
     }
@@ -177,7 +179,9 @@ def synthesize_one(photo: Photo | np.ndarray, rng: np.random.Generator, config: 
         raise ValueError(f"kind must be partial, entire or real, got {kind!r}")
 
     region_kind = _choice(rng, cfg.region_weights) if kind == "partial" else ""
-    prefer_face = bool(faces) and (region_kind in FACE_PARTS or kind == "real") and rng.random() < 0.85
+    prefer_face = 0.0
+    if faces and (region_kind in FACE_PARTS or kind == "real") and rng.random() < 0.85:
+        prefer_face = 2.0 if region_kind in SMALL_FACE_PARTS else 3.5
     view = make_view(image, faces, rng, cfg, prefer_face=prefer_face)
     real = view.image
     H, W = real.shape[:2]

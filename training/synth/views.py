@@ -32,7 +32,7 @@ def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(math.exp(rng.uniform(math.log(lo), math.log(hi)))) if hi > lo else float(lo)
 
 
-def _choose_geometry(ph: int, pw: int, faces, rng: np.random.Generator, cfg: SynthConfig, prefer_face: bool):
+def _choose_geometry(ph: int, pw: int, faces, rng: np.random.Generator, cfg: SynthConfig, prefer_face: float):
     """(crop x, y, w, h, out_h, out_w) or None when this draw does not fit the photo."""
     smin, smax = cfg.size_range
     side = cfg.min_source_side
@@ -52,7 +52,7 @@ def _choose_geometry(ph: int, pw: int, faces, rng: np.random.Generator, cfg: Syn
     if prefer_face and faces:
         fx, fy, fw, fh = faces[int(rng.integers(len(faces)))]
         need = 1.3 * max(fh, fw / r)  # the face and a margin fit in the crop
-        lo, hi = max(ch_min, need), min(ch_max, max(ch_min, need, 3.5 * max(fh, fw / r)))
+        lo, hi = max(ch_min, need), min(ch_max, max(ch_min, need, prefer_face * max(fh, fw / r)))
         if lo <= hi:
             ch_min, ch_max, face = lo, hi, (fx, fy, fw, fh)
     if ch_min > ch_max:
@@ -87,10 +87,12 @@ def _jitter(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, st
 
 
 def make_view(photo: np.ndarray, faces: tuple[Box, ...], rng: np.random.Generator, cfg: SynthConfig,
-              *, prefer_face: bool = False) -> View:
+              *, prefer_face: float = 0.0) -> View:
     """A real image cut from ``photo`` (uint8 (H, W, 3) RGB) with the size rules of ``cfg``.
 
-    ``faces`` are boxes in the photo; with ``prefer_face`` the crop is drawn to contain one of them.
+    ``faces`` are boxes in the photo. With ``prefer_face`` > 0 the crop is drawn to contain one of
+    them and to be at most ``prefer_face`` times its size (where the other rules allow), so that
+    small face parts (eyes, mouth) are large enough to be laid out on the real face.
     """
     import cv2
 
