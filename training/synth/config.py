@@ -129,9 +129,11 @@ class SynthConfig:
         for name, allowed in (("kind_fractions", KINDS), ("region_weights", REGIONS), ("decoder_weights", DECODERS),
                               ("family_weights", FAMILIES), ("edit_weights", EDITS), ("encoder_weights", ENCODERS),
                               ("depth_weights", ("1", "2", "3"))):
-            table = {str(k): float(v) for k, v in getattr(self, name).items()}
+            given = {str(k): float(v) for k, v in getattr(self, name).items()}
+            unknown = set(given) - set(allowed)
+            # canonical key order: draws must not depend on how a file or caller ordered the table
+            table = {k: given[k] for k in allowed if k in given}
             object.__setattr__(self, name, table)
-            unknown = set(table) - set(allowed)
             if unknown:
                 raise FakeLocatorError(f"synth config: {name} has unknown keys {sorted(unknown)}; allowed: {', '.join(allowed)}")
             if any(v < 0 for v in table.values()) or sum(table.values()) <= 0:

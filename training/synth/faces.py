@@ -13,21 +13,37 @@ import numpy as np
 DETECT_LONG_SIDE = 640  # photos are shrunk to at most this before detection, for speed
 
 
-def _iou(a, b) -> float:
+SKIN_FRACTION = 0.5  # of the box's central half, for a detection to count as a face
+
+
+def _overlap(a, b) -> float:
+    """Intersection over the smaller box's area."""
     ax0, ay0, aw, ah = a
     bx0, by0, bw, bh = b
     ix = max(0.0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0))
     iy = max(0.0, min(ay0 + ah, by0 + bh) - max(ay0, by0))
-    inter = ix * iy
-    return inter / (aw * ah + bw * bh - inter)
+    return ix * iy / min(aw * ah, bw * bh)
+
+
+def _skin_fraction(image: np.ndarray, box) -> float:
+    """Share of skin-coloured pixels (a YCrCb box) in the central half of ``box``; 0 for gray images."""
+    import cv2
+
+    x, y, w, h = box
+    centre = image[y + h // 4: y + 3 * h // 4, x + w // 4: x + 3 * w // 4]
+    if centre.size == 0:
+        return 0.0
+    ycc = cv2.cvtColor(np.ascontiguousarray(centre), cv2.COLOR_RGB2YCrCb).reshape(-1, 3)
+    cr, cb = ycc[:, 1], ycc[:, 2]
+    return float(((cr >= 135) & (cr <= 173) & (cb >= 77) & (cb <= 127)).mean())
 
 
 def detect_faces(image: np.ndarray) -> tuple[tuple[int, int, int, int], ...]:
     """Frontal faces in a uint8 (H, W, 3) RGB image as (x, y, w, h) boxes, biggest first.
 
-    Raw detections are grouped by overlap (IoU > 0.3) and averaged. The biggest group is kept;
-    others only when at least two raw detections agree, which removes most single false hits.
-    Returns ``()`` when scikit-image is not installed.
+    The LBP cascade fires on many textures, so a detection is kept only when at least half of its
+    central part is skin-coloured (which drops every detection in a gray photo), and not when it
+    mostly overlaps a bigger kept face or is less than 0.4 times as wide as the biggest. Returns ``()`` when scikit-image is not installed.
     """
     try:
         from skimage.data import lbp_frontal_face_cascade_filename
@@ -42,23 +58,14 @@ def detect_faces(image: np.ndarray) -> tuple[tuple[int, int, int, int], ...]:
     gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     cascade = Cascade(lbp_frontal_face_cascade_filename())
     side = min(gray.shape)
-    raw = cascade.detect_multi_scale(img=gray, scale_factor=1.2, step_ratio=1, min_size=(24, 24), max_size=(side, side))
-    boxes = [(d["c"], d["r"], d["width"], d["height"]) for d in raw]
-    groups: list[list[tuple]] = []
-    for box in sorted(boxes, key=lambda b: -b[2] * b[3]):
-        for g in groups:
-            if _iou(g[0], box) > 0.3:
-                g.append(box)
-                break
-        else:
-            groups.append([box])
-    if not groups:
-        return ()
-    groups.sort(key=lambda g: (-len(g), -g[0][2] * g[0][3]))
-    kept = [groups[0]] + [g for g in groups[1:] if len(g) >= 2]
-    faces = []
-    for g in kept:
-        x, y, bw, bh = (float(np.mean([b[i] for b in g])) for i in range(4))
-        faces.append(tuple(int(round(v / scale)) for v in (x, y, bw, bh)))
-    faces.sort(key=lambda f: -f[2] * f[3])
+    raw = cascade.detect_multi_scale(img=gray, scale_factor=1.1, step_ratio=1, min_size=(24, 24), max_size=(side, side))
+    boxes = sorted(((d["c"], d["r"], d["width"], d["height"]) for d in raw), key=lambda b: -b[2] * b[3])
+    faces: list[tuple[int, int, int, int]] = []
+    for box in boxes:
+        full = tuple(int(round(v / scale)) for v in box)
+        if _skin_fraction(image, full) < SKIN_FRACTION:
+            continue
+        if any(_overlap(full, kept) > 0.5 for kept in faces) or (faces and full[2] < 0.4 * faces[0][2]):
+            continue
+        faces.append(full)
     return tuple(faces)
