@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("run")
     run.add_argument("--n", type=int, default=None, help="number of items (default 1000)")
     run.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    run.add_argument("--workers", type=int, default=None, help="processes (default: CPU count; 1 = in this process)")
+    run.add_argument("--workers", type=int, default=None, help="processes (default: CPU count, at most one per 32 items; 1 = in this process)")
     run.add_argument("--config", metavar="FILE", help="recipe from a JSON/YAML file (a synth.json works); flags override it")
     run.add_argument("--overwrite", action="store_true", help="replace a dataset already in OUT")
     run.add_argument("--sheet", action="store_true", help="also write OUT/examples.png, a contact sheet of 8 items")

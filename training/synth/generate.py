@@ -42,6 +42,7 @@ COLUMNS = (
 )
 OUTPUTS = ("real", "fake", "entire", "manifest.csv", "synth.json")
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+ITEMS_PER_WORKER = 32  # with workers=None, at least this many items per started worker
 
 
 @dataclass
@@ -179,7 +180,8 @@ def generate(out_dir: str | Path, config: SynthConfig | None = None, *, workers:
     Args:
         out_dir: the dataset root; created if missing.
         config: the recipe (``SynthConfig()`` when None).
-        workers: processes to use (default: the CPU count); 1 runs in this process. The output
+        workers: processes to use (default: the CPU count, but no more than one per 32 items);
+            1 runs in this process. The output
             does not depend on it. Workers are started with the ``spawn`` method (safe with torch
             and OpenCV thread pools), so a script calling this needs ``if __name__ == "__main__":``.
         overwrite: replace a dataset already in ``out_dir`` (only its ``real/``, ``fake/``,
@@ -188,7 +190,9 @@ def generate(out_dir: str | Path, config: SynthConfig | None = None, *, workers:
     """
     cfg = config or SynthConfig()
     out = Path(out_dir)
-    workers = max(1, min(workers or os.cpu_count() or 1, cfg.n))
+    if workers is None:  # starting a worker costs seconds (torch import): small runs use fewer
+        workers = min(os.cpu_count() or 1, max(1, cfg.n // ITEMS_PER_WORKER))
+    workers = max(1, min(workers, cfg.n))
     start = time.perf_counter()
     rows: list[dict[str, str]] = []
     if workers == 1:

@@ -34,25 +34,33 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
 
 def perturbed_kernel(base_1d: np.ndarray, channels: int, strength: float, rng: np.random.Generator,
                      gain: float, cross: float = 0.3) -> np.ndarray:
-    """(C, C, k, k) kernel: ``base ⊗ base`` on the diagonal plus relative noise ``strength``, and
-    ``cross``-scaled noise between channels; each output channel's taps sum to ``gain``."""
+    """(C, C, k, k) kernel: ``base ⊗ base`` scaled to sum to ``gain`` on the diagonal, plus noise of
+    relative size ``strength`` (``cross`` times that between channels).
+
+    The noise has zero sum, so every output channel keeps exactly the DC gain ``gain`` — a flat
+    image keeps its mean and colour — while the taps that feed different output phases no longer
+    balance: that is the texture. (Renormalizing noisy taps instead could divide by a sum near 0.)
+    """
     k = base_1d.size
     base = np.outer(base_1d, base_1d)
-    w = np.zeros((channels, channels, k, k))
+    base = base * (gain / base.sum())
     scale = strength * base.max()
+    w = np.zeros((channels, channels, k, k))
     for o in range(channels):
         for i in range(channels):
-            noise = rng.normal(size=(k, k)) * scale
-            w[o, i] = (base + noise) if o == i else cross * noise
-        w[o] *= gain / w[o].sum()
+            noise = rng.normal(size=(k, k))
+            noise = (noise - noise.mean()) * scale
+            w[o, i] = base + noise if o == i else cross * noise
     return w
 
 
 def refine_kernel(channels: int, strength: float, rng: np.random.Generator) -> np.ndarray:
-    """(C, 1, 3, 3) depthwise 3×3 kernels: identity plus noise, each summing to 1 (a "learned" conv)."""
-    w = rng.normal(size=(channels, 1, 3, 3)) * strength
+    """(C, 1, 3, 3) depthwise 3×3 kernels: identity plus zero-sum noise (a "learned" convolution)."""
+    noise = rng.normal(size=(channels, 1, 3, 3))
+    noise -= noise.mean(axis=(2, 3), keepdims=True)
+    w = noise * strength
     w[:, 0, 1, 1] += 1.0
-    return w / w.sum(axis=(2, 3), keepdims=True)
+    return w
 
 
 @dataclass
