@@ -11,6 +11,7 @@ import pytest
 
 from fakelocator.cli import main
 from fakelocator.errors import FakeLocatorError
+from fakelocator.training.groundtruth import partial_manipulation_map
 from fakelocator.training.synth import COLUMNS, SynthConfig, collect_photos, generate, item_kinds, read_rgb
 
 SMALL = dict(size_range=(224, 288), aspect_range=(0.8, 1.25))
@@ -69,6 +70,8 @@ def test_generate_writes_the_shared_dataset_format(tmp_path, photo_dir):
             assert r["image"].startswith("fake/") and r["real"] == "real/" + r["image"][len("fake/"):]
             assert read_rgb(tmp_path / r["real"]).shape == image.shape
             assert r["property"] and r["upsampler"] and float(r["ceiling_coss"]) > 0.5
+            gt = partial_manipulation_map(read_rgb(tmp_path / r["real"]), image)  # lossless files: Eq. 7 as made
+            assert float(gt.mean()) == pytest.approx(float(r["gt_mean"]), abs=1e-4)
         elif r["kind"] == "entire":
             assert r["image"].startswith("entire/") and r["real"] == "" and r["property"] == "entire"
         else:
