@@ -30,7 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fakelocator.training.synth.upsamplers import Upsampler, _tensor, make_upsampler, perturbed_kernel, refine_kernel
+from fakelocator.training.synth.sampling import choice, log_uniform
+from fakelocator.training.synth.upsamplers import Upsampler, as_tensor, make_upsampler, perturbed_kernel, refine_kernel
 
 CONV_DECODER_FAMILIES = ("transposed_conv", "nearest", "bilinear", "bicubic")
 
@@ -71,12 +72,12 @@ def run_decoder(image: np.ndarray, spec: DecoderSpec, rng: np.random.Generator,
     if h % (1 << spec.depth) or w % (1 << spec.depth):
         raise ValueError(f"image {h}x{w} is not divisible by 2**{spec.depth}")
     with torch.no_grad():
-        x = _tensor(image.transpose(2, 0, 1)[None] * 2.0 - 1.0)  # (1, 3, h, w) in [-1, 1]
+        x = as_tensor(image.transpose(2, 0, 1)[None] * 2.0 - 1.0)  # (1, 3, h, w) in [-1, 1]
         down_kernel = None
         if spec.encoder == "strided_conv":
             base = np.array([0.125, 0.375, 0.375, 0.125])
             k = perturbed_kernel(base, 1, 0.5 * spec.strength, rng, gain=1.0)
-            down_kernel = _tensor(np.repeat(k, 3, axis=0))  # (3, 1, 4, 4) depthwise
+            down_kernel = as_tensor(np.repeat(k, 3, axis=0))  # (3, 1, 4, 4) depthwise
         levels, indices = [x], []
         for _ in range(spec.depth):
             nxt, idx = _down(levels[-1], spec.encoder, down_kernel)
@@ -86,14 +87,14 @@ def run_decoder(image: np.ndarray, spec: DecoderSpec, rng: np.random.Generator,
         latent = levels[-1]
         if edit is not None:
             edited = edit((latent[0].numpy().transpose(1, 2, 0) + 1.0) * 0.5)
-            latent = _tensor(edited.transpose(2, 0, 1)[None] * 2.0 - 1.0)
+            latent = as_tensor(edited.transpose(2, 0, 1)[None] * 2.0 - 1.0)
 
         channels = 3
         lift = project = None
         if spec.kind == "conv_decoder":
             channels = int(rng.choice([6, 8, 12]))
             q, _ = np.linalg.qr(rng.normal(size=(channels, 3)))  # (C, 3), orthonormal columns
-            lift, project = _tensor(q[:, :, None, None]), _tensor(q.T[:, :, None, None])
+            lift, project = as_tensor(q[:, :, None, None]), as_tensor(q.T[:, :, None, None])
         lifted = (lambda t: F.conv2d(t, lift)) if lift is not None else (lambda t: t)
 
         names = []
@@ -106,7 +107,7 @@ def run_decoder(image: np.ndarray, spec: DecoderSpec, rng: np.random.Generator,
             if spec.noise > 0:
                 shape = (1, 1, *y.shape[-2:])
                 n = 0.8 * rng.normal(size=shape) + 0.45 * rng.normal(size=(1, channels, *y.shape[-2:]))
-                y = y + 2.0 * spec.noise * _tensor(n)  # ×2: [0, 1] units → [-1, 1]
+                y = y + 2.0 * spec.noise * as_tensor(n)  # ×2: [0, 1] units → [-1, 1]
             u = post(up(y, idx))
             skip = lifted(levels[level]) - up(lifted(levels[level + 1]), idx)
             y = u + spec.retention[step] * skip
@@ -123,10 +124,10 @@ def _post_layer(spec: DecoderSpec, channels: int, rng: np.random.Generator):
     if spec.kind != "conv_decoder":
         if rng.random() < 0.5:
             return lambda t: t
-        k = _tensor(refine_kernel(channels, spec.strength, rng))
+        k = as_tensor(refine_kernel(channels, spec.strength, rng))
         return lambda t: F.conv2d(F.pad(t, (1, 1, 1, 1), mode="replicate"), k, groups=channels)
-    mix = _tensor(perturbed_kernel(np.array([0.0, 1.0, 0.0]), channels, spec.strength, rng, gain=1.0))
-    branch = _tensor(rng.normal(size=(channels, channels, 3, 3)) * np.sqrt(2.0 / (9 * channels)))
+    mix = as_tensor(perturbed_kernel(np.array([0.0, 1.0, 0.0]), channels, spec.strength, rng, gain=1.0))
+    branch = as_tensor(rng.normal(size=(channels, channels, 3, 3)) * np.sqrt(2.0 / (9 * channels)))
     beta = float(rng.uniform(0.03, 0.12))
 
     def post(t):
@@ -138,31 +139,18 @@ def _post_layer(spec: DecoderSpec, channels: int, rng: np.random.Generator):
 
 def draw_spec(rng: np.random.Generator, cfg, *, strength_boost: float = 1.0) -> DecoderSpec:
     """Draw depth, encoder, decoder kind, per-level families and skip retentions from ``cfg``."""
-    depth = int(_choice(rng, cfg.depth_weights))
-    encoder = _choice(rng, cfg.encoder_weights)
-    kind = _choice(rng, cfg.decoder_weights)
+    depth = int(choice(rng, cfg.depth_weights))
+    encoder = choice(rng, cfg.encoder_weights)
+    kind = choice(rng, cfg.decoder_weights)
     table = cfg.family_weights
     if kind == "conv_decoder":
         table = {f: v for f, v in table.items() if f in CONV_DECODER_FAMILIES} or {"transposed_conv": 1.0}
     if kind == "single":
-        families = (_choice(rng, table),) * depth
+        families = (choice(rng, table),) * depth
     else:
-        families = tuple(_choice(rng, table) for _ in range(depth))
+        families = tuple(choice(rng, table) for _ in range(depth))
     lo, hi = cfg.skip_retention
     retention = tuple(float(rng.uniform(lo, hi)) / strength_boost for _ in range(depth))
-    strength = _draw(rng, *cfg.texture_strength) * strength_boost
-    noise = _draw(rng, *cfg.decoder_noise) * strength_boost
+    strength = log_uniform(rng, *cfg.texture_strength) * strength_boost
+    noise = log_uniform(rng, *cfg.decoder_noise) * strength_boost
     return DecoderSpec(depth, encoder, kind, families, retention, strength, noise)
-
-
-def _draw(rng: np.random.Generator, lo: float, hi: float) -> float:
-    """Log-uniform in [lo, hi] when lo > 0, else uniform."""
-    if lo > 0:
-        return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-    return float(rng.uniform(lo, hi))
-
-
-def _choice(rng: np.random.Generator, table: dict[str, float]) -> str:
-    keys = list(table)
-    p = np.asarray([table[k] for k in keys], np.float64)
-    return keys[int(rng.choice(len(keys), p=p / p.sum()))]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fakelocator.training.synth.config import SynthConfig
+from fakelocator.training.synth.sampling import log_uniform
 
 FACE_PARTS = ("face", "hair", "eyes", "mouth", "nose")
 
@@ -102,8 +103,8 @@ def _support_box(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def _ellipse(h, w, rng, cfg):
-    area = math.exp(rng.uniform(*np.log(cfg.region_area))) * h * w
-    e = math.exp(rng.uniform(math.log(0.4), math.log(2.5)))
+    area = log_uniform(rng, *cfg.region_area) * h * w
+    e = log_uniform(rng, 0.4, 2.5)
     ax, ay = math.sqrt(area / math.pi * e), math.sqrt(area / math.pi / e)
     ax, ay = min(ax, 0.6 * w), min(ay, 0.6 * h)
     cx = rng.uniform(min(0.6 * ax, w / 2), max(w - 0.6 * ax, w / 2))
@@ -115,8 +116,8 @@ def _ellipse(h, w, rng, cfg):
 def _blob(h, w, rng, cfg):
     import cv2
 
-    area = math.exp(rng.uniform(*np.log(cfg.region_area))) * h * w
-    e = math.exp(rng.uniform(math.log(0.5), math.log(2.0)))
+    area = log_uniform(rng, *cfg.region_area) * h * w
+    e = log_uniform(rng, 0.5, 2.0)
     bw = int(min(w, max(8, math.sqrt(area * e) * 1.7)))
     bh = int(min(h, max(8, math.sqrt(area / e) * 1.7)))
     cells = int(rng.integers(3, 8))

@@ -28,10 +28,11 @@ import numpy as np
 
 from fakelocator.training.groundtruth import partial_manipulation_map
 from fakelocator.training.synth.config import SynthConfig
-from fakelocator.training.synth.decoder import _choice, draw_spec, run_decoder
+from fakelocator.training.synth.decoder import draw_spec, run_decoder
 from fakelocator.training.synth.edits import apply_edit
 from fakelocator.training.synth.photos import Photo, read_rgb
 from fakelocator.training.synth.regions import FACE_PARTS, make_region
+from fakelocator.training.synth.sampling import choice, log_uniform
 from fakelocator.training.synth.views import make_view
 
 MAX_ATTEMPTS = 5
@@ -64,10 +65,6 @@ def load_photo(photo: Photo) -> np.ndarray:
     return image
 
 
-def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(math.exp(rng.uniform(math.log(lo), math.log(hi)))) if hi > lo else float(lo)
-
-
 def _expand(box, h, w, rng) -> tuple[int, int, int, int]:
     """The region's support box plus a random margin: the patch the GAN re-renders."""
     x0, y0, x1, y1 = box
@@ -91,7 +88,7 @@ def resynthesize(real: np.ndarray, mask: np.ndarray | None, box: tuple[int, int,
     crop = real[y0:y1, x0:x1].astype(np.float32) / np.float32(255.0)  # (hb, wb, 3)
     hb, wb = crop.shape[:2]
 
-    gan_scale = _log_uniform(rng, *cfg.gan_scale)
+    gan_scale = log_uniform(rng, *cfg.gan_scale)
     g = min(1.0, gan_scale * cfg.model_input / math.sqrt(H * W))
     spec = draw_spec(rng, cfg, strength_boost=boost)
     unit = 1 << spec.depth
@@ -104,8 +101,8 @@ def resynthesize(real: np.ndarray, mask: np.ndarray | None, box: tuple[int, int,
     p_edit = cfg.entire_edit_probability if entire else cfg.edit_probability
     edit_fn = None
     if rng.random() < p_edit or boost > 1.0:
-        kind = _choice(rng, cfg.edit_weights)
-        strength = min(0.5, _log_uniform(rng, *cfg.edit_strength) * boost)
+        kind = choice(rng, cfg.edit_weights)
+        strength = min(0.5, log_uniform(rng, *cfg.edit_strength) * boost)
         lh, lw = hw // unit, ww // unit
         if mask is None:
             weights = np.ones((lh, lw), np.float32)
@@ -174,11 +171,11 @@ def synthesize_one(photo: Photo | np.ndarray, rng: np.random.Generator, config: 
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"photo must be a uint8 (H, W, 3) array, got {image.dtype} {image.shape}")
     faces = tuple(faces) if faces is not None else tuple(known_faces)
-    kind = kind or _choice(rng, cfg.kind_fractions)
+    kind = kind or choice(rng, cfg.kind_fractions)
     if kind not in ("partial", "entire", "real"):
         raise ValueError(f"kind must be partial, entire or real, got {kind!r}")
 
-    region_kind = _choice(rng, cfg.region_weights) if kind == "partial" else ""
+    region_kind = choice(rng, cfg.region_weights) if kind == "partial" else ""
     prefer_face = 0.0
     if faces and (region_kind in FACE_PARTS or kind == "real") and rng.random() < 0.85:
         prefer_face = 2.0 if region_kind in SMALL_FACE_PARTS else 3.5

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 _TCONV_BASE = {4: np.array([0.25, 0.75, 0.75, 0.25]), 3: np.array([0.5, 1.0, 0.5])}
 
 
-def _tensor(a: np.ndarray) -> torch.Tensor:
+def as_tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
@@ -120,10 +120,10 @@ def make_upsampler(family: str, channels: int, strength: float, rng: np.random.G
         k = 4 if rng.random() < 0.5 else 3
         # conv_transpose2d weights are (C_in, C_out, k, k); the kernel is drawn (C_out, C_in, k, k)
         w = perturbed_kernel(_TCONV_BASE[k], channels, strength, rng, gain=4.0).transpose(1, 0, 2, 3)
-        return Upsampler(family, channels, {"k": k, "weight": _tensor(w)})
+        return Upsampler(family, channels, {"k": k, "weight": as_tensor(w)})
     if family == "unpool":
         params = {"use_indices": bool(rng.random() < 0.7), "phase": (int(rng.integers(2)), int(rng.integers(2)))}
         if rng.random() >= zero_fill_probability:
-            params["conv"] = _tensor(perturbed_kernel(_TCONV_BASE[3], channels, strength, rng, gain=4.0))
+            params["conv"] = as_tensor(perturbed_kernel(_TCONV_BASE[3], channels, strength, rng, gain=4.0))
         return Upsampler(family, channels, params)
     raise ValueError(f"unknown upsampling family {family!r}")

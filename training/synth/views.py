@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fakelocator.training.synth.config import SynthConfig
+from fakelocator.training.synth.sampling import log_uniform
 
 Box = tuple[float, float, float, float]  # (x, y, w, h) in pixels
 
@@ -28,15 +29,11 @@ class View:
     faces: tuple[Box, ...]  # face boxes that lie inside the view, in its pixels
 
 
-def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(math.exp(rng.uniform(math.log(lo), math.log(hi)))) if hi > lo else float(lo)
-
-
 def _choose_geometry(ph: int, pw: int, faces, rng: np.random.Generator, cfg: SynthConfig, prefer_face: float):
     """(crop x, y, w, h, out_h, out_w) or None when this draw does not fit the photo."""
     smin, smax = cfg.size_range
     side = cfg.min_source_side
-    r = _log_uniform(rng, *cfg.aspect_range)  # width / height
+    r = log_uniform(rng, *cfg.aspect_range)  # width / height
     ch_max = min(ph, pw / r)
     ch_min = max(side, side / r)
     if ch_min > ch_max:
@@ -45,7 +42,7 @@ def _choose_geometry(ph: int, pw: int, faces, rng: np.random.Generator, cfg: Syn
     long_hi = min(smax, cfg.max_upscale * ch_max * max(1.0, r))
     if long_lo > long_hi:
         return None
-    out_long = _log_uniform(rng, long_lo, long_hi)
+    out_long = log_uniform(rng, long_lo, long_hi)
     out_h = out_long if r <= 1 else out_long / r
     ch_min = max(ch_min, out_h / cfg.max_upscale)
     face = None
@@ -57,7 +54,7 @@ def _choose_geometry(ph: int, pw: int, faces, rng: np.random.Generator, cfg: Syn
             ch_min, ch_max, face = lo, hi, (fx, fy, fw, fh)
     if ch_min > ch_max:
         return None
-    ch = _log_uniform(rng, ch_min, ch_max)
+    ch = log_uniform(rng, ch_min, ch_max)
     cw = min(pw, ch * r)
     ch, cw = min(ph, max(int(round(ch)), 1)), max(int(round(cw)), 1)
     if face is None:
@@ -75,7 +72,7 @@ def _choose_geometry(ph: int, pw: int, faces, rng: np.random.Generator, cfg: Syn
 
 
 def _jitter(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    gamma = _log_uniform(rng, 0.8, 1.25)
+    gamma = log_uniform(rng, 0.8, 1.25)
     gains = rng.uniform(0.92, 1.08, size=3)
     saturation = rng.uniform(0.75, 1.25)
     x = (image.astype(np.float32) / 255.0) ** np.float32(gamma) * gains.astype(np.float32)
