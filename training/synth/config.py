@@ -49,7 +49,9 @@ class SynthConfig:
         region_weights: how often each region kind (the manifest's ``property``) is chosen.
         region_area: area of a partial region as a fraction of the image.
         face_region_min_side: a detected face is used for face-part regions only when its box is at
-            least this fraction of the image's shorter side; otherwise a plausible box is drawn.
+            least this fraction of the image's shorter side, and the part covers at least
+            ``face_part_min_area`` of the image; otherwise a plausible box is drawn (whose parts
+            cover at least ``region_area[0]``).
         gan_scale: the decoder's working resolution relative to the model's input resolution. At 1
             a decoder pixel is a model-input pixel, so a stride-2 checkerboard has a 2-pixel period
             at the model input; at 0.5 a 4-pixel one. The working resolution never exceeds the image's.
@@ -96,6 +98,7 @@ class SynthConfig:
         ellipse=1.0, blob=1.0, face=1.0, hair=1.0, eyes=0.7, mouth=0.7, nose=0.4))
     region_area: tuple[float, float] = (0.015, 0.45)
     face_region_min_side: float = 0.25
+    face_part_min_area: float = 0.005
     gan_scale: tuple[float, float] = (0.5, 1.4)
     depth_weights: dict[str, float] = field(default_factory=lambda: {"1": 0.3, "2": 0.4, "3": 0.3})
     decoder_weights: dict[str, float] = field(default_factory=lambda: _weights(single=0.55, stack=0.25, conv_decoder=0.2))

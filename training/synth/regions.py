@@ -161,10 +161,12 @@ def _part_polygons(kind, box, rng):
 
 
 def _face_box(h, w, kind, faces, rng, cfg) -> tuple[tuple[float, float, float, float], str]:
-    """A detected face large enough for ``kind`` to reach the minimum area, else a random plausible box."""
+    """A detected face large enough for ``kind``, else a random plausible box of a size that gives
+    the part at least the minimum region area."""
     min_area, max_area = cfg.region_area[0] * h * w, cfg.region_area[1] * h * w
     part = _PART_AREA[kind]
-    usable = [f for f in faces if f[2] >= cfg.face_region_min_side * min(h, w) and part * f[2] * f[3] >= min_area]
+    usable = [f for f in faces if f[2] >= cfg.face_region_min_side * min(h, w)
+              and part * f[2] * f[3] >= cfg.face_part_min_area * h * w]
     if usable:
         return usable[int(rng.integers(len(usable)))], "detected"
     side_lo = max(math.sqrt(min_area / part), 0.25 * min(h, w))
