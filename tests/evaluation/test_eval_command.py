@@ -90,3 +90,28 @@ def test_no_data_and_existing_report(tmp_path, red_model, dataset, capsys):
     assert main(args) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert main(args + ["--overwrite"]) == 0
+
+
+def test_evaluating_an_onnx_needs_no_torch(tmp_path, red_model, dataset):
+    blocker = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'torchvision', 'tensorrt'):\n"
+        "            raise ImportError(f'{name} is blocked in this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from fakelocator.cli import main\n"
+        f"code = main(['eval', '--model', {str(red_model)!r}, '--data', {str(dataset)!r}, '--out', 'out', '--device', 'cpu',"
+        " '--robustness', 'disorganize', '--cluster', '--save-maps', '1', '--quiet'])\n"
+        "assert 'torch' not in sys.modules\n"
+        "sys.exit(code)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", blocker], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "report.json").is_file()
+
+
+def test_the_default_model_is_used_without_model(tmp_path, dataset, capsys, monkeypatch):
+    monkeypatch.setattr("fakelocator.runtime.locator.default_model_path", lambda: tmp_path / "model.onnx")
+    assert main(["eval", "--data", str(dataset), "--out", str(tmp_path / "out")]) == 2
+    assert "the default model is not installed" in capsys.readouterr().err

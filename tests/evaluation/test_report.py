@@ -129,3 +129,10 @@ def test_an_existing_report_is_not_replaced_silently(run):
     config = SuiteConfig(models=(None,), datasets=(DatasetSpec("x", ("nowhere",)),), out=run.out)
     with pytest.raises(FakeLocatorError, match="--overwrite"):
         run_suite(config)
+
+
+def test_limit_takes_a_seeded_subset(dataset):
+    spec = DatasetSpec.from_root(dataset)
+    a, b = spec.load(limit=5, seed=0), spec.load(limit=5, seed=0)
+    assert len(a) == 5 and a == b and spec.load(limit=5, seed=1) != a
+    assert len(spec.load(limit=100)) == 14
