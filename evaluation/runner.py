@@ -320,17 +320,22 @@ def evaluate(
     variants = settings.variants()
     order = _group_order(samples)
     n, nv = len(samples), len(variants)
+    tasks = [(pos, vi) for pos in range(n) for vi in _variant_indices(samples[order[pos]], nv, settings)]
     labels = np.array([s.label for s in samples], np.int64)
     workers = settings.workers or getattr(locator, "workers", None) or max(2, min(8, os.cpu_count() or 2))
     net_size = locator.info.preprocessing.size
     keep_outputs = settings.at_model_resolution or settings.cluster
+    if keep_outputs and getattr(locator, "regions", None) is not None:
+        raise FakeLocatorError("model-resolution maps and clustering need whole-image inference; "
+                               "this locator has a region provider")
     examples = set(_example_indices(samples, settings.save_maps))
 
     uses: Counter = Counter()
-    for s in samples:
-        uses[s.image] += nv
+    for pos, _ in tasks:
+        s = samples[order[pos]]
+        uses[s.image] += 1
         if s.kind == "partial":
-            uses[s.real] += nv
+            uses[s.real] += 1
     images = SharedImages(uses)
 
     def prepare(task: tuple[int, int]) -> _Prepared:
@@ -355,6 +360,8 @@ def evaluate(
             prep.error = str(e)
         except FakeLocatorError as e:
             prep.error = f"{s.image}: {e}"
+        except Exception as e:  # noqa: BLE001 - one image that breaks a degradation must not end the run
+            prep.error = f"{s.image}: {variant.key} failed ({type(e).__name__}: {e})"
         finally:
             for path in needed:
                 images.release(path)
@@ -377,7 +384,6 @@ def evaluate(
     def feed() -> Iterator[np.ndarray]:
         from fakelocator.runtime.pipeline import prefetch
 
-        tasks = ((pos, vi) for pos in range(n) for vi in range(nv))
         for prep in prefetch(prepare, tasks, workers=workers, depth=2 * workers + 2 * locator.batch_size):
             stage["prepare"] += prep.ms
             if prep.error is not None:
@@ -436,11 +442,14 @@ def evaluate(
             results.close()
     wall = time.perf_counter() - t_start
 
+    done = int(np.isfinite(scores).sum())
+    if not settings.degrade_reals:  # real images were shown clean only: their score is the clean one
+        real = labels == 0
+        scores[1:, real] = scores[0, real]
     by_variant = {}
     for vi, variant in enumerate(variants):
         by_variant[variant] = summarize(scores[vi], labels, [r for r in loc[vi] if r is not None], settings.threshold)
     clean = by_variant[CLEAN]
-    done = int(np.isfinite(scores).sum())
 
     cluster_dict, cluster_result = None, None
     if settings.cluster:
@@ -473,6 +482,18 @@ def evaluate(
         clustering_result=cluster_result,
         labels=cluster_labels,
     )
+
+
+def _variant_indices(sample: Sample, n_variants: int, settings: EvalSettings) -> range:
+    """The variants a sample is shown in: all, or only the clean one for a real image that is not
+    degraded (its result would be the clean one again)."""
+    return range(1) if sample.label == 0 and not settings.degrade_reals else range(n_variants)
+
+
+def evaluation_count(samples: list[Sample], settings: EvalSettings) -> int:
+    """How many (image, variant) evaluations ``evaluate`` runs: the total its progress counts to."""
+    nv = len(settings.variants())
+    return sum(len(_variant_indices(s, nv, settings)) for s in samples)
 
 
 def _ground_truth_of(sample: Sample, real: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray | None]:

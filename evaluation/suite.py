@@ -32,7 +32,7 @@ import numpy as np
 from fakelocator import __version__
 from fakelocator.errors import FakeLocatorError
 from fakelocator.evaluation import clustering, report as report_io, robustness, tables
-from fakelocator.evaluation.runner import EvalSettings, Evaluation, evaluate
+from fakelocator.evaluation.runner import EvalSettings, Evaluation, evaluate, evaluation_count
 from fakelocator.training.samples import Sample, collect_samples
 
 REPORT = "report.json"
@@ -199,7 +199,6 @@ def run_suite(config: SuiteConfig, *, progress: ProgressFactory | None = None) -
     evaluations: list[Evaluation] = []
     models: list[dict] = []
     files: dict = {"examples": {}, "robustness_plots": {}, "clustering_plots": {}}
-    n_variants = len(settings.variants())
     for model, name in zip(config.models, model_names):
         with Locator.load(
             model, config.backend, config.device, config.batch_size, settings.threshold,
@@ -207,7 +206,7 @@ def run_suite(config: SuiteConfig, *, progress: ProgressFactory | None = None) -
         ) as locator:
             models.append(describe_model(locator, name))
             for spec, samples in loaded:
-                bar = progress(len(samples) * n_variants, f"{name} on {spec.name}") if progress else None
+                bar = progress(evaluation_count(samples, settings), f"{name} on {spec.name}") if progress else None
                 try:
                     e = evaluate(
                         locator, samples, settings, model_name=name, dataset_name=spec.name,

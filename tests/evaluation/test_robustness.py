@@ -136,6 +136,9 @@ def test_degrading_only_fakes_keeps_real_images_clean(locator, dataset):
     fakes = evaluate(locator, samples, EvalSettings(robustness={"noise": (0.5,)}, degrade_reals=False))
     assert both.robustness["noise"]["metrics"][0]["real_acc"] < 1.0
     assert fakes.robustness["noise"]["metrics"][0]["real_acc"] == 1.0
+    # real images are not run again: their clean scores stand for every level
+    assert fakes.timings["evaluations"] == len(samples) + sum(s.label for s in samples)
+    assert both.timings["evaluations"] == 2 * len(samples)
 
 
 def test_gamma_of_an_undefined_or_zero_clean_value_is_nan():

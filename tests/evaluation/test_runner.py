@@ -10,7 +10,7 @@ import pytest
 
 from fakelocator.contract import resize_bilinear
 from fakelocator.evaluation import metrics as M
-from fakelocator.evaluation.runner import EvalSettings, SharedImages, _group_order, evaluate
+from fakelocator.evaluation.runner import EvalSettings, SharedImages, _group_order, evaluate, evaluation_count
 from fakelocator.training.samples import Sample, load_samples, read_image
 
 
@@ -124,10 +124,13 @@ def test_an_unreadable_image_is_an_error_and_the_rest_is_evaluated(locator, samp
     assert got.metrics["n_real"] == 6 and got.records[-1]["score"] is None
 
 
-def test_progress_counts_every_evaluation(locator, samples):
+@pytest.mark.parametrize("degrade_reals", [True, False])
+def test_progress_counts_every_evaluation(locator, samples, degrade_reals):
     ticks = []
-    evaluate(locator, samples[:4], EvalSettings(robustness={"blur": (1,)}), progress=ticks.append)
-    assert sum(ticks) == 8
+    settings = EvalSettings(robustness={"blur": (1, 3)}, degrade_reals=degrade_reals)
+    evaluate(locator, samples, settings, progress=ticks.append)
+    n_fake = sum(s.label for s in samples)
+    assert sum(ticks) == evaluation_count(samples, settings) == (3 * len(samples) if degrade_reals else len(samples) + 2 * n_fake)
 
 
 def test_examples_are_written(locator, samples, tmp_path):
