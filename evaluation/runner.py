@@ -43,7 +43,6 @@ from fakelocator.errors import FakeLocatorError, InputError
 from fakelocator.evaluation import clustering
 from fakelocator.evaluation.metrics import (
     DEFAULT_BINARIZE_THRESHOLD,
-    LOCALIZATION_KEYS,
     binarize,
     classification_metrics,
     coss,
@@ -51,6 +50,7 @@ from fakelocator.evaluation.metrics import (
     iinc,
     iou,
     localization_metrics,
+    mean_metrics,
     pbca,
     psnr,
 )
@@ -234,9 +234,7 @@ def summarize(scores: np.ndarray, labels: np.ndarray, loc_rows: list[dict], thre
     ok = np.isfinite(scores)
     c = classification_metrics(scores[ok], labels[ok], threshold)
     out = {"acc": c.acc, "real_acc": c.real_acc, "fake_acc": c.fake_acc, "auc": c.auc, "eer": c.eer}
-    for key in LOCALIZATION_KEYS:
-        values = np.array([r[key] for r in loc_rows], np.float64)
-        out[key] = float(np.nanmean(values)) if values.size and not np.isnan(values).all() else math.nan
+    out.update(mean_metrics(loc_rows))
     out.update(n_real=c.n_real, n_fake=c.n_fake, n_localized=len(loc_rows))
     return out
 
@@ -271,10 +269,7 @@ def breakdown(samples: list[Sample], scores: np.ndarray, loc: list[dict | None],
             both = sel | real
             row["auc"] = classification_metrics(scores[both], labels[both], threshold).auc
         idx = np.flatnonzero(sel)
-        loc_rows = [loc[i] for i in idx if loc[i] is not None]
-        for key in LOCALIZATION_KEYS:
-            values = np.array([r[key] for r in loc_rows], np.float64)
-            row[key] = float(np.nanmean(values)) if values.size and not np.isnan(values).all() else math.nan
+        row.update(mean_metrics([loc[i] for i in idx if loc[i] is not None]))
         rows.append(row)
     return rows
 
