@@ -240,7 +240,8 @@ def summarize(scores: np.ndarray, labels: np.ndarray, loc_rows: list[dict], thre
 
 
 def breakdown(samples: list[Sample], scores: np.ndarray, loc: list[dict | None], threshold: float) -> list[dict]:
-    """Rows per kind and per manipulated property.
+    """Rows per kind and per manipulated property (a property holding exactly one kind's images, like
+    ``entire``, is not repeated).
 
     A fake group's ``acc`` is its detection rate (fake ACC) and its ``auc`` separates it from all
     real images of the dataset; the real row's ``acc`` is real ACC. Localization is averaged over
@@ -257,7 +258,7 @@ def breakdown(samples: list[Sample], scores: np.ndarray, loc: list[dict | None],
     properties = sorted({s.property for s in samples if s.label == 1 and s.property})
     for prop in properties:
         sel = np.array([s.label == 1 and s.property == prop for s in samples]) & ok
-        if sel.any():
+        if sel.any() and not any((sel == other).all() for _, _, other in groups):  # e.g. "entire" = kind entire
             groups.append(("property", prop, sel))
     rows = []
     for group, name, sel in groups:
