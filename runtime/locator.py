@@ -149,7 +149,13 @@ class Locator:
     # ---- images -------------------------------------------------------------------------------
 
     def locate(
-        self, images: Any, color_order: str = "BGR", *, on_error: str = "raise", keep_images: bool = False
+        self,
+        images: Any,
+        color_order: str = "BGR",
+        *,
+        on_error: str = "raise",
+        keep_images: bool = False,
+        keep_outputs: bool = False,
     ) -> LocateResult | list[LocateResult]:
         """Locate manipulations in one input or a list of them.
 
@@ -160,6 +166,8 @@ class Locator:
                 Files and bytes are decoded by the runtime and need none.
             on_error: "raise" (InputError on the first bad input) or "record" (a result with ``error``).
             keep_images: attach each decoded image to its result (``result.image``), e.g. for overlays.
+            keep_outputs: attach the network's outputs before upsampling (``result.outputs``: the
+                network-resolution ``map`` and the ``features`` vector), e.g. for evaluation.
 
         Returns:
             a ``LocateResult``, or a list of them in input order.
@@ -167,11 +175,19 @@ class Locator:
         single = isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)) or (
             isinstance(images, np.ndarray) and images.ndim in (2, 3)
         )
-        results = list(self.locate_iter([images] if single else images, color_order, on_error=on_error, keep_images=keep_images))
+        results = list(self.locate_iter(
+            [images] if single else images, color_order, on_error=on_error, keep_images=keep_images, keep_outputs=keep_outputs
+        ))
         return results[0] if single else results
 
     def locate_iter(
-        self, images: Iterable[Any], color_order: str = "BGR", *, on_error: str = "raise", keep_images: bool = False
+        self,
+        images: Iterable[Any],
+        color_order: str = "BGR",
+        *,
+        on_error: str = "raise",
+        keep_images: bool = False,
+        keep_outputs: bool = False,
     ) -> Iterator[LocateResult]:
         """Like ``locate`` on an iterable, yielding results in order as their batches finish.
 
@@ -204,7 +220,7 @@ class Locator:
             return job
 
         jobs = prefetch(decode, enumerate(images), workers=self.workers, depth=self.prefetch)
-        return self._finish(jobs, on_error, keep_images)
+        return self._finish(jobs, on_error, keep_images, keep_outputs)
 
     # ---- videos -------------------------------------------------------------------------------
 
@@ -271,7 +287,9 @@ class Locator:
             job.error = f"region provider failed ({type(e).__name__}: {e})"
         job.timings["regions"] = (time.perf_counter() - t0) * 1000
 
-    def _finish(self, jobs: Iterator[Job], on_error: str, keep_images: bool) -> Iterator[LocateResult]:
+    def _finish(
+        self, jobs: Iterator[Job], on_error: str, keep_images: bool, keep_outputs: bool = False
+    ) -> Iterator[LocateResult]:
         runner = Runner(
             self.backend,
             self.preprocessor,
@@ -279,6 +297,7 @@ class Locator:
             threshold=self.threshold,
             workers=self.workers,
             keep_images=keep_images,
+            keep_outputs=keep_outputs,
             bbox_level=self.bbox_level,
         )
         results = runner.run(jobs)

@@ -126,7 +126,7 @@ class Job:
     width: int | None = None
     height: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    outputs: list = field(default_factory=list)  # per crop: ((h, w) float32 map, score)
+    outputs: list = field(default_factory=list)  # per crop: ((h, w) float32 map, score, (C,) features | None)
     remaining: int = 0
 
     def crops(self) -> list[np.ndarray]:
@@ -156,6 +156,7 @@ class Runner:
         threshold: float,
         workers: int,
         keep_images: bool = False,
+        keep_outputs: bool = False,
         bbox_level: float = BBOX_LEVEL,
     ):
         self.backend = backend
@@ -167,6 +168,7 @@ class Runner:
         self.fixed_batch = fixed
         self.threshold = threshold
         self.keep_images = keep_images
+        self.keep_outputs = keep_outputs
         self.bbox_level = bbox_level
         self.post_workers = workers if getattr(preprocessor, "thread_safe", True) else 1
         h, w = self.contract.size
@@ -228,10 +230,13 @@ class Runner:
         t2 = time.perf_counter()
         maps = np.asarray(out["map"], np.float32)[:n, 0]  # (n, h, w)
         scores = np.asarray(out["score"], np.float32).reshape(len(feed), -1)[:n, 0]  # (n,)
+        features = out.get("features")
+        if features is not None:
+            features = np.asarray(features, np.float32).reshape(len(feed), -1)[:n]  # (n, C)
         pre_ms, infer_ms = (t1 - t0) * 1000 / n, (t2 - t1) * 1000 / n
         for i, crop in enumerate(batch):
             job = crop.job
-            job.outputs[crop.slot] = (maps[i], float(scores[i]))
+            job.outputs[crop.slot] = (maps[i], float(scores[i]), None if features is None else features[i])
             job.timings["preprocess"] = job.timings.get("preprocess", 0.0) + pre_ms
             job.timings["infer"] = job.timings.get("infer", 0.0) + infer_ms
             job.remaining -= 1
@@ -245,14 +250,18 @@ class Runner:
             return cls(job.source, width=job.width, height=job.height, timings=job.timings, error=job.error, **extra)
         t0 = time.perf_counter()
         height, width = job.height, job.width
-        regions = None
+        regions = outputs = None
         if job.boxes is None:
-            small, score = job.outputs[0]
+            small, score, features = job.outputs[0]
             full = self.pre.upsample(small, height, width)  # (H, W) float32 in [0, 1]
+            if self.keep_outputs:
+                outputs = {"map": np.array(small, np.float32)}  # copies: not views of the whole batch
+                if features is not None:
+                    outputs["features"] = np.array(features, np.float32)
         else:
             full = np.zeros((height, width), np.float32)
             regions = []
-            for (x0, y0, x1, y1), (small, s) in zip(job.boxes, job.outputs):
+            for (x0, y0, x1, y1), (small, s, _) in zip(job.boxes, job.outputs):
                 patch = full[y0:y1, x0:x1]
                 np.maximum(patch, self.pre.upsample(small, y1 - y0, x1 - x0), out=patch)
                 regions.append(RegionResult((x0, y0, x1, y1), s))
@@ -275,6 +284,7 @@ class Runner:
             regions=regions,
             image=job.image if self.keep_images else None,
             color_order=job.color_order,
+            outputs=outputs,
             **extra,
         )
         job.image = job.outputs = None

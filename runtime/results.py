@@ -41,6 +41,10 @@ class LocateResult:
         regions: the analysed regions when a region provider was used, else None.
         image: the decoded uint8 (H, W, 3) image when asked for with ``keep_images=True``.
         color_order: the channel order of ``image``.
+        outputs: with ``keep_outputs=True``, the network's own outputs for this image before
+            upsampling: ``map`` (h, w) float32 at the network's input size and, when the model has
+            that output, ``features`` (C,) float32 (the encoder features the classifier reads).
+            None otherwise, and when a region provider split the image into crops.
     """
 
     source: str
@@ -55,6 +59,7 @@ class LocateResult:
     regions: list[RegionResult] | None = None
     image: np.ndarray | None = field(default=None, repr=False)
     color_order: str = "BGR"
+    outputs: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
