@@ -11,8 +11,8 @@ Every exported model stores, as ONNX ``metadata_props`` (string → string):
 The same keys label a ``.safetensors`` weights file (training/checkpoint.py), an ONNX file's
 ``metadata_props`` (export) and a Triton model's parameters. ``ModelMetadata.from_props`` takes any
 ``Mapping[str, str]`` (``onnx.ModelProto.metadata_props`` as a dict, ONNX Runtime's
-``custom_metadata_map``, an engine sidecar), so this module needs neither torch nor onnx;
-``read_metadata`` imports ``onnx`` when called.
+``custom_metadata_map``, an engine sidecar), so this module needs neither torch nor onnx
+(``fakelocator.export.onnx_file.read_onnx_info`` reads an ONNX file's).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from fakelocator import __version__
@@ -115,17 +114,3 @@ def write_metadata(model, metadata: ModelMetadata) -> None:
     for key in sorted(props):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, props[key]
-
-
-def read_metadata(path: str | Path) -> ModelMetadata:
-    """The metadata of an ONNX file, read without loading external weights."""
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise FakeLocatorError(f"model {path}: no such file")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # noqa: BLE001 - onnx raises DecodeError and others for a bad file
-        raise FakeLocatorError(f"model {path}: not a readable ONNX file ({e})") from None
-    return ModelMetadata.from_props(props_of(model), source=f"model {path}")

@@ -6,7 +6,6 @@ import pytest
 
 from fakelocator.errors import FakeLocatorError
 from fakelocator.export.fp16 import convert_file_to_fp16, fp32_ops, is_fp16
-from fakelocator.metadata import read_metadata
 from fakelocator.export.onnx_file import read_onnx_info
 from fakelocator.export.parity import FP16, OnnxRuntimeRunner, TorchRunner, compare, standard_cases
 
@@ -22,7 +21,7 @@ def value_types(path):
 def test_fp16_export_keeps_fp32_inputs_and_outputs_and_says_fp16(fp16_export, fp32_export):
     info = read_onnx_info(fp16_export.path)
     assert [s.dtype for s in (*info.inputs, *info.outputs)] == ["float32"] * 4
-    assert info.precision == read_metadata(fp16_export.path).precision == "fp16" == fp16_export.precision
+    assert info.precision == read_onnx_info(fp16_export.path).require_fakelocator().precision == "fp16" == fp16_export.precision
     assert is_fp16(onnx.load(str(fp16_export.path)))
     assert fp16_export.size < 0.8 * fp32_export.size  # weights stored in fp16
     onnx.checker.check_model(str(fp16_export.path), full_check=True)
@@ -47,8 +46,8 @@ def test_fp16_is_within_the_documented_bound_of_fp32_pytorch_on_a_trained_model(
 
 def test_converting_an_fp32_file_gives_the_same_kind_of_model(fp32_export, tmp_path, tiny_model):
     out = convert_file_to_fp16(fp32_export.path, tmp_path / "converted.onnx")
-    meta = read_metadata(out)
-    assert meta.precision == "fp16" and meta.config == read_metadata(fp32_export.path).config
+    meta = read_onnx_info(out).require_fakelocator()
+    assert meta.precision == "fp16" and meta.config == read_onnx_info(fp32_export.path).require_fakelocator().config
     cases = standard_cases(tiny_model.config.preprocessing, batch=2)
     assert compare(TorchRunner(tiny_model), OnnxRuntimeRunner(out), cases, FP16).passed
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from fakelocator.errors import FakeLocatorError
-from fakelocator.metadata import ModelMetadata, read_metadata
+from fakelocator.metadata import ModelMetadata
 from fakelocator.export.onnx_export import DEFAULT_OPSET, export_onnx
 from fakelocator.export.onnx_file import read_onnx_info
 from fakelocator.export.parity import FP32, OnnxRuntimeRunner, TorchRunner, compare, standard_cases
@@ -38,7 +38,7 @@ def test_export_is_one_file_with_the_contract_tensors(fp32_export):
 
 
 def test_metadata_carries_contract_config_provenance_version_precision(fp32_export, tiny_model):
-    meta = read_metadata(fp32_export.path)
+    meta = read_onnx_info(fp32_export.path).require_fakelocator()
     assert meta.preprocessing == tiny_model.config.preprocessing
     assert meta.config == tiny_model.config.to_dict()
     assert meta.provenance["steps"] == 300 and meta.precision == "fp32"
@@ -84,7 +84,7 @@ def test_the_matrix_pool_is_adaptive_average_pooling(n_in, n_out):
 def test_legacy_exporter_is_available_and_checked(tiny_checkpoint, tmp_path):
     result = export_onnx(tiny_checkpoint, tmp_path / "legacy.onnx", exporter="legacy")
     assert result.parity.passed and result.exporter == "legacy" and result.opset == DEFAULT_OPSET
-    assert read_metadata(result.path).precision == "fp32"
+    assert read_onnx_info(result.path).require_fakelocator().precision == "fp32"
 
 
 def test_a_failed_check_removes_the_file(tiny_checkpoint, tmp_path, monkeypatch):

@@ -12,7 +12,6 @@ from tritonclient.grpc import model_config_pb2
 
 from fakelocator.errors import FakeLocatorError
 from fakelocator.export.engine_spec import BuildOptions, EngineSidecar, ShapeProfile, sidecar_path
-from fakelocator.metadata import read_metadata
 from fakelocator.export.onnx_file import read_onnx_info
 from fakelocator.export.triton import TritonOptions, write_repository
 
@@ -43,7 +42,7 @@ def test_onnx_repository_declares_the_onnx_tensors(fp32_export, tmp_path):
     warmup = config.model_warmup[0]
     assert warmup.batch_size == 1 and warmup.inputs["image"].random_data and list(warmup.inputs["image"].dims) == [3, 64, 64]
     contract = config.parameters["fakelocator.preprocessing"].string_value
-    assert contract == read_metadata(fp32_export.path).preprocessing.to_json()
+    assert contract == read_onnx_info(fp32_export.path).require_fakelocator().preprocessing.to_json()
 
 
 def test_dynamic_hw_is_declared_as_minus_one_and_warmed_up_at_the_contract_size(dynamic_export, tmp_path):
@@ -79,7 +78,7 @@ def fake_plan(tmp_path: Path, fp32_export, profile=(1, 8, 32)) -> Path:
         tensorrt_version="10.16.1.11", gpu_name="NVIDIA L4", compute_capability=(8, 9), precision="fp16",
         strongly_typed=True, profiles=(ShapeProfile("image", (lo, 3, 64, 64), (opt, 3, 64, 64), (hi, 3, 64, 64)),),
         onnx_path=str(fp32_export.path), onnx_sha256=fp32_export.sha256, engine_sha256="00",
-        preprocessing=read_metadata(fp32_export.path).preprocessing.to_dict(), model_config={"unet_width": 4},
+        preprocessing=read_onnx_info(fp32_export.path).require_fakelocator().preprocessing.to_dict(), model_config={"unet_width": 4},
         options=BuildOptions(batch=profile),
         io=tuple({"name": n, "mode": m, "dtype": "float32", "shape": s} for n, m, s in [
             ("image", "input", [-1, 3, 64, 64]), ("map", "output", [-1, 1, 64, 64]),
@@ -130,7 +129,7 @@ def test_the_client_example_builds_a_request_from_the_served_contract(fp32_expor
     spec = importlib.util.spec_from_file_location("triton_client_example", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    contract = read_metadata(fp32_export.path).preprocessing
+    contract = read_onnx_info(fp32_export.path).require_fakelocator().preprocessing
     images = [np.zeros((120, 90, 3), np.uint8), np.full((30, 40, 3), 255, np.uint8)]
     inputs, outputs = example.build_inputs(images, contract)
     assert inputs[0].name() == "image" and inputs[0].shape() == [2, 3, 64, 64] and inputs[0].datatype() == "FP32"
