@@ -256,6 +256,26 @@ def _progress(iterable, *, total: int, desc: str, enabled: bool | None):
     return tqdm(iterable, total=total, desc=desc, disable=not show, leave=False, dynamic_ncols=True)
 
 
+HEARTBEAT_SECONDS = 60.0
+
+
+class _Heartbeat:
+    """Without a progress bar (output to a file, CI), a log line every ``HEARTBEAT_SECONDS`` so the log
+    shows how far an epoch has got and how fast it goes."""
+
+    def __init__(self, desc: str, total: int, enabled: bool):
+        self.desc, self.total, self.enabled = desc, total, enabled
+        self.start = self.last = time.perf_counter()
+
+    def beat(self, step: int, images: int, loss: float) -> None:
+        now = time.perf_counter()
+        if not self.enabled or now - self.last < HEARTBEAT_SECONDS:
+            return
+        self.last = now
+        rate = images / (now - self.start)
+        log.info("%s: step %d/%d, loss %.4f, %.1f img/s", self.desc, step, self.total, loss, rate)
+
+
 def _to_device(batch: dict, device: torch.device) -> dict:
     nb = device.type == "cuda"
     return {k: v.to(device, non_blocking=nb) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -292,6 +312,7 @@ def train_one_epoch(
     steps = images = 0
     start = time.perf_counter()
     bar = _progress(loader, total=len(loader), desc=f"epoch {epoch}/{epochs} train", enabled=progress)
+    heartbeat = _Heartbeat(f"epoch {epoch}/{epochs}", len(loader), enabled=bar.disable and progress is not False)
     for batch in bar:
         batch = _to_device(batch, device)
         out = model(batch["image"], attention=batch["attention"])
@@ -312,6 +333,7 @@ def train_one_epoch(
             sums[k] += parts[k].item() * n
         steps, images = steps + 1, images + n
         bar.set_postfix(loss=f"{sums['loss'] / images:.4f}", refresh=False)
+        heartbeat.beat(steps, images, sums["loss"] / images)
     seconds = time.perf_counter() - start
     if images == 0:
         raise FakeLocatorError("the training loader produced no batch")
