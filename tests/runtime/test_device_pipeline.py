@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import json
 import logging
 import os
 import sys
@@ -350,3 +351,20 @@ def test_device_path_with_the_emulated_cuda_kernels(device, engine, rng, tmp_pat
     on_device, on_host = locators(engine, batch_size=4)
     frames = images(rng, SIZES[:5])
     assert_same_results(on_device.locate(frames), on_host.locate(frames))
+
+
+# ---- the GPU check and benchmark script, on the fake device ------------------------------------------
+
+
+def test_the_device_pipeline_benchmark_runs_on_the_fake_device(device, tmp_path, capsys):
+    """benchmarks/device_pipeline.py (what a GPU session runs): its stand-in network, parity check
+    and stage table, end to end with the fake device. Its numbers here mean nothing."""
+    from fakelocator.benchmarks import device_pipeline as bench
+
+    out = tmp_path / "bench.json"
+    code = bench.main(["--batch", "3", "--frames", "5", "--height", "40", "--width", "30", "--rounds", "1", "--output", str(out)])
+    assert code == 0, capsys.readouterr()
+    record = json.loads(out.read_text())
+    assert record["check"]["identical"] is True and record["device"] == "fake device"
+    assert set(record["device_path"]["stage_ms_per_batch"]) >= {"pack", "h2d", "preprocess", "infer", "postprocess", "d2h"}
+    assert "d2d" in {c.kind for c in device.copies}  # the stand-in network's "inference"
