@@ -368,3 +368,31 @@ def test_the_device_pipeline_benchmark_runs_on_the_fake_device(device, tmp_path,
     assert record["check"]["identical"] is True and record["device"] == "fake device"
     assert set(record["device_path"]["stage_ms_per_batch"]) >= {"pack", "h2d", "preprocess", "infer", "postprocess", "d2h"}
     assert "d2d" in {c.kind for c in device.copies}  # the stand-in network's "inference"
+
+
+def test_trt_locate_pipeline_option(device, tmp_path, red_model, rng, monkeypatch, capsys):
+    from fakelocator.runtime import locator as locator_module
+    from fakelocator.runtime.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for k, image in enumerate(images(rng, SIZES[:5])):
+        cv2.imwrite(f"{k}.png", image)
+    args = [*(f"{k}.png" for k in range(5)), "--model", str(red_model), "--workers", "2", "--threads", "1", "--batch", "2"]
+    assert main([*args, "--out", "cpu", "--pipeline", "device"]) == 2
+    assert "the GPU pipeline is not available: the onnxruntime backend runs on cpu" in capsys.readouterr().err
+
+    load_backend = locator_module.load_backend
+
+    def on_fake_gpu(*a, **kw):  # the CPU session, its I/O bound to the fake device's host memory
+        backend = load_backend(*a, **kw)
+        backend.device = "cuda:0"
+        backend.device_io = lambda n: ort_backend.OnnxRuntimeDeviceIO(backend, n, device_type="cpu")
+        return backend
+
+    monkeypatch.setattr(locator_module, "load_backend", on_fake_gpu)
+    assert main([*args, "--out", "host", "--pipeline", "host"]) == 0
+    assert "host pre/post-processing" in capsys.readouterr().err
+    assert main([*args, "--out", "device"]) == 0  # auto
+    assert "device pre/post-processing" in capsys.readouterr().err
+    for k in range(5):
+        assert (tmp_path / "device" / "maps" / f"{k}.png").read_bytes() == (tmp_path / "host" / "maps" / f"{k}.png").read_bytes()
