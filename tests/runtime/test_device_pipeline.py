@@ -159,6 +159,15 @@ def test_fp16_engine_input_is_written_as_float16(device, rng):
     backend.close()
 
 
+def test_a_static_batch_engine_runs_padded_batches(device, engine, rng):
+    static = fake.tensorrt_backend(device, CONTRACT, batch=(4, 4))
+    frames = images(rng, SIZES[:6])  # 4, then 2 padded to 4
+    got = Locator(static, pipeline="device", batch_size=4).locate(frames)
+    assert [shape[0] for shape, _ in static.context.executions] == [4, 4]
+    assert_same_results(got, Locator(engine, pipeline="host", batch_size=4, preprocessor="native").locate(frames))
+    static.close()
+
+
 def test_crops_from_a_region_provider_and_mixed_colour_orders(device, engine, rng, tmp_path):
     def halves(image, color_order, index):
         h, w = image.shape[:2]
