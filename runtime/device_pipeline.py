@@ -228,7 +228,6 @@ class DevicePipeline:
         cuda, io, lib, ev = self._cuda, self.io, self.lib, slot.events
         n = len(images)
         sizes = [(int(im.shape[0]), int(im.shape[1])) for im in images]
-        t0 = time.perf_counter()
         cuda.set_device(io.device_index)  # the calling thread's current device
         offsets, frame_bytes = _layout(sizes, 3)
         map_offsets, map_bytes = _layout(sizes, 4)
@@ -239,6 +238,7 @@ class DevicePipeline:
         layout = self._outputs_layout(network_maps)
         small = self._buffer(slot, "outputs_host", sum(-(-b // ALIGN) * ALIGN for _, b in layout.values()), pinned=True)
 
+        t0 = time.perf_counter()
         packed = staging.array((staging.nbytes,), np.uint8)
 
         def pack(k: int) -> None:
