@@ -334,6 +334,18 @@ def test_fallback_for_an_engine_with_fp16_outputs(device, caplog):
     assert "output 'map' is float16" in fallback(backend, caplog)
 
 
+def test_a_gpu_path_that_fails_to_start_falls_back_loudly_under_auto(device, engine, caplog, monkeypatch):
+    def out_of_memory(n):
+        raise FakeLocatorError("cudaMalloc(1000 bytes) failed: cudaErrorMemoryAllocation (out of memory)")
+
+    monkeypatch.setattr(engine, "device_io", out_of_memory)
+    with caplog.at_level(logging.INFO, logger="fakelocator"):
+        assert Locator(engine, batch_size=4).pipeline == "host"
+    assert [r.levelno for r in caplog.records if "GPU pipeline failed to start" in r.getMessage()] == [logging.WARNING]
+    with pytest.raises(FakeLocatorError, match="out of memory"):
+        Locator(engine, batch_size=4, pipeline="device")
+
+
 def test_onnxruntime_on_the_cpu_offers_no_device_io(locator):
     with pytest.raises(DeviceIOUnavailable, match="runs on the CPU"):
         locator.backend.device_io(4)
