@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threshold", type=float, default=0.5, help="score at or above which the label is fake (default: 0.5)")
     g.add_argument("--threads", type=int, default=0, metavar="N",
                    help="CPU inference threads, onnxruntime and torch backends (default: 0 = the backend's default)")
+    g.add_argument("--pipeline", default="auto", choices=("auto", "host", "device"),
+                   help="where pre/post-processing runs: device keeps each batch on the GPU between one upload and "
+                        "one download (needs a GPU backend with device I/O and the native library built with CUDA); "
+                        "auto takes it when possible (default: auto)")
 
     g = p.add_argument_group("inputs")
     g.add_argument("--max-pixels", type=_max_pixels, default="64M", metavar="N",
@@ -164,7 +168,7 @@ def run_cli(args: argparse.Namespace) -> int:
     backend_options = {"threads": args.threads} if args.threads else {}
     locator = Locator.load(
         args.model, backend=args.backend, device=args.device, batch_size=args.batch, threshold=args.threshold,
-        workers=args.workers, max_pixels=args.max_pixels, **backend_options,
+        workers=args.workers, max_pixels=args.max_pixels, pipeline=args.pipeline, **backend_options,
     )
     layout = Layout(out)
     journal = Journal(layout.results, resume=args.resume, overwrite=args.overwrite)
@@ -197,7 +201,8 @@ def run_cli(args: argparse.Namespace) -> int:
         f"{PROG}: {_count(stats.inputs, 'input')} ({_count(stats.images, 'image')}, {_count(stats.videos, 'video')}, "
         f"{_count(stats.frames, 'frame')}): "
         f"{stats.ok} ok, {stats.failed} failed, {stats.fake} fake{resumed}; "
-        f"{stats.processed} analysed in {stats.seconds:.1f} s ({rate:.1f}/s, {locator.backend.name} on {locator.backend.device})",
+        f"{stats.processed} analysed in {stats.seconds:.1f} s ({rate:.1f}/s, {locator.backend.name} on {locator.backend.device}, "
+        f"{locator.pipeline} pre/post-processing)",
         file=sys.stderr,
     )
     print(f"{PROG}: maps in {out / 'maps'}, records in {layout.results}", file=sys.stderr)

@@ -71,6 +71,37 @@ def device_count() -> int:
     return check((err, count), "cudaGetDeviceCount")
 
 
+def set_device(index: int) -> None:
+    """Make GPU ``index`` current on the calling thread (the device that allocations and streams use)."""
+    check(runtime().cudaSetDevice(int(index)), f"cudaSetDevice({index})")
+
+
+#: ``memcpy_async`` directions.
+COPY_KINDS = ("h2d", "d2h", "d2d")
+
+
+def memcpy_async(dst: int, src: int, nbytes: int, kind: str, stream) -> None:
+    """Copies ``nbytes`` from address ``src`` to ``dst`` on ``stream``; returns before the copy runs.
+
+    ``kind`` is "h2d", "d2h" or "d2d". Host memory must be pinned (a :class:`PinnedBuffer`) for
+    the copy to be truly asynchronous, and must stay untouched until the stream has run it.
+    """
+    if kind not in COPY_KINDS:
+        raise FakeLocatorError(f"memcpy_async: kind must be one of {COPY_KINDS}, got {kind!r}")
+    if int(nbytes) < 0:
+        raise FakeLocatorError(f"memcpy_async: nbytes must be >= 0, got {nbytes}")
+    if int(nbytes) == 0:
+        return
+    cudart = runtime()
+    kinds = cudart.cudaMemcpyKind
+    direction = {
+        "h2d": kinds.cudaMemcpyHostToDevice,
+        "d2h": kinds.cudaMemcpyDeviceToHost,
+        "d2d": kinds.cudaMemcpyDeviceToDevice,
+    }[kind]
+    check(cudart.cudaMemcpyAsync(int(dst), int(src), int(nbytes), direction, _stream_handle(stream)), f"cudaMemcpyAsync ({kind}, {nbytes} bytes)")
+
+
 def device_properties(index: int = 0) -> dict:
     """name, compute_capability (major, minor), total_memory (bytes) and multiprocessors of one device."""
     cudart = runtime()
@@ -127,6 +158,10 @@ class Stream(_Resource):
     def synchronize(self) -> None:
         """Waits for everything enqueued so far; asynchronous errors surface here."""
         check(self._synchronize(), "cudaStreamSynchronize")
+
+    def wait(self, event: "Event") -> None:
+        """Work enqueued on this stream from now on waits until ``event`` (recorded on any stream) has happened."""
+        check(runtime().cudaStreamWaitEvent(self.handle, event._event, 0), "cudaStreamWaitEvent")
 
     def __repr__(self) -> str:
         return f"Stream(handle={self.handle:#x})"

@@ -61,6 +61,10 @@ class Locator:
             very large images.
         max_pixels: larger images are refused from their header; None for no limit.
         regions: an optional region provider (see ``fakelocator.runtime.regions``), e.g. face crops.
+        pipeline: "auto" (pre/post-processing on the GPU when the backend offers device I/O, the
+            native library has CUDA and a GPU is visible; else on the host, with a log line why),
+            "host", or "device" (an error when the GPU path is not possible). See
+            ``fakelocator.runtime.device_pipeline``; ``self.pipeline`` says which one runs.
     """
 
     def __init__(
@@ -75,6 +79,7 @@ class Locator:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         regions: RegionProvider | None = None,
         bbox_level: float = BBOX_LEVEL,
+        pipeline: str = "auto",
     ):
         if batch_size < 1:
             raise FakeLocatorError(f"batch_size must be >= 1, got {batch_size}")
@@ -89,6 +94,12 @@ class Locator:
         self.max_pixels = max_pixels
         self.regions = regions
         self.bbox_level = bbox_level
+        # ---- GPU pipeline (device_pipeline.py) ----
+        from fakelocator.runtime.device_pipeline import choose_pipeline
+
+        self._device_path = choose_pipeline(backend, pipeline, batch_size)
+        self.pipeline = "host" if self._device_path is None else "device"
+        # ----
 
     @classmethod
     def load(
@@ -104,6 +115,7 @@ class Locator:
         prefetch: int | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         regions: RegionProvider | None = None,
+        pipeline: str = "auto",
         **backend_options: Any,
     ) -> "Locator":
         """Load a model and build a locator around it.
@@ -114,6 +126,7 @@ class Locator:
             backend: "auto" (the fastest available for the file: tensorrt > onnxruntime > torch),
                 "tensorrt", "onnxruntime" or "torch".
             device: "auto", "cpu", "cuda" or "cuda:N".
+            pipeline: "auto", "host" or "device": where pre/post-processing runs (see the class).
             backend_options: passed to the backend's ``load`` (e.g. ``threads`` for onnxruntime).
         """
         if model is None:
@@ -124,16 +137,21 @@ class Locator:
                     "(an exported .onnx, an .engine or a checkpoint)"
                 )
         loaded = load_backend(model, backend, device=device, batch_size=batch_size, **backend_options)
-        return cls(
-            loaded,
-            batch_size=batch_size,
-            threshold=threshold,
-            preprocessor=preprocessor,
-            workers=workers,
-            prefetch=prefetch,
-            max_pixels=max_pixels,
-            regions=regions,
-        )
+        try:
+            return cls(
+                loaded,
+                batch_size=batch_size,
+                threshold=threshold,
+                preprocessor=preprocessor,
+                workers=workers,
+                prefetch=prefetch,
+                max_pixels=max_pixels,
+                regions=regions,
+                pipeline=pipeline,
+            )
+        except BaseException:
+            loaded.close()
+            raise
 
     @property
     def info(self):
@@ -143,7 +161,7 @@ class Locator:
     def __repr__(self) -> str:
         return (
             f"Locator(model={self.info.path!r}, backend={self.backend.name!r}, device={self.backend.device!r}, "
-            f"batch_size={self.batch_size}, preprocessor={self.preprocessor.name!r})"
+            f"batch_size={self.batch_size}, preprocessor={self.preprocessor.name!r}, pipeline={self.pipeline!r})"
         )
 
     # ---- images -------------------------------------------------------------------------------
@@ -290,9 +308,7 @@ class Locator:
     def _finish(
         self, jobs: Iterator[Job], on_error: str, keep_images: bool, keep_outputs: bool = False
     ) -> Iterator[LocateResult]:
-        runner = Runner(
-            self.backend,
-            self.preprocessor,
+        options = dict(
             batch_size=self.batch_size,
             threshold=self.threshold,
             workers=self.workers,
@@ -300,6 +316,10 @@ class Locator:
             keep_outputs=keep_outputs,
             bbox_level=self.bbox_level,
         )
+        if self._device_path is not None:
+            runner = self._device_path.runner(self.backend, self.preprocessor, **options)
+        else:
+            runner = Runner(self.backend, self.preprocessor, **options)
         results = runner.run(jobs)
         try:
             for result in results:
@@ -318,6 +338,9 @@ class Locator:
             raise FakeLocatorError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
 
     def close(self) -> None:
+        if self._device_path is not None:
+            self._device_path.close()
+            self._device_path = None
         self.backend.close()
 
     def __enter__(self):

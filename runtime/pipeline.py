@@ -127,6 +127,7 @@ class Job:
     height: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     outputs: list = field(default_factory=list)  # per crop: ((h, w) float32 map, score, (C,) features | None)
+    full: list = field(default_factory=list)  # per crop: its map already at full resolution (GPU path), else empty
     remaining: int = 0
 
     def crops(self) -> list[np.ndarray]:
@@ -192,6 +193,7 @@ class Runner:
                 yield from self._emit(finishing, keep=2 * self.batch_size)
             while crops:
                 self._run_batch([crops.popleft() for _ in range(min(len(crops), self.batch_size))])
+            self._flush()
             self._release(pending, finishing, pool)
             yield from self._emit(finishing, keep=0)
         finally:
@@ -210,6 +212,16 @@ class Runner:
         """Yield finished results in order; wait for the oldest while more than ``keep`` are in flight."""
         while finishing and (finishing[0][1].done() or len(finishing) > keep):
             yield finishing.popleft()[1].result()
+
+    def _flush(self) -> None:
+        """Complete every batch still in flight (the host path completes each in ``_run_batch``)."""
+
+    def _full_map(self, job: Job, slot: int, height: int, width: int) -> np.ndarray:
+        """Crop ``slot``'s map at (height, width) float32 in [0, 1]: upsampled here, on the host path."""
+        return self.pre.upsample(job.outputs[slot][0], height, width)
+
+    #: The timing key of ``_finish`` (the host path upsamples there).
+    finish_timing = "upsample"
 
     def _run_batch(self, batch: list[_Crop]) -> None:
         n = len(batch)
@@ -253,7 +265,7 @@ class Runner:
         regions = outputs = None
         if job.boxes is None:
             small, score, features = job.outputs[0]
-            full = self.pre.upsample(small, height, width)  # (H, W) float32 in [0, 1]
+            full = self._full_map(job, 0, height, width)  # (H, W) float32 in [0, 1]
             if self.keep_outputs:
                 outputs = {"map": np.array(small, np.float32)}  # copies: not views of the whole batch
                 if features is not None:
@@ -261,17 +273,17 @@ class Runner:
         else:
             full = np.zeros((height, width), np.float32)
             regions = []
-            for (x0, y0, x1, y1), (small, s, _) in zip(job.boxes, job.outputs):
+            for i, ((x0, y0, x1, y1), (_, s, _)) in enumerate(zip(job.boxes, job.outputs)):
                 patch = full[y0:y1, x0:x1]
-                np.maximum(patch, self.pre.upsample(small, y1 - y0, x1 - x0), out=patch)
+                np.maximum(patch, self._full_map(job, i, y1 - y0, x1 - x0), out=patch)
                 regions.append(RegionResult((x0, y0, x1, y1), s))
             score = max((r.score for r in regions), default=0.0)
         if not np.isfinite(score):
-            job.image = job.outputs = None
+            job.image = job.outputs = job.full = None
             return cls(job.source, width=width, height=height, timings=job.timings,
                        error=f"the model returned a non-finite score ({score})", **extra)
         bbox = bbox_of(full, self.bbox_level)
-        job.timings["upsample"] = (time.perf_counter() - t0) * 1000
+        job.timings[self.finish_timing] = (time.perf_counter() - t0) * 1000
         result = cls(
             job.source,
             map=full,
@@ -287,5 +299,5 @@ class Runner:
             outputs=outputs,
             **extra,
         )
-        job.image = job.outputs = None
+        job.image = job.outputs = job.full = None
         return result

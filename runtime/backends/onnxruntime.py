@@ -9,10 +9,13 @@ Options: ``threads`` (intra-op threads; 0 = ONNX Runtime's default, one per phys
 
 from __future__ import annotations
 
+import importlib
+import threading
+
 import numpy as np
 
 from fakelocator.errors import FakeLocatorError
-from fakelocator.runtime.backends.base import Backend, ModelInfo
+from fakelocator.runtime.backends.base import Backend, DeviceIO, DeviceIOUnavailable, DeviceTensor, ModelInfo
 
 FORMATS = ("onnx",)
 CUDA = "CUDAExecutionProvider"
@@ -113,5 +116,122 @@ class OnnxRuntimeBackend(Backend):
         values = self.session.run(self._outputs, {"image": feed})
         return {name: np.asarray(v, np.float32) for name, v in zip(self._outputs, values)}
 
+    def device_io(self, batch_size: int) -> "OnnxRuntimeDeviceIO":
+        """Device buffers bound to the session with I/O binding, for the GPU pipeline (CUDA provider only)."""
+        if not self.device.startswith("cuda"):
+            raise DeviceIOUnavailable("the onnxruntime session runs on the CPU (no CUDA execution provider)")
+        return OnnxRuntimeDeviceIO(self, batch_size)
+
     def close(self) -> None:
         self.session = None
+
+
+_ELEMENT_TYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
+
+
+class OnnxRuntimeDeviceIO(DeviceIO):
+    """Preallocated device buffers bound to the session's input and outputs (``session.io_binding()``).
+
+    The preprocessing kernel writes the input buffer, ``run_with_iobinding`` reads it and writes
+    the outputs in place (no copies by ONNX Runtime), and the postprocessing kernel reads the
+    ``map`` buffer. ONNX Runtime's CUDA provider runs on a stream of its own and synchronizes it
+    before ``run_with_iobinding`` returns (its default), so :meth:`run` first synchronizes the
+    caller's stream (the input must be complete) and its outputs are complete when it returns.
+
+    ``device_type`` "cpu" binds host memory instead: only for tests in which host memory stands in
+    for device memory (a fake ``fakelocator.runtime.cuda``).
+    """
+
+    def __init__(self, backend: OnnxRuntimeBackend, batch_size: int, *, device_type: str = "cuda"):
+        if backend.session is None:
+            raise FakeLocatorError("the onnxruntime backend is closed")
+        self.session = backend.session
+        self._device_type = device_type
+        self.device_index = _cuda_index(backend.device) if backend.device.startswith("cuda") else 0
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        self.input_dtype = _ELEMENT_TYPES.get(inputs["image"].type)
+        if self.input_dtype is None:
+            raise DeviceIOUnavailable(f"the model's input is {inputs['image'].type}; the GPU preprocessing writes float32 or float16")
+        for name in backend._outputs:
+            if outputs[name].type != "tensor(float)":
+                raise DeviceIOUnavailable(f"the model's output {name!r} is {outputs[name].type}; the GPU path reads float32 outputs")
+        self._size = backend.info.preprocessing.size
+        map_shape = list(outputs["map"].shape)
+        if len(map_shape) != 4 or map_shape[1] != 1:
+            raise DeviceIOUnavailable(f"the model's map output has shape {map_shape}; expected (N, 1, h, w)")
+        # A dynamic map size is the input's: the exported contract (docs/export.md).
+        self.map_size = tuple(int(d) if isinstance(d, int) else s for d, s in zip(map_shape[2:], self._size))
+        self.feature_size = None
+        if "features" in backend._outputs:
+            features = list(outputs["features"].shape)
+            if len(features) != 2 or not isinstance(features[1], int):
+                raise DeviceIOUnavailable(f"the model's features output has shape {features}; the GPU path needs (N, C) with a fixed C")
+            self.feature_size = features[1]
+        self.fixed_batch = backend.fixed_batch
+        self.max_batch = backend.fixed_batch or int(batch_size)
+        self._names = list(backend._outputs)
+
+        cuda = importlib.import_module("fakelocator.runtime.cuda")
+        if device_type == "cuda":
+            cuda.set_device(self.device_index)
+        rows, (h, w), (mh, mw) = self.max_batch, self._size, self.map_size
+        sizes = {
+            "image": rows * 3 * h * w * self.input_dtype.itemsize,
+            "map": rows * mh * mw * 4,
+            "score": rows * 4,
+            "features": rows * (self.feature_size or 0) * 4,
+        }
+        self._buffers = {}
+        try:
+            for name in ["image", *self._names]:
+                self._buffers[name] = cuda.DeviceBuffer(sizes[name])
+            self.stream = cuda.Stream()
+        except BaseException:
+            self.close()
+            raise
+        self.lock = threading.Lock()
+        self._binding = self.session.io_binding()
+        self._bound_rows = None
+
+    def _shape(self, name: str, rows: int) -> tuple[int, ...]:
+        return {
+            "image": (rows, 3, *self._size),
+            "map": (rows, 1, *self.map_size),
+            "score": (rows, 1),
+            "features": (rows, self.feature_size or 0),
+        }[name]
+
+    def input(self, n: int) -> DeviceTensor:
+        rows = self.batch_rows(n)
+        return DeviceTensor(int(self._buffers["image"].ptr), self._shape("image", rows), self.input_dtype)
+
+    def _bind(self, rows: int) -> None:
+        b, kind, index = self._binding, self._device_type, self.device_index
+        b.bind_input("image", kind, index, self.input_dtype, list(self._shape("image", rows)), int(self._buffers["image"].ptr))
+        for name in self._names:
+            b.bind_output(name, kind, index, np.float32, list(self._shape(name, rows)), int(self._buffers[name].ptr))
+        self._bound_rows = rows
+
+    def run(self, n: int, stream) -> dict[str, DeviceTensor]:
+        if self.session is None:
+            raise FakeLocatorError("the onnxruntime device I/O is closed")
+        rows = self.batch_rows(n)
+        if rows != self._bound_rows:
+            self._bind(rows)
+        stream.synchronize()
+        try:
+            self.session.run_with_iobinding(self._binding)
+        except Exception as e:  # noqa: BLE001 - ORT raises several unrelated types
+            raise FakeLocatorError(f"ONNX Runtime inference failed for a device batch of {rows}: {str(e).strip().splitlines()[0]}") from None
+        return {name: DeviceTensor(int(self._buffers[name].ptr), self._shape(name, rows), np.dtype(np.float32)) for name in self._names}
+
+    def close(self) -> None:
+        for buffer in getattr(self, "_buffers", {}).values():
+            buffer.close()
+        self._buffers = {}
+        stream = getattr(self, "stream", None)
+        if stream is not None:
+            stream.close()
+        self.stream = None
+        self.session = self._binding = None

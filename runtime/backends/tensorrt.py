@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ from fakelocator.export.tensorrt_build import (
     tensorrt_available,
     use_device,
 )
-from fakelocator.runtime.backends.base import Backend, ModelInfo
+from fakelocator.runtime.backends.base import Backend, DeviceIO, DeviceIOUnavailable, DeviceTensor, ModelInfo
 
 FORMATS = ("engine", "onnx")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -215,6 +216,10 @@ class TensorRTBackend(Backend):
         self.stream.synchronize()
         return {name: np.array(out, dtype=np.float32, copy=True) for name, out in results.items()}  # pinned buffers are reused
 
+    def device_io(self, batch_size: int) -> "TensorRTDeviceIO":
+        """The engine's own device bindings, for the GPU pipeline (see ``TensorRTDeviceIO``)."""
+        return TensorRTDeviceIO(self, batch_size)
+
     def close(self) -> None:
         for buffer in self._buffers:
             buffer.close()
@@ -222,3 +227,71 @@ class TensorRTBackend(Backend):
         if self.stream is not None:
             self.stream.close()
         self.stream = self.context = self.engine = self._runtime = None
+
+
+class TensorRTDeviceIO(DeviceIO):
+    """The engine's bindings as the GPU pipeline's input and outputs.
+
+    The preprocessing kernel writes into the ``image`` binding (float32, or float16 when the engine
+    was built with an fp16 input), ``execute_async_v3`` runs on the caller's stream, and the
+    postprocessing kernel reads the ``map`` binding. The bindings are the backend's, allocated once
+    for the profile's largest shapes; nothing is allocated here. Work on them is ordered on the
+    backend's stream (``stream``), so host ``infer`` calls and device batches never overlap.
+    """
+
+    def __init__(self, backend: TensorRTBackend, batch_size: int):
+        if backend.context is None:
+            raise FakeLocatorError("the tensorrt backend is closed")
+        self._backend = backend
+        dtypes = backend.dtypes
+        if dtypes[INPUT] not in (np.dtype(np.float32), np.dtype(np.float16)):
+            raise DeviceIOUnavailable(f"the engine's input is {dtypes[INPUT]}; the GPU preprocessing writes float32 or float16")
+        for name in backend.outputs:
+            if dtypes[name] != np.dtype(np.float32):
+                raise DeviceIOUnavailable(
+                    f"the engine's output {name!r} is {dtypes[name]}; the GPU path reads float32 outputs "
+                    "(export with fp32 inputs and outputs: keep_io_types)"
+                )
+        h, w = backend.info.preprocessing.size
+        lo, hi = backend.profile.batch[0], backend.profile.batch[2]
+        if not backend.profile.accepts((hi, 3, h, w)):
+            raise DeviceIOUnavailable(
+                f"the engine's profile ({backend.profile.describe()}) does not take the contract's {h}x{w} input"
+            )
+        self.device_index = int(backend.device.split(":", 1)[1])
+        self.max_batch = min(int(batch_size), hi)
+        self.fixed_batch = lo if lo == hi else None
+        self._min_rows = lo
+        self._size = (h, w)
+        self.input_dtype = dtypes[INPUT]
+        backend._set_input_shape((hi, 3, h, w))
+        map_shape = backend._output_shape("map")  # (hi, 1, mh, mw)
+        if len(map_shape) != 4 or map_shape[1] != 1:
+            raise DeviceIOUnavailable(f"the engine's map output has shape {map_shape}; expected (N, 1, h, w)")
+        self.map_size = (int(map_shape[2]), int(map_shape[3]))
+        self.feature_size = int(backend._output_shape("features")[1]) if "features" in backend.outputs else None
+        self.stream = backend.stream
+        self.lock = threading.Lock()
+
+    def batch_rows(self, n: int) -> int:
+        return max(super().batch_rows(n), self._min_rows)
+
+    def input(self, n: int) -> DeviceTensor:
+        rows = self.batch_rows(n)
+        buffer = self._backend.device_buffers[INPUT]
+        return DeviceTensor(int(buffer.ptr), (rows, 3, *self._size), self.input_dtype)
+
+    def run(self, n: int, stream) -> dict[str, DeviceTensor]:
+        backend = self._backend
+        if backend.context is None:
+            raise FakeLocatorError("the tensorrt backend is closed")
+        rows = self.batch_rows(n)
+        backend._set_input_shape((rows, 3, *self._size))
+        handle = int(getattr(stream, "handle", stream))
+        if not backend.context.execute_async_v3(handle):
+            detail = "; ".join(backend._logger.errors[-3:]) or "no error message from TensorRT"
+            raise FakeLocatorError(f"TensorRT inference failed for a device batch of {rows}: {detail}")
+        return {
+            name: DeviceTensor(int(backend.device_buffers[name].ptr), backend._output_shape(name), np.dtype(np.float32))
+            for name in backend.outputs
+        }

@@ -76,3 +76,39 @@ def test_closing_twice_is_harmless():
     buffer.close()
     with pytest.raises(FakeLocatorError, match="closed"):
         buffer.copy_from_host(np.zeros(4, np.uint8))
+
+
+# ---- helpers of the GPU pipeline (runtime/device_pipeline.py) ------------------------------------
+
+
+def test_memcpy_async_refuses_an_unknown_direction_before_calling_cuda():
+    with pytest.raises(FakeLocatorError, match="kind must be one of"):
+        cuda.memcpy_async(0x1000, 0x2000, 4, "h2h", None)
+    cuda.memcpy_async(0x1000, 0x2000, 0, "h2d", None)  # nothing to copy: no CUDA call at all
+
+
+def test_without_a_gpu_the_pipeline_helpers_name_the_failing_call():
+    pytest.importorskip("cuda.bindings.runtime")
+    if cuda.device_count() > 0:
+        pytest.skip("a GPU is present")
+    with pytest.raises(cuda.CudaError, match=r"cudaSetDevice\(0\) failed"):
+        cuda.set_device(0)
+    with pytest.raises(cuda.CudaError, match=r"cudaMemcpyAsync \(h2d, 16 bytes\) failed"):
+        cuda.memcpy_async(0x1000, 0x2000, 16, "h2d", 0x1234)
+
+
+@pytest.mark.needs_cuda
+def test_copies_ordered_across_streams_by_an_event(rng):
+    data = rng.integers(0, 256, size=1 << 20, dtype=np.uint8)
+    with cuda.Stream() as upload, cuda.Stream() as compute, cuda.Event() as uploaded, \
+            cuda.PinnedBuffer(data.nbytes) as src, cuda.PinnedBuffer(data.nbytes) as dst, \
+            cuda.DeviceBuffer(data.nbytes) as a, cuda.DeviceBuffer(data.nbytes) as b:
+        cuda.set_device(0)
+        src.array(data.shape)[...] = data
+        cuda.memcpy_async(a.ptr, src.ptr, data.nbytes, "h2d", upload)
+        uploaded.record(upload)
+        compute.wait(uploaded)
+        cuda.memcpy_async(b.ptr, a.ptr, data.nbytes, "d2d", compute)
+        cuda.memcpy_async(dst.ptr, b.ptr, data.nbytes, "d2h", compute)
+        compute.synchronize()
+        np.testing.assert_array_equal(dst.array(data.shape), data)

@@ -1,0 +1,524 @@
+"""The GPU pipeline: pre- and post-processing on the device, around a backend that reads and writes device memory.
+
+For one batch of decoded uint8 crops (any sizes, either colour order)::
+
+    host:     pack the crops into one pinned staging buffer
+    upload:   one cudaMemcpyAsync host → device of the whole pack
+    compute:  preprocess kernel → the backend's input binding (float32 or float16)
+              → the backend runs (TensorRT on the stream; ONNX Runtime through I/O binding)
+              → postprocess kernel: each map from the map binding → its crop's full H × W (float32)
+              → scores and features (and, when asked, the network-resolution maps) → pinned memory
+    download: one cudaMemcpyAsync device → host of all the full-resolution maps, into pinned memory
+    host:     copy each map out of pinned memory into its result's own array
+
+Nothing crosses to the host between the upload and the download, and no torch is involved:
+memory, streams and events come from ``fakelocator.runtime.cuda`` (cuda-python), the kernels from
+the native library (``fakelocator.runtime.native``), the bindings from the backend's
+:class:`~fakelocator.runtime.backends.base.DeviceIO`.
+
+Buffers are per *slot*; a pipeline has two, so while the device works on batch k the host packs
+batch k + 1, whose upload (on a copy stream of its own) overlaps batch k's compute, and batch k's
+download (on a third stream) overlaps batch k + 1's compute. Slot buffers grow when a batch needs
+more (with headroom) and are otherwise reused: after the first batches, no batch allocates.
+
+Every stage is timed with CUDA events: ``pack`` (host), ``h2d``, ``preprocess``, ``infer``,
+``postprocess``, ``d2h`` (device), in ms per batch.
+
+``Locator`` uses this path by itself (``pipeline="auto"``) when the backend offers device I/O, the
+native library was built with CUDA and a GPU is visible; see :func:`open_device_path`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from fakelocator.contract import Preprocessing
+from fakelocator.errors import FakeLocatorError
+from fakelocator.runtime.backends.base import Backend, DeviceIO, DeviceIOUnavailable
+from fakelocator.runtime.pipeline import Job, Runner, _Crop
+from fakelocator.runtime.results import LocateResult
+
+log = logging.getLogger("fakelocator")
+
+PIPELINES = ("auto", "host", "device")
+#: Stages timed per batch, in this order.
+STAGES = ("pack", "h2d", "preprocess", "infer", "postprocess", "d2h")
+#: Offsets of crops and maps inside the packed buffers are multiples of this (cudaMalloc's alignment).
+ALIGN = 256
+#: Host copies (packing, copying maps out) of at least this many bytes per batch use threads.
+_THREADED_BYTES = 8 << 20
+
+
+def _cuda():
+    """``fakelocator.runtime.cuda``, looked up at use (tests put a fake in ``sys.modules``)."""
+    return importlib.import_module("fakelocator.runtime.cuda")
+
+
+def _native_library():
+    """The native library, or DeviceIOUnavailable with the reason it cannot be loaded."""
+    from fakelocator.runtime import native
+
+    try:
+        return native.require()
+    except FakeLocatorError as e:
+        raise DeviceIOUnavailable(str(e)) from None
+
+
+def _layout(sizes: Sequence[tuple[int, int]], bytes_per_pixel: int) -> tuple[list[int], int]:
+    """Offsets of packed (h, w) items of ``bytes_per_pixel``, each aligned to ALIGN, and the total."""
+    offsets, total = [], 0
+    for h, w in sizes:
+        offsets.append(total)
+        total += -(-h * w * bytes_per_pixel // ALIGN) * ALIGN
+    return offsets, max(total, ALIGN)
+
+
+def _grown(need: int, have: int) -> int:
+    """Capacity for ``need`` bytes: at least a quarter more than before (fewer regrowths when sizes
+    vary), in 64 KiB steps."""
+    want = max(need, have + have // 4)
+    return -(-want // (64 << 10)) * (64 << 10)
+
+
+@dataclass
+class DeviceBatch:
+    """One batch's results on the host, in submission order.
+
+    Attributes:
+        maps: per crop, its (H, W) float32 map in [0, 1] (arrays of their own).
+        scores: (n,) float32.
+        features: (n, C) float32, or None when the model has no features output.
+        network_maps: (n, h, w) float32 maps at network resolution, when asked for at submit.
+        timings: ms for the whole batch per stage (``STAGES``).
+        tag: what ``submit`` was given.
+    """
+
+    maps: list[np.ndarray]
+    scores: np.ndarray
+    features: np.ndarray | None
+    network_maps: np.ndarray | None
+    timings: dict[str, float]
+    tag: Any = None
+
+
+@dataclass
+class _Pending:
+    n: int
+    sizes: list[tuple[int, int]]
+    map_offsets: list[int]
+    map_bytes: int
+    network_maps: bool
+    pack_ms: float
+    tag: Any
+
+
+@dataclass
+class _Slot:
+    """One batch's worth of buffers and events."""
+
+    buffers: dict[str, Any] = field(default_factory=dict)  # staging, frames, maps, maps_host, outputs_host
+    events: dict[str, Any] = field(default_factory=dict)
+    pending: _Pending | None = None
+
+
+class DevicePipeline:
+    """Runs batches through a backend's :class:`DeviceIO` with device pre/post-processing.
+
+    ``submit`` enqueues a batch and returns at once; ``collect`` waits for the oldest batch in
+    flight and returns its :class:`DeviceBatch`. At most ``depth`` batches are in flight: collect
+    one before submitting more.
+
+    Args:
+        io: the backend's device I/O.
+        lib: the native library (built with CUDA).
+        contract: the model's preprocessing contract.
+        depth: batches in flight (slots); 2 overlaps the host's packing and the copies of one
+            batch with the compute of the other.
+        threads: host threads for packing and copying maps out (large batches only).
+    """
+
+    def __init__(self, io: DeviceIO, lib, contract: Preprocessing, *, depth: int = 2, threads: int | None = None):
+        if depth < 1:
+            raise FakeLocatorError(f"depth must be >= 1, got {depth}")
+        self.io, self.lib, self.contract, self.depth = io, lib, contract, depth
+        self.threads = threads or max(1, min(4, os.cpu_count() or 1))
+        self.allocations: list[tuple[str, int]] = []  # (buffer, bytes), in order: for tests and diagnostics
+        self._cuda = _cuda()
+        self._pool = None
+        self._queue: deque[_Slot] = deque()
+        self._next = 0
+        self._slots: list[_Slot] = []
+        self.upload = self.download = None
+        try:
+            self._cuda.set_device(io.device_index)
+            self.upload = self._cuda.Stream()
+            self.download = self._cuda.Stream()
+            names = ("up0", "up1", "pre0", "pre1", "infer1", "post1", "computed", "down0", "down1")
+            for _ in range(depth):
+                self._slots.append(_Slot(events={name: self._cuda.Event() for name in names}))
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._queue)
+
+    # ---- buffers -----------------------------------------------------------------------------
+
+    def _buffer(self, slot: _Slot, name: str, need: int, pinned: bool):
+        buffer = slot.buffers.get(name)
+        if buffer is None or buffer.nbytes < need:
+            size = _grown(need, 0 if buffer is None else buffer.nbytes)
+            if buffer is not None:
+                buffer.close()
+                slot.buffers[name] = None
+            slot.buffers[name] = (self._cuda.PinnedBuffer if pinned else self._cuda.DeviceBuffer)(size)
+            self.allocations.append((name, size))
+        return slot.buffers[name]
+
+    def _outputs_layout(self, network_maps: bool) -> dict[str, tuple[int, int]]:
+        """(offset, bytes) of scores, features and network maps in a slot's small pinned buffer."""
+        rows, (mh, mw) = self.io.max_batch, self.io.map_size
+        layout, offset = {}, 0
+        for name, nbytes in (("score", rows * 4), ("features", rows * (self.io.feature_size or 0) * 4),
+                             ("map", rows * mh * mw * 4 if network_maps else 0)):
+            layout[name] = (offset, nbytes)
+            offset += -(-nbytes // ALIGN) * ALIGN
+        return layout
+
+    # ---- one batch ---------------------------------------------------------------------------
+
+    def submit(self, images: Sequence[np.ndarray], color_orders: Sequence[str], *, network_maps: bool = False, tag: Any = None) -> None:
+        """Enqueue a batch: uint8 (H_i, W_i, 3) crops (row-strided views are fine) in ``color_orders[i]``.
+
+        With ``network_maps`` the network-resolution maps come back too (``DeviceBatch.network_maps``).
+        """
+        n = len(images)
+        if n == 0:
+            raise FakeLocatorError("submit: an empty batch")
+        if len(color_orders) != n:
+            raise FakeLocatorError(f"submit: {n} images but {len(color_orders)} colour orders")
+        if self.in_flight >= self.depth:
+            raise FakeLocatorError(f"submit: {self.in_flight} batches already in flight; collect one first")
+        self.io.batch_rows(n)  # refuses a batch that does not fit the bindings
+        for k, image in enumerate(images):
+            if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
+                raise FakeLocatorError(f"submit: image {k} must be uint8 (H, W, 3), got {getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}")
+        slot = self._slots[self._next]
+        try:
+            self._submit(slot, list(images), list(color_orders), network_maps, tag)
+        except BaseException:
+            self.discard()
+            raise
+        self._next = (self._next + 1) % self.depth
+        self._queue.append(slot)
+
+    def _submit(self, slot: _Slot, images: list[np.ndarray], orders: list[str], network_maps: bool, tag: Any) -> None:
+        cuda, io, lib, ev = self._cuda, self.io, self.lib, slot.events
+        n = len(images)
+        sizes = [(int(im.shape[0]), int(im.shape[1])) for im in images]
+        cuda.set_device(io.device_index)  # the calling thread's current device
+        offsets, frame_bytes = _layout(sizes, 3)
+        map_offsets, map_bytes = _layout(sizes, 4)
+        staging = self._buffer(slot, "staging", frame_bytes, pinned=True)
+        frames = self._buffer(slot, "frames", frame_bytes, pinned=False)
+        maps = self._buffer(slot, "maps", map_bytes, pinned=False)
+        self._buffer(slot, "maps_host", map_bytes, pinned=True)
+        layout = self._outputs_layout(network_maps)
+        small = self._buffer(slot, "outputs_host", sum(-(-b // ALIGN) * ALIGN for _, b in layout.values()), pinned=True)
+
+        t0 = time.perf_counter()
+        packed = staging.array((staging.nbytes,), np.uint8)
+
+        def pack(k: int) -> None:
+            h, w = sizes[k]
+            np.copyto(packed[offsets[k]:offsets[k] + h * w * 3].reshape(h, w, 3), images[k])
+
+        self._each(pack, n, frame_bytes)
+        pack_ms = (time.perf_counter() - t0) * 1000
+
+        ev["up0"].record(self.upload)
+        cuda.memcpy_async(frames.ptr, staging.ptr, frame_bytes, "h2d", self.upload)
+        ev["up1"].record(self.upload)
+
+        from fakelocator.runtime.native import DeviceImage
+
+        with io.lock:
+            stream = io.stream
+            stream.wait(ev["up1"])
+            ev["pre0"].record(stream)
+            x = io.input(n)  # (rows, 3, h, w) on the device
+            start = 0
+            while start < n:  # one call per run of crops in the same colour order
+                end = start + 1
+                while end < n and orders[end] == orders[start]:
+                    end += 1
+                crops = [DeviceImage(frames.ptr + offsets[k], *sizes[k]) for k in range(start, end)]
+                lib.preprocess_device(crops, orders[start], self.contract, x.ptr, dtype=x.dtype, start=start, stream=stream)
+                start = end
+            ev["pre1"].record(stream)
+            out = io.run(n, stream)
+            ev["infer1"].record(stream)
+            net_map = out["map"]  # (rows, 1, mh, mw) float32
+            if tuple(net_map.shape[1:]) != (1, *io.map_size):
+                raise FakeLocatorError(f"the backend's map output is {net_map.shape}, expected (N, 1, {io.map_size[0]}, {io.map_size[1]})")
+            lib.postprocess_device(
+                net_map.ptr, io.map_size, sizes, maps_out=[maps.ptr + o for o in map_offsets], stream=stream
+            )
+            ev["post1"].record(stream)
+            # The output bindings are reused by the next batch: their few bytes come back in stream order.
+            for name, (offset, nbytes) in layout.items():
+                if nbytes and name in out:
+                    count = nbytes // io.max_batch * n
+                    cuda.memcpy_async(small.ptr + offset, out[name].ptr, count, "d2h", stream)
+            ev["computed"].record(stream)
+
+        self.download.wait(ev["computed"])
+        ev["down0"].record(self.download)
+        cuda.memcpy_async(slot.buffers["maps_host"].ptr, maps.ptr, map_bytes, "d2h", self.download)
+        ev["down1"].record(self.download)
+        slot.pending = _Pending(n, sizes, map_offsets, map_bytes, network_maps, pack_ms, tag)
+
+    def collect(self) -> DeviceBatch:
+        """Wait for the oldest batch in flight; its results, copied out of the slot's buffers."""
+        if not self._queue:
+            raise FakeLocatorError("collect: no batch in flight")
+        slot = self._queue[0]
+        ev, p = slot.events, slot.pending
+        try:
+            ev["down1"].synchronize()
+        except BaseException:
+            self.discard()
+            raise
+        elapsed = self._cuda.Event.elapsed_ms
+        timings = {
+            "pack": p.pack_ms,
+            "h2d": elapsed(ev["up0"], ev["up1"]),
+            "preprocess": elapsed(ev["pre0"], ev["pre1"]),
+            "infer": elapsed(ev["pre1"], ev["infer1"]),
+            "postprocess": elapsed(ev["infer1"], ev["post1"]),
+            "d2h": elapsed(ev["down0"], ev["down1"]),
+        }
+        host = slot.buffers["maps_host"].array((slot.buffers["maps_host"].nbytes,), np.uint8)
+        maps: list[np.ndarray | None] = [None] * p.n
+
+        def copy_out(k: int) -> None:
+            h, w = p.sizes[k]
+            maps[k] = host[p.map_offsets[k]:p.map_offsets[k] + 4 * h * w].view(np.float32).reshape(h, w).copy()
+
+        self._each(copy_out, p.n, p.map_bytes)
+        layout = self._outputs_layout(p.network_maps)
+        small = slot.buffers["outputs_host"]
+
+        def take(name: str, shape: tuple[int, ...]) -> np.ndarray:
+            offset, _ = layout[name]
+            raw = small.array((small.nbytes,), np.uint8)
+            count = int(np.prod(shape))
+            return raw[offset:offset + 4 * count].view(np.float32).reshape(shape).copy()
+
+        scores = take("score", (p.n,))
+        features = take("features", (p.n, self.io.feature_size)) if self.io.feature_size else None
+        network = take("map", (p.n, *self.io.map_size)) if p.network_maps else None
+        slot.pending = None
+        self._queue.popleft()
+        return DeviceBatch(maps, scores, features, network, timings, p.tag)
+
+    def discard(self) -> None:
+        """Drop every batch in flight (after waiting for the device to finish with its buffers)."""
+        for stream in (self.io.stream, self.upload, self.download):
+            if stream is None:
+                continue
+            try:
+                stream.synchronize()
+            except Exception:  # noqa: BLE001 - the error that brought us here is the one to report
+                pass
+        for slot in self._queue:
+            slot.pending = None
+        self._queue.clear()
+        self._next = 0
+
+    def _each(self, fn, n: int, nbytes: int) -> None:
+        if self.threads > 1 and n > 1 and nbytes >= _THREADED_BYTES:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="fakelocator-device-copy")
+            list(self._pool.map(fn, range(n)))
+        else:
+            for k in range(n):
+                fn(k)
+
+    def close(self) -> None:
+        """Free the slots' buffers, events and streams (not the backend's DeviceIO). Idempotent."""
+        if self._queue:
+            self.discard()
+        for slot in self._slots:
+            for resource in [*slot.buffers.values(), *slot.events.values()]:
+                if resource is not None:
+                    resource.close()
+            slot.buffers, slot.events = {}, {}
+        self._slots = []
+        for stream in (self.upload, self.download):
+            if stream is not None:
+                stream.close()
+        self.upload = self.download = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+class DeviceRunner(Runner):
+    """The pipeline's ``Runner`` with pre/post-processing on the device (:class:`DevicePipeline`).
+
+    Batches are assembled exactly as on the host path; each goes to the device pipeline, and its
+    full-resolution maps, scores and features come back to the jobs when it completes, one batch
+    later (two batches are in flight).
+    """
+
+    finish_timing = "finish"
+
+    def __init__(self, path: "DevicePath", backend: Backend, preprocessor, **options):
+        super().__init__(backend, preprocessor, **options)
+        self._input = None  # the host path's input batch
+        self.path = path
+        self.batch_size = min(self.batch_size, path.io.max_batch)
+        self.pipeline: DevicePipeline | None = None
+
+    def run(self, jobs: Iterable[Job]) -> Iterator[LocateResult]:
+        self.pipeline = self.path.acquire()
+        try:
+            yield from super().run(jobs)
+        finally:
+            self.pipeline.discard()
+            self.path.release(self.pipeline)
+            self.pipeline = None
+
+    def _run_batch(self, batch: list[_Crop]) -> None:
+        if self.pipeline.in_flight >= self.pipeline.depth:
+            self._complete(self.pipeline.collect())
+        self.pipeline.submit(
+            [c.image for c in batch], [c.job.color_order for c in batch], network_maps=self.keep_outputs, tag=batch
+        )
+
+    def _flush(self) -> None:
+        while self.pipeline.in_flight:
+            self._complete(self.pipeline.collect())
+
+    def _complete(self, done: DeviceBatch) -> None:
+        batch: list[_Crop] = done.tag
+        n = len(batch)
+        per_crop = {stage: ms / n for stage, ms in done.timings.items()}
+        for i, crop in enumerate(batch):
+            job = crop.job
+            if not job.full:
+                job.full = [None] * len(job.outputs)
+            small = done.network_maps[i] if done.network_maps is not None else None
+            features = done.features[i] if done.features is not None else None
+            job.outputs[crop.slot] = (small, float(done.scores[i]), features)
+            job.full[crop.slot] = done.maps[i]
+            for stage, ms in per_crop.items():
+                job.timings[stage] = job.timings.get(stage, 0.0) + ms
+            job.remaining -= 1
+            if job.remaining == 0 and not self.keep_images:
+                job.image = None
+
+    def _full_map(self, job: Job, slot: int, height: int, width: int) -> np.ndarray:
+        return job.full[slot]
+
+
+class DevicePath:
+    """What a ``Locator`` keeps for the GPU path: the backend's DeviceIO, the native library, and a
+    pool of pipelines (one per concurrent ``locate`` iteration; normally one, reused for every call)."""
+
+    def __init__(self, io: DeviceIO, lib, contract: Preprocessing, *, depth: int = 2, threads: int | None = None):
+        self.io, self.lib, self.contract = io, lib, contract
+        self.depth, self.threads = depth, threads
+        self._idle: list[DevicePipeline] = []
+        self._all: list[DevicePipeline] = []
+        self._lock = threading.Lock()
+
+    def acquire(self) -> DevicePipeline:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        pipeline = DevicePipeline(self.io, self.lib, self.contract, depth=self.depth, threads=self.threads)
+        with self._lock:
+            self._all.append(pipeline)
+        return pipeline
+
+    def release(self, pipeline: DevicePipeline) -> None:
+        with self._lock:
+            if pipeline in self._all:
+                self._idle.append(pipeline)
+
+    @property
+    def pipelines(self) -> list[DevicePipeline]:
+        """Every pipeline made so far (for diagnostics: their ``allocations``)."""
+        return list(self._all)
+
+    def runner(self, backend: Backend, preprocessor, **options) -> DeviceRunner:
+        return DeviceRunner(self, backend, preprocessor, **options)
+
+    def close(self) -> None:
+        with self._lock:
+            pipelines, self._all, self._idle = self._all, [], []
+        for pipeline in pipelines:
+            pipeline.close()
+        self.io.close()
+
+
+def open_device_path(backend: Backend, batch_size: int, **options) -> DevicePath:
+    """The GPU path for ``backend``, or DeviceIOUnavailable saying why there is none.
+
+    Needs: the backend on a CUDA device and offering device I/O, the native library built with
+    CUDA, and cuda-python seeing a GPU. ``options``: ``depth``, ``threads`` of ``DevicePipeline``.
+    """
+    device = getattr(backend, "device", "cpu")
+    if not str(device).startswith("cuda"):
+        raise DeviceIOUnavailable(f"the {backend.name} backend runs on {device}")
+    lib = _native_library()
+    if not lib.has_cuda:
+        raise DeviceIOUnavailable(f"the native library {lib.path} was built without CUDA (nvcc was not found); rebuild it with nvcc")
+    try:
+        count = _cuda().device_count()
+    except FakeLocatorError as e:
+        raise DeviceIOUnavailable(str(e)) from None
+    if count < 1:
+        raise DeviceIOUnavailable("cuda-python sees no CUDA device")
+    io = backend.device_io(batch_size)
+    try:
+        return DevicePath(io, lib, backend.info.preprocessing, **options)
+    except BaseException:
+        io.close()
+        raise
+
+
+def choose_pipeline(backend: Backend, pipeline: str, batch_size: int) -> DevicePath | None:
+    """The DevicePath for ``pipeline`` "device" (or FakeLocatorError why not), None for "host", and
+    for "auto" the device path when it is possible, else None after logging why."""
+    if pipeline not in PIPELINES:
+        raise FakeLocatorError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
+    if pipeline == "host":
+        return None
+    try:
+        return open_device_path(backend, batch_size)
+    except DeviceIOUnavailable as e:
+        if pipeline == "device":
+            raise FakeLocatorError(f"the GPU pipeline is not available: {e}") from None
+        on_gpu = str(getattr(backend, "device", "cpu")).startswith("cuda")
+        log.log(logging.INFO if on_gpu else logging.DEBUG,
+                "GPU pipeline unavailable (%s); pre/post-processing runs on the host", e)
+    except FakeLocatorError as e:
+        if pipeline == "device":
+            raise
+        log.warning("GPU pipeline failed to start (%s); pre/post-processing runs on the host", e)
+    return None

@@ -1,0 +1,389 @@
+"""A FAKE CUDA device for orchestration tests of the GPU pipeline. NOT CUDA, NOT a GPU.
+
+Host memory stands in for device memory: ``DeviceBuffer.ptr`` and ``PinnedBuffer.ptr`` are host
+addresses, so the native library's CPU kernels (or the CUDA kernels compiled for the CPU by
+native/src/emulate.cpp) can stand in for the device kernels. What this fake keeps of CUDA is the
+*ordering*: every copy, kernel and engine run is queued on its stream and runs only when the host
+synchronizes (a stream, or an event) and everything it waits for (``Stream.wait(event)``) has run.
+So a missing synchronization, a missing cross-stream wait, or host memory reused while a copy from
+it is still queued gives wrong results here instead of passing by luck. Every copy and allocation
+is logged, and copies are checked to go between pinned and device memory in the direction named.
+
+``FakeDevice.module`` has the API of ``fakelocator.runtime.cuda`` that the pipeline uses; install
+it in ``sys.modules["fakelocator.runtime.cuda"]``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import time
+import types
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Copy:
+    kind: str  # "h2d" | "d2h" | "d2d"
+    dst: int
+    src: int
+    nbytes: int
+    stream: int
+
+
+@dataclass
+class _Op:
+    run: object  # callable, or None for a wait
+    wait_for: tuple | None = None  # (event, count): runnable once event.completed >= count
+    what: str = ""
+
+
+@dataclass
+class FakeDevice:
+    """Streams, events and memory of one fake device; see the module docstring."""
+
+    copies: list[Copy] = field(default_factory=list)
+    allocations: list[tuple[str, int]] = field(default_factory=list)  # ("device" | "pinned", nbytes)
+    executed: list[str] = field(default_factory=list)  # what ran, in order
+    kernels: list[tuple[str, int]] = field(default_factory=list)  # (name, stream handle) as enqueued
+    count: int = 1  # devices that device_count() reports
+
+    def __post_init__(self):
+        self.queues: dict[int, deque[_Op]] = {}
+        self._handles = itertools.count(0x5000, 0x10)
+        self._device: dict[int, tuple[int, np.ndarray]] = {}  # ptr -> (nbytes, backing)
+        self._pinned: dict[int, tuple[int, np.ndarray]] = {}
+        self.module = self._make_module()
+
+    # ---- memory ------------------------------------------------------------------------------
+
+    def _alloc(self, table: dict, kind: str, nbytes: int) -> int:
+        backing = np.zeros(max(1, int(nbytes)), np.uint8)
+        ptr = backing.ctypes.data
+        table[ptr] = (int(nbytes), backing)
+        self.allocations.append((kind, int(nbytes)))
+        return ptr
+
+    @staticmethod
+    def _within(table: dict, ptr: int, nbytes: int) -> bool:
+        return any(base <= ptr and ptr + nbytes <= base + size for base, (size, _) in table.items())
+
+    def is_device(self, ptr: int, nbytes: int = 1) -> bool:
+        return self._within(self._device, ptr, nbytes)
+
+    def is_pinned(self, ptr: int, nbytes: int = 1) -> bool:
+        return self._within(self._pinned, ptr, nbytes)
+
+    # ---- streams -----------------------------------------------------------------------------
+
+    def new_stream(self) -> int:
+        handle = next(self._handles)
+        self.queues[handle] = deque()
+        return handle
+
+    def enqueue(self, stream, fn, what: str) -> None:
+        handle = int(getattr(stream, "handle", stream) or 0)
+        if handle not in self.queues:
+            raise AssertionError(f"{what}: enqueued on stream {handle:#x}, which is not a stream of this device (0: the legacy default stream)")
+        self.queues[handle].append(_Op(fn, what=what))
+
+    def _runnable(self, op: _Op) -> bool:
+        if op.wait_for is None:
+            return True
+        event, count = op.wait_for
+        return event.completed >= count
+
+    def run_until(self, done, what: str) -> None:
+        """Run queued work, round robin over streams, until ``done()``; a deadlock is an error."""
+        while not done():
+            progress = False
+            for queue in self.queues.values():
+                while queue and self._runnable(queue[0]):
+                    op = queue.popleft()
+                    if op.run is not None:
+                        op.run()
+                        self.executed.append(op.what)
+                    progress = True
+            if not progress and not done():
+                raise AssertionError(f"{what} would wait forever: nothing queued can run")
+
+    # ---- the fakelocator.runtime.cuda stand-in ------------------------------------------------
+
+    def _make_module(self) -> types.ModuleType:
+        device = self
+        cuda = types.ModuleType("fakelocator.runtime.cuda")
+        cuda.COPY_KINDS = ("h2d", "d2h", "d2d")
+
+        class CudaError(Exception):
+            pass
+
+        class Stream:
+            def __init__(self, *, non_blocking: bool = True):
+                self.handle = device.new_stream()
+                self.closed = False
+
+            def synchronize(self):
+                queue = device.queues[self.handle]
+                device.run_until(lambda: not queue, f"synchronize stream {self.handle:#x}")
+
+            def wait(self, event):
+                device.queues[self.handle].append(_Op(None, (event, event.recorded), f"wait event {id(event):#x}"))
+
+            def close(self):
+                self.closed = True
+
+        class Event:
+            def __init__(self):
+                self.recorded = self.completed = 0
+                self.time = None
+
+            def record(self, stream=None):
+                self.recorded += 1
+                count = self.recorded
+
+                def reach():
+                    self.completed, self.time = count, time.perf_counter()
+
+                device.enqueue(stream, reach, "event")
+
+            def synchronize(self):
+                device.run_until(lambda: self.completed >= self.recorded, "event synchronize")
+
+            @staticmethod
+            def elapsed_ms(start, end):
+                end.synchronize()
+                start.synchronize()
+                return (end.time - start.time) * 1000
+
+            def close(self):
+                pass
+
+        class DeviceBuffer:
+            def __init__(self, nbytes):
+                self.nbytes = int(nbytes)
+                self.ptr = device._alloc(device._device, "device", self.nbytes)
+                self.closed = False
+
+            def copy_from_host(self, array, stream=None):
+                assert array.nbytes <= self.nbytes and array.flags.c_contiguous
+                memcpy_async(self.ptr, array.ctypes.data, array.nbytes, "h2d", stream)
+                if stream is None:
+                    device.run_until(lambda: not any(device.queues.values()), "cudaMemcpy")
+
+            def copy_to_host(self, array, stream=None):
+                assert array.nbytes <= self.nbytes and array.flags.c_contiguous
+                memcpy_async(array.ctypes.data, self.ptr, array.nbytes, "d2h", stream)
+                return array
+
+            def close(self):
+                self.closed = True
+                device._device.pop(self.ptr, None)
+
+        class PinnedBuffer:
+            def __init__(self, nbytes):
+                self.nbytes = int(nbytes)
+                self.ptr = device._alloc(device._pinned, "pinned", self.nbytes)
+
+            def array(self, shape, dtype=np.uint8):
+                shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+                count = int(np.prod(shape))
+                need = count * np.dtype(dtype).itemsize
+                assert need <= self.nbytes, f"{need} bytes from a PinnedBuffer of {self.nbytes}"
+                raw = (ctypes.c_char * max(1, need)).from_address(self.ptr)
+                return np.frombuffer(raw, dtype=dtype, count=count).reshape(shape)
+
+            def close(self):
+                device._pinned.pop(self.ptr, None)
+
+        def memcpy_async(dst, src, nbytes, kind, stream):
+            dst, src, nbytes = int(dst), int(src), int(nbytes)
+            host_ok = {"h2d": (device.is_device(dst, nbytes), device.is_pinned(src, nbytes) or stream is None),
+                       "d2h": (device.is_pinned(dst, nbytes) or stream is None, device.is_device(src, nbytes)),
+                       "d2d": (device.is_device(dst, nbytes), device.is_device(src, nbytes))}[kind]
+            if not all(host_ok):
+                raise AssertionError(f"memcpy_async {kind} of {nbytes} bytes between the wrong kinds of memory (async copies need pinned host memory)")
+            handle = int(getattr(stream, "handle", stream) or 0)
+            device.copies.append(Copy(kind, dst, src, nbytes, handle))
+            if stream is None:
+                ctypes.memmove(dst, src, nbytes)
+                return
+            device.enqueue(stream, lambda: ctypes.memmove(dst, src, nbytes), f"{kind} {nbytes}")
+
+        cuda.CudaError, cuda.Stream, cuda.Event = CudaError, Stream, Event
+        cuda.DeviceBuffer, cuda.PinnedBuffer, cuda.memcpy_async = DeviceBuffer, PinnedBuffer, memcpy_async
+        cuda.set_device = lambda index: None
+        cuda.device_count = lambda: device.count
+        cuda.device_properties = lambda index=0: {"name": "fake device", "compute_capability": (9, 0), "total_memory": 1 << 34}
+        return cuda
+
+
+# ---- the native library's kernels on the fake device --------------------------------------------
+
+
+class _Kernels:
+    """Stands in for the ctypes library inside a NativeLibrary: its ``fl_*_cuda`` calls check that
+    their pointers are fake device memory and queue the work on the fake stream, where it runs the
+    CPU implementation (``fl_*_cpu``) or, with ``emulated``, the library's own ``fl_*_cuda`` (the CUDA
+    kernels compiled for the CPU). Descriptors are copied at the call, as a CUDA launch copies its
+    parameters."""
+
+    def __init__(self, real, device: FakeDevice, emulated: bool):
+        self._real, self._device, self._emulated = real, device, emulated
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def _check(self, ptr, nbytes, what):
+        if ptr and not self._device.is_device(int(ptr), nbytes):
+            raise AssertionError(f"{what}: {int(ptr):#x} is not device memory")
+
+    def _finish(self, status, what):
+        if status != 0:
+            raise AssertionError(f"{what} failed on the fake device: {self._real.fl_last_error().decode()}")
+
+    def fl_preprocess_cuda(self, images, n, params, out, stream):
+        images = type(images).from_buffer_copy(images)
+        params = type(params._obj).from_buffer_copy(params._obj)
+        for k in range(n):
+            self._check(images[k].data, images[k].pitch * images[k].height, f"preprocess image {k}")
+        self._check(out, 1, "preprocess output")
+        real, emulated = self._real, self._emulated
+        self._device.kernels.append(("preprocess", int(stream or 0)))
+
+        def run():
+            if emulated:
+                status = real.fl_preprocess_cuda(images, n, ctypes.byref(params), out, None)
+            else:
+                status = real.fl_preprocess_cpu(images, n, ctypes.byref(params), out, 1)
+            self._finish(status, "preprocess")
+
+        self._device.enqueue(stream, run, "preprocess kernel")
+        return 0
+
+    def fl_postprocess_cuda(self, items, n, lut, alpha, stream):
+        items = type(items).from_buffer_copy(items)
+        lut_copy = (ctypes.c_uint8 * 768).from_buffer_copy((ctypes.c_uint8 * 768).from_address(lut)) if lut else None
+        for k in range(n):
+            it = items[k]
+            self._check(it.map, it.map_pitch * it.map_height, f"postprocess map {k}")
+            self._check(it.map_out, it.map_out_pitch * it.height, f"postprocess map output {k}")
+            self._check(it.overlay_out, it.overlay_out_pitch * it.height, f"postprocess overlay output {k}")
+        real, emulated = self._real, self._emulated
+        self._device.kernels.append(("postprocess", int(stream or 0)))
+
+        def run():
+            lut_ptr = ctypes.addressof(lut_copy) if lut_copy is not None else None
+            if emulated:
+                status = real.fl_postprocess_cuda(items, n, lut_ptr, alpha, None)
+            else:
+                status = real.fl_postprocess_cpu(items, n, lut_ptr, alpha, 1)
+            self._finish(status, "postprocess")
+
+        self._device.enqueue(stream, run, "postprocess kernel")
+        return 0
+
+
+def device_library(path, device: FakeDevice, *, emulated: bool = False):
+    """A ``NativeLibrary`` loaded from ``path`` whose device entry points run on ``device``."""
+    from fakelocator.runtime import native
+
+    lib = native.NativeLibrary(path)
+    lib._lib = _Kernels(lib._lib, device, emulated)
+    lib.has_cuda = True
+    return lib
+
+
+# ---- a stand-in network and a TensorRT engine running it ------------------------------------------
+
+
+def tiny_net(x: np.ndarray) -> dict[str, np.ndarray]:
+    """What the fake engine computes from an (N, 3, h, w) float32 input: a map that depends on the
+    channel order (so a swapped red and blue shows), its mean as the score, channel means as features."""
+    x = x.astype(np.float32)
+    logits = np.float32(2) * x[:, 0:1] - x[:, 2:3] + np.float32(0.25) * x[:, 1:2]
+    fakeness = (np.float32(1) / (np.float32(1) + np.exp(-logits))).astype(np.float32)  # (N, 1, h, w)
+    return {
+        "map": fakeness,
+        "score": fakeness.mean(axis=(2, 3)).astype(np.float32),  # (N, 1)
+        "features": x.mean(axis=(2, 3)).astype(np.float32),  # (N, 3)
+    }
+
+
+class FakeEngineContext:
+    """A TensorRT execution context's calls that the backend makes; ``execute_async_v3`` queues
+    ``tiny_net`` on the fake stream, reading and writing the tensors at their set addresses."""
+
+    def __init__(self, device: FakeDevice, input_dtype, profile: tuple[tuple, tuple]):
+        self.device, self.input_dtype = device, np.dtype(input_dtype)
+        self.lo, self.hi = profile
+        self.shape = None
+        self.addresses: dict[str, int] = {}
+        self.executions: list[tuple[tuple, int]] = []
+        self.fail = False
+
+    def set_input_shape(self, name, shape):
+        shape = tuple(int(s) for s in shape)
+        ok = name == "image" and len(shape) == 4 and all(a <= s <= b for a, s, b in zip(self.lo, shape, self.hi))
+        if ok:
+            self.shape = shape
+        return ok
+
+    def get_tensor_shape(self, name):
+        n, c, h, w = self.shape
+        return {"image": (n, c, h, w), "map": (n, 1, h, w), "score": (n, 1), "features": (n, 3)}[name]
+
+    def set_tensor_address(self, name, ptr):
+        self.addresses[name] = int(ptr)
+        return True
+
+    def execute_async_v3(self, handle):
+        if self.fail:
+            return False
+        shape, addresses = self.shape, dict(self.addresses)
+        self.executions.append((shape, int(handle)))
+        dtype = self.input_dtype
+
+        def run():
+            count = int(np.prod(shape))
+            raw = (ctypes.c_char * (count * dtype.itemsize)).from_address(addresses["image"])
+            x = np.frombuffer(raw, dtype=dtype, count=count).reshape(shape).astype(np.float32)
+            for name, value in tiny_net(x).items():
+                ctypes.memmove(addresses[name], np.ascontiguousarray(value).ctypes.data, value.nbytes)
+
+        self.device.enqueue(handle, run, "engine")
+        return True
+
+
+def tensorrt_backend(device: FakeDevice, contract, *, batch=(1, 4), input_dtype=np.float32):
+    """A ``TensorRTBackend`` as ``_open`` would leave it for an engine running ``tiny_net``, its
+    buffers and stream on ``device`` (which must be installed as ``fakelocator.runtime.cuda``)."""
+    from fakelocator.export.engine_spec import ShapeProfile
+    from fakelocator.runtime.backends.base import ModelInfo
+    from fakelocator.runtime.backends.tensorrt import TensorRTBackend
+
+    cuda = device.module
+    h, w = contract.size
+    lo, hi = batch
+    b = TensorRTBackend.__new__(TensorRTBackend)
+    b._buffers = []
+    b.stream = cuda.Stream()
+    b.context = FakeEngineContext(device, input_dtype, ((lo, 3, h, w), (hi, 3, h, w)))
+    b.engine = b._runtime = object()
+    b._logger = types.SimpleNamespace(errors=["fake engine: execution refused"])
+    b.device = "cuda:0"
+    b.info = ModelInfo(path="fake.engine", format="engine", preprocessing=contract)
+    b.profile = ShapeProfile("image", (lo, 3, h, w), (hi, 3, h, w), (hi, 3, h, w))
+    b.max_batch = hi
+    b.outputs = ["map", "score", "features"]
+    b.dtypes = {"image": np.dtype(input_dtype), "map": np.dtype(np.float32), "score": np.dtype(np.float32), "features": np.dtype(np.float32)}
+    b._set_input_shape((hi, 3, h, w))
+    b.device_buffers, b.host_buffers = {}, {}
+    for name in ["image", *b.outputs]:
+        nbytes = int(np.prod(b._output_shape(name))) * b.dtypes[name].itemsize
+        b.device_buffers[name], b.host_buffers[name] = cuda.DeviceBuffer(nbytes), cuda.PinnedBuffer(nbytes)
+        b._buffers += [b.device_buffers[name], b.host_buffers[name]]
+        b.context.set_tensor_address(name, b.device_buffers[name].ptr)
+    return b

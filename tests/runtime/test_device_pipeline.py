@@ -1,0 +1,419 @@
+"""ORCHESTRATION TESTS OF THE GPU PIPELINE WITH A FAKE DEVICE (tests/runtime/fake_device.py). No GPU, no CUDA.
+
+Host memory stands in for device memory, the native library's CPU kernels (one test: the CUDA
+kernels compiled for the CPU by native/src/emulate.cpp) stand in for the device kernels, and the
+fake streams run their queued work only when the host synchronizes, honouring cross-stream waits.
+Backends: a TensorRTBackend around a fake engine context (``tiny_net`` on the fake stream), and
+the real ONNX Runtime (CPU) with I/O binding to the fake device's host addresses.
+
+What they check: the GPU path gives the host path's maps, scores and features (bit for bit,
+since both run the same arithmetic), for batches of differently sized images, crops, mixed colour
+orders, padded static batches and fp16 inputs; exactly one upload and one download of pixels per
+batch, on their own streams; no allocation after warm-up; two batches in flight; clean recovery
+after a failed batch; and the fallbacks to the host path, each with its log line. What runs on a
+real GPU is tests/runtime/test_device_pipeline_gpu.py's (needs_cuda).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fakelocator.contract import Preprocessing
+from fakelocator.errors import FakeLocatorError
+from fakelocator.runtime import Locator, device_pipeline
+from fakelocator.runtime.backends import onnxruntime as ort_backend
+from fakelocator.runtime.backends.base import Backend, DeviceIOUnavailable
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+def _load(name: str, path: Path):
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+fake = _load("fakelocator_tests_fake_device", HERE / "fake_device.py")
+native_build = _load("fakelocator_tests_native_conftest", REPO / "tests" / "native" / "conftest.py")
+
+CONTRACT = Preprocessing(height=24, width=20)
+SIZES = [(30, 40), (7, 90), (64, 64), (1, 1), (100, 33), (50, 51), (3, 200)]
+
+
+@pytest.fixture(scope="module")
+def native_path() -> Path:
+    from fakelocator.runtime import native
+
+    override = os.environ.get(native.LIBRARY_ENV, "").strip()
+    if override and override.lower() != "off":
+        return Path(override)
+    return native_build.build_library(REPO / "build")
+
+
+@pytest.fixture
+def device(monkeypatch, native_path):
+    """A fresh fake device installed as fakelocator.runtime.cuda, with the native library on it."""
+    dev = fake.FakeDevice()
+    monkeypatch.setitem(sys.modules, "fakelocator.runtime.cuda", dev.module)
+    dev.lib = fake.device_library(native_path, dev)
+    monkeypatch.setattr(device_pipeline, "_native_library", lambda: dev.lib)
+    return dev
+
+
+def images(rng, sizes=SIZES):
+    return [rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8) for h, w in sizes]
+
+
+def assert_same_results(got, want, *, outputs=False):
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert a.error == b.error and a.source == b.source
+        if b.error is not None:
+            continue
+        assert a.map.dtype == np.float32 and a.map.shape == b.map.shape == (b.height, b.width)
+        np.testing.assert_array_equal(a.map, b.map)
+        assert a.score == b.score and a.label == b.label and a.bbox == b.bbox
+        if outputs:
+            np.testing.assert_array_equal(a.outputs["map"], b.outputs["map"])
+            np.testing.assert_array_equal(a.outputs["features"], b.outputs["features"])
+
+
+@pytest.fixture
+def engine(device):
+    backend = fake.tensorrt_backend(device, CONTRACT, batch=(1, 4))
+    yield backend
+    backend.close()
+
+
+def locators(backend, **options):
+    """(device-path locator, host-path locator) on the same backend."""
+    on_device = Locator(backend, pipeline="device", preprocessor="native", workers=2, **options)
+    on_host = Locator(backend, pipeline="host", preprocessor="native", workers=2, **options)
+    assert (on_device.pipeline, on_host.pipeline) == ("device", "host")
+    return on_device, on_host
+
+
+# ---- same results as the host path ----------------------------------------------------------------
+
+
+def test_tensorrt_device_path_equals_the_host_path(device, engine, rng):
+    on_device, on_host = locators(engine, batch_size=4)
+    frames = images(rng)  # 7 images: a full batch of 4, then 3
+    got = on_device.locate(frames, keep_outputs=True)
+    assert_same_results(got, on_host.locate(frames, keep_outputs=True), outputs=True)
+    assert set(got[0].timings) >= {"decode", "pack", "h2d", "preprocess", "infer", "postprocess", "d2h", "finish"}
+    assert all(v >= 0 for r in got for v in r.timings.values())
+    assert [shape[0] for shape, _ in engine.context.executions[:2]] == [4, 3]
+
+
+def test_onnxruntime_io_binding_path_equals_the_host_path(device, red_model, rng, monkeypatch):
+    backend = ort_backend.load(str(red_model), device="cpu", threads=1)
+    on_host = Locator(backend, pipeline="host", preprocessor="native", batch_size=3, workers=2)
+    # The session runs on the CPU, so its I/O binding binds the fake device's host addresses as "cpu".
+    monkeypatch.setattr(backend, "device", "cuda:0")
+    monkeypatch.setattr(backend, "device_io", lambda n: ort_backend.OnnxRuntimeDeviceIO(backend, n, device_type="cpu"))
+    on_device = Locator(backend, pipeline="device", batch_size=3, workers=2)
+    frames = images(rng)
+    frames[2][10:40, 5:30] = (0, 0, 255)  # red: the red model's map is high there
+    got = on_device.locate(frames, keep_outputs=True)
+    assert_same_results(got, on_host.locate(frames, keep_outputs=True), outputs=True)
+    assert got[2].label == "fake" and got[2].bbox is not None
+    on_device.close()
+
+
+def test_a_static_batch_model_gets_its_last_batch_padded(device, tmp_path, build_red_model, rng, monkeypatch):
+    backend = ort_backend.load(str(build_red_model(tmp_path / "static.onnx", batch=4)), device="cpu", threads=1)
+    on_host = Locator(backend, pipeline="host", batch_size=4, preprocessor="native")
+    monkeypatch.setattr(backend, "device", "cuda:0")
+    monkeypatch.setattr(backend, "device_io", lambda n: ort_backend.OnnxRuntimeDeviceIO(backend, n, device_type="cpu"))
+    on_device = Locator(backend, pipeline="device", batch_size=4)
+    frames = images(rng, SIZES[:5])
+    assert_same_results(on_device.locate(frames), on_host.locate(frames))
+
+
+def test_fp16_engine_input_is_written_as_float16(device, rng):
+    backend = fake.tensorrt_backend(device, CONTRACT, batch=(1, 4), input_dtype=np.float16)
+    on_device, on_host = locators(backend, batch_size=4)
+    frames = images(rng, SIZES[:3])
+    got = on_device.locate(frames)
+    binding = (ctypes.c_uint8 * backend.device_buffers["image"].nbytes).from_address(backend.device_buffers["image"].ptr)
+    written = np.frombuffer(binding, np.float16, count=3 * 3 * 24 * 20).reshape(3, 3, 24, 20)
+    expected = device.lib.preprocess(frames, "BGR", CONTRACT, np.empty((3, 3, 24, 20), np.float16))
+    np.testing.assert_array_equal(written, expected)
+    # The host path stages its float32 batch into the fp16 binding: the network gets the same input.
+    assert_same_results(got, on_host.locate(frames))
+    backend.close()
+
+
+def test_a_static_batch_engine_runs_padded_batches(device, engine, rng):
+    static = fake.tensorrt_backend(device, CONTRACT, batch=(4, 4))
+    frames = images(rng, SIZES[:6])  # 4, then 2 padded to 4
+    got = Locator(static, pipeline="device", batch_size=4).locate(frames)
+    assert [shape[0] for shape, _ in static.context.executions] == [4, 4]
+    assert_same_results(got, Locator(engine, pipeline="host", batch_size=4, preprocessor="native").locate(frames))
+    static.close()
+
+
+def test_crops_from_a_region_provider_and_mixed_colour_orders(device, engine, rng, tmp_path):
+    def halves(image, color_order, index):
+        h, w = image.shape[:2]
+        return None if index == 0 else [(0, 0, max(1, w // 2), h), (w // 3, h // 4, w, h)]
+
+    on_device, on_host = locators(engine, batch_size=4, regions=halves)
+    frames = images(rng, SIZES[:4])
+    path = tmp_path / "a.png"
+    cv2.imwrite(str(path), frames[0])
+    inputs = [str(path), *[np.ascontiguousarray(f[:, :, ::-1]) for f in frames[1:]]]  # a BGR file, RGB arrays
+    got = on_device.locate(inputs, color_order="RGB")
+    assert_same_results(got, on_host.locate(inputs, color_order="RGB"))
+    assert got[1].regions is not None and len(got[1].regions) == 2
+
+
+def test_bad_inputs_are_recorded_and_videos_run_on_the_device_path(device, engine, rng, video):
+    on_device, on_host = locators(engine, batch_size=4)
+    inputs = [images(rng, [(20, 30)])[0], b"not an image", images(rng, [(40, 10)])[0]]
+    got = on_device.locate(inputs, on_error="record")
+    assert_same_results(got, on_host.locate(inputs, on_error="record"))
+    assert got[1].error is not None
+    frames_device = list(on_device.locate_video(video, every=3))
+    frames_host = list(on_host.locate_video(video, every=3))
+    assert_same_results(frames_device, frames_host)
+
+
+# ---- copies, streams, buffers ---------------------------------------------------------------------
+
+
+def test_one_upload_and_one_download_of_pixels_per_batch_on_their_own_streams(device, engine, rng):
+    on_device, _ = locators(engine, batch_size=4)
+    device.copies.clear()
+    frames = images(rng)
+    on_device.locate(frames)
+    pipeline = on_device._device_path.pipelines[0]
+    batches = [frames[:4], frames[4:]]
+    uploads = [c for c in device.copies if c.kind == "h2d"]
+    downloads = [c for c in device.copies if c.kind == "d2h"]
+    assert [c.nbytes for c in uploads] == [device_pipeline._layout([f.shape[:2] for f in b], 3)[1] for b in batches]
+    assert all(c.stream == pipeline.upload.handle for c in uploads)
+    big = [c for c in downloads if c.stream == pipeline.download.handle]
+    assert [c.nbytes for c in big] == [device_pipeline._layout([f.shape[:2] for f in b], 4)[1] for b in batches]
+    for c, b in zip(big, batches):
+        assert c.nbytes >= sum(4 * f.shape[0] * f.shape[1] for f in b)
+    small = [c for c in downloads if c.stream != pipeline.download.handle]
+    assert all(c.stream == engine.stream.handle for c in small)  # scores, features: in order with the engine
+    assert sum(c.nbytes for c in small) == sum(len(b) * 4 * (1 + 3) for b in batches)
+    assert not [c for c in device.copies if c.kind == "d2d" or c.stream == 0]
+    assert {stream for _, stream in device.kernels} == {engine.stream.handle}
+
+
+def test_buffers_are_allocated_in_warm_up_and_reused_after(device, engine, rng):
+    on_device, _ = locators(engine, batch_size=4)
+    on_device.locate(images(rng, [(100, 100)] * 8))  # warm-up: both slots see full batches of the largest size
+    path = on_device._device_path
+    warm, allocated = list(path.pipelines[0].allocations), len(device.allocations)
+    for sizes in ([(100, 100)] * 5, SIZES[:4], [(64, 64)] * 8, [(99, 101), (1, 1)]):
+        on_device.locate(images(rng, sizes))
+    assert len(path.pipelines) == 1 and path.pipelines[0].allocations == warm
+    assert len(device.allocations) == allocated
+    on_device.locate(images(rng, [(300, 200)]))  # larger than ever: that slot's buffers grow once
+    grown = path.pipelines[0].allocations[len(warm):]
+    assert sorted(name for name, _ in grown) == ["frames", "maps", "maps_host", "staging"]
+
+
+def test_two_batches_are_in_flight(device, engine, rng, monkeypatch):
+    on_device, on_host = locators(engine, batch_size=2)
+    seen = []
+    submit = device_pipeline.DevicePipeline.submit
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.in_flight)
+        return submit(self, *args, **kwargs)
+
+    monkeypatch.setattr(device_pipeline.DevicePipeline, "submit", spy)
+    frames = images(rng)
+    assert_same_results(on_device.locate(frames), on_host.locate(frames))
+    assert seen == [0, 1, 1, 1]  # each batch is submitted while the one before is still on the device
+
+
+def test_a_failed_batch_raises_and_the_next_call_starts_clean(device, engine, rng):
+    on_device, on_host = locators(engine, batch_size=2)
+    engine.context.fail = True
+    with pytest.raises(FakeLocatorError, match="TensorRT inference failed for a device batch"):
+        on_device.locate(images(rng))
+    engine.context.fail = False
+    assert all(p.in_flight == 0 for p in on_device._device_path.pipelines)
+    frames = images(rng)
+    assert_same_results(on_device.locate(frames), on_host.locate(frames))
+
+
+def test_stopping_early_leaves_nothing_in_flight(device, engine, rng):
+    on_device, _ = locators(engine, batch_size=2)
+    results = on_device.locate_iter(images(rng))
+    next(results)
+    results.close()
+    path = on_device._device_path
+    assert [p.in_flight for p in path.pipelines] == [0] and path._idle == path.pipelines
+
+
+def test_closing_the_locator_frees_the_pipelines(device, red_model, rng, monkeypatch):
+    backend = ort_backend.load(str(red_model), device="cpu", threads=1)
+    monkeypatch.setattr(backend, "device", "cuda:0")
+    monkeypatch.setattr(backend, "device_io", lambda n: ort_backend.OnnxRuntimeDeviceIO(backend, n, device_type="cpu"))
+    with Locator(backend, pipeline="device", batch_size=2) as locator:
+        locator.locate(images(rng, SIZES[:3]))
+        assert device._device and device._pinned
+    assert not device._device and not device._pinned  # the DeviceIO's bindings and the slots' buffers
+
+
+# ---- choosing the pipeline ----------------------------------------------------------------------------
+
+
+def test_auto_takes_the_device_path_when_everything_is_there(device, engine):
+    assert Locator(engine, batch_size=4).pipeline == "device"
+
+
+def test_auto_on_a_cpu_backend_is_the_host_path(locator):
+    assert locator.pipeline == "host"
+
+
+def fallback(backend, caplog, level=logging.INFO) -> str:
+    with caplog.at_level(logging.DEBUG, logger="fakelocator"):
+        locator = Locator(backend, batch_size=4)
+    assert locator.pipeline == "host"
+    lines = [r for r in caplog.records if "GPU pipeline" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == level, [r.getMessage() for r in lines]
+    with pytest.raises(FakeLocatorError, match="the GPU pipeline is not available"):
+        Locator(backend, batch_size=4, pipeline="device")
+    return lines[0].getMessage()
+
+
+def test_fallback_when_the_native_library_has_no_cuda(device, engine, caplog, monkeypatch):
+    monkeypatch.setattr(device.lib, "has_cuda", False)
+    assert "was built without CUDA" in fallback(engine, caplog)
+
+
+def test_fallback_when_the_native_library_is_missing(device, engine, caplog, monkeypatch):
+    def missing():
+        raise DeviceIOUnavailable("the native pre/post-processing library is unavailable: no build/libfakelocator_native.so")
+
+    monkeypatch.setattr(device_pipeline, "_native_library", missing)
+    assert "pre/post-processing runs on the host" in fallback(engine, caplog)
+
+
+def test_fallback_when_no_gpu_is_visible(device, engine, caplog):
+    device.count = 0
+    assert "sees no CUDA device" in fallback(engine, caplog)
+
+
+def test_fallback_for_a_backend_without_device_io(device, caplog):
+    class HostOnly(Backend):
+        name, device, max_batch, info = "torch", "cuda:0", None, None
+
+        def infer(self, batch):
+            raise AssertionError("not called")
+
+    assert "the torch backend takes host arrays only" in fallback(HostOnly(), caplog)
+
+
+def test_fallback_for_an_engine_with_fp16_outputs(device, caplog):
+    backend = fake.tensorrt_backend(device, CONTRACT, batch=(1, 4))
+    backend.dtypes["map"] = np.dtype(np.float16)
+    assert "output 'map' is float16" in fallback(backend, caplog)
+
+
+def test_a_gpu_path_that_fails_to_start_falls_back_loudly_under_auto(device, engine, caplog, monkeypatch):
+    def out_of_memory(n):
+        raise FakeLocatorError("cudaMalloc(1000 bytes) failed: cudaErrorMemoryAllocation (out of memory)")
+
+    monkeypatch.setattr(engine, "device_io", out_of_memory)
+    with caplog.at_level(logging.INFO, logger="fakelocator"):
+        assert Locator(engine, batch_size=4).pipeline == "host"
+    assert [r.levelno for r in caplog.records if "GPU pipeline failed to start" in r.getMessage()] == [logging.WARNING]
+    with pytest.raises(FakeLocatorError, match="out of memory"):
+        Locator(engine, batch_size=4, pipeline="device")
+
+
+def test_onnxruntime_on_the_cpu_offers_no_device_io(locator):
+    with pytest.raises(DeviceIOUnavailable, match="runs on the CPU"):
+        locator.backend.device_io(4)
+
+
+def test_an_unknown_pipeline_is_refused(engine):
+    with pytest.raises(FakeLocatorError, match="pipeline must be one of"):
+        Locator(engine, pipeline="gpu")
+
+
+# ---- the CUDA kernels themselves (compiled for the CPU) instead of the CPU implementation -----------
+
+
+@pytest.mark.slow  # a second build of the native library (about 10 s on 2 cores)
+@pytest.mark.skipif(sys.platform != "linux", reason="the kernel emulator uses ucontext (Linux)")
+def test_device_path_with_the_emulated_cuda_kernels(device, engine, rng, tmp_path_factory, monkeypatch):
+    emulated = REPO / "build" / "libfakelocator_native_emulated.so"
+    if not emulated.is_file():
+        build = tmp_path_factory.mktemp("emulated")
+        native_build.build_library(build, "-DFAKELOCATOR_CUDA=OFF", "-DFAKELOCATOR_EMULATED_CUDA=ON")
+        emulated = build / "libfakelocator_native_emulated.so"
+    lib = fake.device_library(emulated, device, emulated=True)
+    monkeypatch.setattr(device_pipeline, "_native_library", lambda: lib)
+    on_device, on_host = locators(engine, batch_size=4)
+    frames = images(rng, SIZES[:5])
+    assert_same_results(on_device.locate(frames), on_host.locate(frames))
+
+
+# ---- the GPU check and benchmark script, on the fake device ------------------------------------------
+
+
+def test_the_device_pipeline_benchmark_runs_on_the_fake_device(device, tmp_path, capsys):
+    """benchmarks/device_pipeline.py (what a GPU session runs): its stand-in network, parity check
+    and stage table, end to end with the fake device. Its numbers here mean nothing."""
+    from fakelocator.benchmarks import device_pipeline as bench
+
+    out = tmp_path / "bench.json"
+    code = bench.main(["--batch", "3", "--frames", "5", "--height", "40", "--width", "30", "--rounds", "1", "--output", str(out)])
+    assert code == 0, capsys.readouterr()
+    record = json.loads(out.read_text())
+    assert record["check"]["identical"] is True and record["device"] == "fake device"
+    assert set(record["device_path"]["stage_ms_per_batch"]) >= {"pack", "h2d", "preprocess", "infer", "postprocess", "d2h"}
+    assert "d2d" in {c.kind for c in device.copies}  # the stand-in network's "inference"
+
+
+def test_trt_locate_pipeline_option(device, tmp_path, red_model, rng, monkeypatch, capsys):
+    from fakelocator.runtime import locator as locator_module
+    from fakelocator.runtime.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for k, image in enumerate(images(rng, SIZES[:5])):
+        cv2.imwrite(f"{k}.png", image)
+    args = [*(f"{k}.png" for k in range(5)), "--model", str(red_model), "--workers", "2", "--threads", "1", "--batch", "2"]
+    assert main([*args, "--out", "cpu", "--pipeline", "device"]) == 2
+    assert "the GPU pipeline is not available: the onnxruntime backend runs on cpu" in capsys.readouterr().err
+
+    load_backend = locator_module.load_backend
+
+    def on_fake_gpu(*a, **kw):  # the CPU session, its I/O bound to the fake device's host memory
+        backend = load_backend(*a, **kw)
+        backend.device = "cuda:0"
+        backend.device_io = lambda n: ort_backend.OnnxRuntimeDeviceIO(backend, n, device_type="cpu")
+        return backend
+
+    monkeypatch.setattr(locator_module, "load_backend", on_fake_gpu)
+    assert main([*args, "--out", "host", "--pipeline", "host"]) == 0
+    assert "host pre/post-processing" in capsys.readouterr().err
+    assert main([*args, "--out", "device"]) == 0  # auto
+    assert "device pre/post-processing" in capsys.readouterr().err
+    for k in range(5):
+        assert (tmp_path / "device" / "maps" / f"{k}.png").read_bytes() == (tmp_path / "host" / "maps" / f"{k}.png").read_bytes()
