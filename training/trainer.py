@@ -491,7 +491,16 @@ def provenance(config: TrainConfig, data: Data, device: torch.device, command: s
         "epochs": epochs,
         "wall_time_s": round(wall_time, 3),
         "pretrained_backbone": config.pretrained_backbone,
+        "attention": _attention_provenance(data.train.attention_provider),
     }
+
+
+def _attention_provenance(provider) -> dict | str | None:
+    """What made the training attention maps: None (no attention), the parser, or "custom"."""
+    if provider is None:
+        return None
+    describe = getattr(provider, "describe", None)
+    return describe() if describe is not None else "custom"
 
 
 def _write_text_atomic(path: Path, text: str) -> None:

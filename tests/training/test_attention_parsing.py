@@ -144,5 +144,9 @@ def test_training_parses_with_a_local_weights_file_and_feeds_the_maps_to_the_mod
     result = train(config, progress=False)
     assert seen == [(2, 1, 32, 32)], "the training step passed the attention maps"
     assert result.weights.is_file()
+    from fakelocator.training.checkpoint import load_model
+
+    _, provenance = load_model(result.weights)
+    assert provenance["attention"] == {"parser": "bisenet", "identity": provider.identity, "spread": 0.05, "floor": 0.25}
     saved = (tmp_path / "run" / "config.yaml").read_text()
     assert "attention:" in saved and "mode: 'on'" in saved

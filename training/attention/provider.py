@@ -211,6 +211,10 @@ class FaceAttention:
             self.parser = FaceParser.from_weights(self.model, self.weights, device=device)
         return self.parser
 
+    def describe(self) -> dict:
+        """For provenance: the parser, its weights' identity and the blur."""
+        return {"parser": self.model, "identity": self.identity, "spread": self.spread, "floor": self.floor}
+
     # ---- parse everything once, before training -------------------------------------------------
 
     def prepare(self, *, device: str = "cpu", progress: Callable | None = None) -> PrepareStats:
