@@ -91,6 +91,7 @@ class Locator:
         self.max_pixels = max_pixels
         self.regions = regions
         self.bbox_level = bbox_level
+        self._default_faces: RegionProvider | None = None  # locate_video(faces=True)'s provider, built on first use
 
     @classmethod
     def load(
@@ -125,7 +126,7 @@ class Locator:
         if faces not in (None, False):
             if regions is not None:
                 raise FakeLocatorError("give either regions or faces, not both")
-            regions = _face_provider(faces)
+            regions = _face_provider(faces, device)
         if model is None:
             model = default_model_path()
             if not model.is_file():
@@ -264,11 +265,10 @@ class Locator:
     def _faces_for_videos(self, faces: Any) -> RegionProvider:
         """The face provider of ``locate_video(faces=True)``, built once per locator (a detector loads a model)."""
         if faces is True:
-            cached = getattr(self, "_default_faces", None)
-            if cached is None:
-                cached = self._default_faces = _face_provider(True)
-            return cached
-        return _face_provider(faces)
+            if self._default_faces is None:
+                self._default_faces = _face_provider(True, self.backend.device)
+            return self._default_faces
+        return _face_provider(faces, self.backend.device)
 
     def _run_frames(
         self, source: str, frames: Iterator[RawFrame], *, on_error: str, keep_images: bool, regions: RegionProvider | None
@@ -345,11 +345,12 @@ class Locator:
         self.close()
 
 
-def _face_provider(faces: Any) -> RegionProvider:
+def _face_provider(faces: Any, device: str) -> RegionProvider:
+    """``faces=True`` (default options; RetinaFace, when configured, on the model's device) or ``FaceOptions``."""
     from fakelocator.runtime.faces import FaceOptions, FaceRegions
 
     if faces is True:
-        faces = FaceOptions()
+        faces = FaceOptions(device=device)
     if not isinstance(faces, FaceOptions):
         raise FakeLocatorError(f"faces must be True or a FaceOptions, got {faces!r}")
     return FaceRegions.from_options(faces)
