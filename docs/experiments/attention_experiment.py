@@ -246,12 +246,6 @@ def evaluate(weights: Path, root: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from fakelocator.contract import Preprocessing
-    from fakelocator.training.attention.provider import AttentionConfig
-    from fakelocator.training.augment import AugmentConfig
-    from fakelocator.training.config import ModelConfig
-    from fakelocator.training.trainer import TrainConfig, train
-
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/attention_experiment"))
     p.add_argument("--pairs", type=int, default=200, help="training pairs (real + fake)")
@@ -260,7 +254,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
     args = p.parse_args(argv)
+    threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
+    try:
+        return run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fakelocator.contract import Preprocessing
+    from fakelocator.training.attention.provider import AttentionConfig
+    from fakelocator.training.augment import AugmentConfig
+    from fakelocator.training.config import ModelConfig
+    from fakelocator.training.trainer import TrainConfig, train
 
     started = time.perf_counter()
     data = args.out / "data"
@@ -284,11 +291,11 @@ def main(argv: list[str] | None = None) -> int:
                 workers=0, threads=args.threads, device="cpu",
             )
             t0 = time.perf_counter()
-            run = train(config, attention_provider=attention if use_attention else None, progress=False,
-                        command="docs/experiments/attention_experiment.py")
+            trained = train(config, attention_provider=attention if use_attention else None, progress=False,
+                            command="docs/experiments/attention_experiment.py")
             train_s = time.perf_counter() - t0
             for prop in TEST_PROPERTIES:
-                metrics = evaluate(run.weights, data / f"test_{prop.replace(' ', '_')}")
+                metrics = evaluate(trained.weights, data / f"test_{prop.replace(' ', '_')}")
                 results.append({"seed": seed, "attention": use_attention, "test": prop, "train_s": round(train_s, 1), **metrics})
                 print(json.dumps(results[-1]), file=sys.stderr)
     total = time.perf_counter() - started
