@@ -107,7 +107,8 @@ def render(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     palette[LABEL["mouth"]] = (70, 30, 30)
     image = palette[labels]
     image *= 1 + 0.12 * smooth_field(rng, size, 4)  # shading
-    strands = np.sin(np.arange(size, dtype=np.float32)[None, :] * rng.uniform(0.8, 1.4) + smooth_field(rng, size, 6, 1)[..., 0] * 3)
+    waves = np.arange(size, dtype=np.float32)[None, :] * rng.uniform(0.8, 1.4)
+    strands = np.sin(waves + 3 * smooth_field(rng, size, 6, 1)[..., 0])
     image[labels == LABEL["hair"]] += 14 * strands[labels == LABEL["hair"], None]
     image = cv2.GaussianBlur(image, (0, 0), 0.7)  # soft part edges, like a photo
     image += rng.normal(0, 2.0, image.shape)  # sensor noise
@@ -227,7 +228,8 @@ def evaluate(weights: Path, root: Path) -> dict:
         rows["coss"].append(coss(m[region][None], gt[region][None]))
         rows["psnr"].append(psnr(m[region][None], gt[region][None]))
         ys, xs = np.nonzero(region)
-        cy, cx, half = (ys.min() + ys.max()) // 2, (xs.min() + xs.max()) // 2, max(8, (np.ptp(ys) + 1) // 2, (np.ptp(xs) + 1) // 2)
+        cy, cx = (ys.min() + ys.max()) // 2, (xs.min() + xs.max()) // 2
+        half = max(8, (np.ptp(ys) + 1) // 2, (np.ptp(xs) + 1) // 2)
         y0, x0 = max(0, cy - half), max(0, cx - half)
         box = np.s_[y0:min(SIZE, y0 + 2 * half), x0:min(SIZE, x0 + 2 * half)]
         rows["ssim"].append(ssim(m[box], gt[box]))
@@ -299,7 +301,8 @@ def run(args: argparse.Namespace) -> int:
                 results.append({"seed": seed, "attention": use_attention, "test": prop, "train_s": round(train_s, 1), **metrics})
                 print(json.dumps(results[-1]), file=sys.stderr)
     total = time.perf_counter() - started
-    (args.out / "results.json").write_text(json.dumps({"results": results, "seconds": total, "args": vars(args)}, default=str, indent=1))
+    summary = {"results": results, "seconds": total, "args": vars(args)}
+    (args.out / "results.json").write_text(json.dumps(summary, default=str, indent=1))
     print(table(results))
     print(f"\ntotal {total:.0f} s (data, {len(args.seeds) * 2} training runs, evaluation)")
     return 0

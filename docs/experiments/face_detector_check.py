@@ -43,8 +43,12 @@ def main() -> None:
     detector = LBPCascadeDetector(min_size=args.min_size, step_ratio=args.step_ratio, scale_factor=args.scale_factor)
 
     hopper = cv2.imread(os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg"))[:, :, ::-1]
-    faces = {"astronaut": (data.astronaut(), (174, 66, 270, 162)), "grace_hopper": (np.ascontiguousarray(hopper), (166, 123, 367, 324))}
-    gray = [data.brick(), data.grass(), data.gravel(), data.moon(), data.text(), data.clock(), data.coins(), data.page(), data.horse()]
+    faces = {  # photo, face box (x0, y0, x1, y1)
+        "astronaut": (data.astronaut(), (174, 66, 270, 162)),
+        "grace_hopper": (np.ascontiguousarray(hopper), (166, 123, 367, 324)),
+    }
+    gray = [data.brick(), data.grass(), data.gravel(), data.moon(), data.text(), data.clock(), data.coins(), data.page(),
+            data.horse()]
     backgrounds = [data.coffee(), data.rocket(), data.chelsea(), data.hubble_deep_field(), data.immunohistochemistry()]
     backgrounds += [np.dstack([g.astype(np.uint8) * (255 if g.dtype == bool else 1)] * 3) for g in gray]
 
