@@ -307,3 +307,24 @@ def test_retinaface_from_a_local_file_decodes_like_facexlib_and_never_downloads(
     with pytest.raises(FakeLocatorError, match="not RetinaFace weights"):
         torch.save({"x": torch.zeros(1)}, tmp_path / "bad.pth")
         RetinaFaceDetector(tmp_path / "bad.pth", device="cpu")
+
+
+@pytest.mark.needs_cuda
+def test_retinaface_on_cuda_finds_what_the_cpu_finds(tmp_path):
+    torch = pytest.importorskip("torch")
+    from facexlib.detection.retinaface import RetinaFace
+
+    from fakelocator.runtime.face_detectors import RetinaFaceDetector
+
+    torch.manual_seed(0)
+    weights = tmp_path / "detection_mobilenet0.25_Final.pth"
+    torch.save(RetinaFace(network_name="mobile0.25", device="cpu").state_dict(), weights)
+    image = cv2.resize(grace_hopper_bgr(), (320, 384))
+    cpu = RetinaFaceDetector(weights, device="cpu", threshold=0.0)
+    scores = sorted(f.score for f in cpu.detect(image, "BGR"))
+    threshold = scores[-20] if len(scores) >= 20 else 0.0
+    cpu.threshold = threshold
+    cuda = RetinaFaceDetector(weights, device="cuda", threshold=threshold - 1e-3)
+    found = cuda.detect(image, "BGR")
+    for face in cpu.detect(image, "BGR"):
+        assert any(iou(face.box, f.box) > 0.99 for f in found), face

@@ -150,3 +150,14 @@ def test_training_parses_with_a_local_weights_file_and_feeds_the_maps_to_the_mod
     assert provenance["attention"] == {"parser": "bisenet", "identity": provider.identity, "spread": 0.05, "floor": 0.25}
     saved = (tmp_path / "run" / "config.yaml").read_text()
     assert "attention:" in saved and "mode: 'on'" in saved
+
+
+@pytest.mark.needs_cuda
+def test_parsing_on_cuda_gives_the_cpus_labels():
+    torch.manual_seed(0)
+    network = build_network("bisenet")
+    images = [np.random.default_rng(i).integers(0, 256, (90, 70, 3), dtype=np.uint8) for i in range(3)]
+    cpu = FaceParser("bisenet", network, identity="random", size=128).parse(images)
+    cuda = FaceParser("bisenet", network, identity="random", device="cuda", size=128).parse(images)
+    for a, b in zip(cpu, cuda):
+        assert (a == b).mean() > 0.99, "argmax ties may flip a few pixels, no more"
