@@ -15,6 +15,8 @@ _EXPORTS = {
     "FrameResult": "fakelocator.runtime.results",
     "VideoSummary": "fakelocator.runtime.results",
     "RegionResult": "fakelocator.runtime.results",
+    "Face": "fakelocator.runtime.results",
+    "FaceOptions": "fakelocator.runtime.faces",
     "VideoResults": "fakelocator.runtime.video",
     "load_image": "fakelocator.runtime.decode",
 }

@@ -7,6 +7,10 @@ video (path, frame, map, overlay, score, label, width, height, bbox, error, timi
 summary). Inputs are files, folders (recursive), globs, videos, or list files (.txt/.lst, or - for
 stdin). A bad input yields a record with its error and the run goes on.
 
+With --faces, faces are detected in every image and frame, each face is analysed on a crop with a
+margin, and the maps are pasted back at the input's full size; records add `faces` (box, detector
+score) and `regions` (each face's crop and its score). See docs/faces.md.
+
 Exit status: 0 every input succeeded, 1 some inputs failed, 2 usage or model error.
 """
 
@@ -91,6 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--fps", type=_positive_float, metavar="F", help="videos: analyse F frames per second")
     g.add_argument("--max-frames", type=_positive_int, metavar="N", help="videos: at most N sampled frames each")
 
+    g = p.add_argument_group("faces (docs/faces.md)")
+    g.add_argument("--faces", action="store_true",
+                   help="detect faces and analyse each face's crop instead of the whole image or frame")
+    g.add_argument("--face-weights", metavar="PATH",
+                   help="facexlib RetinaFace weights (detection_Resnet50_Final.pth or detection_mobilenet0.25_Final.pth; "
+                   "needs torch and facexlib); default: the LBP cascade that ships with scikit-image")
+    g.add_argument("--face-margin", type=float, metavar="F",
+                   help="grow each face box by F times its side on every side before cropping (default: 0.3)")
+    g.add_argument("--face-min-size", type=float, metavar="F",
+                   help="smallest face searched, as a fraction of the shorter image side (default: 0.1; LBP cascade)")
+    g.add_argument("--face-threshold", type=float, metavar="S",
+                   help="lowest detector score kept (default: 0.5 for the LBP cascade, 0.8 for RetinaFace)")
+    g.add_argument("--faces-fallback", choices=("none", "frame"),
+                   help="without a face: none analyses nothing (score 0, counted as an empty frame), "
+                   "frame analyses the whole image (default: none)")
+
     g = p.add_argument_group("outputs")
     g.add_argument("--map-depth", type=int, choices=(8, 16), default=8, help="bits per map pixel (default: 8)")
     g.add_argument("--overlay", action="store_true", help="also write heat-map overlays under DIR/overlays")
@@ -147,6 +167,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+FACE_OPTIONS = {"face_weights": "weights", "face_margin": "margin", "face_min_size": "min_size",
+                "face_threshold": "threshold", "faces_fallback": "fallback"}
+
+
+def face_options(args: argparse.Namespace):
+    """``FaceOptions`` from --faces and the --face-* options; None without --faces."""
+    given = {field: getattr(args, dest) for dest, field in FACE_OPTIONS.items() if getattr(args, dest) is not None}
+    if not args.faces:
+        if given:
+            flags = ", ".join("--" + dest.replace("_", "-") for dest in FACE_OPTIONS if getattr(args, dest) is not None)
+            raise FakeLocatorError(f"{flags} only apply with --faces")
+        return None
+    from fakelocator.runtime.faces import FaceOptions
+
+    return FaceOptions(device=args.device, **given)
+
+
 def run_cli(args: argparse.Namespace) -> int:
     import cv2
 
@@ -168,7 +205,8 @@ def run_cli(args: argparse.Namespace) -> int:
     backend_options = {"threads": args.threads} if args.threads else {}
     locator = Locator.load(
         args.model, backend=args.backend, device=args.device, batch_size=args.batch, threshold=args.threshold,
-        workers=args.workers, max_pixels=args.max_pixels, pipeline=args.pipeline, **backend_options,
+        workers=args.workers, max_pixels=args.max_pixels, faces=face_options(args), pipeline=args.pipeline,
+        **backend_options,
     )
     layout = Layout(out)
     journal = Journal(layout.results, resume=args.resume, overwrite=args.overwrite)

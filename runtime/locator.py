@@ -11,6 +11,8 @@
         for frame in video:
             ...
         verdict = video.summary.label
+
+        faces = locator.locate_video("clip.mp4", fps=2, faces=True)  # analyse face crops (docs/faces.md)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from fakelocator.runtime.backends.base import Backend
 from fakelocator.runtime.decode import DEFAULT_MAX_PIXELS, load_image, to_color_image
 from fakelocator.runtime.pipeline import Job, Runner, background, prefetch
 from fakelocator.runtime.preprocess import Preprocessor, select_preprocessor
-from fakelocator.runtime.regions import RegionProvider, clip_boxes
+from fakelocator.runtime.regions import RegionProposal, RegionProvider, clip_boxes
 from fakelocator.runtime.results import BBOX_LEVEL, FrameResult, LocateResult
 from fakelocator.runtime.video import RawFrame, Sampling, VideoReader, VideoResults
 
@@ -94,6 +96,7 @@ class Locator:
         self.max_pixels = max_pixels
         self.regions = regions
         self.bbox_level = bbox_level
+        self._default_faces: RegionProvider | None = None  # locate_video(faces=True)'s provider, built on first use
         # ---- GPU pipeline (device_pipeline.py) ----
         from fakelocator.runtime.device_pipeline import choose_pipeline
 
@@ -115,6 +118,7 @@ class Locator:
         prefetch: int | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         regions: RegionProvider | None = None,
+        faces: Any = None,
         pipeline: str = "auto",
         **backend_options: Any,
     ) -> "Locator":
@@ -126,9 +130,16 @@ class Locator:
             backend: "auto" (the fastest available for the file: tensorrt > onnxruntime > torch),
                 "tensorrt", "onnxruntime" or "torch".
             device: "auto", "cpu", "cuda" or "cuda:N".
+            regions: a region provider (``fakelocator.runtime.regions``) for every input.
+            faces: ``True`` or a ``fakelocator.runtime.faces.FaceOptions``: detect faces in every
+                image and frame and analyse face crops (the region provider for faces; docs/faces.md).
             pipeline: "auto", "host" or "device": where pre/post-processing runs (see the class).
             backend_options: passed to the backend's ``load`` (e.g. ``threads`` for onnxruntime).
         """
+        if faces not in (None, False):
+            if regions is not None:
+                raise FakeLocatorError("give either regions or faces, not both")
+            regions = _face_provider(faces, device)
         if model is None:
             model = default_model_path()
             if not model.is_file():
@@ -234,7 +245,7 @@ class Locator:
             except Exception as e:  # noqa: BLE001 - one broken input must not end the run
                 job.error = f"cannot be decoded ({type(e).__name__}: {e})"
             job.timings["decode"] = (time.perf_counter() - t0) * 1000
-            self._add_regions(job, index)
+            self._add_regions(job, index, self.regions)
             return job
 
         jobs = prefetch(decode, enumerate(images), workers=self.workers, depth=self.prefetch)
@@ -254,6 +265,8 @@ class Locator:
         top_k: int = 5,
         verdict_by: str = "p95",
         known: dict[int, float | None] | None = None,
+        known_empty: Iterable[int] = (),
+        faces: Any = None,
     ) -> VideoResults:
         """Open a video and return its per-frame results, iterable as frames are decoded, with a summary.
 
@@ -265,14 +278,35 @@ class Locator:
             top_k: frames listed in ``summary.top_frames``.
             verdict_by: the statistic the summary's label is taken on: "p95", "max" or "mean".
             known: {frame: score, or None if it failed} already known (resume): skipped, but summarized.
+            known_empty: frames already known to have had nothing to analyse (no face; resume).
+            faces: ``True`` or a ``FaceOptions``: analyse the faces detected in each frame (crops
+                with a margin, maps pasted back; frames without a face are ``empty_frames``, see
+                docs/faces.md); ``False``: whole frames; None: as the locator was loaded.
         """
         self._check_on_error(on_error)
+        if faces is None:
+            regions = self.regions
+        elif faces is False:
+            regions = None
+        else:
+            regions = self._faces_for_videos(faces)
         reader = VideoReader(path, Sampling(every, fps, max_frames), max_pixels=self.max_pixels)
         return VideoResults(
-            self, reader, on_error=on_error, keep_images=keep_images, top_k=top_k, verdict_by=verdict_by, known=known
+            self, reader, on_error=on_error, keep_images=keep_images, top_k=top_k, verdict_by=verdict_by, known=known,
+            known_empty=known_empty, regions=regions,
         )
 
-    def _run_frames(self, source: str, frames: Iterator[RawFrame], *, on_error: str, keep_images: bool) -> Iterator[FrameResult]:
+    def _faces_for_videos(self, faces: Any) -> RegionProvider:
+        """The face provider of ``locate_video(faces=True)``, built once per locator (a detector loads a model)."""
+        if faces is True:
+            if self._default_faces is None:
+                self._default_faces = _face_provider(True, self.backend.device)
+            return self._default_faces
+        return _face_provider(faces, self.backend.device)
+
+    def _run_frames(
+        self, source: str, frames: Iterator[RawFrame], *, on_error: str, keep_images: bool, regions: RegionProvider | None
+    ) -> Iterator[FrameResult]:
         def prepare(raw: RawFrame) -> Job:
             job = Job(index=raw.index, source=source, frame=raw.index, time_s=raw.time_s)
             job.timings["decode"] = raw.decode_ms
@@ -284,7 +318,7 @@ class Locator:
                     job.height, job.width = job.image.shape[:2]
                 except InputError as e:
                     job.error = e.reason
-            self._add_regions(job, raw.index)
+            self._add_regions(job, raw.index, regions)
             return job
 
         jobs = prefetch(prepare, background(frames, depth=self.prefetch), workers=self.workers, depth=self.prefetch)
@@ -292,12 +326,15 @@ class Locator:
 
     # ---- shared -------------------------------------------------------------------------------
 
-    def _add_regions(self, job: Job, index: int) -> None:
-        if self.regions is None or job.error is not None:
+    def _add_regions(self, job: Job, index: int, provider: RegionProvider | None) -> None:
+        if provider is None or job.error is not None:
             return
         t0 = time.perf_counter()
         try:
-            boxes = self.regions(job.image, job.color_order, index)
+            boxes = provider(job.image, job.color_order, index)
+            if isinstance(boxes, RegionProposal):
+                job.faces = list(boxes.faces)
+                boxes = boxes.boxes
             job.boxes = None if boxes is None else clip_boxes(boxes, job.width, job.height, job.source)
         except InputError as e:
             job.error = e.reason
@@ -348,3 +385,14 @@ class Locator:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _face_provider(faces: Any, device: str) -> RegionProvider:
+    """``faces=True`` (default options; RetinaFace, when configured, on the model's device) or ``FaceOptions``."""
+    from fakelocator.runtime.faces import FaceOptions, FaceRegions
+
+    if faces is True:
+        faces = FaceOptions(device=device)
+    if not isinstance(faces, FaceOptions):
+        raise FakeLocatorError(f"faces must be True or a FaceOptions, got {faces!r}")
+    return FaceRegions.from_options(faces)

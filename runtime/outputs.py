@@ -114,6 +114,7 @@ class VideoProgress:
     """What an earlier run recorded for one video."""
 
     frames: dict[int, float | None] = field(default_factory=dict)  # frame → score (None: failed)
+    empty: set[int] = field(default_factory=set)  # frames with nothing to analyse (no face)
     summary: dict[str, Any] | None = None
 
 
@@ -165,7 +166,10 @@ class Journal:
                 recorded.images[path] = record
             elif kind == "frame":
                 progress = recorded.videos.setdefault(path, VideoProgress())
-                progress.frames[record["frame"]] = record["score"] if record.get("error") is None else None
+                if record.get("error") is None and record.get("regions") == []:
+                    progress.empty.add(record["frame"])
+                else:
+                    progress.frames[record["frame"]] = record["score"] if record.get("error") is None else None
             elif kind == "video":
                 recorded.videos.setdefault(path, VideoProgress()).summary = record
         return recorded

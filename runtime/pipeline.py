@@ -30,7 +30,7 @@ import numpy as np
 
 from fakelocator.runtime.backends.base import Backend
 from fakelocator.runtime.preprocess import Preprocessor
-from fakelocator.runtime.results import BBOX_LEVEL, Box, FrameResult, LocateResult, RegionResult, bbox_of, label_of
+from fakelocator.runtime.results import BBOX_LEVEL, Box, Face, FrameResult, LocateResult, RegionResult, bbox_of, label_of
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -122,6 +122,7 @@ class Job:
     frame: int | None = None
     time_s: float | None = None
     boxes: list[Box] | None = None  # None: the whole image is one crop
+    faces: list[Face] | None = None  # what a face provider detected (boxes[i] is the crop of faces[i])
     error: str | None = None
     width: int | None = None
     height: int | None = None
@@ -294,6 +295,7 @@ class Runner:
             height=height,
             timings=job.timings,
             regions=regions,
+            faces=job.faces,
             image=job.image if self.keep_images else None,
             color_order=job.color_order,
             outputs=outputs,

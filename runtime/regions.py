@@ -8,23 +8,35 @@ A region provider is a callable ``provider(image, color_order, index) -> boxes o
   exclusive). Each box is cropped, run through the network on its own, and its map is pasted back
   into a full-size map (zero elsewhere, the maximum where boxes overlap); the image's score is the
   highest region score. An empty sequence means "nothing to analyse": an all-zero map, score 0,
-  label "real".
+  label "real" (a video's summary leaves such frames out of its statistics and counts them as
+  ``empty_frames``);
+- or it returns a ``RegionProposal``: the same boxes (or None) plus the faces it detected, which
+  the result reports as ``faces`` (``fakelocator.runtime.faces.FaceRegions`` does this).
 
 It runs in the decoding worker threads, so a slow detector is parallelized with decoding.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 import numpy as np
 
 from fakelocator.errors import InputError
-from fakelocator.runtime.results import Box
+from fakelocator.runtime.results import Box, Face
+
+
+@dataclass(frozen=True)
+class RegionProposal:
+    """Boxes to analyse (None: the whole image) and the faces they were made for (in box order)."""
+
+    boxes: Sequence[Box] | None
+    faces: Sequence[Face] = field(default_factory=tuple)
 
 
 class RegionProvider(Protocol):
-    def __call__(self, image: np.ndarray, color_order: str, index: int) -> Sequence[Box] | None: ...
+    def __call__(self, image: np.ndarray, color_order: str, index: int) -> Sequence[Box] | RegionProposal | None: ...
 
 
 def clip_boxes(boxes: Sequence[Sequence[float]], width: int, height: int, source: str) -> list[Box]:

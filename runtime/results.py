@@ -23,6 +23,15 @@ class RegionResult:
     score: float
 
 
+@dataclass(frozen=True)
+class Face:
+    """A detected face: its (x0, y0, x1, y1) box in image pixels (x1, y1 exclusive) and the
+    detector's confidence in [0, 1]."""
+
+    box: tuple
+    score: float
+
+
 @dataclass
 class LocateResult:
     """The outcome for one image.
@@ -39,6 +48,8 @@ class LocateResult:
             time divided evenly over the crops in it.
         error: None, or why this input failed (with ``on_error="record"``).
         regions: the analysed regions when a region provider was used, else None.
+        faces: the detected faces when faces were detected (``faces=...``), else None; an empty
+            list for an image without faces. With face crops, ``regions[i]`` is the crop of ``faces[i]``.
         image: the decoded uint8 (H, W, 3) image when asked for with ``keep_images=True``.
         color_order: the channel order of ``image``.
         outputs: with ``keep_outputs=True``, the network's own outputs for this image before
@@ -57,6 +68,7 @@ class LocateResult:
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     regions: list[RegionResult] | None = None
+    faces: list[Face] | None = None
     image: np.ndarray | None = field(default=None, repr=False)
     color_order: str = "BGR"
     outputs: dict[str, np.ndarray] | None = field(default=None, repr=False)
@@ -82,6 +94,8 @@ class LocateResult:
         }
         if self.regions is not None:
             record["regions"] = [{"box": list(r.box), "score": r.score} for r in self.regions]
+        if self.faces is not None:
+            record["faces"] = [{"box": [int(v) for v in f.box], "score": round(f.score, 6)} for f in self.faces]
         return record
 
 
@@ -104,7 +118,10 @@ class VideoSummary:
 
     Attributes:
         source: the video's path.
-        frames: sampled frames with a score; ``failed_frames`` sampled frames that failed.
+        frames: sampled frames with a score; ``failed_frames`` sampled frames that failed;
+            ``empty_frames`` sampled frames where the region provider found nothing to analyse (no
+            face): recorded with score 0, but left out of the statistics, so a face shown in few
+            frames is not averaged away by the frames without one.
         max_score, mean_score, p95_score: statistics of the frame scores (None without frames).
         top_frames: up to ``top_k`` (frame, score) pairs, highest score first.
         verdict_by: which statistic decides the label ("p95" by default: one odd frame does not
@@ -118,6 +135,7 @@ class VideoSummary:
     source: str
     frames: int = 0
     failed_frames: int = 0
+    empty_frames: int = 0
     max_score: float | None = None
     mean_score: float | None = None
     p95_score: float | None = None
@@ -153,6 +171,7 @@ class VideoSummary:
             "summary": {
                 "frames": self.frames,
                 "failed_frames": self.failed_frames,
+                "empty_frames": self.empty_frames,
                 "max_score": self.max_score,
                 "mean_score": self.mean_score,
                 "p95_score": self.p95_score,

@@ -181,10 +181,10 @@ def _run_video(locator, item, options, writer, recorded, stats, record, window, 
     progress = recorded.videos.get(item.path)
     if progress is not None and progress.summary is not None:
         stats.skipped += 1
-        stats.frames += len(progress.frames)
+        stats.frames += len(progress.frames) + len(progress.empty)
         return _count_video(stats, item, progress.summary)
     if progress is not None:
-        stats.frames += len(progress.frames)
+        stats.frames += len(progress.frames) + len(progress.empty)
     summary_rec = None
     if item.error is not None:
         error = item.error
@@ -197,6 +197,7 @@ def _run_video(locator, item, options, writer, recorded, stats, record, window, 
                 max_frames=options.max_frames,
                 keep_images=options.overlay,
                 known=progress.frames if progress else None,
+                known_empty=progress.empty if progress else (),
             )
         except InputError as e:
             error = e.reason

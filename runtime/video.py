@@ -17,7 +17,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -139,6 +139,8 @@ class VideoResults:
         known: {frame: score or None} of frames whose results are already known (e.g. recorded by
             an interrupted run; None for a frame that failed); they are not decoded again, and
             count in the summary.
+        known_empty: frames already known to have had nothing to analyse (``empty_frames``).
+        regions: the region provider for this video's frames (None: whole frames).
     """
 
     def __init__(
@@ -151,6 +153,8 @@ class VideoResults:
         top_k: int = 5,
         verdict_by: str = "p95",
         known: Mapping[int, float] | None = None,
+        known_empty: Iterable[int] = (),
+        regions=None,
     ):
         if verdict_by not in VERDICT_STATISTICS:
             raise FakeLocatorError(f"verdict_by must be one of {VERDICT_STATISTICS}, got {verdict_by!r}")
@@ -162,8 +166,10 @@ class VideoResults:
         self._verdict_by = verdict_by
         known = dict(known or {})
         self._scores: dict[int, float] = {f: s for f, s in known.items() if s is not None}
-        self._known = frozenset(known)
+        self._empty = set(known_empty)
+        self._known = frozenset(known) | frozenset(self._empty)
         self._failed = sum(s is None for s in known.values())
+        self._regions = regions
         self._error: str | None = None
         self._iterator: Iterator[FrameResult] | None = None
         self._summary: VideoSummary | None = None
@@ -182,17 +188,21 @@ class VideoResults:
 
     def _run(self) -> Iterator[FrameResult]:
         frames = self._reader.frames(skip=self._known)
-        results = self._locator._run_frames(self.path, frames, on_error=self._on_error, keep_images=self._keep_images)
+        results = self._locator._run_frames(
+            self.path, frames, on_error=self._on_error, keep_images=self._keep_images, regions=self._regions
+        )
         try:
             for result in results:
-                if result.error is None:
-                    self._scores[result.frame] = result.score
-                else:
+                if result.error is not None:
                     self._failed += 1
+                elif result.regions == []:  # nothing to analyse (no face): not a score
+                    self._empty.add(result.frame)
+                else:
+                    self._scores[result.frame] = result.score
                 yield result
         finally:
             results.close()
-        if not self._scores and not self._failed:
+        if not self._scores and not self._failed and not self._empty:
             self._error = "no decodable frames"
             if self._on_error == "raise":
                 raise InputError(self.path, self._error)
@@ -211,6 +221,7 @@ class VideoResults:
                 top_k=self._top_k,
                 verdict_by=self._verdict_by,
                 failed_frames=self._failed,
+                empty_frames=len(self._empty),
                 fps=self.fps,
                 frame_count=self.frame_count,
                 width=self.width,

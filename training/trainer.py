@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader
 
 from fakelocator import __version__
 from fakelocator.errors import FakeLocatorError
+from fakelocator.training.attention.provider import AttentionConfig, build_attention
 from fakelocator.training.augment import AugmentConfig
 from fakelocator.training.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from fakelocator.training.config import ModelConfig
@@ -66,6 +67,7 @@ class TrainConfig:
         val_fraction: share of the training samples held out when ``val`` is empty; 0 = no validation.
         skip_invalid: leave out unpaired or mis-sized samples with a warning each instead of failing.
         model, loss, augment: the network, the loss and the partial augmentation.
+        attention: face-parsing attention maps for training (Sec. IV-C, ``training/attention``).
         pretrained_backbone: local torchvision checkpoint to start the encoder from (never downloaded).
         epochs, batch_size, lr, betas, weight_decay: Adam and schedule; the defaults are the paper's (Sec. V-A).
         lr_schedule: ``constant`` (the paper's) or ``cosine`` (decays ``lr`` to 0 over the run, per step).
@@ -89,6 +91,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
     pretrained_backbone: str | None = None
     epochs: int = 10
     batch_size: int = 8
@@ -141,6 +144,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["model"], d["loss"], d["augment"] = self.model.to_dict(), asdict(self.loss), self.augment.to_dict()
+        d["attention"] = self.attention.to_dict()
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
@@ -158,6 +162,8 @@ class TrainConfig:
             d["loss"] = LossConfig(**d["loss"])
         if isinstance(d.get("augment"), dict):
             d["augment"] = AugmentConfig.from_dict(d["augment"])
+        if isinstance(d.get("attention"), dict):
+            d["attention"] = AttentionConfig.from_dict(d["attention"])
         try:
             return cls(**d)
         except TypeError as e:
@@ -184,8 +190,18 @@ class Data:
 # ----------------------------------------------------------------------------------------- data
 
 
-def build_data(config: TrainConfig, attention_provider: AttentionProvider | None = None) -> Data:
-    """Find the samples, split off validation, and wrap both sides in datasets."""
+def build_data(
+    config: TrainConfig,
+    attention_provider: AttentionProvider | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    progress: bool | None = None,
+) -> Data:
+    """Find the samples, split off validation, and wrap both sides in datasets.
+
+    Without an ``attention_provider``, ``config.attention`` decides whether the training side gets
+    face-parsing attention maps (parsed on ``device`` now, cached next to the data).
+    """
     if not (config.data or config.real_dirs or config.entire_dirs):
         raise FakeLocatorError("no training data: give a dataset root (--data ROOT), --real-dir or --entire-dir")
     samples = collect_samples(
@@ -205,6 +221,11 @@ def build_data(config: TrainConfig, attention_provider: AttentionProvider | None
     _log_samples("train", samples)
     if val_samples:
         _log_samples("val", val_samples)
+    if attention_provider is None:
+        attention_provider = build_attention(
+            config.attention, samples, device=str(device),
+            progress=lambda it, total, desc: _progress(it, total=total, desc=desc, enabled=progress),
+        )
     pre = config.model.preprocessing
     train = FakeLocatorDataset(samples, pre, augment=config.augment, seed=config.seed, attention_provider=attention_provider)
     val = FakeLocatorDataset(val_samples, pre, augment=None, seed=config.seed) if val_samples else None
@@ -492,7 +513,16 @@ def provenance(config: TrainConfig, data: Data, device: torch.device, command: s
         "epochs": epochs,
         "wall_time_s": round(wall_time, 3),
         "pretrained_backbone": config.pretrained_backbone,
+        "attention": _attention_provenance(data.train.attention_provider),
     }
+
+
+def _attention_provenance(provider) -> dict | str | None:
+    """What made the training attention maps: None (no attention), the parser, or "custom"."""
+    if provider is None:
+        return None
+    describe = getattr(provider, "describe", None)
+    return describe() if describe is not None else "custom"
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -596,7 +626,8 @@ def train(
         resume: continue from ``OUT/last.pt`` instead of starting (a run refuses to start over an
             existing one).
         command: the command line recorded in the provenance; defaults to ``sys.argv``.
-        attention_provider: face-attention maps for the training images (Sec. IV-C); none by default.
+        attention_provider: face-attention maps for the training images (Sec. IV-C); replaces
+            what ``config.attention`` would build.
         progress: show progress bars; ``None`` shows them when stderr is a terminal.
     """
     out = Path(config.out)
@@ -620,7 +651,7 @@ def train(
 def _train(config, out, device, saved, command, attention_provider, progress) -> TrainResult:
     started = time.perf_counter()
     seed_everything(config.seed)
-    data = build_data(config, attention_provider)
+    data = build_data(config, attention_provider, device=device, progress=progress)
     model = build_model(config.model, pretrained_backbone=None if saved else config.pretrained_backbone).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     train_sampler = EpochSampler(

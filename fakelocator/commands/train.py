@@ -11,6 +11,10 @@ Data (see docs/data.md): each --data ROOT holds real/, fake/ (same relative path
 entire/ folders, or a manifest.csv. --real-dir and --entire-dir add folders of real images and of
 entire syntheses. Without --val, a --val-fraction of the training data is held out.
 
+When the manifest names the manipulated facial property of each fake (Bald, Smile, hair, ...),
+training multiplies face-parsing attention maps into the encoder features (--attention auto); the
+parsing network's weights must be given (--parsing-weights, see docs/faces.md), or --attention off.
+
 Writes to --out: config.yaml, checkpoints/epoch_NNN.pt and last.pt after every epoch, metrics.jsonl
 (train loss; validation loss, ACC, AUC, COSS, PSNR), and model.safetensors at the end.
 --resume continues a run that was killed, from its last.pt.
@@ -38,6 +42,8 @@ def _defaults():
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fakelocator.training.attention.parsing import PARSING_MODELS
+    from fakelocator.training.attention.provider import ATTENTION_MODES
     from fakelocator.training.config import BACKBONES
     from fakelocator.training.losses import MAP_LOSSES
     from fakelocator.training.trainer import LR_SCHEDULES
@@ -94,6 +100,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"network input height and width, multiples of 16 (default: {h} {w})")
     opt(model, "--pretrained-backbone", field="pretrained_backbone", metavar="FILE",
         help="local torchvision checkpoint to start the encoder from; nothing is downloaded")
+
+    att = parser.add_argument_group("face-parsing attention (Sec. IV-C, docs/faces.md)")
+    opt(att, "--attention", field="attention.mode", choices=ATTENTION_MODES,
+        help="auto: use attention maps when the manifest names facial properties; on: require them; "
+        f"off: train without (default: {d.attention.mode})")
+    opt(att, "--parsing-model", field="attention.parser", choices=PARSING_MODELS,
+        help=f"facexlib face-parsing network (default: {d.attention.parser})")
+    opt(att, "--parsing-weights", field="attention.weights", metavar="FILE",
+        help="its weights (parsing_bisenet.pth / parsing_parsenet.pth); default: $FAKELOCATOR_PARSING_WEIGHTS, "
+        "then facexlib's weights folder; never downloaded")
+    opt(att, "--attention-cache", field="attention.cache_dir", metavar="DIR",
+        help="where parsing maps are cached (default: ROOT/.attention next to each dataset)")
 
     loss = parser.add_argument_group("loss")
     opt(loss, "--loss", field="loss.map", choices=tuple(MAP_LOSSES), help=f"fakeness-map loss (default: {d.loss.map})")

@@ -1,0 +1,42 @@
+"""The attention experiment script (docs/experiments/attention_experiment.py) still runs, on a tiny setting."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+SCRIPT = Path(__file__).parents[2] / "docs" / "experiments" / "attention_experiment.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("attention_experiment", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_generator_edits_only_around_the_propertys_region():
+    from fakelocator.training.attention.labels import LABELS, region_mask, region_spec
+    from fakelocator.training.groundtruth import partial_manipulation_map
+
+    ex = load_script()
+    rng = np.random.default_rng(0)
+    labels = ex.face_labels(rng)
+    assert labels.shape == (ex.SIZE, ex.SIZE) and {"hair", "skin", "u_lip", "l_eye"} <= {LABELS[i] for i in np.unique(labels)}
+    real = ex.render(rng, labels)
+    for prop in ex.TEST_PROPERTIES:
+        gt = partial_manipulation_map(real, ex.make_fake(rng, real, labels, prop))
+        region = region_mask(labels, region_spec(prop))
+        assert gt[region].mean() > 3 * gt[~region].mean() > 0, prop
+
+
+def test_the_experiment_runs_end_to_end_on_a_tiny_setting(tmp_path, capsys):
+    ex = load_script()
+    assert ex.main(["--out", str(tmp_path), "--pairs", "4", "--test-pairs", "2", "--epochs", "1", "--seeds", "0"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert {(r["attention"], r["test"]) for r in results} == {(a, t) for a in (False, True) for t in ex.TEST_PROPERTIES}
+    assert "| Black hair | acc |" in capsys.readouterr().out
+    assert len(list((tmp_path / "data" / "train_Blond_hair" / ".attention" / "oracle").rglob("*.png"))) == 8
