@@ -300,3 +300,11 @@ def test_the_train_command_sets_the_attention_options():
     config = command.resolve_config(args).attention
     assert config == AttentionConfig(mode="on", parser="parsenet", weights="w.pth", cache_dir="cache")
     assert command.resolve_config(parser.parse_args([])).attention == AttentionConfig()
+
+
+def test_yaml_booleans_for_the_mode_mean_on_and_off():
+    import yaml
+
+    config = yaml.safe_load("mode: off")  # YAML 1.1: an unquoted off is False
+    assert AttentionConfig(**config).mode == "off"
+    assert AttentionConfig(mode=True).mode == "on"

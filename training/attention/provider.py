@@ -64,6 +64,8 @@ class AttentionConfig:
     floor: float = DEFAULT_FLOOR
 
     def __post_init__(self):
+        if isinstance(self.mode, bool):  # YAML 1.1 reads an unquoted `off`/`on` as a boolean
+            object.__setattr__(self, "mode", "on" if self.mode else "off")
         if self.mode not in ATTENTION_MODES:
             raise FakeLocatorError(f"attention mode must be one of {', '.join(ATTENTION_MODES)}, got {self.mode!r}")
         check_model(self.parser)
