@@ -267,7 +267,6 @@ def _flops(files: models.ModelFiles, progress: Progress) -> dict:
 def run_bench(config: BenchConfig, *, progress: Progress = print, on_update: Callable[[dict], None] = lambda r: None) -> dict:
     """Measure everything ``config`` asks for; the bench.json dict (``report.write_all`` writes it)."""
     from fakelocator.runtime.backends import load_backend
-    from fakelocator.runtime.locator import Locator
     from fakelocator.runtime.preprocess import select_preprocessor
 
     out = Path(config.out)
@@ -327,6 +326,10 @@ def run_bench(config: BenchConfig, *, progress: Progress = print, on_update: Cal
                     continue
                 try:
                     _run_batch_size(config, variant, backend, batch, pools, preprocessor, results, flops_per_image, progress)
+                except (FakeLocatorError, RuntimeError, MemoryError) as e:  # e.g. out of GPU memory at a large batch
+                    skipped.append({"backend": variant.backend, "precision": variant.precision, "batch": batch,
+                                    "reason": f"failed while measuring: {type(e).__name__}: {e}"})
+                    progress(f"{variant.label} batch {batch}: failed while measuring ({type(e).__name__}: {e})")
                 finally:
                     if variant.reload_per_batch:
                         backend.close()
@@ -334,6 +337,10 @@ def run_bench(config: BenchConfig, *, progress: Progress = print, on_update: Cal
         finally:
             if shared is not None:
                 shared.close()
+
+    if not results["runs"]:
+        reasons = "; ".join(f"{s['backend']}: {s['reason']}" for s in skipped)
+        raise FakeLocatorError(f"nothing could be measured ({reasons})")
 
     if config.baseline:
         results["baseline"] = _run_baseline(config, files, device, pools, progress)
@@ -364,12 +371,13 @@ def _run_batch_size(config, variant, backend, batch, pools, preprocessor, result
         return
     locator = Locator(backend, batch_size=batch, preprocessor=preprocessor, workers=config.workers)
     contract = backend.info.preprocessing
+    precision = backend.info.precision if variant.precision == "engine" else variant.precision
     for kind, pool in pools.items():
         if kind not in config.inputs:
             continue
         label = f"{variant.label} batch {batch} {kind}"
         row: dict[str, Any] = {
-            "input": kind, "backend": variant.backend, "precision": variant.precision, "model": str(variant.model),
+            "input": kind, "backend": variant.backend, "precision": precision, "model": str(variant.model),
             "device": backend.device, "batch": batch, "preprocessor": preprocessor.name,
             "workers": locator.workers, "threads": config.threads, "iterations": config.iterations, "warmup": config.warmup,
         }
@@ -420,8 +428,9 @@ def _run_baseline(config, files, device, pools, progress) -> dict:
     out = {"weights": weights, "inputs": {}}
     for kind in config.inputs:
         progress(f"baseline (PyTorch eager fp32, one image at a time): {config.baseline_images} {kind} images")
+        # PyTorch's CPU kernels take several calls to settle (oneDNN primitive creation): at least 5 warm-up images
         out["inputs"][kind] = run_baseline(net, pools[kind], device=device, images=config.baseline_images,
-                                           warmup=min(config.warmup, config.baseline_images))
+                                           warmup=max(config.warmup, 5))
         progress(f"baseline {kind}: {out['inputs'][kind]['images_per_s']:.1f} images/s")
     return out
 

@@ -85,8 +85,11 @@ def _sibling(path: Path, suffixes: tuple[str, ...]) -> Path | None:
     return None
 
 
-def build_untrained(backbone: str, out_dir: Path, *, seed: int = 0, progress: Callable[[str], None] = print) -> tuple[Path, Path]:
-    """Write an untrained ``ModelConfig(backbone=...)`` as ``.safetensors`` and fp32 ``.onnx``; their paths."""
+def build_untrained(backbone: str, out_dir: Path, *, seed: int = 0, progress: Callable[[str], None] = print) -> tuple[Path, Path | None]:
+    """Write an untrained ``ModelConfig(backbone=...)`` as ``.safetensors`` and fp32 ``.onnx``; their paths.
+
+    A failed ONNX export is reported and gives None: the torch backend and the baseline still run.
+    """
     try:
         import torch
     except ImportError:
@@ -103,7 +106,11 @@ def build_untrained(backbone: str, out_dir: Path, *, seed: int = 0, progress: Ca
     provenance = {"untrained": True, "seed": seed, "made_by": "fakelocator bench --untrained"}
     save_weights(weights, net, provenance)
     progress(f"exporting untrained {backbone} to {onnx_path} (checked against PyTorch)")
-    export_onnx(net, onnx_path, provenance=provenance)
+    try:
+        export_onnx(net, onnx_path, provenance=provenance)
+    except Exception as e:  # noqa: BLE001 - the checkpoint alone still benchmarks the torch backend
+        progress(f"the ONNX export failed ({type(e).__name__}: {e}); going on with the checkpoint only")
+        return weights, None
     return weights, onnx_path
 
 
@@ -122,8 +129,11 @@ def prepare(
     if untrained is not None:
         if model is not None:
             raise FakeLocatorError("give either --model or --untrained, not both")
-        files.checkpoint, model = build_untrained(untrained, out_dir, seed=seed, progress=progress)
+        files.checkpoint, exported = build_untrained(untrained, out_dir, seed=seed, progress=progress)
+        model = exported or files.checkpoint
         files.weights = f"untrained (random initialization, seed {seed}); speed does not depend on the weights' values"
+        if exported is None:
+            files.notes.append("the ONNX export of the untrained network failed")
     elif model is None:
         from fakelocator.runtime.locator import default_model_path
 
