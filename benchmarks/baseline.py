@@ -81,10 +81,10 @@ def run_baseline(model, pool: InputPool, *, device: str, images: int, warmup: in
         for i in range(warmup):
             one(pool.item(i))
         per_image = []
-        start = clock()
+        cpu_start, start = time.process_time(), clock()
         for i in range(images):
             per_image.append(one(pool.item(warmup + i)))
-        seconds = clock() - start
+        seconds, cpu_seconds = clock() - start, time.process_time() - cpu_start
     total = [sum(row.values()) for row in per_image]
     return {
         "path": "PIL decode, torchvision Resize/ToTensor/Normalize (CPU), PyTorch eager fp32, batch 1, F.interpolate",
@@ -93,6 +93,7 @@ def run_baseline(model, pool: InputPool, *, device: str, images: int, warmup: in
         "warmup": warmup,
         "seconds": seconds,
         "images_per_s": throughput(images, seconds),
+        "cpu_ms_per_image": cpu_seconds * 1000 / images,
         "latency": summarize(total).to_dict(),
         "stages": {s: summarize([row[s] for row in per_image]).to_dict() for s in BASELINE_STAGES},
     }

@@ -58,6 +58,7 @@ class BenchConfig:
     memory_input: str = "1080p"
     device: str = "auto"
     threads: int = 0  # backend intra-op threads (onnxruntime, torch); 0 = the library's default
+    ort_spinning: bool = False  # onnxruntime's spin-waiting intra-op threads (the runtime's default: off)
     workers: int | None = None  # the locator's decoding/upsampling threads; None = its default
     preprocessor: str = "auto"
     pool_size: int = 16
@@ -180,7 +181,7 @@ def plan_variants(config: BenchConfig, files: models.ModelFiles, device: str, pr
                 skip(name, precision, f"no {precision} ONNX file{note}")
                 continue
             if name == "onnxruntime":
-                variants.append(Variant(name, precision, path, {"threads": config.threads}))
+                variants.append(Variant(name, precision, path, {"threads": config.threads, "spinning": config.ort_spinning}))
             else:  # tensorrt builds (and caches) one engine from the ONNX, for the largest batch
                 variants.append(Variant(name, precision, path, reload_per_batch=False))
     return variants, skipped

@@ -8,7 +8,7 @@ measured two ways after a streamed warm-up of ``warmup`` batches:
   result (so the stages of one call overlap only within that call);
 - throughput: one ``locate_iter`` stream of ``iterations × batch`` images, images / wall time, the
   steady state of a video or bucket ingestion loop where decoding the next batch overlaps the
-  inference of this one.
+  inference of this one; with the process's CPU time per image alongside.
 
 Writing maps to disk (trt-locate's job) is not part of it; the ``write`` stage measures it alone.
 """
@@ -45,7 +45,7 @@ def measure_end_to_end(
 
     count = iterations * batch
     recorded = {k: 0.0 for k in RUNTIME_TIMINGS}
-    start = clock()
+    cpu_start, start = time.process_time(), clock()
     done = 0
     for r in locator.locate_iter((pool.item(k) for k in range(count)), on_error="record"):
         if r.error is not None:
@@ -53,12 +53,16 @@ def measure_end_to_end(
         done += 1
         for k in RUNTIME_TIMINGS:
             recorded[k] += r.timings.get(k, 0.0)
-    seconds = clock() - start
+    seconds, cpu_seconds = clock() - start, time.process_time() - cpu_start
     return {
         "latency": latency.to_dict(),
         "images": done,
         "seconds": seconds,
         "images_per_s": throughput(done, seconds),
+        # CPU time of this process (all its threads) per image during the stream: unlike wall time it
+        # hardly depends on what else runs on the machine, so cores × 1000 / cpu_ms_per_image bounds
+        # what the same machine, idle, could reach (threads spin-waiting count as work here).
+        "cpu_ms_per_image": cpu_seconds * 1000 / done,
         # What the runtime itself records per result (LocateResult.timings), averaged: in a pipeline
         # these overlap and include waiting for the CPU, so they need not add up to 1 / throughput.
         "runtime_timings_ms_per_image": {k: v / done for k, v in recorded.items()},

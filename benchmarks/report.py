@@ -100,13 +100,15 @@ def markdown(results: dict) -> str:
 
     runs = results["runs"]
     lines += ["## End to end (Locator.locate / locate_iter)", "",
-              "Latency: one `locate(batch)` call, p50 / p90 / p99 ms. Throughput: a `locate_iter` stream.", ""]
+              "Latency: one `locate(batch)` call, p50 / p90 / p99 ms. Throughput: a `locate_iter` stream. "
+              "CPU ms/image: this process's CPU time (all threads) per image during that stream.", ""]
     lines += _table(
-        ["input", "backend", "precision", "device", "batch", "latency p50 / p90 / p99 ms", "images/s", "× baseline"],
+        ["input", "backend", "precision", "device", "batch", "latency p50 / p90 / p99 ms", "images/s", "CPU ms/image", "× baseline"],
         [[r["input"], r["backend"], r["precision"], r["device"], str(r["batch"]),
           " / ".join(_f(r["end_to_end"]["latency"][k]) for k in ("p50_ms", "p90_ms", "p99_ms")),
-          _f(r["end_to_end"]["images_per_s"]), _f(r.get("vs_baseline"), 2)] for r in runs],
-        "lllllrrr",
+          _f(r["end_to_end"]["images_per_s"]), _f(r["end_to_end"].get("cpu_ms_per_image")), _f(r.get("vs_baseline"), 2)]
+         for r in runs],
+        "lllllrrrr",
     )
     if any(r["stages"] for r in runs):
         lines += ["", "## Stages (ms per image: p50 of batch times / batch; n/a = no such step on this device)", ""]
@@ -138,11 +140,12 @@ def markdown(results: dict) -> str:
         lines.append(f"Weights: {base['weights']}.")
         lines.append("")
         lines += _table(
-            ["input", "device", "images/s", "latency p50 / p90 / p99 ms", "decode", "preprocess", "infer", "upsample"],
-            [[k, v["device"], _f(v["images_per_s"]), " / ".join(_f(v["latency"][p]) for p in ("p50_ms", "p90_ms", "p99_ms")),
+            ["input", "device", "images/s", "CPU ms/image", "latency p50 / p90 / p99 ms", "decode", "preprocess", "infer", "upsample"],
+            [[k, v["device"], _f(v["images_per_s"]), _f(v.get("cpu_ms_per_image")),
+              " / ".join(_f(v["latency"][p]) for p in ("p50_ms", "p90_ms", "p99_ms")),
               *(_f(v["stages"][s]["p50_ms"], 2) for s in ("decode", "preprocess", "infer", "upsample"))]
              for k, v in base["inputs"].items()],
-            "llrrrrrr",
+            "llrrrrrrr",
         )
     mem = results.get("memory")
     if mem:

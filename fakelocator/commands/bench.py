@@ -65,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--memory-batch", type=int, help="batch of the memory run (default min(32, largest --batch))")
     how.add_argument("--memory-input", default="1080p", help="input kind of the memory run (default 1080p)")
     how.add_argument("--threads", type=int, default=0, help="backend intra-op threads (onnxruntime, torch; default 0 = theirs)")
+    how.add_argument("--ort-spinning", action="store_true", help="let onnxruntime's idle threads spin-wait (the runtime's default is not to)")
     how.add_argument("--workers", type=int, help="the locator's decoding/upsampling threads (default: its own)")
     how.add_argument("--preprocessor", default="auto", choices=("auto", "native", "numpy"), help="default auto (native when built)")
     how.add_argument("--pool", type=int, default=16, help="distinct generated images per input kind (default 16)")
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         backends=args.backend, precisions=args.precision, batches=args.batch, inputs=args.inputs,
         iterations=args.iterations, warmup=args.warmup, stages=args.stages, baseline=args.baseline,
         baseline_images=args.baseline_images, memory_run=args.memory_run, memory_batch=args.memory_batch,
-        memory_input=args.memory_input, device=args.device, threads=args.threads, workers=args.workers,
+        memory_input=args.memory_input, device=args.device, threads=args.threads, ort_spinning=args.ort_spinning, workers=args.workers,
         preprocessor=args.preprocessor, pool_size=args.pool, seed=args.seed,
         argv=tuple(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None,  # None: called as a library
     )
