@@ -48,7 +48,8 @@ class BenchConfig:
     precisions: tuple[str, ...] = ()  # () = fp32 on the CPU, fp16 and fp32 on a GPU
     batches: tuple[int, ...] = DEFAULT_BATCHES
     inputs: tuple[str, ...] = tuple(KINDS)
-    iterations: int = 20
+    iterations: int = 20  # timed batches per measurement, at least
+    min_images: int = 100  # … and at least this many images: small batches get more iterations
     warmup: int = 3
     stages: bool = True
     baseline: bool = True
@@ -71,6 +72,8 @@ class BenchConfig:
             problems.append(f"batch sizes must be >= 1, got {list(self.batches)}")
         if self.iterations < 1:
             problems.append(f"iterations must be >= 1, got {self.iterations}")
+        if self.min_images < 0:
+            problems.append(f"min_images must be >= 0, got {self.min_images}")
         if self.warmup < 0:
             problems.append(f"warmup must be >= 0, got {self.warmup}")
         unknown = [k for k in (*self.inputs, self.memory_input) if k not in KINDS]
@@ -85,6 +88,10 @@ class BenchConfig:
             problems.append(f"baseline images must be >= 1, got {self.baseline_images}")
         if problems:
             raise FakeLocatorError("; ".join(problems))
+
+    def iterations_for(self, batch: int) -> int:
+        """Timed batches at this batch size: ``iterations``, or more to reach ``min_images``."""
+        return max(self.iterations, -(-self.min_images // batch))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -372,6 +379,7 @@ def _run_batch_size(config, variant, backend, batch, pools, preprocessor, result
         return
     locator = Locator(backend, batch_size=batch, preprocessor=preprocessor, workers=config.workers)
     contract = backend.info.preprocessing
+    iterations = config.iterations_for(batch)
     precision = backend.info.precision if variant.precision == "engine" else variant.precision
     for kind, pool in pools.items():
         if kind not in config.inputs:
@@ -380,19 +388,19 @@ def _run_batch_size(config, variant, backend, batch, pools, preprocessor, result
         row: dict[str, Any] = {
             "input": kind, "backend": variant.backend, "precision": precision, "model": str(variant.model),
             "device": backend.device, "batch": batch, "preprocessor": preprocessor.name,
-            "workers": locator.workers, "threads": config.threads, "iterations": config.iterations, "warmup": config.warmup,
+            "workers": locator.workers, "threads": config.threads, "iterations": iterations, "warmup": config.warmup,
         }
         t0 = time.perf_counter()
         if config.stages:
             runner = StageRunner(backend, preprocessor, write_dir=Path(config.out) / "_write")
             try:
-                samples = runner.measure(pool, batch=batch, iterations=config.iterations, warmup=config.warmup)
+                samples = runner.measure(pool, batch=batch, iterations=iterations, warmup=config.warmup)
             finally:
                 runner.close()
             row["stages"] = summarize_stages(samples, batch, backend.device)
         else:
             row["stages"] = {}
-        row["end_to_end"] = measure_end_to_end(locator, pool, batch=batch, iterations=config.iterations, warmup=config.warmup)
+        row["end_to_end"] = measure_end_to_end(locator, pool, batch=batch, iterations=iterations, warmup=config.warmup)
         _stage_fields(row)
         row["limits"] = limits(row, flops_per_image, results["ceilings"], contract, (pool.height, pool.width))
         results["runs"].append(row)

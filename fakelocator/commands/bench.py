@@ -55,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto: a GPU when a backend can use one)")
 
     how = parser.add_argument_group("how")
-    how.add_argument("--iterations", type=int, default=20, help="timed batches per measurement (default 20)")
+    how.add_argument("--iterations", type=int, default=20, help="timed batches per measurement, at least (default 20)")
+    how.add_argument("--min-images", type=int, default=100,
+                     help="… and at least this many images, so that small batches get more batches (default 100)")
     how.add_argument("--warmup", type=int, default=3, help="untimed batches before each measurement (default 3)")
     how.add_argument("--no-stages", dest="stages", action="store_false", help="end to end only, no per-stage timing")
     how.add_argument("--baseline", dest="baseline", action="store_true", default=True, help="time the naive PyTorch baseline (default)")
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     config = BenchConfig(
         out=args.out, model=args.model, checkpoint=args.checkpoint, untrained=args.untrained,
         backends=args.backend, precisions=args.precision, batches=args.batch, inputs=args.inputs,
-        iterations=args.iterations, warmup=args.warmup, stages=args.stages, baseline=args.baseline,
+        iterations=args.iterations, min_images=args.min_images, warmup=args.warmup, stages=args.stages, baseline=args.baseline,
         baseline_images=args.baseline_images, memory_run=args.memory_run, memory_batch=args.memory_batch,
         memory_input=args.memory_input, device=args.device, threads=args.threads, ort_spinning=args.ort_spinning, workers=args.workers,
         preprocessor=args.preprocessor, pool_size=args.pool, seed=args.seed,

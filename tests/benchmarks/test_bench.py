@@ -17,7 +17,7 @@ from fakelocator.errors import FakeLocatorError
 
 
 def small_config(out, **overrides):
-    base = dict(out=out, batches=(1, 2), inputs=("crop256", "direct224"), iterations=2, warmup=1, baseline_images=2,
+    base = dict(out=out, batches=(1, 2), inputs=("crop256", "direct224"), iterations=2, min_images=0, warmup=1, baseline_images=2,
                 memory_run=12, memory_input="crop256", pool_size=2, threads=1, workers=2, device="cpu")
     base.update(overrides)
     return BenchConfig(**base)
@@ -103,6 +103,11 @@ def test_writes_json_markdown_and_png(results):
     assert any("images/s" in m for m in results["_messages"])
 
 
+def test_small_batches_get_enough_iterations_for_their_percentiles(tmp_path):
+    config = small_config(tmp_path, iterations=5, min_images=64)
+    assert [config.iterations_for(b) for b in (1, 8, 32, 64, 128)] == [64, 8, 5, 5, 5]
+
+
 def test_unavailable_named_backends_are_errors_and_defaults_skip(tiny_files, tmp_path):
     onnx_path, _ = tiny_files
     files = prepare(model=onnx_path, checkpoint=None, untrained=None, want_fp16_onnx=False, out_dir=tmp_path)
@@ -128,3 +133,15 @@ def test_json_has_no_nan_or_infinity(tmp_path):
 
     path = write_json({"a": float("nan"), "b": [float("inf"), 1.5], "c": {"d": -float("inf")}}, tmp_path / "x.json")
     assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON")) == {"a": None, "b": [None, 1.5], "c": {"d": None}}
+
+
+@pytest.mark.needs_cuda
+def test_a_gpu_run_times_the_copies_and_reads_the_device_ceilings(tiny_files, tmp_path):
+    onnx_path, _ = tiny_files
+    r = run_bench(small_config(tmp_path, model=onnx_path, device="cuda", backends=("torch",), memory_run=0), progress=lambda m: None)
+    assert {row["precision"] for row in r["runs"]} == {"fp16", "fp32"} and all(row["device"] == "cuda:0" for row in r["runs"])
+    for row in r["runs"]:
+        assert row["stages"]["h2d"]["p50_ms"] > 0 and row["stages"]["d2h"]["p50_ms"] > 0
+        assert row["limits"]["achieved_tflops"] > 0 and row["limits"]["measured_matmul_tflops"] > 0
+    assert r["ceilings"]["device_copy"]["gb_per_s"] > 0 and r["ceilings"]["matmul"]["fp16_tflops"] > 0
+    assert r["environment"]["gpu"]["name"] and r["baseline"]["inputs"]["crop256"]["device"] == "cuda:0"

@@ -23,7 +23,7 @@ def test_runs_and_writes_its_results_only_under_out(mean_model, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "results"
     code = main(["bench", "--model", str(mean_model), "--batch", "1,2", "--inputs", "direct224", "--iterations", "2",
-                 "--warmup", "1", "--no-baseline", "--memory-run", "0", "--pool", "2", "--device", "cpu", "--out", str(out)])
+                 "--min-images", "0", "--warmup", "1", "--no-baseline", "--memory-run", "0", "--pool", "2", "--device", "cpu", "--out", str(out)])
     assert code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # nothing in the current folder
     assert {"bench.json", "bench.md", "bench.png"} <= {p.name for p in out.iterdir()}
@@ -61,7 +61,7 @@ def test_runs_without_torch_and_says_the_baseline_is_skipped(mean_model, tmp_pat
         for m in pkgutil.walk_packages(b.__path__, "fakelocator.benchmarks."):
             importlib.import_module(m.name)
         from fakelocator.cli import main
-        code = main(["bench", "--model", {str(mean_model)!r}, "--batch", "2", "--inputs", "crop256", "--iterations", "1",
+        code = main(["bench", "--model", {str(mean_model)!r}, "--batch", "2", "--inputs", "crop256", "--iterations", "1", "--min-images", "0",
                      "--warmup", "0", "--memory-run", "10", "--memory-input", "crop256", "--pool", "1", "--out", {str(tmp_path)!r}])
         assert code == 0, code
         assert not [m for m, v in sys.modules.items() if m.split(".")[0] in ("torch", "torchvision") and v is not None]

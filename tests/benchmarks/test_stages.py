@@ -161,3 +161,17 @@ def test_the_tensorrt_split_drives_the_real_backend_like_infer_does(tiny_files, 
     assert kinds[0] == "h2d" and kinds[-1] == "synchronize" and kinds.count("d2h") == len(outputs)
     assert all(e[2] == handle for e in events if e[0] in ("h2d", "d2h"))
     assert ("execute_async_v3", handle) in state.calls
+
+
+@pytest.mark.needs_cuda
+def test_the_torch_split_on_a_gpu_uses_cuda_events_and_computes_what_infer_computes(tiny_files):
+    from fakelocator.runtime.backends import load_backend
+
+    _, checkpoint = tiny_files
+    with load_backend(checkpoint, "torch", device="cuda:0", batch_size=4) as backend:  # fp16, channels-last, CUDA graph
+        x = np.random.default_rng(3).normal(size=(4, 3, 64, 64)).astype(np.float32)
+        out, split = infer_stages(backend, x)
+        expected = backend.infer(x)
+    assert all(split[k] > 0 for k in ("h2d", "infer", "d2h", "infer_call"))
+    for name in ("map", "score"):
+        np.testing.assert_allclose(out[name], expected[name], atol=1e-3)
