@@ -194,6 +194,20 @@ def plan_variants(config: BenchConfig, files: models.ModelFiles, device: str, pr
     return variants, skipped
 
 
+def _onnx_backends_can_run(config: BenchConfig, device: str) -> bool:
+    """Whether a backend that runs ONNX files (so an fp16 ONNX is worth converting) can run here."""
+    from fakelocator.runtime.backends import available
+
+    names = config.backends or ("onnxruntime", "tensorrt")
+    if "tensorrt" in names and device != "cpu" and available("tensorrt")[0]:
+        return True
+    if "onnxruntime" in names and available("onnxruntime")[0]:
+        from fakelocator.runtime.backends.onnxruntime import has_cuda
+
+        return device == "cpu" or has_cuda()
+    return False
+
+
 def measure_ceilings(device: str, progress: Progress) -> dict:
     progress("measuring the ceilings: memory copy bandwidth and a matrix product")
     out = {"host_copy": ceilings.host_copy_bandwidth(), "matmul": ceilings.matmul_ceiling(device)}
@@ -286,7 +300,8 @@ def run_bench(config: BenchConfig, *, progress: Progress = print, on_update: Cal
 
     files = models.prepare(
         model=config.model, checkpoint=config.checkpoint, untrained=config.untrained,
-        want_fp16_onnx="fp16" in precisions, out_dir=out / "models", seed=config.seed, progress=progress,
+        want_fp16_onnx="fp16" in precisions and _onnx_backends_can_run(config, device),
+        out_dir=out / "models", seed=config.seed, progress=progress,
     )
     variants, skipped = plan_variants(config, files, device, precisions)
     if not variants:
