@@ -9,6 +9,10 @@ One image at a time, as a research evaluation script does it:
 4. upsample: ``F.interpolate`` of the map to the image's size (bilinear), ``.cpu().numpy()``.
 
 On a GPU every stage ends with ``torch.cuda.synchronize()`` so that host clocks time finished work.
+On the CPU the benchmark runs it twice, with torch's default threads and with one thread, and
+compares against the faster: on a machine shared with other work, torch's OpenMP threads can run
+ten times slower than one thread (each operator waits for its slowest thread), and a ratio against
+that would flatter the runtime.
 Its outputs are not compared with the runtime's: PIL's resize antialiases, the contract does not
 (that difference is the point of the contract, not of this benchmark).
 """
@@ -36,15 +40,32 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def run_baseline(model, pool: InputPool, *, device: str, images: int, warmup: int, clock: Clock = time.perf_counter) -> dict:
+def run_baseline(
+    model, pool: InputPool, *, device: str, images: int, warmup: int, threads: int | None = None, clock: Clock = time.perf_counter
+) -> dict:
     """Time ``images`` images of ``pool`` (after ``warmup`` untimed ones) through the naive path.
 
     Args:
         model: a ``FakeLocatorNet`` (its ``config.preprocessing`` gives size, mean and std).
         device: "cpu" or "cuda[:N]".
+        threads: torch's CPU threads for this run (restored after); None keeps torch's default.
     Returns:
         {"latency": Summary of per-image ms, "images_per_s", "stages": {stage: Summary}, ...}.
     """
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        result = _run(model, pool, device=device, images=images, warmup=warmup, clock=clock)
+    finally:
+        torch.set_num_threads(before)
+    result["torch_threads"] = threads or before
+    return result
+
+
+def _run(model, pool: InputPool, *, device: str, images: int, warmup: int, clock: Clock) -> dict:
     import torch
     import torch.nn.functional as F
     from PIL import Image

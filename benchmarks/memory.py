@@ -14,6 +14,8 @@ import os
 import time
 from typing import Callable
 
+import numpy as np
+
 from fakelocator.benchmarks.inputs import InputPool
 from fakelocator.benchmarks.stats import throughput
 
@@ -55,12 +57,19 @@ def gpu_used_bytes(device: str) -> int | None:
 
 
 def growth(samples: list[tuple[int, int | None]], start: int) -> dict | None:
-    """{"at_warmup", "peak_after", "end", "growth"} in MB of the values from sample index ``start`` on."""
-    values = [v for _, v in samples[start:] if v is not None]
-    if not values:
+    """Memory from sample index ``start`` (the end of warm-up) on, in MB.
+
+    ``growth_mb``: the highest value minus the first (what the target checks); ``trend_mb_per_1000``:
+    the least-squares slope, which tells a steady leak (a positive slope) from the allocator's
+    ups and downs (a flat one).
+    """
+    points = [(n, v) for n, v in samples[start:] if v is not None]
+    if not points:
         return None
+    values = [v for _, v in points]
+    slope = float(np.polyfit([n for n, _ in points], values, 1)[0]) if len(points) > 1 else 0.0
     return {"at_warmup_mb": values[0] / MB, "peak_after_mb": max(values) / MB, "end_mb": values[-1] / MB,
-            "growth_mb": (max(values) - values[0]) / MB}
+            "growth_mb": (max(values) - values[0]) / MB, "trend_mb_per_1000": slope * 1000 / MB}
 
 
 def memory_run(

@@ -137,15 +137,15 @@ def markdown(results: dict) -> str:
     elif "skipped" in base:
         lines.append(f"Skipped: {base['skipped']}.")
     else:
-        lines.append(f"Weights: {base['weights']}.")
+        lines.append(f"Weights: {base['weights']}. `× baseline` compares with the faster of the rows of an input.")
         lines.append("")
         lines += _table(
-            ["input", "device", "images/s", "CPU ms/image", "latency p50 / p90 / p99 ms", "decode", "preprocess", "infer", "upsample"],
-            [[k, v["device"], _f(v["images_per_s"]), _f(v.get("cpu_ms_per_image")),
+            ["input", "device", "torch threads", "images/s", "CPU ms/image", "latency p50 / p90 / p99 ms", "decode", "preprocess", "infer", "upsample"],
+            [[k, v["device"], str(v.get("torch_threads", "")), _f(v["images_per_s"]), _f(v.get("cpu_ms_per_image")),
               " / ".join(_f(v["latency"][p]) for p in ("p50_ms", "p90_ms", "p99_ms")),
               *(_f(v["stages"][s]["p50_ms"], 2) for s in ("decode", "preprocess", "infer", "upsample"))]
-             for k, v in base["inputs"].items()],
-            "llrrrrrrr",
+             for k, runs in (base.get("all_runs") or {k: [v] for k, v in base["inputs"].items()}).items() for v in runs],
+            "lllrrrrrrr",
         )
     mem = results.get("memory")
     if mem:
@@ -156,7 +156,8 @@ def markdown(results: dict) -> str:
             m = mem.get(key)
             if m:
                 lines.append(f"- {label}: {m['at_warmup_mb']:.0f} MB at {mem['warmup_fraction']:.0%} of the run, peak after it "
-                             f"{m['peak_after_mb']:.0f} MB, at the end {m['end_mb']:.0f} MB: growth {m['growth_mb']:+.1f} MB")
+                             f"{m['peak_after_mb']:.0f} MB, at the end {m['end_mb']:.0f} MB: growth {m['growth_mb']:+.1f} MB, "
+                             f"trend {m.get('trend_mb_per_1000', 0.0):+.2f} MB per 1000 images")
     if results.get("targets"):
         lines += ["", "## Targets", ""]
         verdict = {True: "met", False: "**not met**", None: "not measured"}
@@ -196,8 +197,8 @@ def plot(results: dict, path: Path) -> Path | None:
                  styles[kinds.index(kind) % len(styles)], label=f"{backend} {precision}, {kind}")
     base = results.get("baseline") or {}
     for kind, b in (base.get("inputs") or {}).items():
-        ax1.axhline(b["images_per_s"], color="gray", lw=0.8, ls=styles[kinds.index(kind) % len(styles)][:-1] if kind in kinds else "-")
-        ax1.annotate(f"naive baseline, {kind}", (1, b["images_per_s"]), fontsize=7, color="gray", va="bottom")
+        ax1.axhline(b["images_per_s"], color="gray", lw=0.8, ls=styles[kinds.index(kind) % len(styles)][:-1] if kind in kinds else "-",
+                    label=f"naive baseline, {kind}")
     ax1.set_xscale("log", base=2)
     ax1.set_xlabel("batch size")
     ax1.set_ylabel("images/s (end to end, locate_iter)")
@@ -207,12 +208,12 @@ def plot(results: dict, path: Path) -> Path | None:
 
     staged = [r for r in runs if r["stages"]]
     if staged:
-        largest = {}
+        best = {}  # per backend, precision and input: the batch size with the highest throughput
         for r in staged:
             key = (r["backend"], r["precision"], r["input"])
-            if key not in largest or r["batch"] > largest[key]["batch"]:
-                largest[key] = r
-        bars = list(largest.values())
+            if key not in best or r["end_to_end"]["images_per_s"] > best[key]["end_to_end"]["images_per_s"]:
+                best[key] = r
+        bars = list(best.values())
         labels = [f"{r['backend']} {r['precision']}\n{r['input']}, batch {r['batch']}" for r in bars]
         bottom = [0.0] * len(bars)
         for stage in STAGES:
@@ -221,7 +222,7 @@ def plot(results: dict, path: Path) -> Path | None:
             bottom = [b + v for b, v in zip(bottom, values)]
         ax2.set_xticks(range(len(bars)), labels, fontsize=7)
         ax2.set_ylabel("ms per image (p50, each stage alone)")
-        ax2.set_title("Stage breakdown at the largest batch")
+        ax2.set_title("Stage breakdown at each variant's best batch size")
         ax2.legend(fontsize=7)
         ax2.grid(True, axis="y", alpha=0.3)
     else:

@@ -79,6 +79,8 @@ def test_times_the_baseline_and_a_memory_run(results):
     for kind in ("crop256", "direct224"):
         b = base["inputs"][kind]
         assert b["images"] == 2 and b["latency"]["samples"] == 2 and set(b["stages"]) == {"decode", "preprocess", "infer", "upsample"}
+        runs = base["all_runs"][kind]  # on the CPU: torch's default threads and one thread; the faster counts
+        assert [r["torch_threads"] for r in runs][1] == 1 and b["images_per_s"] == max(r["images_per_s"] for r in runs)
     mem = results["memory"]
     assert mem["images"] == 12 and mem["rss"]["growth_mb"] >= 0 and mem["gpu"] is None
     assert mem["samples"][-1]["images"] == 12

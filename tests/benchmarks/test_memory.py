@@ -31,6 +31,7 @@ def test_growth_is_measured_from_the_end_of_warmup(monkeypatch):
     assert result["images"] == 100 and locator.seen == 100 and len(result["samples"]) == 100
     assert result["rss"]["at_warmup_mb"] == pytest.approx(110.0)
     assert result["rss"]["growth_mb"] == pytest.approx(45.0) and result["rss"]["end_mb"] == pytest.approx(155.0)
+    assert result["rss"]["trend_mb_per_1000"] == pytest.approx(500.0)  # 0.5 MB per image
     assert result["gpu"] is None
 
 
