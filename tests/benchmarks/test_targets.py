@@ -10,8 +10,7 @@ PAPER = {"backbone": "deeplabv3_resnet101", "preprocessing": {"height": 224, "wi
 
 def row(device, kind, batch, ips, ratio=None, precision="fp32", backend="onnxruntime", limits=None, prepost=None):
     return {"device": device, "input": kind, "batch": batch, "precision": precision, "backend": backend,
-            "end_to_end": {"images_per_s": ips}, "vs_baseline": ratio, "limits": limits or {},
-            "pre_post_fraction_of_end_to_end": prepost}
+            "end_to_end": {"images_per_s": ips}, "vs_baseline": ratio, "limits": limits or {}, "pre_post_fraction": prepost}
 
 
 def by_name(results):
