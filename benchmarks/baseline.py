@@ -36,7 +36,8 @@ def unavailable_reason() -> str | None:
 
     for module, extra in (("torch", "train"), ("torchvision", "train"), ("PIL", "train")):
         if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed (pip install 'fakelocator[{extra}]'): the naive PyTorch baseline and the speed-up ratio are skipped"
+            return (f"{module} is not installed (pip install 'fakelocator[{extra}]'): "
+                    "the naive PyTorch baseline and the speed-up ratio are skipped")
     return None
 
 

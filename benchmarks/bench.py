@@ -138,7 +138,9 @@ def resolve_device(device: str) -> str:
     return "cpu"
 
 
-def plan_variants(config: BenchConfig, files: models.ModelFiles, device: str, precisions: tuple[str, ...]) -> tuple[list[Variant], list[dict]]:
+def plan_variants(
+    config: BenchConfig, files: models.ModelFiles, device: str, precisions: tuple[str, ...]
+) -> tuple[list[Variant], list[dict]]:
     """The variants to run, and those skipped with the reason. An explicitly named backend that cannot
     run here is an error; under the default (every backend) it is skipped and recorded."""
     from fakelocator.runtime.backends import PREFERENCE, available

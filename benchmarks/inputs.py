@@ -55,9 +55,12 @@ def synthetic_photo(height: int, width: int, rng: np.random.Generator) -> np.nda
     alpha = face.astype(np.float32)[:, :, None] * np.float32(0.65 / 255)
     image = field * (1 - alpha) + skin * alpha
     cx, cy = center
-    for ex in (-0.4, 0.4):
-        cv2.ellipse(image, (int(cx + ex * rx), int(cy - 0.2 * ry)), (max(1, int(0.15 * rx)), max(1, int(0.08 * ry))), 0, 0, 360, (40, 35, 30), -1, cv2.LINE_AA)
-    cv2.ellipse(image, (cx, int(cy + 0.45 * ry)), (max(1, int(0.35 * rx)), max(1, int(0.06 * ry))), 0, 0, 360, (70, 60, 150), -1, cv2.LINE_AA)
+    def blob(x: float, y: float, ax: float, ay: float, color: tuple) -> None:
+        cv2.ellipse(image, (int(x), int(y)), (max(1, int(ax)), max(1, int(ay))), 0, 0, 360, color, -1, cv2.LINE_AA)
+
+    for ex in (-0.4, 0.4):  # eyes
+        blob(cx + ex * rx, cy - 0.2 * ry, 0.15 * rx, 0.08 * ry, (40, 35, 30))
+    blob(cx, cy + 0.45 * ry, 0.35 * rx, 0.06 * ry, (70, 60, 150))  # mouth
 
     image += rng.normal(0.0, 3.0, image.shape).astype(np.float32)  # sensor noise
     return np.clip(image + 0.5, 0, 255).astype(np.uint8)

@@ -118,7 +118,8 @@ def markdown(results: dict) -> str:
               _f(r.get("serial_ms_per_image"), 2), _pct(r.get("pre_post_fraction"))] for r in runs],
             "llll" + "r" * (len(STAGES) + 2),
         )
-        lines += ["", "serial = decode … upsample one after the other (without write); pre/post share = (preprocess + upsample) / serial.", ""]
+        lines += ["", "serial = decode … upsample one after the other (without write); "
+                  "pre/post share = (preprocess + upsample) / serial.", ""]
         lines += ["## Limits", ""]
         lines += _table(
             ["input", "backend", "precision", "batch", "inference", "of peak", "of measured matmul",
@@ -140,7 +141,8 @@ def markdown(results: dict) -> str:
         lines.append(f"Weights: {base['weights']}. `× baseline` compares with the faster of the rows of an input.")
         lines.append("")
         lines += _table(
-            ["input", "device", "torch threads", "images/s", "CPU ms/image", "latency p50 / p90 / p99 ms", "decode", "preprocess", "infer", "upsample"],
+            ["input", "device", "torch threads", "images/s", "CPU ms/image", "latency p50 / p90 / p99 ms",
+             "decode", "preprocess", "infer", "upsample"],
             [[k, v["device"], str(v.get("torch_threads", "")), _f(v["images_per_s"]), _f(v.get("cpu_ms_per_image")),
               " / ".join(_f(v["latency"][p]) for p in ("p50_ms", "p90_ms", "p99_ms")),
               *(_f(v["stages"][s]["p50_ms"], 2) for s in ("decode", "preprocess", "infer", "upsample"))]
@@ -192,7 +194,8 @@ def plot(results: dict, path: Path) -> Path | None:
     styles = ["-o", "--s", ":^", "-.d"]
     kinds = list(dict.fromkeys(r["input"] for r in runs))
     for (backend, precision, kind) in dict.fromkeys((r["backend"], r["precision"], r["input"]) for r in runs):
-        rows = sorted((r for r in runs if (r["backend"], r["precision"], r["input"]) == (backend, precision, kind)), key=lambda r: r["batch"])
+        rows = sorted((r for r in runs if (r["backend"], r["precision"], r["input"]) == (backend, precision, kind)),
+                      key=lambda r: r["batch"])
         ax1.plot([r["batch"] for r in rows], [r["end_to_end"]["images_per_s"] for r in rows],
                  styles[kinds.index(kind) % len(styles)], label=f"{backend} {precision}, {kind}")
     base = results.get("baseline") or {}

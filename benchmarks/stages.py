@@ -75,7 +75,9 @@ class HostEvent:
         return start.elapsed_time(end)
 
 
-def infer_stages(backend: Backend, batch: np.ndarray, *, clock: Clock = time.perf_counter) -> tuple[dict[str, np.ndarray], dict[str, float | None]]:
+def infer_stages(
+    backend: Backend, batch: np.ndarray, *, clock: Clock = time.perf_counter
+) -> tuple[dict[str, np.ndarray], dict[str, float | None]]:
     """Run one batch through ``backend``; (outputs, {"h2d", "infer", "d2h", "infer_call"} in ms or None)."""
     if backend.device == "cpu":
         t0 = clock()

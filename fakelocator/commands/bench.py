@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--checkpoint", type=Path, help="the checkpoint for the torch backend and the baseline (default: beside --model)")
     what.add_argument("--untrained", metavar="BACKBONE",
                       help="time an untrained ModelConfig(backbone=BACKBONE) instead (e.g. unet_lite, deeplabv3_resnet101); needs torch")
-    what.add_argument("--backend", type=_names, default=(), help="comma-separated: onnxruntime, torch, tensorrt (default: every available one)")
+    what.add_argument("--backend", type=_names, default=(),
+                      help="comma-separated: onnxruntime, torch, tensorrt (default: every available one)")
     what.add_argument("--precision", type=_names, default=(), help="fp32, fp16 (default: fp32 on the CPU, both on a GPU)")
     what.add_argument("--batch", type=_ints, default=DEFAULT_BATCHES, help=f"batch sizes (default {','.join(map(str, DEFAULT_BATCHES))})")
     what.add_argument("--inputs", type=_names, default=tuple(KINDS), help=f"input kinds (default {','.join(KINDS)})")
@@ -63,11 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--baseline", dest="baseline", action="store_true", default=True, help="time the naive PyTorch baseline (default)")
     how.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the baseline")
     how.add_argument("--baseline-images", type=int, default=50, help="images timed through the baseline per input kind (default 50)")
-    how.add_argument("--memory-run", type=int, default=10_000, metavar="N", help="images in the memory-growth run (default 10000; 0 skips it)")
+    how.add_argument("--memory-run", type=int, default=10_000, metavar="N",
+                     help="images in the memory-growth run (default 10000; 0 skips it)")
     how.add_argument("--memory-batch", type=int, help="batch of the memory run (default min(32, largest --batch))")
     how.add_argument("--memory-input", default="1080p", help="input kind of the memory run (default 1080p)")
     how.add_argument("--threads", type=int, default=0, help="backend intra-op threads (onnxruntime, torch; default 0 = theirs)")
-    how.add_argument("--ort-spinning", action="store_true", help="let onnxruntime's idle threads spin-wait (the runtime's default is not to)")
+    how.add_argument("--ort-spinning", action="store_true",
+                     help="let onnxruntime's idle threads spin-wait (the runtime's default is not to)")
     how.add_argument("--workers", type=int, help="the locator's decoding/upsampling threads (default: its own)")
     how.add_argument("--preprocessor", default="auto", choices=("auto", "native", "numpy"), help="default auto (native when built)")
     how.add_argument("--pool", type=int, default=16, help="distinct generated images per input kind (default 16)")

@@ -5,7 +5,6 @@ relations between them are.
 """
 
 import json
-import math
 
 import pytest
 

@@ -1,6 +1,5 @@
 """Which files a benchmark runs: companions beside the model, untrained architectures, fp16 conversion."""
 
-import shutil
 
 import pytest
 
