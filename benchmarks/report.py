@@ -163,7 +163,7 @@ def markdown(results: dict) -> str:
     if results.get("targets"):
         lines += ["", "## Targets", ""]
         verdict = {True: "met", False: "**not met**", None: "not measured"}
-        lines += _table(["target", "required", "measured", "", "detail"],
+        lines += _table(["target", "required", "measured", "verdict", "detail"],
                         [[t["target"], t["required"], "–" if t["measured"] is None else str(t["measured"]), verdict[t["met"]],
                           t["detail"]] for t in results["targets"]])
     if results.get("skipped"):
