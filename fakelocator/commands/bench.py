@@ -1,0 +1,106 @@
+"""Measure latency and throughput per backend, precision, batch size, input and stage.
+
+  fakelocator bench --out runs/bench [--model model.onnx] [--backend onnxruntime,torch]
+                    [--batch 1,8,32,64,128] [--inputs 1080p,crop256,direct224] [--iterations 20]
+                    [--warmup 3] [--baseline | --no-baseline] [--memory-run 10000] [--device auto]
+
+For every available backend × precision × batch × input kind: latency p50/p90/p99 of a
+locate(batch) call and the throughput of a locate_iter stream (images/s), each stage alone
+(decode, preprocess, host→device, inference, device→host, upsample, write), achieved FLOP/s against
+the device's peak and pre/post bytes against the copy bandwidth; the naive PyTorch baseline (needs
+torch) with the speed-up ratio; a long run for memory growth; the project's targets.
+
+Inputs are generated and seeded JPEGs (1080p frames, 256² face crops, 224² images), decoded for real.
+Results go to --out: bench.json (every number and the environment), bench.md, bench.png.
+Progress goes to stderr, the markdown table to stdout. docs/benchmarks.md explains every column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fakelocator.errors import FakeLocatorError
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one value")
+    return values
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fakelocator.benchmarks.bench import DEFAULT_BATCHES
+    from fakelocator.benchmarks.inputs import KINDS
+
+    what = parser.add_argument_group("what to measure")
+    what.add_argument("--model", type=Path, help="an .onnx, .engine or .safetensors/.pt (default: the embedded default model); "
+                      "companions with the same stem are used by the other backends")
+    what.add_argument("--checkpoint", type=Path, help="the checkpoint for the torch backend and the baseline (default: beside --model)")
+    what.add_argument("--untrained", metavar="BACKBONE",
+                      help="time an untrained ModelConfig(backbone=BACKBONE) instead (e.g. unet_lite, deeplabv3_resnet101); needs torch")
+    what.add_argument("--backend", type=_names, default=(),
+                      help="comma-separated: onnxruntime, torch, tensorrt (default: every available one)")
+    what.add_argument("--precision", type=_names, default=(), help="fp32, fp16 (default: fp32 on the CPU, both on a GPU)")
+    what.add_argument("--batch", type=_ints, default=DEFAULT_BATCHES, help=f"batch sizes (default {','.join(map(str, DEFAULT_BATCHES))})")
+    what.add_argument("--inputs", type=_names, default=tuple(KINDS), help=f"input kinds (default {','.join(KINDS)})")
+    what.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto: a GPU when a backend can use one)")
+
+    how = parser.add_argument_group("how")
+    how.add_argument("--iterations", type=int, default=20, help="timed batches per measurement, at least (default 20)")
+    how.add_argument("--min-images", type=int, default=100,
+                     help="… and at least this many images, so that small batches get more batches (default 100)")
+    how.add_argument("--warmup", type=int, default=3, help="untimed batches before each measurement (default 3)")
+    how.add_argument("--no-stages", dest="stages", action="store_false", help="end to end only, no per-stage timing")
+    how.add_argument("--baseline", dest="baseline", action="store_true", default=True, help="time the naive PyTorch baseline (default)")
+    how.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the baseline")
+    how.add_argument("--baseline-images", type=int, default=50, help="images timed through the baseline per input kind (default 50)")
+    how.add_argument("--memory-run", type=int, default=10_000, metavar="N",
+                     help="images in the memory-growth run (default 10000; 0 skips it)")
+    how.add_argument("--memory-batch", type=int, help="batch of the memory run (default min(32, largest --batch))")
+    how.add_argument("--memory-input", default="1080p", help="input kind of the memory run (default 1080p)")
+    how.add_argument("--threads", type=int, default=0, help="backend intra-op threads (onnxruntime, torch; default 0 = theirs)")
+    how.add_argument("--ort-spinning", action="store_true",
+                     help="let onnxruntime's idle threads spin-wait (the runtime's default is not to)")
+    how.add_argument("--workers", type=int, help="the locator's decoding/upsampling threads (default: its own)")
+    how.add_argument("--preprocessor", default="auto", choices=("auto", "native", "numpy"), help="default auto (native when built)")
+    how.add_argument("--pool", type=int, default=16, help="distinct generated images per input kind (default 16)")
+    how.add_argument("--seed", type=int, default=0)
+
+    parser.add_argument("--out", type=Path, required=True, help="output folder for bench.json, bench.md, bench.png")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fakelocator.benchmarks.bench import BenchConfig, run_bench
+    from fakelocator.benchmarks.report import markdown, write_all, write_json
+
+    config = BenchConfig(
+        out=args.out, model=args.model, checkpoint=args.checkpoint, untrained=args.untrained,
+        backends=args.backend, precisions=args.precision, batches=args.batch, inputs=args.inputs,
+        iterations=args.iterations, min_images=args.min_images, warmup=args.warmup, stages=args.stages, baseline=args.baseline,
+        baseline_images=args.baseline_images, memory_run=args.memory_run, memory_batch=args.memory_batch,
+        memory_input=args.memory_input, device=args.device, threads=args.threads, ort_spinning=args.ort_spinning, workers=args.workers,
+        preprocessor=args.preprocessor, pool_size=args.pool, seed=args.seed,
+        argv=tuple(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None,  # None: called as a library
+    )
+    if args.out.exists() and not args.out.is_dir():
+        raise FakeLocatorError(f"--out {args.out} exists and is not a folder")
+
+    def progress(message: str) -> None:
+        print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    results = run_bench(config, progress=progress, on_update=lambda r: write_json(r, args.out / "bench.json"))
+    paths = write_all(results, args.out)
+    print(markdown(results))
+    written = ", ".join(str(p) for p in paths.values() if p is not None)
+    progress(f"wrote {written}" + ("" if paths["png"] else " (no PNG: matplotlib is not installed)"))
+    return 0
