@@ -69,11 +69,8 @@ def save_weights(path: str | Path, model: FakeLocatorNet, provenance: dict[str, 
     _atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[FakeLocatorNet, dict[str, Any]]:
-    """Rebuild a network from a ``.safetensors`` weights file or a ``.pt`` training checkpoint.
-
-    Returns the model in eval mode and its provenance dict.
-    """
+def _read(path: str | Path, *, tensors: bool) -> tuple[ModelConfig, dict | None, dict[str, Any]]:
+    """(network config, state dict or None, provenance) of a ``.safetensors`` file or ``.pt`` checkpoint."""
     path = Path(path)
     if not path.is_file():
         raise FakeLocatorError(f"model {path}: no such file")
@@ -83,20 +80,36 @@ def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") ->
         try:
             with safe_open(str(path), framework="pt", device="cpu") as f:
                 meta = f.metadata() or {}
-                state = {k: f.get_tensor(k) for k in f.keys()}
+                state = {k: f.get_tensor(k) for k in f.keys()} if tensors else None
         except Exception as e:  # noqa: BLE001
             raise FakeLocatorError(f"model {path}: not a readable safetensors file ({e})") from None
         if CONFIG_KEY not in meta:
             raise FakeLocatorError(f"model {path}: no {CONFIG_KEY} in its metadata; not a fakelocator weights file")
-        config = ModelConfig.from_dict(json.loads(meta[CONFIG_KEY]))
-        provenance = json.loads(meta.get(PROVENANCE_KEY, "{}"))
-    else:
-        ckpt = load_checkpoint(path)
-        if "model" not in ckpt or "model_config" not in ckpt:
-            raise FakeLocatorError(f"model {path}: not a fakelocator training checkpoint (no model or model_config)")
-        config = ModelConfig.from_dict(ckpt["model_config"])
-        state = ckpt["model"]
-        provenance = ckpt.get("provenance", {})
+        return ModelConfig.from_dict(json.loads(meta[CONFIG_KEY])), state, json.loads(meta.get(PROVENANCE_KEY, "{}"))
+    ckpt = load_checkpoint(path)
+    if "model" not in ckpt or "model_config" not in ckpt:
+        raise FakeLocatorError(f"model {path}: not a fakelocator training checkpoint (no model or model_config)")
+    return ModelConfig.from_dict(ckpt["model_config"]), ckpt["model"], ckpt.get("provenance", {})
+
+
+def read_model_config(path: str | Path) -> ModelConfig:
+    """The network config stored in a ``.safetensors`` weights file or a ``.pt`` training checkpoint."""
+    return _read(path, tensors=False)[0]
+
+
+def default_weights_path() -> Path:
+    """The embedded default model's weights, ``fakelocator/weights/default/model.safetensors``."""
+    import fakelocator
+
+    return Path(fakelocator.__file__).resolve().parent / "weights" / "default" / "model.safetensors"
+
+
+def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[FakeLocatorNet, dict[str, Any]]:
+    """Rebuild a network from a ``.safetensors`` weights file or a ``.pt`` training checkpoint.
+
+    Returns the model in eval mode and its provenance dict.
+    """
+    config, state, provenance = _read(path, tensors=True)
     model = build_model(config)
     try:
         model.load_state_dict(state, strict=True)

@@ -24,6 +24,8 @@ class ModelConfig:
         classifier: add the real/fake classification branch of Sec. V-A on the encoder features.
             Off ("no cl" in Table IV), the score is the map's strongest 8×8-cell mean.
         unet_width: channels of the first ``unet_lite`` stage; later stages double, up to 8×.
+        highpass_stem: ``unet_lite`` only: feed the first convolution the image and its fixed
+            high-pass residual (image − its 3×3 mean), see ``model.HighPassStem``.
         classifier_channels: output channels of the branch's four 3×3 convolutions.
         classifier_hidden: widths of the first two of its three fully connected layers.
         preprocessing: the input contract (size, colour order, mean/std, resize rule).
@@ -32,6 +34,7 @@ class ModelConfig:
     backbone: str = "unet_lite"
     classifier: bool = True
     unet_width: int = 8
+    highpass_stem: bool = False
     classifier_channels: tuple[int, int, int, int] = (64, 64, 32, 16)
     classifier_hidden: tuple[int, int] = (128, 32)
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
@@ -45,6 +48,8 @@ class ModelConfig:
             raise FakeLocatorError("classifier_channels needs 4 values and classifier_hidden 2 (Sec. V-A)")
         if isinstance(self.preprocessing, dict):
             object.__setattr__(self, "preprocessing", Preprocessing.from_dict(self.preprocessing))
+        if self.highpass_stem and self.backbone != "unet_lite":
+            raise FakeLocatorError(f"highpass_stem is a unet_lite option, not one of {self.backbone}")
         h, w = self.preprocessing.size
         if h % 16 or w % 16:
             raise FakeLocatorError(f"input size must be a multiple of 16, got {h}x{w}")

@@ -44,6 +44,25 @@ def _conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn
     )
 
 
+class HighPassStem(nn.Module):
+    """(N, 3, H, W) → (N, 6, H, W): the image and ``gain`` × its residual after a 3×3 box blur.
+
+    Upsampling texture (checkerboards, zero-filled unpooling, the over-smoothness of interpolation)
+    is a property of the residual, which in a photo is small beside the content. Trained from
+    scratch, a compact network finds it late; handing the residual over explicitly, as forensic
+    networks do with SRM or constrained first layers, makes it the easy signal. Fixed, not learned,
+    so it stays a high-pass filter. Edge padding keeps the image border from reading as texture.
+    """
+
+    def __init__(self, gain: float = 8.0):
+        super().__init__()
+        self.gain = gain
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        blurred = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        return torch.cat([x, self.gain * (x - blurred)], dim=1)
+
+
 class UNetLiteEncoder(nn.Module):
     """Four stages at strides 1, 2, 4, 8; returns every stage, deepest last.
 
@@ -52,11 +71,12 @@ class UNetLiteEncoder(nn.Module):
     which a backbone that strides by 4 before its first 3×3 convolution never sees.
     """
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, highpass_stem: bool = False):
         super().__init__()
         w = width
+        self.stem = HighPassStem() if highpass_stem else nn.Identity()
         self.stages = nn.ModuleList([
-            nn.Sequential(_conv_bn_relu(3, w), _conv_bn_relu(w, w)),
+            nn.Sequential(_conv_bn_relu(6 if highpass_stem else 3, w), _conv_bn_relu(w, w)),
             nn.Sequential(_conv_bn_relu(w, 2 * w, stride=2), _conv_bn_relu(2 * w, 2 * w)),
             nn.Sequential(_conv_bn_relu(2 * w, 4 * w, stride=2), _conv_bn_relu(4 * w, 4 * w)),
             nn.Sequential(
@@ -70,6 +90,7 @@ class UNetLiteEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []
+        x = self.stem(x)
         for stage in self.stages:
             x = stage(x)
             feats.append(x)
@@ -186,7 +207,7 @@ class FakeLocatorNet(nn.Module):
 def _build_backbone(config: ModelConfig) -> tuple[nn.Module, nn.Module, int, int]:
     """(encoder, decoder, encoder channels, encoder stride). Never downloads weights."""
     if config.backbone == "unet_lite":
-        enc = UNetLiteEncoder(config.unet_width)
+        enc = UNetLiteEncoder(config.unet_width, config.highpass_stem)
         return enc, UNetLiteDecoder(config.unet_width), enc.out_channels, enc.stride
 
     from torchvision.models import segmentation

@@ -40,7 +40,7 @@ from fakelocator import __version__
 from fakelocator.errors import FakeLocatorError
 from fakelocator.training.attention.provider import AttentionConfig, build_attention
 from fakelocator.training.augment import AugmentConfig
-from fakelocator.training.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from fakelocator.training.checkpoint import load_checkpoint, load_model, save_checkpoint, save_weights
 from fakelocator.training.config import ModelConfig
 from fakelocator.training.dataset import AttentionProvider, EpochSampler, FakeLocatorDataset, worker_init
 from fakelocator.training.losses import LossConfig, total_loss
@@ -69,6 +69,9 @@ class TrainConfig:
         model, loss, augment: the network, the loss and the partial augmentation.
         attention: face-parsing attention maps for training (Sec. IV-C, ``training/attention``).
         pretrained_backbone: local torchvision checkpoint to start the encoder from (never downloaded).
+        init_weights: a fakelocator weights file (``.safetensors``) or training checkpoint (``.pt``)
+            to start the whole network from — fine-tuning, e.g. the default model on real GAN edits.
+            Its network config must equal ``model``. The optimizer and schedule start afresh.
         epochs, batch_size, lr, betas, weight_decay: Adam and schedule; the defaults are the paper's (Sec. V-A).
         lr_schedule: ``constant`` (the paper's) or ``cosine`` (decays ``lr`` to 0 over the run, per step).
         max_steps_per_epoch: stop each epoch after this many batches (quick runs); None = whole epoch.
@@ -93,6 +96,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     pretrained_backbone: str | None = None
+    init_weights: str | None = None
     epochs: int = 10
     batch_size: int = 8
     lr: float = 1e-4
@@ -114,8 +118,9 @@ class TrainConfig:
             value = getattr(self, name)
             object.__setattr__(self, name, (str(value),) if isinstance(value, (str, Path)) else tuple(str(v) for v in value))
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
-        if self.pretrained_backbone is not None:
-            object.__setattr__(self, "pretrained_backbone", str(self.pretrained_backbone))
+        for name in ("pretrained_backbone", "init_weights"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, str(getattr(self, name)))
         object.__setattr__(self, "out", str(self.out))
         problems = []
         for name in ("epochs", "batch_size"):
@@ -513,8 +518,20 @@ def provenance(config: TrainConfig, data: Data, device: torch.device, command: s
         "epochs": epochs,
         "wall_time_s": round(wall_time, 3),
         "pretrained_backbone": config.pretrained_backbone,
+        "init_weights": config.init_weights,
         "attention": _attention_provenance(data.train.attention_provider),
     }
+
+
+def _init_from(model: FakeLocatorNet, path: str) -> None:
+    """Load a whole trained network into ``model``, refusing one whose network config differs."""
+    init, _ = load_model(path)
+    if init.config != model.config:
+        ours, theirs = model.config.to_dict(), init.config.to_dict()
+        diff = ", ".join(f"{k}: {theirs[k]!r} there, {ours[k]!r} here" for k in ours if ours[k] != theirs[k])
+        raise FakeLocatorError(f"init weights {path}: a different network ({diff}); train with its model settings")
+    model.load_state_dict(init.state_dict())
+    log.info("starting from the weights of %s", path)
 
 
 def _attention_provenance(provider) -> dict | str | None:
@@ -652,7 +669,10 @@ def _train(config, out, device, saved, command, attention_provider, progress) ->
     started = time.perf_counter()
     seed_everything(config.seed)
     data = build_data(config, attention_provider, device=device, progress=progress)
-    model = build_model(config.model, pretrained_backbone=None if saved else config.pretrained_backbone).to(device)
+    model = build_model(config.model, pretrained_backbone=None if saved else config.pretrained_backbone)
+    if saved is None and config.init_weights is not None:
+        _init_from(model, config.init_weights)
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     train_sampler = EpochSampler(
         len(data.train), seed=config.seed, shuffle=True,

@@ -95,9 +95,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='drop the real/fake classifier branch ("no cl" of Table IV)')
     opt(model, "--unet-width", field="model.unet_width", type=int, metavar="C",
         help=f"channels of the first unet_lite stage (default: {d.model.unet_width})")
+    opt(model, "--highpass-stem", field="model.highpass_stem", action="store_true",
+        help="unet_lite: also feed the first layer the image's fixed 3x3 high-pass residual (the default model does)")
     h, w = d.model.preprocessing.size
     model.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"), default=S, dest="input_size",
                        help=f"network input height and width, multiples of 16 (default: {h} {w})")
+    opt(model, "--init-weights", field="init_weights", metavar="FILE",
+        help="start the whole network from these fakelocator weights (.safetensors or .pt), to fine-tune; "
+             "'default' = the embedded default model. Without model options or a YAML model section, "
+             "the network settings are taken from the file")
     opt(model, "--pretrained-backbone", field="pretrained_backbone", metavar="FILE",
         help="local torchvision checkpoint to start the encoder from; nothing is downloaded")
 
@@ -161,7 +167,25 @@ def resolve_config(args: argparse.Namespace):
         node[leaf] = value
     if hasattr(args, "input_size"):
         base["model"]["preprocessing"]["height"], base["model"]["preprocessing"]["width"] = args.input_size
+    if base.get("init_weights") is not None:
+        _adopt_init_weights(base, args, config_file)
     return TrainConfig.from_dict(base)
+
+
+def _adopt_init_weights(base: dict, args: argparse.Namespace, config_file) -> None:
+    """Resolve ``--init-weights default``; with no network settings given, take the file's."""
+    import yaml
+
+    from fakelocator.training.checkpoint import default_weights_path, read_model_config
+
+    if base["init_weights"] == "default":
+        base["init_weights"] = str(default_weights_path())
+    given = hasattr(args, "input_size") or any(k.startswith(PREFIX + "model.") for k in vars(args))
+    if config_file and not given:
+        with open(config_file, encoding="utf-8") as f:
+            given = "model" in (yaml.safe_load(f) or {})
+    if not given:
+        base["model"] = read_model_config(base["init_weights"]).to_dict()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError
 from fakelocator.training.checkpoint import load_model, save_weights
 from fakelocator.training.config import ModelConfig
-from fakelocator.training.model import build_model, load_pretrained_backbone
+from fakelocator.training.model import HighPassStem, build_model, load_pretrained_backbone
 
 BACKBONES = ["unet_lite", "deeplabv3_mobilenet_v3_large", "deeplabv3_resnet101"]
 
@@ -65,6 +65,30 @@ def test_every_parameter_gets_a_gradient():
     (out["map"].mean() + out["logit"].sum()).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing
+
+
+def test_the_highpass_stem_passes_the_image_and_its_residual_which_is_zero_where_the_image_is_flat():
+    x = torch.zeros(1, 3, 8, 8)
+    x[..., 4:, :] = 1.0  # flat halves meeting at a horizontal edge
+    out = HighPassStem(gain=8.0)(x)
+    assert out.shape == (1, 6, 8, 8)
+    torch.testing.assert_close(out[:, :3], x)
+    residual = out[:, 3:]
+    assert not residual[..., :3, :].any() and not residual[..., 5:, :].any(), "flat areas and borders give no residual"
+    torch.testing.assert_close(residual[..., 3, :], torch.full((1, 3, 8), -8 / 3))
+    torch.testing.assert_close(residual[..., 4, :], torch.full((1, 3, 8), 8 / 3))
+
+
+def test_a_highpass_stem_model_round_trips_and_is_refused_on_deeplab(tmp_path):
+    model = build_model(ModelConfig(unet_width=4, highpass_stem=True)).eval()
+    save_weights(tmp_path / "m.safetensors", model)
+    again, _ = load_model(tmp_path / "m.safetensors")
+    assert again.config.highpass_stem
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x)["map"], model(x)["map"])
+    with pytest.raises(FakeLocatorError, match="highpass_stem"):
+        ModelConfig(backbone="deeplabv3_mobilenet_v3_large", highpass_stem=True)
 
 
 def test_weights_round_trip_through_safetensors_with_config_and_provenance(tmp_path):

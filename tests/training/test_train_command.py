@@ -53,6 +53,22 @@ def test_options_override_the_yaml_file_which_overrides_the_defaults(tmp_path):
     assert resolved().epochs == 10
 
 
+def test_init_weights_bring_their_network_settings_unless_some_are_given(tmp_path):
+    from fakelocator.training.checkpoint import save_weights
+    from fakelocator.training.config import ModelConfig
+    from fakelocator.training.model import build_model
+
+    weights = tmp_path / "m.safetensors"
+    save_weights(weights, build_model(ModelConfig(unet_width=4, highpass_stem=True)))
+    adopted = resolved("--init-weights", str(weights))
+    assert adopted.init_weights == str(weights)
+    assert adopted.model.unet_width == 4 and adopted.model.highpass_stem
+    assert resolved("--init-weights", str(weights), "--unet-width", "16").model.unet_width == 16
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"model": {"unet_width": 12}}))
+    assert resolved("--config", str(tmp_path / "c.yaml"), "--init-weights", str(weights)).model.unet_width == 12
+    assert resolved("--init-weights", "default").init_weights.endswith("weights/default/model.safetensors")
+
+
 def test_bad_settings_are_one_line_errors_not_tracebacks(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text("epochz: 3\n")
     assert cli.main(["train", "--config", str(tmp_path / "c.yaml")]) == 2

@@ -141,6 +141,26 @@ def test_a_run_neither_overwrites_another_nor_resumes_what_is_not_there(toy_data
         train(other_model, resume=True, progress=False)
 
 
+def test_fine_tuning_starts_from_the_given_weights_and_refuses_another_network(toy_data, tmp_path):
+    first = train(quick_config(toy_data, tmp_path / "first", epochs=1), progress=False)
+    start, _ = load_model(first.weights)
+
+    tuned_config = quick_config(toy_data, tmp_path / "tuned", epochs=1, lr=1e-12, init_weights=first.weights)
+    tuned, provenance = load_model(train(tuned_config, progress=False).weights)
+    assert provenance["init_weights"] == str(first.weights)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        # a vanishing lr leaves the weights; batch-norm statistics still move, so compare a weight
+        head = "decoder.head.weight"
+        torch.testing.assert_close(tuned.state_dict()[head], start.state_dict()[head])
+        assert tuned(x)["map"].shape == (1, 1, 32, 32)
+
+    wider = quick_config(toy_data, tmp_path / "wider", init_weights=first.weights,
+                         model=ModelConfig(unet_width=8, preprocessing=SIZE))
+    with pytest.raises(FakeLocatorError, match=r"a different network \(unet_width: 4 there, 8 here\)"):
+        train(wider, progress=False)
+
+
 def test_without_a_validation_root_a_seeded_fraction_is_held_out(toy_data, tmp_path):
     config = quick_config(toy_data, tmp_path / "run", val=[], val_fraction=0.25)
     data = trainer.build_data(config)
