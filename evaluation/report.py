@@ -9,14 +9,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fakelocator.evaluation import tables
+from fakelocator.files import atomic_write_bytes
 from fakelocator.evaluation.runner import TABLE_KEYS, Evaluation
 
 PER_IMAGE_FIELDS = ("model", "dataset", "image", "kind", "property", "label", "score", *TABLE_KEYS[5:])
@@ -44,15 +43,7 @@ def jsonable(value: Any) -> Any:
 
 def write_atomic(path: Path, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"))
     return path
 
 

@@ -430,7 +430,7 @@ class EngineSidecar:
         return cls.from_dict(d, source=f"engine sidecar {path}")
 
     def write(self, path: str | Path) -> Path:
-        from fakelocator.export.onnx_file import atomic_write_bytes
+        from fakelocator.files import atomic_write_bytes
 
         atomic_write_bytes(path, self.to_json().encode())
         return Path(path)

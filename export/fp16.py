@@ -14,11 +14,15 @@ not blocked.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
 from fakelocator.metadata import PREPROCESSING_KEY, ModelMetadata, props_of, write_metadata
 from fakelocator.export.onnx_file import save_single_file
+
+log = logging.getLogger(__name__)
 
 #: Op types kept in fp32 in addition to onnxconverter-common's default block list.
 EXTRA_FP32_OPS: tuple[str, ...] = ()
@@ -49,12 +53,22 @@ def convert_model_to_fp16(model, *, keep_fp32_nodes: list[str] | None = None):
     if is_fp16(model):
         raise FakeLocatorError("the model already holds fp16 tensors; convert its fp32 export instead")
     props = props_of(model)
-    converted = float16.convert_float_to_float16(
-        model,
-        keep_io_types=True,
-        op_block_list=fp32_ops(),
-        node_block_list=list(keep_fp32_nodes or []),
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        converted = float16.convert_float_to_float16(
+            model,
+            keep_io_types=True,
+            op_block_list=fp32_ops(),
+            node_block_list=list(keep_fp32_nodes or []),
+        )
+    # the converter warns once per weight below fp16's smallest normal that it rounds to ±1e-7;
+    # one line says how many (usually a handful of near-zero weights, harmless)
+    truncated = sum("will be truncated" in str(w.message) for w in caught)
+    if truncated:
+        log.info("fp16: %d weights smaller than fp16 can hold were set to ±1e-7", truncated)
+    for w in caught:
+        if "will be truncated" not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if PREPROCESSING_KEY in props:  # a fakelocator export; other models get no fakelocator keys
         write_metadata(converted, ModelMetadata.from_props(props, source="model").with_precision("fp16"))
     return converted

@@ -7,12 +7,11 @@ Torch-free: the engine builder and the TensorRT backend use it on machines witho
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
+from fakelocator.files import atomic_write_bytes
 from fakelocator.metadata import PREPROCESSING_KEY, ModelMetadata, props_of
 
 PROTOBUF_LIMIT = 2**31 - 1  # bytes: the most a single-file ONNX (one protobuf message) can hold
@@ -85,20 +84,6 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_single_file(model, path: str | Path) -> Path:

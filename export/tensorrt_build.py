@@ -38,7 +38,8 @@ from fakelocator.export.engine_spec import (
     plan_precision,
     sidecar_path,
 )
-from fakelocator.export.onnx_file import INPUT_NAME, atomic_write_bytes, file_sha256, read_onnx_info
+from fakelocator.export.onnx_file import INPUT_NAME, file_sha256, read_onnx_info
+from fakelocator.files import atomic_write_bytes
 
 INSTALL_HINT = (
     "pip install tensorrt-cu12 (CUDA 12) or tensorrt-cu13 (CUDA 13); its libraries download from NVIDIA's "

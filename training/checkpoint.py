@@ -14,8 +14,6 @@ Two formats:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +21,15 @@ import torch
 
 from fakelocator import __version__
 from fakelocator.errors import FakeLocatorError
+from fakelocator.files import atomic_path
 from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY, PROVENANCE_KEY, VERSION_KEY
 from fakelocator.training.config import ModelConfig
 from fakelocator.training.model import FakeLocatorNet, build_model
 
 
 def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:

@@ -20,12 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from fakelocator.errors import FakeLocatorError
+from fakelocator.files import atomic_path
 
 CACHE_FOLDER = ".attention"
 KEY = "fakelocator.parsing"
@@ -90,16 +90,8 @@ class ParsingCache:
         info = PngImagePlugin.PngInfo()
         info.add_text(KEY, json.dumps(image_key(image, self.parser, identity), sort_keys=True))
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8)).save(f, format="PNG", pnginfo=info)
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            with atomic_path(path, prefix=".tmp-", suffix=".png") as tmp:
+                Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8)).save(tmp, format="PNG", pnginfo=info)
         except OSError as e:
             raise FakeLocatorError(
                 f"cannot write the face-parsing cache {path} ({e.strerror or e}); choose a writable folder "
