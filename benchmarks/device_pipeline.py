@@ -85,13 +85,7 @@ class CopyNetIO(DeviceIO):
         }
 
     def close(self) -> None:
-        for buffer in getattr(self, "_buffers", {}).values():
-            buffer.close()
-        self._buffers = {}
-        stream = getattr(self, "stream", None)
-        if stream is not None:
-            stream.close()
-        self.stream = None
+        self.release_owned()
 
 
 class CopyNet(Backend):

@@ -136,6 +136,17 @@ class DeviceIO(ABC):
     stream: Any
     lock: Any
 
+    def release_owned(self) -> None:
+        """Free the device buffers (``self._buffers``, name → buffer) and the stream that this DeviceIO
+        allocated itself; a DeviceIO that borrows its backend's (TensorRT) does not call it."""
+        for buffer in getattr(self, "_buffers", {}).values():
+            buffer.close()
+        self._buffers = {}
+        stream = getattr(self, "stream", None)
+        if stream is not None:
+            stream.close()
+        self.stream = None
+
     def batch_rows(self, n: int) -> int:
         """Rows the network runs for ``n`` crops (``fixed_batch`` when set)."""
         if not 1 <= n <= self.max_batch:

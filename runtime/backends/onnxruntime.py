@@ -234,11 +234,5 @@ class OnnxRuntimeDeviceIO(DeviceIO):
         return {name: DeviceTensor(int(self._buffers[name].ptr), self._shape(name, rows), np.dtype(np.float32)) for name in self._names}
 
     def close(self) -> None:
-        for buffer in getattr(self, "_buffers", {}).values():
-            buffer.close()
-        self._buffers = {}
-        stream = getattr(self, "stream", None)
-        if stream is not None:
-            stream.close()
-        self.stream = None
+        self.release_owned()
         self.session = self._binding = None
