@@ -56,7 +56,7 @@ class RunStats:
     failed: int = 0
     fake: int = 0
     skipped: int = 0
-    processed: int = 0  # images and frames inferred by this run
+    processed: int = 0  # images and frames inferred by this run (not those that failed to decode)
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -154,7 +154,7 @@ def run(
                 todo.append(item)
         results = locator.locate_iter((i.path for i in todo), on_error="record", keep_images=options.overlay)
         for item, result in zip(todo, results):
-            stats.processed += 1
+            stats.processed += result.error is None
             window.append((item, writer.submit(result, item, "image")))
             drain(limit)
         drain(0)

@@ -127,6 +127,8 @@ def test_bad_inputs_each_get_one_error_record_and_the_rest_completes(tmp_path, m
     err = capsys.readouterr().err
     assert "bad/cut.jpg: truncated JPEG" in err
     assert "8 failed" in err
+    frames = sum(r["kind"] == "frame" and r["error"] is None for r in recs)
+    assert f"{len(ok) + frames} analysed" in err, "inputs that failed to decode are not counted as analysed"
 
 
 def test_16_bit_maps_carry_the_map_at_65535_levels(tmp_path, monkeypatch, good, red_model):
