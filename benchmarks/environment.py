@@ -12,7 +12,6 @@ import importlib.metadata
 import os
 import platform
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -65,18 +64,9 @@ def usable_cores() -> int:
 
 def git_commit(path: Path | None = None) -> dict | None:
     """The commit of the checkout the fakelocator package was imported from, and whether it was modified."""
-    import fakelocator
+    from fakelocator.gitstate import git_state
 
-    where = path or Path(fakelocator.__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        if commit.returncode != 0:
-            return None
-        status = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": commit.stdout.strip(), "modified": bool(status.stdout.strip())}
+    return git_state(path)
 
 
 def gpu_description(device: str) -> dict | None:

@@ -149,15 +149,7 @@ def torch_split(backend, batch: np.ndarray, *, event):
         marks[0].record()
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(backend._device, non_blocking=True)
         marks[1].record()
-        if backend._graph is not None:
-            backend._static_in[:n].copy_(x)
-            backend._graph.replay()
-            out = {k: v[:n] for k, v in backend._static_out.items()}
-        else:
-            x = x.to(backend._dtype)
-            if backend.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            out = backend._forward(x)
+        out = backend.run_on_device(x, n)
         marks[2].record()
         host = {k: v.float().cpu().numpy() for k, v in out.items()}
         marks[3].record()

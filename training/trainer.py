@@ -23,7 +23,6 @@ import math
 import os
 import random
 import shlex
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -38,6 +37,7 @@ from torch.utils.data import DataLoader
 
 from fakelocator import __version__
 from fakelocator.errors import FakeLocatorError
+from fakelocator.gitstate import git_state
 from fakelocator.training.attention.provider import AttentionConfig, build_attention
 from fakelocator.training.augment import AugmentConfig
 from fakelocator.training.checkpoint import load_checkpoint, load_model, save_checkpoint, save_weights
@@ -488,16 +488,8 @@ def seed_everything(seed: int) -> None:
 
 
 def _git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        if commit.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    state = git_state(Path(__file__).resolve().parent)
+    return None if state is None else state["commit"] + ("-dirty" if state["modified"] else "")
 
 
 def provenance(config: TrainConfig, data: Data, device: torch.device, command: str, epochs: int, wall_time: float) -> dict:

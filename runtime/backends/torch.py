@@ -133,18 +133,23 @@ class TorchBackend(Backend):
         n = batch.shape[0]
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self._device, non_blocking=True)
-            if self._graph is not None:
-                if n > self._static_in.shape[0]:
-                    raise FakeLocatorError(f"torch backend: batch {n} exceeds the captured batch {self._static_in.shape[0]}")
-                self._static_in[:n].copy_(x)
-                self._graph.replay()
-                out = {k: v[:n] for k, v in self._static_out.items()}
-            else:
-                x = x.to(self._dtype)
-                if self.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                out = self._forward(x)
+            out = self.run_on_device(x, n)
             return {k: v.float().cpu().numpy() for k, v in out.items()}
+
+    def run_on_device(self, x, n: int) -> dict:
+        """The network on an uploaded float32 batch ``x`` of ``n`` rows: CUDA-graph replay or the
+        forward pass in the backend's dtype and memory format; outputs stay on the device."""
+        torch = self._torch
+        if self._graph is not None:
+            if n > self._static_in.shape[0]:
+                raise FakeLocatorError(f"torch backend: batch {n} exceeds the captured batch {self._static_in.shape[0]}")
+            self._static_in[:n].copy_(x)
+            self._graph.replay()
+            return {k: v[:n] for k, v in self._static_out.items()}
+        x = x.to(self._dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self._forward(x)
 
     def close(self) -> None:
         self._graph = None
