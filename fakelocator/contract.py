@@ -17,22 +17,30 @@ The rule, exactly:
 
 The network's map (height × width) goes back to an image's full resolution by the same bilinear
 rule, then is clipped to [0, 1].
+
+That is the ``fit`` analysis, the paper's. The contract's ``analysis`` field chooses between it and
+``native``, where step 2 is replaced by cutting the image into ``height`` × ``width`` tiles at its own
+scale (overlap ``tile_overlap``, mirrored padding, never resampled), and the tile maps are stitched
+back with the ``tile_window`` blend and the tile scores pooled by ``tile_pooling``: the exact rule is
+``fakelocator.tiling``. A model saved before the field existed loads as ``fit``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 
 import numpy as np
 
 from fakelocator.errors import FakeLocatorError
+from fakelocator.tiling import PADS, POOLINGS, WINDOWS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_RULES = ("bilinear_half_pixel",)
 COLOR_ORDERS = ("RGB", "BGR")
+ANALYSES = ("fit", "native")
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,14 @@ class Preprocessing:
     std: tuple[float, float, float] = IMAGENET_STD
     resize: str = "bilinear_half_pixel"
     map_resize: str = "bilinear_half_pixel"
+    # How an image meets the network (fakelocator.tiling). "fit": resized to height × width, the
+    # map upsampled back (the paper's rule, and every model saved before this field existed).
+    # "native": height × width tiles at the image's own scale, maps stitched, scores pooled.
+    analysis: str = "fit"
+    tile_overlap: int = 32
+    tile_window: str = "linear"
+    tile_pad: str = "symmetric"
+    tile_pooling: str = "max"
 
     def __post_init__(self):
         for name in ("mean", "std"):
@@ -60,13 +76,31 @@ class Preprocessing:
         for name in ("resize", "map_resize"):
             if getattr(self, name) not in RESIZE_RULES:
                 problems.append(f"{name} must be one of {RESIZE_RULES}, got {getattr(self, name)!r}")
+        for name, allowed in (("analysis", ANALYSES), ("tile_window", WINDOWS), ("tile_pad", PADS),
+                              ("tile_pooling", POOLINGS)):
+            if getattr(self, name) not in allowed:
+                problems.append(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if not isinstance(self.tile_overlap, int) or self.tile_overlap < 0 or (
+                self.analysis == "native" and self.tile_overlap >= min(self.height, self.width) // 2):
+            problems.append(f"tile_overlap must be an integer in [0, half the tile), got {self.tile_overlap!r}")
         if problems:
             raise FakeLocatorError("invalid preprocessing contract: " + "; ".join(problems))
 
     @property
     def size(self) -> tuple[int, int]:
-        """(height, width) of the network input."""
+        """(height, width) of the network input (in ``native`` analysis, the tile size)."""
         return self.height, self.width
+
+    @property
+    def native(self) -> bool:
+        return self.analysis == "native"
+
+    def with_analysis(self, analysis: str | None = None, *, tile_overlap: int | None = None,
+                      tile_pooling: str | None = None) -> "Preprocessing":
+        """This contract with the analysis (and tile options) a user asked for; None keeps the model's."""
+        changes = {k: v for k, v in (("analysis", analysis), ("tile_overlap", tile_overlap),
+                                     ("tile_pooling", tile_pooling)) if v is not None}
+        return replace(self, **changes) if changes else self
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -160,6 +194,19 @@ def to_network_input(image: np.ndarray, contract: Preprocessing, color_order: st
     inv_std = 1.0 / (np.asarray(contract.std, np.float32) * 255.0)
     x = (x - mean) * inv_std
     return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def to_network_tiles(image: np.ndarray, contract: Preprocessing, color_order: str):
+    """One uint8 (H, W, 3) image in ``color_order`` → ((n, 3, height, width) float32 tiles, TileGrid), ``native`` rule."""
+    from fakelocator.tiling import TileGrid, extract_tiles, normalize_tiles
+
+    check_color_image(image)
+    if color_order not in COLOR_ORDERS:
+        raise FakeLocatorError(f"color_order must be one of {COLOR_ORDERS}, got {color_order!r}")
+    if color_order != contract.color_order:
+        image = image[:, :, ::-1]
+    grid = TileGrid.of(image.shape[0], image.shape[1], contract.height, contract.width, contract.tile_overlap)
+    return normalize_tiles(extract_tiles(image, grid), contract.mean, contract.std), grid
 
 
 def to_full_resolution(fakeness: np.ndarray, height: int, width: int) -> np.ndarray:
