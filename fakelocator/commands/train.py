@@ -36,7 +36,7 @@ PREFIX = "cfg."  # argument destinations that are TrainConfig fields, as dotted 
 
 
 def _defaults():
-    from fakelocator.training.trainer import TrainConfig
+    from fakelocator.training.train_config import TrainConfig
 
     return TrainConfig()
 
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from fakelocator.training.attention.provider import ATTENTION_MODES
     from fakelocator.training.config import BACKBONES
     from fakelocator.training.losses import MAP_LOSSES
-    from fakelocator.training.trainer import LR_SCHEDULES
+    from fakelocator.training.train_config import LR_SCHEDULES
 
     d = _defaults()
     S = argparse.SUPPRESS
@@ -150,7 +150,7 @@ def resolve_config(args: argparse.Namespace):
     """defaults ← YAML (--config; with --resume and no --config, OUT/config.yaml) ← options → ``TrainConfig``."""
     from pathlib import Path
 
-    from fakelocator.training.trainer import TrainConfig, load_config
+    from fakelocator.training.train_config import TrainConfig, load_config
 
     config_file = args.config
     if config_file is None and args.resume:
