@@ -12,8 +12,9 @@ entire/ folders, or a manifest.csv. --real-dir and --entire-dir add folders of r
 entire syntheses. Without --val, a --val-fraction of the training data is held out.
 
 When the manifest names the manipulated facial property of each fake (Bald, Smile, hair, ...),
-training multiplies face-parsing attention maps into the encoder features (--attention auto); the
-parsing network's weights must be given (--parsing-weights, see docs/faces.md), or --attention off.
+training multiplies face-parsing attention maps into the encoder features (--attention auto) when the
+parsing network's weights are given (--parsing-weights, see docs/faces.md); without them auto trains
+without attention (with a warning), --attention on makes that an error.
 
 Writes to --out: config.yaml, checkpoints/epoch_NNN.pt and last.pt after every epoch, metrics.jsonl
 (train loss; validation loss, ACC, AUC, COSS, PSNR), and model.safetensors at the end.
