@@ -33,6 +33,7 @@ import numpy as np
 
 from fakelocator.contract import Preprocessing, to_network_input
 from fakelocator.errors import FakeLocatorError
+from fakelocator.model_io import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, OUTPUT_NAMES, REQUIRED_OUTPUTS
 
 REAL_IMAGES = ("astronaut", "coffee", "chelsea", "rocket")
 
@@ -130,7 +131,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 def diff_outputs(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], bounds: Bounds) -> tuple[dict[str, Diff], list[str]]:
     """Differences between two outputs dicts and the bounds they break."""
     diffs, failures = {}, []
-    for name in ("map", "score"):
+    for name in REQUIRED_OUTPUTS:
         if name not in got:
             failures.append(f"candidate has no {name!r} output")
             continue
@@ -294,8 +295,6 @@ class OneByOne:
 
 # ---- by file ------------------------------------------------------------------------------------
 
-CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 
 def precision_of(path: str | Path) -> str:
@@ -303,11 +302,11 @@ def precision_of(path: str | Path) -> str:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        from fakelocator.export.onnx_file import read_onnx_info
+        from fakelocator.runtime.onnx_info import read_onnx_info
 
         return read_onnx_info(path).precision
     if suffix in ENGINE_SUFFIXES:
-        from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
+        from fakelocator.runtime.engine_sidecar import EngineSidecar, sidecar_path
 
         sidecar = EngineSidecar.read(sidecar_path(path))
         return "tf32" if sidecar.precision == "fp32" and sidecar.options.tf32 else sidecar.precision

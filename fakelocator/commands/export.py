@@ -224,7 +224,7 @@ def run_check(args) -> int:
 
 def describe(path: Path) -> str:
     """Inputs, outputs, opset and metadata of an ONNX file, or the sidecar of an engine."""
-    from fakelocator.export.parity import ENGINE_SUFFIXES
+    from fakelocator.model_io import ENGINE_SUFFIXES
 
     if path.suffix.lower() == ".onnx":
         from fakelocator.export.onnx_file import read_onnx_info
@@ -290,7 +290,7 @@ def _parity(model: Path, against: Path | None, *, device: str, batch: int, seed:
 def _contract_and_sizes(model: Path):
     """The model's preprocessing contract, and extra (h, w) sizes to test when its H/W are dynamic."""
     from fakelocator.contract import Preprocessing
-    from fakelocator.export.parity import ENGINE_SUFFIXES
+    from fakelocator.model_io import ENGINE_SUFFIXES
 
     if model.suffix.lower() in ENGINE_SUFFIXES:
         from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
