@@ -199,7 +199,7 @@ def check_export(path: str | Path, model, *, dynamic_hw: bool, precision: str, s
     """``onnx.checker`` (full check) and ONNX Runtime vs PyTorch parity for a fresh export."""
     import onnx
 
-    from fakelocator.export.parity import OnnxRuntimeRunner, TorchRunner, compare, standard_cases
+    from fakelocator.export.parity import compare, onnxruntime_runner, standard_cases, torch_runner
 
     try:
         onnx.checker.check_model(str(path), full_check=True)
@@ -210,4 +210,4 @@ def check_export(path: str | Path, model, *, dynamic_hw: bool, precision: str, s
     extra = [(h + 16, w + 48), (max(MIN_DYNAMIC_SIZE, h // 2 + 5), w + 13)] if dynamic_hw else []
     cases = standard_cases(contract, seed=seed, extra_sizes=extra)
     bounds = FP16 if precision == "fp16" else FP32
-    return compare(TorchRunner(model), OnnxRuntimeRunner(path), cases, bounds)
+    return compare(torch_runner(model), onnxruntime_runner(path), cases, bounds)

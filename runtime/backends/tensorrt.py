@@ -188,6 +188,17 @@ class TensorRTBackend(Backend):
         return shape
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        shape = self.upload(batch)
+        self.execute(shape)
+        pinned = self.download()
+        self.stream.synchronize()
+        return {name: np.array(out, dtype=np.float32, copy=True) for name, out in pinned.items()}  # pinned buffers are reused
+
+    # ``infer``'s three steps, each enqueued on ``self.stream`` and returning before the GPU runs it;
+    # public so that the stage benchmark can time them with events between (benchmarks/stages.py).
+
+    def upload(self, batch: np.ndarray) -> tuple[int, ...]:
+        """Stage an (N, 3, h, w) batch in pinned memory and enqueue its copy to the input binding; returns its shape."""
         if self.context is None:
             raise FakeLocatorError("the tensorrt backend is closed")
         shape = tuple(batch.shape)
@@ -199,17 +210,22 @@ class TensorRTBackend(Backend):
         staged = self.host_buffers[INPUT].array(shape, self.dtypes[INPUT])  # (N, 3, h, w), pinned
         staged[...] = batch
         self.device_buffers[INPUT].copy_from_host(staged, stream=self.stream)
+        return shape
+
+    def execute(self, shape: tuple[int, ...]) -> None:
+        """Enqueue the engine on the uploaded input of ``shape``."""
         self._set_input_shape(shape)
         if not self.context.execute_async_v3(self.stream.handle):
             detail = "; ".join(self._logger.errors[-3:]) or "no error message from TensorRT"
             raise FakeLocatorError(f"TensorRT inference failed for a batch of shape {shape}: {detail}")
-        results = {}
+
+    def download(self) -> dict[str, np.ndarray]:
+        """Enqueue the outputs' copies into pinned memory; the arrays hold them once the stream is synchronized."""
+        pinned = {}
         for name in self.outputs:
-            out = self.host_buffers[name].array(self._output_shape(name), self.dtypes[name])
-            self.device_buffers[name].copy_to_host(out, stream=self.stream)
-            results[name] = out
-        self.stream.synchronize()
-        return {name: np.array(out, dtype=np.float32, copy=True) for name, out in results.items()}  # pinned buffers are reused
+            pinned[name] = self.host_buffers[name].array(self._output_shape(name), self.dtypes[name])
+            self.device_buffers[name].copy_to_host(pinned[name], stream=self.stream)
+        return pinned
 
     def device_io(self, batch_size: int) -> "TensorRTDeviceIO":
         """The engine's own device bindings, for the GPU pipeline (see ``TensorRTDeviceIO``)."""
