@@ -360,7 +360,7 @@ class FakeEngineContext:
 def tensorrt_backend(device: FakeDevice, contract, *, batch=(1, 4), input_dtype=np.float32):
     """A ``TensorRTBackend`` as ``_open`` would leave it for an engine running ``tiny_net``, its
     buffers and stream on ``device`` (which must be installed as ``fakelocator.runtime.cuda``)."""
-    from fakelocator.export.engine_spec import ShapeProfile
+    from fakelocator.runtime.engine_sidecar import ShapeProfile
     from fakelocator.runtime.backends.base import ModelInfo
     from fakelocator.runtime.backends.tensorrt import TensorRTBackend
 
