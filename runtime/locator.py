@@ -28,7 +28,7 @@ from fakelocator.errors import FakeLocatorError, InputError
 from fakelocator.runtime.backends import load_backend
 from fakelocator.runtime.backends.base import Backend
 from fakelocator.runtime.decode import DEFAULT_MAX_PIXELS, load_image, to_color_image
-from fakelocator.runtime.pipeline import Job, Runner, background, prefetch
+from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES, Job, Runner, background, prefetch
 from fakelocator.runtime.preprocess import Preprocessor, select_preprocessor
 from fakelocator.runtime.regions import RegionProposal, RegionProvider, clip_boxes
 from fakelocator.runtime.results import BBOX_LEVEL, FrameResult, LocateResult
@@ -67,6 +67,16 @@ class Locator:
             native library has CUDA and a GPU is visible; else on the host, with a log line why),
             "host", or "device" (an error when the GPU path is not possible). See
             ``fakelocator.runtime.device_pipeline``; ``self.pipeline`` says which one runs.
+        analysis: "fit" (the image resized to the network's input, the map upsampled back) or
+            "native" (tiles of the network's input size at the image's own scale, maps stitched,
+            tile scores pooled; docs/runtime.md). None: what the model was made for (its
+            contract; a model saved before the field existed is ``fit``).
+        tile_overlap: ``native``: pixels neighbouring tiles share, in [0, half a tile); None: the model's.
+        tile_pooling: ``native``: how tile scores become the image's score, "max", "mean" or
+            "top2"; None: the model's.
+        max_tiles: ``native``: inputs that take more tiles than this (over all their crops) get an
+            error record instead of a map (never a silent downscale); None for no limit. Default
+            1024 tiles, about 6000 × 6000 pixels with 224² tiles.
     """
 
     def __init__(
@@ -82,12 +92,21 @@ class Locator:
         regions: RegionProvider | None = None,
         bbox_level: float = BBOX_LEVEL,
         pipeline: str = "auto",
+        analysis: str | None = None,
+        tile_overlap: int | None = None,
+        tile_pooling: str | None = None,
+        max_tiles: int | None = DEFAULT_MAX_TILES,
     ):
         if batch_size < 1:
             raise FakeLocatorError(f"batch_size must be >= 1, got {batch_size}")
+        if max_tiles is not None and (not isinstance(max_tiles, int) or max_tiles < 1):
+            raise FakeLocatorError(f"max_tiles must be an integer >= 1 or None, got {max_tiles!r}")
         if not 0.0 <= threshold <= 1.0:
             raise FakeLocatorError(f"threshold must be in [0, 1], got {threshold}")
         self.backend = backend
+        #: The contract this locator runs: the model's, with the analysis and tile options asked for.
+        self.contract = backend.info.preprocessing.with_analysis(analysis, tile_overlap=tile_overlap, tile_pooling=tile_pooling)
+        self.max_tiles = max_tiles
         self.batch_size = batch_size
         self.threshold = threshold
         self.preprocessor = select_preprocessor(preprocessor) if isinstance(preprocessor, str) else preprocessor
@@ -100,7 +119,7 @@ class Locator:
         # ---- GPU pipeline (device_pipeline.py) ----
         from fakelocator.runtime.device_pipeline import choose_pipeline
 
-        self._device_path = choose_pipeline(backend, pipeline, batch_size)
+        self._device_path = choose_pipeline(backend, pipeline, batch_size, self.contract)
         self.pipeline = "host" if self._device_path is None else "device"
         # ----
 
@@ -120,6 +139,10 @@ class Locator:
         regions: RegionProvider | None = None,
         faces: Any = None,
         pipeline: str = "auto",
+        analysis: str | None = None,
+        tile_overlap: int | None = None,
+        tile_pooling: str | None = None,
+        max_tiles: int | None = DEFAULT_MAX_TILES,
         **backend_options: Any,
     ) -> "Locator":
         """Load a model and build a locator around it.
@@ -134,6 +157,8 @@ class Locator:
             faces: ``True`` or a ``fakelocator.runtime.faces.FaceOptions``: detect faces in every
                 image and frame and analyse face crops (the region provider for faces; docs/faces.md).
             pipeline: "auto", "host" or "device": where pre/post-processing runs (see the class).
+            analysis, tile_overlap, tile_pooling, max_tiles: "fit" or "native" analysis and its
+                options (see the class); None keeps what the model was made for.
             backend_options: passed to the backend's ``load`` (e.g. ``threads`` for onnxruntime).
         """
         if faces not in (None, False):
@@ -159,6 +184,10 @@ class Locator:
                 max_pixels=max_pixels,
                 regions=regions,
                 pipeline=pipeline,
+                analysis=analysis,
+                tile_overlap=tile_overlap,
+                tile_pooling=tile_pooling,
+                max_tiles=max_tiles,
             )
         except BaseException:
             loaded.close()
@@ -172,7 +201,8 @@ class Locator:
     def __repr__(self) -> str:
         return (
             f"Locator(model={self.info.path!r}, backend={self.backend.name!r}, device={self.backend.device!r}, "
-            f"batch_size={self.batch_size}, preprocessor={self.preprocessor.name!r}, pipeline={self.pipeline!r})"
+            f"batch_size={self.batch_size}, preprocessor={self.preprocessor.name!r}, pipeline={self.pipeline!r}, "
+            f"analysis={self.contract.analysis!r})"
         )
 
     # ---- images -------------------------------------------------------------------------------
@@ -196,7 +226,8 @@ class Locator:
             on_error: "raise" (InputError on the first bad input) or "record" (a result with ``error``).
             keep_images: attach each decoded image to its result (``result.image``), e.g. for overlays.
             keep_outputs: attach the network's outputs before upsampling (``result.outputs``: the
-                network-resolution ``map`` and the ``features`` vector), e.g. for evaluation.
+                network-resolution ``map`` and the ``features`` vector; in ``native`` analysis the
+                ``tile_maps``, ``tile_scores`` and mean ``features``), e.g. for evaluation.
 
         Returns:
             a ``LocateResult``, or a list of them in input order.
@@ -352,6 +383,8 @@ class Locator:
             keep_images=keep_images,
             keep_outputs=keep_outputs,
             bbox_level=self.bbox_level,
+            contract=self.contract,
+            max_tiles=self.max_tiles,
         )
         if self._device_path is not None:
             runner = self._device_path.runner(self.backend, self.preprocessor, **options)

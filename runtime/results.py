@@ -43,7 +43,8 @@ class LocateResult:
         label: "fake" when ``score >= threshold``, else "real"; None on error.
         bbox: (x0, y0, x1, y1), x1/y1 exclusive, of the pixels where ``map >= 0.1``; None if none are.
         width, height: the image's size (after EXIF orientation); None when it could not be read.
-        timings: milliseconds per stage: ``decode``, ``preprocess``, ``infer``, ``upsample`` (and
+        timings: milliseconds per stage: ``decode``, ``preprocess``, ``infer``, ``upsample`` in
+            ``fit`` analysis, ``decode``, ``tile``, ``infer``, ``stitch`` in ``native`` (and
             ``regions`` with a region provider; the CLI adds ``write``). Batch stages are the batch's
             time divided evenly over the crops in it.
         error: None, or why this input failed (with ``on_error="record"``).
@@ -55,7 +56,11 @@ class LocateResult:
         outputs: with ``keep_outputs=True``, the network's own outputs for this image before
             upsampling: ``map`` (h, w) float32 at the network's input size and, when the model has
             that output, ``features`` (C,) float32 (the encoder features the classifier reads).
-            None otherwise, and when a region provider split the image into crops.
+            None otherwise, and when a region provider split the image into crops. In ``native``
+            analysis: ``tile_maps`` (n, th, tw), ``tile_scores`` (n,) and ``features`` (the mean
+            of the tiles' features).
+        tiles: how many network inputs the image took: in ``fit`` analysis one per crop (1 for a
+            whole image), in ``native`` analysis its tiles (over all its crops); None on error.
     """
 
     source: str
@@ -72,6 +77,7 @@ class LocateResult:
     image: np.ndarray | None = field(default=None, repr=False)
     color_order: str = "BGR"
     outputs: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    tiles: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -90,6 +96,7 @@ class LocateResult:
             "height": self.height,
             "bbox": list(self.bbox) if self.bbox is not None else None,
             "error": self.error,
+            "tiles": self.tiles,
             "timings_ms": {k: round(v, 3) for k, v in self.timings.items()},
         }
         if self.regions is not None:
