@@ -72,6 +72,16 @@ def check_map_out(out: np.ndarray | None, grid: TileGrid, dtype) -> np.ndarray:
     return out
 
 
+def _check_standard_grid(grid: TileGrid, image_size: tuple[int, int], contract: Preprocessing) -> None:
+    """The native kernels compute the layout themselves: ``grid`` must be the rule's for the image."""
+    if tuple(image_size) != (grid.height, grid.width):
+        raise FakeLocatorError(f"image of shape {tuple(image_size)} does not match its tile grid {grid.height}x{grid.width}")
+    if (grid.tile_h, grid.tile_w) != contract.size:
+        raise FakeLocatorError(f"tile grid of {grid.tile_h}x{grid.tile_w} tiles does not match the contract's {contract.height}x{contract.width}")
+    if grid != TileGrid.of(grid.height, grid.width, grid.tile_h, grid.tile_w, grid.overlap):
+        raise FakeLocatorError("the native tiles follow fakelocator.tiling's layout; this grid has other tile starts")
+
+
 def quantize_u8(map_full: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """float32 map → uint8 levels ``floor(clip(m, 0, 1) * 255 + 0.5)`` (NaN → 0), what an 8-bit PNG map stores."""
     x = np.nan_to_num(np.clip(map_full, 0.0, 1.0), nan=0.0)
@@ -131,15 +141,23 @@ class NativePreprocessor:
     def upsample(self, map_hw, height, width, out=None):
         return self._lib.upsample(np.ascontiguousarray(map_hw, np.float32), height, width, out=out)
 
-    # Tiling and stitching: the numpy reference until the native kernels land (same results).
     def tiles(self, image, grid, color_order, contract, out):
-        return NumpyPreprocessor.tiles(self, image, grid, color_order, contract, out)
+        check_color_image(image)
+        _check_standard_grid(grid, image.shape[:2], contract)
+        check_tiles_out(out, grid)
+        self._lib.tiles([image if image.strides[1:] == (3, 1) else np.ascontiguousarray(image)], color_order, contract, out,
+                        overlap=grid.overlap)
+        return out
 
     def stitch(self, maps, grid, window, out=None):
-        return NumpyPreprocessor.stitch(self, maps, grid, window, out)
+        out = check_map_out(out, grid, np.float32)
+        return self._lib.stitch(np.ascontiguousarray(maps, np.float32), (grid.height, grid.width), grid.overlap, out,
+                                window=window)
 
     def stitch_u8(self, maps, grid, window, out=None):
-        return NumpyPreprocessor.stitch_u8(self, maps, grid, window, out)
+        out = check_map_out(out, grid, np.uint8)
+        return self._lib.stitch(np.ascontiguousarray(maps, np.float32), (grid.height, grid.width), grid.overlap, out,
+                                dtype=np.uint8, window=window)
 
     def overlay(self, image_bgr, map_full, alpha, lut):
         return self._lib.overlay(np.ascontiguousarray(image_bgr), np.ascontiguousarray(map_full, np.float32), alpha, lut)
