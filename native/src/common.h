@@ -10,8 +10,10 @@
 
 #if defined(__CUDACC__)
 #define FL_HD __host__ __device__ __forceinline__
+#define FL_UNROLL _Pragma("unroll")
 #else
 #define FL_HD inline
+#define FL_UNROLL
 #endif
 
 namespace fl {
@@ -172,11 +174,14 @@ FL_HD Cover axis_weights_at(int32_t p, int32_t n, int32_t length, int32_t tile, 
   const Cover cover = axis_cover(p, n, length, tile);
   double raw[kMaxCover];
   double total = 0.0;
-  for (int32_t j = 0; j < cover.count && j < kMaxCover; ++j) {
-    raw[j] = raw_window(p - axis_start(cover.first + j, n, length, tile), tile, overlap);
-    total = total + raw[j];
+  // Fixed trip counts (fully unrolled on the GPU), so that raw[] and w[] stay in registers.
+  FL_UNROLL
+  for (int32_t j = 0; j < kMaxCover; ++j) {
+    raw[j] = j < cover.count ? raw_window(p - axis_start(cover.first + j, n, length, tile), tile, overlap) : 0.0;
+    if (j < cover.count) total = total + raw[j];
   }
-  for (int32_t j = 0; j < cover.count && j < kMaxCover; ++j) w[j] = static_cast<float>(ddiv(raw[j], total));
+  FL_UNROLL
+  for (int32_t j = 0; j < kMaxCover; ++j) w[j] = j < cover.count ? static_cast<float>(ddiv(raw[j], total)) : 0.0f;
   return cover;
 }
 

@@ -156,10 +156,12 @@ __global__ void __launch_bounds__(kBlockX* kBlockY) stitch_kernel(const __grid_c
   const int32_t x = blockIdx.x * blockDim.x + threadIdx.x;
   if (x >= it.width) return;
   const int32_t ny = axis_tiles(it.height, it.tile_h, it.overlap), nx = axis_tiles(it.width, it.tile_w, it.overlap);
+  // The covering tiles' arrays are indexed only in fully unrolled loops: they live in registers.
   float wx[kMaxCover], wy[kMaxCover];
   int32_t lx[kMaxCover];
   const Cover cx = axis_weights_at(x, nx, it.width, it.tile_w, it.overlap, wx);
-  for (int32_t j = 0; j < cx.count; ++j) lx[j] = x - axis_start(cx.first + j, nx, it.width, it.tile_w);
+#pragma unroll
+  for (int32_t j = 0; j < kMaxCover; ++j) lx[j] = j < cx.count ? x - axis_start(cx.first + j, nx, it.width, it.tile_w) : 0;
   const uint8_t* maps = reinterpret_cast<const uint8_t*>(it.maps);
   const int32_t y_first = blockIdx.y * blockDim.y * kStitchRows + threadIdx.y;
   for (int r = 0; r < kStitchRows; ++r) {
@@ -167,10 +169,14 @@ __global__ void __launch_bounds__(kBlockX* kBlockY) stitch_kernel(const __grid_c
     if (y >= it.height) return;
     const Cover cy = axis_weights_at(y, ny, it.height, it.tile_h, it.overlap, wy);
     float acc = 0.0f;
-    for (int32_t i = 0; i < cy.count; ++i) {
+#pragma unroll
+    for (int32_t i = 0; i < kMaxCover; ++i) {
+      if (i >= cy.count) break;
       const int32_t ty = cy.first + i;
       const int64_t ly = y - axis_start(ty, ny, it.height, it.tile_h);
-      for (int32_t j = 0; j < cx.count; ++j) {
+#pragma unroll
+      for (int32_t j = 0; j < kMaxCover; ++j) {
+        if (j >= cx.count) break;
         const int64_t tile = static_cast<int64_t>(ty) * nx + cx.first + j;
         const float m = __ldg(reinterpret_cast<const float*>(maps + tile * it.tile_stride + ly * it.map_pitch) + lx[j]);
         acc = add(acc, mul(mul(m, wy[i]), wx[j]));
