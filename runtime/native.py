@@ -3,7 +3,9 @@
 It does the runtime's work around the network: a batch of uint8 frames of any sizes → the
 normalized (N, 3, h, w) network input, and network maps → full-resolution maps and colour-map
 overlays, with the arithmetic of :mod:`fakelocator.contract` (see ``docs/native.md`` for the
-exactness guarantees). The same functions exist on the CPU (threads) and, when the library was
+exactness guarantees); in ``native`` analysis, images → normalized tiles and tile maps → the
+stitched full-resolution map (float32, or the uint8 levels of an 8-bit PNG), with the arithmetic of
+:mod:`fakelocator.tiling`. The same functions exist on the CPU (threads) and, when the library was
 built with nvcc, on a CUDA stream with device pointers, for the GPU pipeline.
 
 The library is optional. :func:`load` finds it lazily, in this order:
@@ -36,13 +38,15 @@ log = logging.getLogger("fakelocator")
 
 LIBRARY_ENV = "FAKELOCATOR_NATIVE_LIB"
 #: Must equal FL_ABI_VERSION in native/include/fakelocator_native.h.
-ABI_VERSION = 1
+ABI_VERSION = 2
 #: Largest image or map side the library accepts (FL_MAX_SIDE).
 MAX_SIDE = 32767
 
 _OK, _INVALID_ARGUMENT, _NO_CUDA_SUPPORT, _CUDA, _INTERNAL = range(5)
-_FLOAT32, _FLOAT16 = 0, 1
+_FLOAT32, _FLOAT16, _UINT8 = 0, 1, 2
 _OUT_DTYPES = {np.dtype(np.float32): _FLOAT32, np.dtype(np.float16): _FLOAT16}
+_MAP_DTYPES = {np.dtype(np.float32): _FLOAT32, np.dtype(np.uint8): _UINT8}
+_WINDOWS = {"linear": 0}
 
 
 class _Image(ctypes.Structure):
@@ -74,6 +78,28 @@ class _PostprocessItem(ctypes.Structure):
         ("image_pitch", ctypes.c_int64),
         ("overlay_out", ctypes.c_void_p),
         ("overlay_out_pitch", ctypes.c_int64),
+    ]
+
+
+class _TileItem(ctypes.Structure):
+    _fields_ = [("image", _Image), ("first", ctypes.c_int32)]
+
+
+class _StitchItem(ctypes.Structure):
+    _fields_ = [
+        ("maps", ctypes.c_void_p),
+        ("map_pitch", ctypes.c_int64),
+        ("tile_stride", ctypes.c_int64),
+        ("height", ctypes.c_int32),
+        ("width", ctypes.c_int32),
+        ("tile_h", ctypes.c_int32),
+        ("tile_w", ctypes.c_int32),
+        ("overlap", ctypes.c_int32),
+        ("window", ctypes.c_int32),
+        ("out_dtype", ctypes.c_int32),
+        ("reserved", ctypes.c_int32),
+        ("out", ctypes.c_void_p),
+        ("out_pitch", ctypes.c_int64),
     ]
 
 
@@ -141,6 +167,11 @@ class NativeLibrary:
             "fl_cuda_device_count": (i32, [ctypes.POINTER(i32)]),
             "fl_preprocess_cuda": (i32, [ctypes.POINTER(_Image), i32, ctypes.POINTER(_PreprocessParams), ptr, ptr]),
             "fl_postprocess_cuda": (i32, [ctypes.POINTER(_PostprocessItem), i32, ptr, ctypes.c_float, ptr]),
+            "fl_tiles_cpu": (i32, [ctypes.POINTER(_TileItem), i32, i32, ctypes.POINTER(_PreprocessParams), ptr, i32]),
+            "fl_stitch_cpu": (i32, [ctypes.POINTER(_StitchItem), i32, i32]),
+            "fl_tile_count": (i32, [i32, i32, i32, i32, i32, ctypes.POINTER(i32)]),
+            "fl_tiles_cuda": (i32, [ctypes.POINTER(_TileItem), i32, i32, ctypes.POINTER(_PreprocessParams), ptr, ptr]),
+            "fl_stitch_cuda": (i32, [ctypes.POINTER(_StitchItem), i32, ptr]),
         }
         for name, (restype, argtypes) in signatures.items():
             fn = getattr(lib, name)
@@ -302,6 +333,104 @@ class NativeLibrary:
         self._call("postprocess", status)
         return (list(maps_out) if maps_out is not None else None), (list(overlays_out) if images is not None else None)
 
+    # ---------------------------------------------------------------- native analysis, CPU
+
+    def tile_count(self, height: int, width: int, tile: tuple[int, int], overlap: int) -> int:
+        """How many tiles an image of (height, width) takes (``fakelocator.tiling.tile_count``)."""
+        count = ctypes.c_int32(0)
+        th, tw = _size(tile, "tile size")
+        self._call("tile_count", self._lib.fl_tile_count(int(height), int(width), th, tw, int(overlap), ctypes.byref(count)))
+        return count.value
+
+    def tiles(
+        self,
+        images: Sequence[np.ndarray],
+        color_order: str,
+        contract: Preprocessing,
+        out: np.ndarray | None = None,
+        *,
+        overlap: int | None = None,
+        start: int = 0,
+        threads: int | None = None,
+    ) -> np.ndarray:
+        """uint8 (H_i, W_i, 3) images in ``color_order`` → their normalized tiles (``native`` analysis).
+
+        Each image is cut into contract-size tiles with ``overlap`` (None: the contract's
+        ``tile_overlap``) by the rule of ``fakelocator.tiling``; image 0's tiles go to ``out[start:]``
+        in layout order, image 1's right after, and so on. ``out`` is a C-contiguous (N, 3, h, w)
+        float32 or float16 array (None: a new float32 one holding exactly the tiles). Returns ``out``.
+        """
+        params = _preprocess_params(color_order, contract, None)
+        overlap = contract.tile_overlap if overlap is None else overlap
+        counts = [self.tile_count(*_image_size(image, f"image {k}"), contract.size, overlap) for k, image in enumerate(images)]
+        if out is None:
+            out = np.empty((start + sum(counts), 3, contract.height, contract.width), np.float32)
+        _check_output(out, (None, 3, contract.height, contract.width), tuple(_OUT_DTYPES), "tiles output")
+        params.out_dtype = _OUT_DTYPES[out.dtype]
+        if start < 0 or start + sum(counts) > out.shape[0]:
+            raise FakeLocatorError(f"tiles: {sum(counts)} tiles from batch index {start} do not fit an output of batch {out.shape[0]}")
+        items = (_TileItem * max(1, len(images)))()
+        first = start
+        for k, (image, count) in enumerate(zip(images, counts)):
+            items[k].image, items[k].first = _host_image(image, f"image {k}"), first
+            first += count
+        status = self._lib.fl_tiles_cpu(items, len(images), int(overlap), ctypes.byref(params), out.ctypes.data, _threads(threads))
+        self._call("tiles", status)
+        return out
+
+    def stitch(
+        self,
+        maps: np.ndarray,
+        size: tuple[int, int],
+        overlap: int,
+        out: np.ndarray | None = None,
+        *,
+        dtype=np.float32,
+        window: str = "linear",
+        threads: int | None = None,
+    ) -> np.ndarray:
+        """One image's (n, h, w) (or (n, 1, h, w)) float32 tile maps → its (H, W) map (``native`` analysis).
+
+        ``size`` = (H, W). float32: the blended map clipped to [0, 1]; uint8: its 8-bit levels
+        ``floor(clip(m, 0, 1) * 255 + 0.5)`` (NaN → 0). ``out``: a C-contiguous (H, W) array of that
+        dtype to overwrite (None: a new one). Returns it.
+        """
+        return self.stitch_batch([maps], [size], overlap, None if out is None else [out], dtype=dtype, window=window, threads=threads)[0]
+
+    def stitch_batch(
+        self,
+        maps: Sequence[np.ndarray],
+        sizes: Sequence[tuple[int, int]],
+        overlap: int,
+        outs: Sequence[np.ndarray] | None = None,
+        *,
+        dtype=np.float32,
+        window: str = "linear",
+        threads: int | None = None,
+    ) -> list[np.ndarray]:
+        """:meth:`stitch` for several images in one call (one pool of threads over all their rows)."""
+        n = len(maps)
+        if len(sizes) != n or (outs is not None and len(outs) != n):
+            raise FakeLocatorError(f"stitch: {n} tile-map arrays, {len(sizes)} sizes and {n if outs is None else len(outs)} outputs")
+        dtype = np.dtype(dtype)
+        if dtype not in _MAP_DTYPES:
+            raise FakeLocatorError(f"a stitched map is float32 or uint8, got {dtype}")
+        sizes = [_size(s, f"stitch size {k}") for k, s in enumerate(sizes)]
+        if outs is None:
+            outs = [np.empty(s, dtype) for s in sizes]
+        items = (_StitchItem * max(1, n))()
+        for k, (m, (h, w), o) in enumerate(zip(maps, sizes, outs)):
+            m = _tile_maps(m, f"tile maps {k}")
+            th, tw = m.shape[1:]
+            want = self.tile_count(h, w, (th, tw), overlap)
+            if m.shape[0] != want:
+                raise FakeLocatorError(f"tile maps {k}: {m.shape[0]} maps, but a {h}x{w} image takes {want} tiles of {th}x{tw} (overlap {overlap})")
+            _check_output(o, (h, w), (dtype,), f"stitch output {k}")
+            items[k] = _StitchItem(m.ctypes.data, m.strides[1], m.strides[0], h, w, th, tw, int(overlap), _window(window),
+                                   _MAP_DTYPES[dtype], 0, o.ctypes.data, o.strides[0])
+        self._call("stitch", self._lib.fl_stitch_cpu(items, n, _threads(threads)))
+        return list(outs)
+
     # ---------------------------------------------------------------- CUDA, device pointers
 
     def cuda_device_count(self) -> int:
@@ -395,6 +524,81 @@ class NativeLibrary:
     def upsample_device(self, maps_ptr: int, map_size: tuple[int, int], sizes: Sequence[tuple[int, int]], maps_out: Sequence[int], *, stream=None) -> None:
         """:meth:`postprocess_device` without overlays: maps to full resolution on the GPU."""
         self.postprocess_device(maps_ptr, map_size, sizes, maps_out=maps_out, stream=stream)
+
+    def tiles_device(
+        self,
+        images: Sequence[DeviceImage],
+        color_order: str,
+        contract: Preprocessing,
+        out_ptr: int,
+        *,
+        overlap: int | None = None,
+        dtype=np.float32,
+        start: int = 0,
+        stream=None,
+    ) -> list[int]:
+        """:meth:`tiles` on the GPU, enqueued on ``stream``; returns each image's tile count.
+
+        ``out_ptr`` holds (N, 3, h, w) ``dtype`` (float32 or float16), e.g. a TensorRT input binding;
+        image 0's tiles go to batch index ``start`` onwards, the next image's right after. The
+        caller makes sure they fit (the counts are :meth:`tile_count`).
+        """
+        params = _preprocess_params(color_order, contract, np.dtype(dtype))
+        overlap = contract.tile_overlap if overlap is None else overlap
+        if start < 0:
+            raise FakeLocatorError(f"tiles_device: start must be >= 0, got {start}")
+        out = _device_ptr(out_ptr, "tiles_device output")
+        items = (_TileItem * max(1, len(images)))()
+        counts, first = [], start
+        for k, image in enumerate(images):
+            items[k].image = _device_image(image, f"device image {k}")
+            items[k].first = first
+            counts.append(self.tile_count(image.height, image.width, contract.size, overlap))
+            first += counts[-1]
+        status = self._lib.fl_tiles_cuda(items, len(images), int(overlap), ctypes.byref(params), out, _stream_handle(stream))
+        self._call("tiles", status)
+        return counts
+
+    def stitch_device(
+        self,
+        maps_ptr: int,
+        tile_size: tuple[int, int],
+        sizes: Sequence[tuple[int, int]],
+        overlap: int,
+        outs: Sequence[int],
+        *,
+        first_tiles: Sequence[int] | None = None,
+        dtype=np.float32,
+        window: str = "linear",
+        stream=None,
+    ) -> None:
+        """:meth:`stitch` on the GPU for several images, enqueued on ``stream``; returns before it runs.
+
+        ``maps_ptr`` holds (N, 1, h, w) float32 tile maps (e.g. the ``map`` output binding), image
+        ``k``'s tiles from batch index ``first_tiles[k]`` (None: one image after the other from 0).
+        ``outs[k]``: a device buffer for image ``k``'s packed (H, W) float32 or uint8 map.
+        """
+        th, tw = _size(tile_size, "tile size")
+        base = _device_ptr(maps_ptr, "stitch_device maps")
+        dtype = np.dtype(dtype)
+        if dtype not in _MAP_DTYPES:
+            raise FakeLocatorError(f"a stitched map is float32 or uint8, got {dtype}")
+        n = len(sizes)
+        if len(outs) != n or (first_tiles is not None and len(first_tiles) != n):
+            raise FakeLocatorError(f"stitch_device: {n} sizes but {len(outs)} outputs"
+                                   + ("" if first_tiles is None else f" and {len(first_tiles)} first tiles"))
+        items = (_StitchItem * max(1, n))()
+        first = 0
+        for k, s in enumerate(sizes):
+            h, w = _size(s, f"stitch size {k}")
+            if first_tiles is not None:
+                first = int(first_tiles[k])
+                if first < 0:
+                    raise FakeLocatorError(f"stitch_device: first tile {k} is negative ({first})")
+            items[k] = _StitchItem(base + first * th * tw * 4, 4 * tw, 4 * th * tw, h, w, th, tw, int(overlap), _window(window),
+                                   _MAP_DTYPES[dtype], 0, _device_ptr(outs[k], f"stitch_device output {k}"), w * dtype.itemsize)
+            first += self.tile_count(h, w, (th, tw), overlap)
+        self._call("stitch", self._lib.fl_stitch_cuda(items, n, _stream_handle(stream)))
 
 
 # -------------------------------------------------------------------- loading
@@ -518,6 +722,30 @@ def _check_packed_image(image: np.ndarray, what: str) -> None:
 def _host_image(image: np.ndarray, what: str) -> _Image:
     _check_packed_image(image, what)
     return _Image(image.ctypes.data, image.strides[0], image.shape[0], image.shape[1])
+
+
+def _image_size(image, what: str) -> tuple[int, int]:
+    _check_packed_image(image, what)
+    return image.shape[0], image.shape[1]
+
+
+def _window(window: str) -> int:
+    if window not in _WINDOWS:
+        raise FakeLocatorError(f"tile window must be one of {tuple(_WINDOWS)}, got {window!r}")
+    return _WINDOWS[window]
+
+
+def _tile_maps(maps, what: str) -> np.ndarray:
+    """(n, h, w) or (n, 1, h, w) float32 tile maps with packed rows → an (n, h, w) view."""
+    if isinstance(maps, np.ndarray) and maps.ndim == 4 and maps.shape[1] == 1:
+        maps = maps[:, 0]
+    if not (isinstance(maps, np.ndarray) and maps.dtype == np.float32 and maps.ndim == 3 and maps.shape[0] >= 1):
+        raise FakeLocatorError(f"{what} must be a float32 (n, h, w) or (n, 1, h, w) array, got "
+                               f"{getattr(maps, 'dtype', type(maps).__name__)} {getattr(maps, 'shape', '')}")
+    _size(maps.shape[1:], f"{what} tile size")
+    if maps.strides[2] != 4 or maps.strides[1] < 4 * maps.shape[2] or maps.strides[0] < maps.strides[1] * maps.shape[1]:
+        raise FakeLocatorError(f"{what} has strides {maps.strides}: rows must be packed and tiles must not overlap in memory")
+    return maps
 
 
 def _map_list(maps) -> list[np.ndarray]:

@@ -24,4 +24,10 @@ FL_API int32_t fl_postprocess_cuda(const fl_postprocess_item*, int32_t, const ui
   return no_cuda("postprocess_cuda");
 }
 
+FL_API int32_t fl_tiles_cuda(const fl_tile_item*, int32_t, int32_t, const fl_preprocess_params*, void*, void*) {
+  return no_cuda("tiles_cuda");
+}
+
+FL_API int32_t fl_stitch_cuda(const fl_stitch_item*, int32_t, void*) { return no_cuda("stitch_cuda"); }
+
 }  // extern "C"

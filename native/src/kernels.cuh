@@ -100,6 +100,96 @@ __global__ void __launch_bounds__(kBlockX* kBlockY) postprocess_kernel(const __g
   }
 }
 
+// ---- native analysis: tiles and stitching ------------------------------------------------------
+
+constexpr int kTileChunk = 64;    // 64 x 40-byte tile descriptors + the 40-byte params: 2.6 KB
+constexpr int kStitchChunk = 16;  // 16 x 72-byte items
+// Output rows per stitch thread: a thread's column weights (float64 arithmetic) are computed once
+// for all of them.
+constexpr int kStitchRows = 16;
+
+struct TileDesc {
+  const uint8_t* data;
+  int64_t pitch;
+  int32_t height, width;  // the image's
+  int32_t y0, x0;         // the tile's top-left corner in it
+  int64_t index;          // batch index of the tile
+};
+
+struct TileBatch {
+  TileDesc tiles[kTileChunk];
+};
+
+struct StitchBatch {
+  fl_stitch_item items[kStitchChunk];
+};
+
+// One thread per tile pixel (all three channels); tiles in blockIdx.z. Pixels beyond the image
+// mirror it, as on the CPU.
+template <bool kHalf>
+__global__ void __launch_bounds__(kBlockX* kBlockY)
+    tiles_kernel(const __grid_constant__ TileBatch batch, const fl_preprocess_params p, void* __restrict__ out) {
+  const int32_t x = blockIdx.x * blockDim.x + threadIdx.x;
+  const int32_t y = blockIdx.y * blockDim.y + threadIdx.y;
+  if (x >= p.out_width || y >= p.out_height) return;
+  const TileDesc t = batch.tiles[blockIdx.z];
+  const uint8_t* src = t.data + static_cast<int64_t>(mirror(t.y0 + y, t.height)) * t.pitch + 3 * mirror(t.x0 + x, t.width);
+  const int64_t plane = static_cast<int64_t>(p.out_height) * p.out_width;
+  const int64_t base = t.index * 3 * plane + static_cast<int64_t>(y) * p.out_width + x;
+#pragma unroll
+  for (int c = 0; c < 3; ++c) {
+    const int ci = p.swap_rb ? 2 - c : c;
+    const float v = mul(sub(static_cast<float>(__ldg(src + ci)), p.mean255[c]), p.inv_std255[c]);
+    if (kHalf)
+      static_cast<__half*>(out)[base + c * plane] = __float2half_rn(v);
+    else
+      static_cast<float*>(out)[base + c * plane] = v;
+  }
+}
+
+// Each thread does kStitchRows output rows of one column (rows blockDim.y apart, so a warp writes
+// one contiguous row segment); items in blockIdx.z. The tiles covering the column and their
+// weights are computed once; per row, those covering the row. Per pixel the sum runs over the
+// covering tiles in row-major tile order, as on the CPU and in the reference.
+__global__ void __launch_bounds__(kBlockX* kBlockY) stitch_kernel(const __grid_constant__ StitchBatch batch) {
+  const fl_stitch_item& it = batch.items[blockIdx.z];
+  const int32_t x = blockIdx.x * blockDim.x + threadIdx.x;
+  if (x >= it.width) return;
+  const int32_t ny = axis_tiles(it.height, it.tile_h, it.overlap), nx = axis_tiles(it.width, it.tile_w, it.overlap);
+  // The covering tiles' arrays are indexed only in fully unrolled loops: they live in registers.
+  float wx[kMaxCover], wy[kMaxCover];
+  int32_t lx[kMaxCover];
+  const Cover cx = axis_weights_at(x, nx, it.width, it.tile_w, it.overlap, wx);
+#pragma unroll
+  for (int32_t j = 0; j < kMaxCover; ++j) lx[j] = j < cx.count ? x - axis_start(cx.first + j, nx, it.width, it.tile_w) : 0;
+  const uint8_t* maps = reinterpret_cast<const uint8_t*>(it.maps);
+  const int32_t y_first = blockIdx.y * blockDim.y * kStitchRows + threadIdx.y;
+  for (int r = 0; r < kStitchRows; ++r) {
+    const int32_t y = y_first + r * blockDim.y;
+    if (y >= it.height) return;
+    const Cover cy = axis_weights_at(y, ny, it.height, it.tile_h, it.overlap, wy);
+    float acc = 0.0f;
+#pragma unroll
+    for (int32_t i = 0; i < kMaxCover; ++i) {
+      if (i >= cy.count) break;
+      const int32_t ty = cy.first + i;
+      const int64_t ly = y - axis_start(ty, ny, it.height, it.tile_h);
+#pragma unroll
+      for (int32_t j = 0; j < kMaxCover; ++j) {
+        if (j >= cx.count) break;
+        const int64_t tile = static_cast<int64_t>(ty) * nx + cx.first + j;
+        const float m = __ldg(reinterpret_cast<const float*>(maps + tile * it.tile_stride + ly * it.map_pitch) + lx[j]);
+        acc = add(acc, mul(mul(m, wy[i]), wx[j]));
+      }
+    }
+    uint8_t* row = static_cast<uint8_t*>(it.out) + static_cast<int64_t>(y) * it.out_pitch;
+    if (it.out_dtype == FL_UINT8)
+      row[x] = static_cast<uint8_t>(level(acc));
+    else
+      reinterpret_cast<float*>(row)[x] = clip01(acc);
+  }
+}
+
 inline unsigned blocks(int32_t n, int32_t per_block) { return static_cast<unsigned>((n + per_block - 1) / per_block); }
 
 // Splits a preprocess call into launches of at most kPreChunk images: launch(grid, block, batch)
@@ -136,6 +226,53 @@ int32_t postprocess_launches(const fl_postprocess_item* items, int32_t n, const 
     batch.alpha = alpha;
     batch.beta = sub(1.0f, alpha);
     const dim3 grid(blocks(max_w, kBlockX), blocks(max_h, kBlockY * kPostRows), count);
+    if (int32_t s = launch(grid, block, batch)) return s;
+  }
+  return FL_OK;
+}
+
+// Splits a tiles call into launches of at most kTileChunk tiles (the images' tiles in layout order).
+template <class Launch>
+int32_t tiles_launches(const fl_tile_item* items, int32_t n, int32_t overlap, const fl_preprocess_params& p, Launch launch) {
+  const dim3 block(kBlockX, kBlockY);
+  TileBatch batch;
+  int32_t count = 0;
+  auto flush = [&]() -> int32_t {
+    if (count == 0) return FL_OK;
+    const dim3 grid(blocks(p.out_width, kBlockX), blocks(p.out_height, kBlockY), count);
+    count = 0;
+    return launch(grid, block, batch);
+  };
+  for (int32_t k = 0; k < n; ++k) {
+    const fl_image& im = items[k].image;
+    const int32_t ny = axis_tiles(im.height, p.out_height, overlap), nx = axis_tiles(im.width, p.out_width, overlap);
+    for (int32_t i = 0; i < ny; ++i)
+      for (int32_t j = 0; j < nx; ++j) {
+        batch.tiles[count++] = TileDesc{im.data, im.pitch, im.height, im.width, axis_start(i, ny, im.height, p.out_height),
+                                        axis_start(j, nx, im.width, p.out_width),
+                                        static_cast<int64_t>(items[k].first) + static_cast<int64_t>(i) * nx + j};
+        if (count == kTileChunk)
+          if (int32_t s = flush()) return s;
+      }
+  }
+  return flush();
+}
+
+// Splits a stitch call into launches of at most kStitchChunk items, each grid sized for the
+// largest image of its chunk.
+template <class Launch>
+int32_t stitch_launches(const fl_stitch_item* items, int32_t n, Launch launch) {
+  const dim3 block(kBlockX, kBlockY);
+  for (int32_t first = 0; first < n; first += kStitchChunk) {
+    StitchBatch batch;
+    const int32_t count = std::min(n - first, kStitchChunk);
+    std::copy(items + first, items + first + count, batch.items);
+    int32_t max_h = 1, max_w = 1;
+    for (int32_t k = 0; k < count; ++k) {
+      max_h = std::max(max_h, batch.items[k].height);
+      max_w = std::max(max_w, batch.items[k].width);
+    }
+    const dim3 grid(blocks(max_w, kBlockX), blocks(max_h, kBlockY * kStitchRows), count);
     if (int32_t s = launch(grid, block, batch)) return s;
   }
   return FL_OK;

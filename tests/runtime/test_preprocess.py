@@ -94,3 +94,12 @@ def test_tiles_and_stitch_refuse_wrong_buffers(rng):
         pre.stitch(maps, grid, "linear", out=np.empty((40, 40), np.float64))
     with pytest.raises(FakeLocatorError, match="stitched map out"):
         pre.stitch_u8(maps, grid, "linear", out=np.empty((40, 41), np.uint8))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (17, 900), (223, 223), (224, 224), (225, 225), (1080, 1920)])
+def test_numpy_tiles_at_the_issue_sizes_are_the_references(shape, rng):
+    contract = Preprocessing(analysis="native")
+    image = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+    want, grid = to_network_tiles(image, contract, "BGR")
+    got = NumpyPreprocessor().tiles(image, grid, "BGR", contract, np.empty_like(want))
+    assert np.array_equal(got, want)
