@@ -137,3 +137,52 @@ def test_procedural_textures_are_varied_deterministic_and_free_of_period2_trace(
     up = [period2_statistic(cv2.resize(procedural_texture((48, 64), np.random.default_rng(s)), (128, 96),
                                        interpolation=cv2.INTER_LINEAR)) for s in range(12)]
     assert np.median(stats) < 0.05 < np.median(up), (np.median(stats), np.median(up))
+
+
+@pytest.mark.parametrize("kind", ["tconv2", "tconv3", "tconv4", "pixelshuffle", "nearest_conv", "bilinear_conv"])
+def test_rgb_blocks_compute_the_torch_layer_they_stand_for(kind):
+    """The full-resolution blocks run a ×2 layer as four 3×3 phase filters (OpenCV); away from the
+    borders that is exactly the torch layer (transposed conv, pixel shuffle, upsample + conv)."""
+    import torch
+
+    from fakelocator.training.synth.gan import _PHASES, _rgb_up, _up_layer, phase_kernels
+
+    rng = np.random.default_rng(0)
+    up = _up_layer(kind, 1, 1, np.ones((1, 1)), 0.3, rng)
+    impulse = torch.zeros(1, 1, 9, 9)
+    impulse[0, 0, 4, 4] = 1.0
+    with torch.no_grad():
+        response = up(impulse)[0, 0].numpy()
+    kernels = phase_kernels(up)
+    assert np.isclose(np.abs(kernels).sum(), np.abs(response).sum(), rtol=1e-5), "the response fits 3×3 per phase"
+    z = rng.normal(size=(20, 24, 3)).astype(np.float32)
+    ours = _rgb_up(z, kernels, np.tile(np.eye(3, dtype=np.float32), (4, 1, 1)))
+    with torch.no_grad():
+        ref = up(torch.from_numpy(z.transpose(2, 0, 1).copy())[:, None])[:, 0].numpy().transpose(1, 2, 0)
+    np.testing.assert_allclose(ours[4:-4, 4:-4], ref[4:-4, 4:-4], atol=1e-5)
+    assert len(_PHASES) == 4
+
+
+@pytest.mark.parametrize("name", ["gan_tconv", "gan_pixelshuffle", "gan_resize_conv"])
+def test_decoder_families_leave_a_periodic_trace_at_native_scale(name):
+    """What the model must find: the fake's second-derivative statistics depend on pixel parity
+    more than the real's, at the image's own pixels."""
+    real = photo(5, 128, 128)
+    base = period2_statistic(real)
+    stats = [period2_statistic(FAMILIES[name].make(real, np.random.default_rng([s, 3]))) for s in range(8)]
+    assert np.median(stats) > base + 0.02, (base, stats)
+
+
+def test_fingerprint_puts_peaks_in_the_spectrum():
+    """Periods 2, 4 and 8 put energy at multiples of 1/8 cycle per pixel (a 128-px image: bins k·16)."""
+    real = photo(6, 128, 128)
+
+    def peak_share(img):
+        spec = np.abs(np.fft.fft2(img.astype(np.float64) @ np.array([0.299, 0.587, 0.114])))
+        spec[0, 0] = 0.0
+        return spec[::16, ::16].sum() / spec.sum()
+
+    base = peak_share(real)
+    for s in range(4):
+        fake = FAMILIES["fingerprint_periodic"].make(real, np.random.default_rng([s, 4]))
+        assert peak_share(fake) > 1.5 * base, (s, base, peak_share(fake))

@@ -8,9 +8,13 @@ Groups (``Family.group``):
 - ``gan_decoder``: a fresh random GAN-like encoder–decoder per sample (``gan``), by upsampling
   layer: ``gan_tconv``, ``gan_pixelshuffle``, ``gan_resize_conv``, ``gan_mixed``;
 - ``resample``: a downscaled copy enlarged back (``upscale_nearest`` … ``upscale_lanczos``,
-  ``upscale_chain`` for a ×2 ×2 progressive enlargement), factor 2×, 3×, 4× or non-integer;
+  ``upscale_chain`` for a ×2 ×2 progressive enlargement, ``upscale_sharpened``), factor 2×, 3×,
+  4× or non-integer;
 - ``self_blend``: the image with itself changed (``selfblend``): ``selfblend_resample``,
-  ``selfblend_colour``, ``selfblend_jpeg``, ``selfblend_blur``, ``selfblend_warp``, ``selfblend_sbi``;
+  ``selfblend_colour``, ``selfblend_jpeg``, ``selfblend_blur``, ``selfblend_smooth``,
+  ``selfblend_warp``, ``selfblend_sbi``;
+- ``fingerprint``: ``fingerprint_periodic``, a brightness-modulated periodic pattern added to the
+  image (the spectral peaks of a generator without its other changes);
 - ``repo_decoder``: the repository's decoders of ``decoder.py`` (Sec. III families incl.
   unpooling), here run at the image's own pixels: ``repo_decoder``, and ``repo_latent_edit`` with an
   attribute edit (``edits.py``) of the latent image.
@@ -34,7 +38,7 @@ from fakelocator.training.synth import gan, selfblend
 from fakelocator.training.synth.config import SynthConfig
 from fakelocator.training.synth.sampling import log_uniform
 
-GROUPS = ("gan_decoder", "resample", "self_blend", "repo_decoder")
+GROUPS = ("gan_decoder", "resample", "self_blend", "fingerprint", "repo_decoder")
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,35 @@ def _upscale_chain(real: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
+def _upscale_sharpened(real: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A bicubic or Lanczos enlargement of a 2–4× smaller copy, then an unsharp mask: the crisp
+    edges, halos and flat texture of a sharpened or "super-resolved" upscale."""
+    import cv2
+
+    up = _upscale(real, rng, ("cubic", "lanczos")[int(rng.integers(2))])
+    sigma, amount = rng.uniform(0.8, 2.0), rng.uniform(0.5, 1.8)
+    x = up.astype(np.float32)
+    return np.clip(np.rint(x + amount * (x - cv2.GaussianBlur(x, (0, 0), sigma))), 0, 255).astype(np.uint8)
+
+
+# --- a generator's additive fingerprint --------------------------------------------------------
+
+def _fingerprint(real: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A periodic fingerprint added to the image: a random zero-mean tile of period 2, 4 or 8 (per
+    axis), the peaks a GAN's upsampling leaves in the spectrum, its amplitude (1–6 grey levels)
+    modulated by the local brightness the way a multiplicative layer would."""
+    h, w = real.shape[:2]
+    py, px = (int(2 ** rng.integers(1, 4)) for _ in range(2))
+    tile = rng.normal(size=(py, px, 3)) * 0.35 + rng.normal(size=(py, px, 1))
+    tile -= tile.mean(axis=(0, 1))
+    tile /= max(float(np.abs(tile).max()), 1e-6)
+    pattern = np.tile(tile.astype(np.float32), (-(-h // py), -(-w // px), 1))[:h, :w]
+    x = real.astype(np.float32)
+    gain = 0.5 + x.mean(axis=2, keepdims=True) / 255.0  # brighter pixels carry more of it
+    amp = log_uniform(rng, 1.0, 6.0)
+    return np.clip(np.rint(x + np.float32(amp) * gain * pattern), 0, 255).astype(np.uint8)
+
+
 # --- (d) the repository's decoders at native scale ---------------------------------------------
 
 _REPO_CFG = SynthConfig()
@@ -141,10 +174,13 @@ _SPECS = (
     ("upscale_bicubic", "resample", partial(_upscale, up="cubic"), "downscaled copy enlarged, bicubic"),
     ("upscale_lanczos", "resample", partial(_upscale, up="lanczos"), "downscaled copy enlarged, Lanczos-4"),
     ("upscale_chain", "resample", _upscale_chain, "4× down, two ×2 enlargements of drawn kinds"),
+    ("upscale_sharpened", "resample", _upscale_sharpened, "bicubic/Lanczos enlargement, then unsharp mask"),
+    ("fingerprint_periodic", "fingerprint", _fingerprint, "additive periodic pattern (period 2/4/8), brightness-modulated"),
     ("selfblend_resample", "self_blend", selfblend.resample, "itself down-up resampled by 1.15–2×"),
     ("selfblend_colour", "self_blend", selfblend.colour_shift, "itself colour-shifted (hue, saturation, contrast, gains)"),
     ("selfblend_jpeg", "self_blend", selfblend.reencode, "itself re-encoded as JPEG at quality 25–85"),
     ("selfblend_blur", "self_blend", selfblend.blur_sharpen, "itself blurred or sharpened"),
+    ("selfblend_smooth", "self_blend", selfblend.smooth, "itself smoothed edge-preservingly (bilateral, median)"),
     ("selfblend_warp", "self_blend", selfblend.warp, "itself slightly shifted, scaled, rotated"),
     ("selfblend_sbi", "self_blend", selfblend.sbi, "SBI recipe: colour and frequency change, slight move"),
     ("repo_decoder", "repo_decoder", partial(_repo_decoder, edit=False), "decoder.py decoders (incl. unpooling) at native scale"),

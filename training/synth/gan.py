@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -40,6 +41,9 @@ ENCODERS = ("avgpool", "pyrdown", "strided_conv")
 NORMS = ("batch", "instance", "none")
 ACTIVATIONS = ("relu", "leaky", "tanh")
 LUMA = np.asarray((0.299, 0.587, 0.114), np.float32)
+#: Blocks whose output level is at least this (a quarter of the pixels or fewer) run on feature
+#: channels in torch; the finer ones on RGB with OpenCV.
+FEATURE_LEVEL = 2
 
 # 1-D kernels whose stride-2 transposed convolution interpolates exactly (sum 2 = two output phases).
 _TCONV_1D = {2: np.array([1.0, 1.0]), 3: np.array([0.5, 1.0, 0.5]), 4: np.array([0.25, 0.75, 0.75, 0.25])}
@@ -54,7 +58,7 @@ class GanSpec:
     depth: int  # k: number of ×2 levels
     encoder: str
     layers: tuple[str, ...]  # per block, coarsest first: "tconv2|3|4", "pixelshuffle", "nearest_conv"…
-    channels: tuple[int, ...]  # C[0] (full resolution) … C[k] (latent)
+    channels: tuple[int, ...]  # C[0] (full resolution) … C[k] (latent); 3 (RGB) at levels 0 and 1
     norm: str
     activation: str
     strength: float  # relative noise on the interpolating weights
@@ -65,7 +69,7 @@ class GanSpec:
 
     @property
     def label(self) -> str:
-        return f"gan[{self.encoder}/{'+'.join(self.layers)}/{self.norm}/{self.activation}/C{self.channels[0]}]"
+        return f"gan[{self.encoder}/{'+'.join(self.layers)}/{self.norm}/{self.activation}/C{self.channels[-1]}]"
 
 
 def draw_gan_spec(rng: np.random.Generator, layers: tuple[str, ...] = UP_LAYERS,
@@ -81,8 +85,13 @@ def draw_gan_spec(rng: np.random.Generator, layers: tuple[str, ...] = UP_LAYERS,
         elif kind == "resize_conv":
             kind = ("nearest_conv", "bilinear_conv")[int(rng.integers(2))]
         names.append(kind)
-    c0 = int((3, 4, 6)[int(rng.integers(3))])
-    channels = tuple(min(16, c0 << j) for j in range(depth + 1))
+    width = int((4, 6, 8)[int(rng.integers(3))])  # feature channels at a quarter resolution
+    # RGB at the two finest levels; features below, doubling per level (at most 16); the latent
+    # always has features (its residual block runs on them)
+    channels = tuple(3 if j < FEATURE_LEVEL and j < depth else min(16, width << max(0, j - FEATURE_LEVEL))
+                     for j in range(depth + 1))
+    if depth < FEATURE_LEVEL:  # a latent at half resolution: fewer features, its block is costly
+        channels = channels[:-1] + (4,)
     return GanSpec(
         depth=depth, encoder=encoder, layers=tuple(names), channels=channels,
         norm=NORMS[int(rng.integers(len(NORMS)))], activation=ACTIVATIONS[int(rng.integers(len(ACTIVATIONS)))],
@@ -164,6 +173,7 @@ def _up_layer(kind: str, c_in: int, c_out: int, base_map: np.ndarray, strength: 
 
 
 def _residual_branch(c: int, spec: GanSpec, rng):
+    """``gain · conv(act(norm(conv(y))))`` on (1, C, h, w) tensors, He-initialised random weights."""
     w1 = _t(rng.normal(size=(c, c, 3, 3)) * math.sqrt(2.0 / (9 * c)))
     b1 = _t(rng.normal(size=c) * 0.1)
     w2 = _t(rng.normal(size=(c, c, 3, 3)) * math.sqrt(2.0 / (9 * c)))
@@ -183,29 +193,153 @@ def _residual_branch(c: int, spec: GanSpec, rng):
     return branch
 
 
+# --- the two finest blocks: RGB channels, OpenCV ------------------------------------------------
+
+_PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
+def phase_kernels(up) -> np.ndarray:
+    """The four 3×3 correlation kernels (phase (dy, dx) in ``_PHASES`` order) of a single-channel
+    ×2 layer ``up`` (a function of a (1, 1, h, w) tensor), read from its response to an impulse:
+    ``out[2m + dy, 2n + dx] = Σ_ab K[a, b] · x[m + a − 1, n + b − 1]`` away from the borders."""
+    impulse = torch.zeros(1, 1, 9, 9)
+    impulse[0, 0, 4, 4] = 1.0
+    with torch.no_grad():
+        r = up(impulse)[0, 0].numpy()  # (18, 18)
+    k = np.empty((4, 3, 3), np.float32)
+    for p, (dy, dx) in enumerate(_PHASES):
+        for a in range(3):
+            for b in range(3):
+                k[p, a, b] = r[2 * (5 - a) + dy, 2 * (5 - b) + dx]
+    return k
+
+
+def _rgb_up(z: np.ndarray, kernels: np.ndarray, mixes: np.ndarray) -> np.ndarray:
+    """(h, w, 3) → (2h, 2w, 3): each output phase is a 3×3 filter of the input, then a colour mix."""
+    import cv2
+
+    h, w = z.shape[:2]
+    out = np.empty((2 * h, 2 * w, 3), np.float32)
+    for p, (dy, dx) in enumerate(_PHASES):
+        phase = cv2.filter2D(z, -1, kernels[p], borderType=cv2.BORDER_REPLICATE)
+        out[dy::2, dx::2] = cv2.transform(phase, mixes[p])
+    return out
+
+
+def _rgb_residual(spec: GanSpec, rng):
+    """The residual branch on RGB: a shared 3×3 kernel, a colour mix, norm, act, and again. The
+    per-channel affine maps (bias, batch or instance norm, gain) are folded into OpenCV transforms."""
+    import cv2
+
+    k1, k2 = (rng.normal(size=(2, 3, 3)) * math.sqrt(2.0 / 9)).astype(np.float32)
+    m1, m2 = rng.normal(size=(2, 3, 3)) * math.sqrt(2.0 / 3)
+    b1 = rng.normal(size=3) * 0.1
+    mean, std = rng.normal(size=3) * 0.2, np.exp(rng.normal(size=3) * 0.3) * 0.3
+    if spec.norm == "batch":  # eval-mode batch norm: fixed (drawn) running statistics
+        first = np.hstack([m1 / std[:, None], ((b1 - mean) / std)[:, None]]).astype(np.float32)
+    else:
+        first = np.hstack([m1, b1[:, None]]).astype(np.float32)
+    second = (m2 * spec.residual).astype(np.float32)
+
+    def branch(y: np.ndarray) -> np.ndarray:
+        t = cv2.transform(cv2.filter2D(y, -1, k1, borderType=cv2.BORDER_REPLICATE), first)
+        if spec.norm == "instance":
+            mu, sd = cv2.meanStdDev(t)
+            inv = 1.0 / np.maximum(sd.ravel(), 1e-3)
+            t = cv2.transform(t, np.hstack([np.diag(inv), (-mu.ravel() * inv)[:, None]]).astype(np.float32))
+        if spec.activation == "relu":
+            np.maximum(t, 0.0, out=t)
+        elif spec.activation == "leaky":
+            np.maximum(t, np.float32(0.2) * t, out=t)
+        else:
+            torch.from_numpy(t).tanh_()
+        return cv2.transform(cv2.filter2D(t, -1, k2, borderType=cv2.BORDER_REPLICATE), second)
+
+    return branch
+
+
+def _rgb_layer(kind: str, spec: GanSpec, rng):
+    """A ×2 layer on RGB: a single-channel ``kind`` layer as phase kernels, and colour mixes that
+    are the same for every phase (interpolate-then-convolve) or drift per phase (sub-pixel layers)."""
+    kernels = phase_kernels(_up_layer(kind, 1, 1, np.ones((1, 1)), spec.strength, rng))
+    mix = np.eye(3) + rng.normal(size=(3, 3)) * 0.1 * spec.strength
+    drift = 0.0 if kind.endswith("_conv") else 0.25 * spec.strength
+    mixes = (mix[None] + rng.normal(size=(4, 3, 3)) * drift).astype(np.float32)
+    return lambda z: _rgb_up(z, kernels, mixes)
+
+
+_BANK_SIDE = 512
+
+
+@lru_cache(maxsize=1)
+def _noise_bank() -> np.ndarray:
+    """A fixed (512, 512, 4) block of standard normal values: invented content is cut from it at a
+    random offset (drawing fresh normals for every level costs more than the rest of the block)."""
+    return np.random.default_rng(20241204).standard_normal((_BANK_SIDE, _BANK_SIDE, 4), np.float32)
+
+
+def _invented(rng, h: int, w: int, amount: float) -> np.ndarray:
+    """(h, w, 3) content a level invents (StyleGAN's noise inputs): mostly shared across channels."""
+    bank = _noise_bank()
+    reps = (-(-h // _BANK_SIDE), -(-w // _BANK_SIDE))
+    if reps != (1, 1):  # larger than the bank: tile it (a repeat period of 512 px is no ×2 trace)
+        bank = np.tile(bank, (*reps, 1))
+    y0, x0 = int(rng.integers(0, bank.shape[0] - h + 1)), int(rng.integers(0, bank.shape[1] - w + 1))
+    block = bank[y0:y0 + h, x0:x0 + w]
+    c = int(rng.integers(4))  # which channel is the shared part
+    mix = np.full((3, 4), 0.45, np.float32) * rng.choice((-1.0, 1.0), size=(3, 4)).astype(np.float32)
+    mix[:, c] = 0.8
+    others = [i for i in range(4) if i != c]
+    for ch in range(3):  # the other channels: one each, per output channel
+        mix[ch, [i for i in others if i != others[ch]]] = 0.0
+    import cv2
+
+    return cv2.transform(block, mix * np.float32(amount))
+
+
 def run_gan(image: np.ndarray, spec: GanSpec, rng: np.random.Generator) -> np.ndarray:
-    """The decoder's output for ``image`` (h, w, 3) float32 in [-1, 1], h and w divisible by 2**k."""
+    """The decoder's output for ``image`` (h, w, 3) float32 in [-1, 1], h and w divisible by 2**k.
+
+    Blocks whose output has a quarter of the pixels or fewer, and the latent's own residual block,
+    run in torch on ``C`` feature channels; the two finest blocks run on the RGB channels with
+    OpenCV (a 3×3 filter per output phase and colour mixes), which keeps a full-resolution block
+    at a few milliseconds.
+    """
     import cv2
 
     levels = _encode(image, spec, rng)
-    qs = [_orthonormal(rng, c) for c in spec.channels]  # qs[j]: (C[j], 3)
+    k = spec.depth
+    latent = levels[k] + _invented(rng, *levels[k].shape[:2], spec.noise)
+    c = spec.channels[k]
+    q = _orthonormal(rng, c)  # (C, 3)
     with torch.no_grad():
-        latent = levels[-1]
-        lh, lw = latent.shape[:2]
-        invented = rng.normal(size=(lh, lw, 1)) * 0.8 + rng.normal(size=(lh, lw, 3)) * 0.45
-        y = _t((latent + spec.noise * invented) @ qs[-1].T).permute(2, 0, 1)[None]  # (1, C[k], lh, lw)
-        for step, j in enumerate(range(spec.depth - 1, -1, -1)):
-            base_map = qs[j] @ qs[j + 1].T  # (C[j], C[j+1]): the image part passes, the rest mixes in
-            up = _up_layer(spec.layers[step], spec.channels[j + 1], spec.channels[j], base_map, spec.strength, rng)
-            branch = _residual_branch(spec.channels[j], spec, rng)
+        y = _t(latent @ q.T).permute(2, 0, 1)[None]  # (1, C, h, w)
+        y = y + _residual_branch(c, spec, rng)(y)
+        step = 0
+        for j in range(k - 1, FEATURE_LEVEL - 1, -1):  # feature blocks (only when k > FEATURE_LEVEL)
+            if step > 0:
+                y = y + _t(_invented(rng, *y.shape[-2:], spec.noise) @ q.T).permute(2, 0, 1)[None]
+            q_next = _orthonormal(rng, spec.channels[j])
+            up = _up_layer(spec.layers[step], c, spec.channels[j], q_next @ q.T, spec.strength, rng)
+            c, q = spec.channels[j], q_next
             y = up(y)
-            y = y + branch(y)
+            y = y + _residual_branch(c, spec, rng)(y)
             if spec.skip[step] > 0:
                 xj, xn = levels[j], levels[j + 1]
                 detail = xj - cv2.resize(xn, (xj.shape[1], xj.shape[0]), interpolation=cv2.INTER_LINEAR)
-                y = y + spec.skip[step] * _t(detail @ qs[j].T).permute(2, 0, 1)[None]
-        out = (y[0].permute(1, 2, 0).numpy() @ qs[0]).astype(np.float32)  # (h, w, 3)
-    return out
+                y = y + spec.skip[step] * _t(detail @ q.T).permute(2, 0, 1)[None]
+            step += 1
+        z = np.ascontiguousarray((y[0].permute(1, 2, 0).numpy() @ q).astype(np.float32))  # back to RGB
+    for j in range(min(k, FEATURE_LEVEL) - 1, -1, -1):  # RGB blocks
+        if step > 0:  # the latent already had its invented content
+            z = z + _invented(rng, *z.shape[:2], spec.noise)
+        z = _rgb_layer(spec.layers[step], spec, rng)(z)
+        z = z + _rgb_residual(spec, rng)(z)
+        if spec.skip[step] > 0:
+            xj, xn = levels[j], levels[j + 1]
+            z += np.float32(spec.skip[step]) * (xj - cv2.resize(xn, (xj.shape[1], xj.shape[0]), interpolation=cv2.INTER_LINEAR))
+        step += 1
+    return z
 
 
 def calibrate(real: np.ndarray, rendered: np.ndarray, target: float, max_gain: float = 2.0) -> np.ndarray:
@@ -232,5 +366,9 @@ def gan_resynthesize(real: np.ndarray, rng: np.random.Generator, layers: tuple[s
     x = real.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
     if ph or pw:
         x = cv2.copyMakeBorder(x, 0, ph, 0, pw, cv2.BORDER_REFLECT_101)
-    out = run_gan(x, spec, rng)[:h, :w]
-    return calibrate(real, (out + np.float32(1.0)) * np.float32(127.5), spec.target)
+    out = (run_gan(x, spec, rng)[:h, :w] + np.float32(1.0)) * np.float32(127.5)
+    # colour matching, as a face swap's blending does: most of the difference's slow part (a global
+    # tint from random colour mixes and biases) goes, its local part (the trace, lost detail) stays
+    diff = out - real.astype(np.float32)
+    out -= np.float32(rng.uniform(0.6, 1.0)) * cv2.blur(diff, (15, 15), borderType=cv2.BORDER_REFLECT)
+    return calibrate(real, out, spec.target)

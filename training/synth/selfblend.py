@@ -78,6 +78,19 @@ def blur_sharpen(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _u8(x + amount * (x - blurred.astype(np.float32)))
 
 
+def smooth(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Edge-preserving smoothing, as beauty filters do: a bilateral filter or a median, partly mixed
+    back with the original."""
+    import cv2
+
+    if rng.random() < 0.7:
+        out = cv2.bilateralFilter(image, int(rng.choice((5, 7))), rng.uniform(15, 45), rng.uniform(2, 6))
+    else:
+        out = cv2.medianBlur(image, 3)
+    keep = rng.uniform(0.0, 0.4)
+    return _u8(out.astype(np.float32) + keep * (image.astype(np.float32) - out))
+
+
 def warp(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A slight sub-pixel shift, scale (±4 %) and rotation (±2°), resampled linearly or cubically."""
     import cv2
