@@ -248,19 +248,24 @@ PIXEL_KEYS = ("pixel_auc", "f1_best", "f1_05")
 
 def pixel_levels(pred) -> np.ndarray:
     """A map in [0, 1] → uint16 levels ``floor(clip(p, 0, 1) * 65535 + 0.5)`` (NaN → 0)."""
-    p = np.nan_to_num(np.asarray(pred, dtype=np.float64), nan=0.0)
-    return np.floor(np.clip(p, 0.0, 1.0) * (PIXEL_LEVELS - 1) + 0.5).astype(np.uint16)
+    q = np.clip(np.asarray(pred, dtype=np.float64), 0.0, 1.0)  # a new array: modified in place below
+    np.nan_to_num(q, copy=False, nan=0.0)
+    q *= PIXEL_LEVELS - 1
+    q += 0.5
+    return np.floor(q, out=q).astype(np.uint16)
 
 
 def level_histograms(levels: np.ndarray, gt_bin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(positive, negative) int64 histograms (``PIXEL_LEVELS`` bins) of ``levels`` over the pixels
-    where ``gt_bin`` is True / False."""
+    """(positive, negative) int64 histograms of ``levels`` over the pixels where ``gt_bin`` is True /
+    False, over the levels that occur, in increasing order (empty levels change neither the AUC nor
+    the best F1, and dropping them keeps the work proportional to the distinct values)."""
     levels, gt_bin = np.asarray(levels), np.asarray(gt_bin, bool)
     if levels.shape != gt_bin.shape:
         raise FakeLocatorError(f"prediction and ground truth differ in shape: {levels.shape} vs {gt_bin.shape}")
     total = np.bincount(levels.ravel(), minlength=PIXEL_LEVELS)
-    pos = np.bincount(levels[gt_bin], minlength=PIXEL_LEVELS)
-    return pos.astype(np.int64), (total - pos).astype(np.int64)
+    present = np.flatnonzero(total)
+    pos = np.bincount(levels[gt_bin], minlength=PIXEL_LEVELS)[present].astype(np.int64)
+    return pos, total[present].astype(np.int64) - pos
 
 
 def histogram_auc(pos: np.ndarray, neg: np.ndarray) -> float:
