@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("outputs")
     g.add_argument("--map-depth", type=int, choices=(8, 16), default=8, help="bits per map pixel (default: 8)")
     g.add_argument("--overlay", action="store_true", help="also write heat-map overlays under DIR/overlays")
-    g.add_argument("--overlay-alpha", type=float, default=0.5, metavar="A", help="overlay heat-map weight (default: 0.5)")
+    g.add_argument("--overlay-alpha", type=float, default=0.6, metavar="A",
+                   help="heat map's opacity where the map is >= 0.6; it fades to transparent at 0.1 (default: 0.6)")
     resume = g.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true", help="skip inputs already recorded in DIR/results.jsonl")
     resume.add_argument("--overwrite", action="store_true", help="start DIR/results.jsonl over")
