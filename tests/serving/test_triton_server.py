@@ -227,6 +227,22 @@ def test_an_unknown_model_or_a_closed_port_is_one_clear_error(served):
             client.locate([b"x"])
 
 
+def test_bench_triton_sweeps_concurrency_levels(served, tmp_path, capsys):
+    from fakelocator.cli import main
+
+    code = main(["bench", "--triton", served.grpc, "--concurrency", "1,3", "--requests", "3", "--triton-inputs", "direct224",
+                 "--pool", "2", "--triton-warmup", "0", "--out", str(tmp_path)])
+    assert code == 0
+    report = json.loads((tmp_path / "triton.json").read_text())
+    assert report["dynamic_batching"] == {"fakelocator": True, "fakelocator_model": True}
+    assert [level["concurrency"] for level in report["levels"]] == [1, 3]
+    for level in report["levels"]:
+        assert level["images"] == 3 and level["errors"] == 0 and level["images_per_s"] > 0
+        assert 0 < level["p50_ms"] <= level["p95_ms"] <= level["p99_ms"]
+        assert level["pipeline_batch"] >= 1 and level["network_batch"] >= 1
+    assert "| concurrency | images/s |" in capsys.readouterr().out
+
+
 def test_sigterm_stops_the_server_within_seconds_and_leaves_no_process(served):
     # the last test of the module: it stops the module's server
     assert _processes_mentioning(str(served.repo)), "the server's processes should be running"
