@@ -9,6 +9,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -147,7 +148,7 @@ def test_a_step_past_its_limit_is_killed_with_its_children_and_keeps_what_it_wro
     slow_result = json.loads((ctx.out / "slow" / "result.json").read_text())
     assert slow_result["metrics"] == {"parsed": True} and slow_result["commands"][0]["timed_out"]
     log = (ctx.out / "slow" / "log.txt").read_text()
-    assert "partial result" in log and "stopped at its limit of 2 s" in log
+    assert "partial result" in log and re.search(r"\[gpu-check\] stopped after \d+ s \(limit 2 s\)", log)
     assert not running(int(pid_file.read_text())), "the grandchild went with its process group"
     assert "budget" in summary["steps"][2]["reason"]
     with tarfile.open(tmp_path / "export" / "gpu-check.tar.gz") as tar:
@@ -155,6 +156,28 @@ def test_a_step_past_its_limit_is_killed_with_its_children_and_keeps_what_it_wro
         assert "gpu-check/slow/log.txt" in names and "gpu-check/big.bin" not in names
         assert b"big.bin" in tar.extractfile("gpu-check/LEFT_OUT.txt").read()
     assert json.loads((tmp_path / "export" / "summary.json").read_text())["final"] is True
+
+
+def test_a_step_waits_a_bounded_time_for_a_background_step_it_needs(gc, tmp_path, monkeypatch):
+    monkeypatch.setattr(gc, "JOIN_WAIT_S", 1.0)
+
+    def start(ctx, run):
+        run.job = ctx.start(run, [sys.executable, "-c", "import time; print('building', flush=True); time.sleep(60)"])
+        ctx.background.append(run.job)
+
+    def uses(ctx, run):
+        ctx.call(run, [sys.executable, "-c", "print('measuring')"])
+
+    steps = [gc.Step("bg", "g", "bg", 1, 50, start, finish=gc.wait_background),
+             gc.Step("other", "g", "other", 1, 10, uses), gc.Step("needs-bg", "g", "needs", 1, 10, uses, needs=("bg",))]
+    ctx = context(gc, tmp_path, budget_s=100)
+    t0 = time.monotonic()
+    gc.Runner(ctx, steps, None).run()
+    assert time.monotonic() - t0 < 20
+    results = {s["name"]: s for s in json.loads((ctx.out / "summary.json").read_text())["steps"]}
+    assert results["bg"]["status"] == "timed_out" and results["needs-bg"]["status"] == "passed"
+    assert any("ran beside the background step bg" in n for n in results["other"]["notes"])
+    assert "building" in (ctx.out / "bg" / "log.txt").read_text() and not ctx.background
 
 
 # ------------------------------------------------------------------------------ figures
