@@ -10,6 +10,11 @@ implementations:
   library is built; ``select_preprocessor("auto")`` prefers it.
 
 The map goes back to full resolution with the contract's own ``to_full_resolution``.
+
+In ``native`` analysis (``fakelocator.tiling``) the same two implementations cut an image into
+normalized tiles (``tiles``) and stitch the tile maps back into its full-resolution map (``stitch``,
+float32; ``stitch_u8``, the 8-bit levels an 8-bit PNG stores, without a float32 full-resolution
+map in between).
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from fakelocator.contract import Preprocessing, to_full_resolution, to_network_input
+from fakelocator.contract import COLOR_ORDERS, Preprocessing, check_color_image, to_full_resolution, to_network_input
 from fakelocator.errors import FakeLocatorError
+from fakelocator.tiling import TileGrid, extract_tiles, normalize_tiles, stitch
 
 
 class Preprocessor(Protocol):
@@ -32,6 +38,48 @@ class Preprocessor(Protocol):
 
     def upsample(self, map_hw: np.ndarray, height: int, width: int, out: np.ndarray | None = None) -> np.ndarray:
         """(h, w) float32 map → (height, width) float32 in [0, 1] by the contract's bilinear rule."""
+
+    def tiles(self, image: np.ndarray, grid: TileGrid, color_order: str, contract: Preprocessing, out: np.ndarray) -> np.ndarray:
+        """uint8 (H, W, 3) image in ``color_order`` → ``out`` (len(grid), 3, h, w) float32 tiles, filled and returned.
+
+        ``out`` is usually a slice of the batch's network input; the tiles follow
+        ``fakelocator.tiling`` (mirrored padding, the contract's colour order and normalization).
+        """
+
+    def stitch(self, maps: np.ndarray, grid: TileGrid, window: str, out: np.ndarray | None = None) -> np.ndarray:
+        """(len(grid), h, w) float32 tile maps → (H, W) float32 map in [0, 1] (blended, then clipped)."""
+
+    def stitch_u8(self, maps: np.ndarray, grid: TileGrid, window: str, out: np.ndarray | None = None) -> np.ndarray:
+        """Like ``stitch``, as the 8-bit levels ``floor(clip(map, 0, 1) * 255 + 0.5)`` (NaN → 0), (H, W) uint8."""
+
+
+def check_tiles_out(out: np.ndarray, grid: TileGrid) -> None:
+    """``out`` must be a C-contiguous float32 (len(grid), 3, tile_h, tile_w) array."""
+    want = (len(grid), 3, grid.tile_h, grid.tile_w)
+    if not (isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == want and out.flags.c_contiguous):
+        raise FakeLocatorError(f"tiles out must be a C-contiguous float32 array of shape {want}, got "
+                               f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', None)}")
+
+
+def check_map_out(out: np.ndarray | None, grid: TileGrid, dtype) -> np.ndarray:
+    """A (H, W) ``dtype`` output buffer: ``out`` when it fits, a new one when None; anything else is refused."""
+    want = (grid.height, grid.width)
+    if out is None:
+        return np.empty(want, dtype)
+    if not (isinstance(out, np.ndarray) and out.dtype == dtype and out.shape == want and out.flags.c_contiguous):
+        raise FakeLocatorError(f"stitched map out must be a C-contiguous {np.dtype(dtype).name} array of shape {want}, "
+                               f"got {getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', None)}")
+    return out
+
+
+def quantize_u8(map_full: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 map → uint8 levels ``floor(clip(m, 0, 1) * 255 + 0.5)`` (NaN → 0), what an 8-bit PNG map stores."""
+    x = np.nan_to_num(np.clip(map_full, 0.0, 1.0), nan=0.0)
+    x = np.floor(x * np.float32(255) + np.float32(0.5))
+    if out is None:
+        return x.astype(np.uint8)
+    out[...] = x
+    return out
 
 
 class NumpyPreprocessor:
@@ -49,6 +97,24 @@ class NumpyPreprocessor:
         out[...] = full
         return out
 
+    def tiles(self, image, grid, color_order, contract, out):
+        check_color_image(image)
+        check_tiles_out(out, grid)
+        if color_order not in COLOR_ORDERS:
+            raise FakeLocatorError(f"color_order must be one of {COLOR_ORDERS}, got {color_order!r}")
+        if color_order != contract.color_order:
+            image = image[:, :, ::-1]
+        return normalize_tiles(extract_tiles(image, grid), contract.mean, contract.std, out=out)
+
+    def stitch(self, maps, grid, window, out=None):
+        out = check_map_out(out, grid, np.float32)
+        stitch(np.asarray(maps, np.float32), grid, window, out=out)
+        return np.clip(out, 0.0, 1.0, out=out)
+
+    def stitch_u8(self, maps, grid, window, out=None):
+        out = check_map_out(out, grid, np.uint8)
+        return quantize_u8(stitch(np.asarray(maps, np.float32), grid, window), out=out)
+
 
 class NativePreprocessor:
     """Adapter over the native library's object (``fakelocator.runtime.native.load()``)."""
@@ -64,6 +130,16 @@ class NativePreprocessor:
 
     def upsample(self, map_hw, height, width, out=None):
         return self._lib.upsample(np.ascontiguousarray(map_hw, np.float32), height, width, out=out)
+
+    # Tiling and stitching: the numpy reference until the native kernels land (same results).
+    def tiles(self, image, grid, color_order, contract, out):
+        return NumpyPreprocessor.tiles(self, image, grid, color_order, contract, out)
+
+    def stitch(self, maps, grid, window, out=None):
+        return NumpyPreprocessor.stitch(self, maps, grid, window, out)
+
+    def stitch_u8(self, maps, grid, window, out=None):
+        return NumpyPreprocessor.stitch_u8(self, maps, grid, window, out)
 
     def overlay(self, image_bgr, map_full, alpha, lut):
         return self._lib.overlay(np.ascontiguousarray(image_bgr), np.ascontiguousarray(map_full, np.float32), alpha, lut)
