@@ -22,7 +22,9 @@ One item, at the image's **native scale** (the model is trained for ``native`` a
 4. a ``crop`` × ``crop`` crop — for a partial edit, centred near the region most of the time — with
    mirrored padding when the window came out smaller (the tile rule of the runtime).
 
-The training target is Eq. 7 scaled by ``1 / gt_scale`` and clipped to [0, 1]: Eq. 7 is the
+The training target is Eq. 7, smoothed by a Gaussian of ``gt_sigma`` pixels (the difference of a
+resampled texture flickers from pixel to pixel inside the region; the region is what a user needs
+lit), scaled by ``1 / gt_scale`` and clipped to [0, 1]: Eq. 7 is the
 difference over 255, so an edit of 10 grey levels is 0.04, and a map trained to reproduce such
 values is dim everywhere. Scaled, the map is bright where the image was changed by at least
 ``gt_scale × 255`` levels (COSS, pixel AUC and F1 read the same region; only PSNR against Eq. 7
@@ -59,6 +61,7 @@ class StreamConfig:
         p_region_crop: for partial edits, the probability that the crop is centred near the region
             (otherwise anywhere: the crop may miss the region and then is labelled real).
         gt_scale: Eq. 7 value that maps to a target of 1 (see the module).
+        gt_sigma: Gaussian smoothing of Eq. 7 before scaling, in pixels; 0 = none.
         label_level, label_area: a crop is "fake" when at least ``label_area`` of its pixels reach
             ``label_level`` in the target (or it is a whole-image synthesis).
         photos: extra folders of real photos (besides the bundled ones).
@@ -74,6 +77,7 @@ class StreamConfig:
     p_post: float = 0.6
     p_region_crop: float = 0.85
     gt_scale: float = 0.04
+    gt_sigma: float = 1.5
     label_level: float = 0.5
     label_area: float = 0.004
     photos: tuple[str, ...] = ()
@@ -265,9 +269,19 @@ def make_item(recipe: Recipe, crop: int, rng: np.random.Generator) -> Item:
     else:
         y0, x0 = int(rng.integers(0, max(1, h - crop + 1))), int(rng.integers(0, max(1, w - crop + 1)))
     image, gt = _crop_at([image, gt], y0, x0, crop)
-    target = np.clip(gt / cfg.gt_scale, 0.0, 1.0).astype(np.float32)
+    target = make_target(gt, cfg)
     label = int(whole or (family != "" and float((target >= cfg.label_level).mean()) >= cfg.label_area))
     return Item(image, gt.astype(np.float32), target, label, family if label else "", shape if label else "")
+
+
+def make_target(gt: np.ndarray, cfg: StreamConfig) -> np.ndarray:
+    """Eq. 7 (H, W) → the training target (H, W) float32 in [0, 1] (see the module)."""
+    import cv2
+
+    g = np.asarray(gt, np.float32)
+    if cfg.gt_sigma > 0 and not (g.min() == g.max()):
+        g = cv2.GaussianBlur(g, (0, 0), cfg.gt_sigma, borderType=cv2.BORDER_REFLECT)
+    return np.clip(g / np.float32(cfg.gt_scale), 0.0, 1.0).astype(np.float32)
 
 
 def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
