@@ -34,15 +34,25 @@ def provenance(config: TrainConfig, data: Data, device: torch.device, command: s
         "val": list(config.val),
         "real_dirs": list(config.real_dirs),
         "entire_dirs": list(config.entire_dirs),
-        "train_images": count_kinds(data.train.samples),
-        "val_images": count_kinds(data.val.samples) if data.val else {},
+        "train_images": _count(data.train),
+        "val_images": _count(data.val) if data.val else {},
+        "stream": None if config.stream is None else {
+            **config.stream.to_dict(), "items_per_epoch": config.stream_items, "val_items": config.stream_val_items,
+            "families_used": list(getattr(getattr(data.train, "recipe", None), "families", ()) or ()),
+        },
         "seed": config.seed,
         "epochs": epochs,
         "wall_time_s": round(wall_time, 3),
         "pretrained_backbone": config.pretrained_backbone,
         "init_weights": config.init_weights,
-        "attention": _attention_provenance(data.train.attention_provider),
+        "attention": _attention_provenance(getattr(data.train, "attention_provider", None)),
     }
+
+
+def _count(dataset) -> dict:
+    if hasattr(dataset, "samples"):
+        return count_kinds(dataset.samples)
+    return {"synthesized_per_epoch": len(dataset)}
 
 
 def _attention_provenance(provider) -> dict | str | None:

@@ -13,6 +13,7 @@ from typing import Any
 from fakelocator.errors import FakeLocatorError
 from fakelocator.files import atomic_write_text
 from fakelocator.training.attention.provider import AttentionConfig
+from fakelocator.training.stream import StreamConfig
 from fakelocator.training.augment import AugmentConfig
 from fakelocator.training.config import ModelConfig
 from fakelocator.training.losses import LossConfig
@@ -48,6 +49,11 @@ class TrainConfig:
         deterministic: deterministic algorithms on CUDA too (slower); the CPU is deterministic anyway.
         keep_checkpoints: keep only the newest N ``checkpoints/epoch_NNN.pt``; 0 keeps all.
         out: output folder.
+        stream: synthesize training crops on the fly (``training/stream.py``, a ``StreamConfig``)
+            instead of (or, with ``data``, never besides) reading datasets from disk: an endless,
+            seeded stream; None = read ``data``.
+        stream_items: with ``stream``: items per epoch (each epoch is a fresh draw).
+        stream_val_items: with ``stream``: size of the fixed validation draw (seed + 1); 0 = none.
     """
 
     data: tuple[str, ...] = ()
@@ -77,6 +83,9 @@ class TrainConfig:
     deterministic: bool = False
     keep_checkpoints: int = 0
     out: str = "runs/train"
+    stream: StreamConfig | None = None
+    stream_items: int = 8000
+    stream_val_items: int = 256
 
     def __post_init__(self):
         for name in ("data", "val", "real_dirs", "entire_dirs"):
@@ -108,6 +117,13 @@ class TrainConfig:
             problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 <= self.val_fraction < 1:
             problems.append(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if isinstance(self.stream, dict):
+            object.__setattr__(self, "stream", StreamConfig.from_dict(self.stream))
+        if self.stream is not None and (self.data or self.real_dirs or self.entire_dirs):
+            problems.append("give either a synthesis stream or dataset folders (data, real_dirs, entire_dirs), not both")
+        for name in ("stream_items", "stream_val_items"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
+                problems.append(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
         if problems:
             raise FakeLocatorError("invalid training config: " + "; ".join(problems))
 
@@ -115,6 +131,7 @@ class TrainConfig:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["model"], d["loss"], d["augment"] = self.model.to_dict(), asdict(self.loss), self.augment.to_dict()
         d["attention"] = self.attention.to_dict()
+        d["stream"] = None if self.stream is None else self.stream.to_dict()
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod

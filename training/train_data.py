@@ -35,7 +35,10 @@ def build_data(
 
     Without an ``attention_provider``, ``config.attention`` decides whether the training side gets
     face-parsing attention maps (parsed on ``device`` now, cached next to the data).
+    With ``config.stream``, both sides are synthesized on the fly (``training/stream.py``).
     """
+    if config.stream is not None:
+        return _stream_data(config)
     if not (config.data or config.real_dirs or config.entire_dirs):
         raise FakeLocatorError("no training data: give a dataset root (--data ROOT), --real-dir or --entire-dir")
     samples = collect_samples(
@@ -63,6 +66,19 @@ def build_data(
     pre = config.model.preprocessing
     train = FakeLocatorDataset(samples, pre, augment=config.augment, seed=config.seed, attention_provider=attention_provider)
     val = FakeLocatorDataset(val_samples, pre, augment=None, seed=config.seed) if val_samples else None
+    return Data(train, val)
+
+
+def _stream_data(config: TrainConfig) -> Data:
+    from fakelocator.training.stream import Recipe, SynthStream
+
+    pre = config.model.preprocessing
+    recipe = Recipe(config.stream)
+    train = SynthStream(config.stream, pre, length=config.stream_items, seed=config.seed, recipe=recipe)
+    val = (SynthStream(config.stream, pre, length=config.stream_val_items, seed=config.seed + 1, recipe=recipe, fixed_epoch=0)
+           if config.stream_val_items else None)
+    log.info("train: %d synthesized %d-px crops per epoch from %d photos and %d families (%s); val: %d fixed items",
+             len(train), train.crop, len(recipe.photos), len(recipe.families), ", ".join(recipe.families), len(val or ()))
     return Data(train, val)
 
 
