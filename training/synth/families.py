@@ -196,6 +196,17 @@ FAMILIES: dict[str, Family] = {name: Family(name, group, fn, desc) for name, gro
 HELD_OUT: tuple[str, ...] = ("gan_pixelshuffle", "selfblend_jpeg", "upscale_lanczos")
 
 
+def blend(real: np.ndarray, candidate: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``real + mask · (candidate − real)``, rounded to uint8: the skip-connection repair that puts a
+    re-synthesized candidate into the real through a soft ``mask`` (H, W) in [0, 1]. Where the mask
+    is 0 the pixels are exactly the real ones, so Eq. 7 of (real, result) is 0 there."""
+    if candidate.shape != real.shape or mask.shape != real.shape[:2]:
+        raise ValueError(f"blend: real {real.shape}, candidate {candidate.shape} and mask {mask.shape} differ in size")
+    base = real.astype(np.float32)
+    out = base + mask[..., None].astype(np.float32) * (candidate.astype(np.float32) - base)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 def training_families(held_out: tuple[str, ...] = HELD_OUT) -> dict[str, Family]:
     """``FAMILIES`` without ``held_out`` (names that are not families are an error)."""
     unknown = [n for n in held_out if n not in FAMILIES]
