@@ -29,27 +29,31 @@ from fakelocator.training.synth.textures import procedural_texture
 TILE = 160
 
 
+_SHEET_PHOTOS = ("data/astronaut.png", "mpl-data/sample_data/grace_hopper.jpg", "data/coffee.png",
+                 "datasets/images/china.jpg", "data/chelsea.png")
+
+
 def _sources(size: int) -> list[np.ndarray]:
     """Native-scale crops (no resize) of a few bundled photos; procedural textures when none is installed."""
-    from fakelocator.training.synth.photos import bundled_photos, read_rgb
+    from fakelocator.training.synth.photos import BUNDLED, _package_dir, read_rgb
 
-    photos, _ = bundled_photos()
-    wanted = ("skimage:astronaut", "matplotlib:grace_hopper", "skimage:coffee", "sklearn:china", "skimage:chelsea")
     crops = []
-    for p in sorted(photos, key=lambda p: wanted.index(p.name) if p.name in wanted else len(wanted)):
-        img = read_rgb(p.path)
+    for resource in _SHEET_PHOTOS:
+        item = next(b for b in BUNDLED if b.resource == resource)
+        root = _package_dir(item.package)
+        if root is None or not (root / resource).is_file():
+            continue
+        img = read_rgb(root / resource)
         h, w = img.shape[:2]
         if min(h, w) < size:
             continue
-        faces = [f for f in p.faces if f[2] <= size]
+        faces = [f for f in item.faces if f[2] <= size] if item.size == (w, h) else []
         if faces:  # centre the crop on the face
             fx, fy, fw, fh = faces[0]
             y0, x0 = int(np.clip(fy + fh / 2 - size / 2, 0, h - size)), int(np.clip(fx + fw / 2 - size / 2, 0, w - size))
         else:
             y0, x0 = (h - size) // 2, (w - size) // 2
         crops.append(np.ascontiguousarray(img[y0:y0 + size, x0:x0 + size]))
-        if len(crops) == len(wanted):
-            break
     if not crops:
         crops = [procedural_texture((size, size), np.random.default_rng(i)) for i in range(3)]
     return crops
@@ -92,14 +96,14 @@ def family_panel(name: str, real: np.ndarray, rng: np.random.Generator, shape: s
     return np.concatenate([caption, body], axis=0)
 
 
-def write_family_sheet(path: str | Path, *, seed: int = 0, columns: int = 2) -> Path:
-    """A PNG with one panel per family, ``columns`` panels per row. Returns its path."""
+def write_family_sheet(path: str | Path, *, seed: int = 0, columns: int = 2, names: tuple[str, ...] = ()) -> Path:
+    """A PNG with one panel per family (``names``, default all), ``columns`` per row. Returns its path."""
     import cv2
 
     sources = _sources(TILE)
     shapes = [s for s in SHAPES if s != "whole"]
     panels = [family_panel(name, sources[i % len(sources)], np.random.default_rng([seed, i]), shapes[i % len(shapes)])
-              for i, name in enumerate(FAMILIES)]
+              for i, name in enumerate(names or FAMILIES)]
     blank = np.full_like(panels[0], 255)
     panels += [blank] * (-len(panels) % columns)
     gap = np.full((panels[0].shape[0], 8, 3), 255, np.uint8)
@@ -112,7 +116,7 @@ def write_family_sheet(path: str | Path, *, seed: int = 0, columns: int = 2) -> 
     sheet = np.concatenate(rows, axis=0)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(sheet[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(sheet[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 6])
     if not ok:
         raise ValueError(f"{path}: PNG encoding failed")
     path.write_bytes(buf.tobytes())
@@ -129,11 +133,13 @@ def _median_ms(fn, n: int) -> float:
     return 1000.0 * float(np.median(times))
 
 
-def time_all(size: int = 320, n: int = 20) -> list[tuple[str, str, float]]:
-    """(kind, name, median CPU ms per call) for every family, shape, ``postprocess`` and texture."""
+def time_all(size: int = 320, n: int = 20, names: tuple[str, ...] = ()) -> list[tuple[str, str, float]]:
+    """(kind, name, median CPU ms per call) for every family (``names``, default all), shape,
+    ``postprocess`` and texture."""
     real = _sources(size)[0]
     rows = []
-    for name, fam in FAMILIES.items():
+    for name in names or FAMILIES:
+        fam = FAMILIES[name]
         rows.append(("family", name, _median_ms(lambda i, f=fam: f.make(real, np.random.default_rng([i, 5])), n)))
     for shape in SHAPES:
         rows.append(("shape", shape, _median_ms(lambda i, s=shape: make_mask(s, (size, size), np.random.default_rng(i)), n)))
@@ -151,20 +157,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timing", action="store_true", help="print median CPU ms per call (one thread)")
     parser.add_argument("--size", type=int, default=320, help="side of the square image timed")
     parser.add_argument("--n", type=int, default=20, help="calls timed per item")
+    parser.add_argument("--families", nargs="+", default=(), metavar="NAME", help="only these families")
     args = parser.parse_args(argv)
     if not args.sheet and not args.timing:
         parser.error("nothing to do: pass --sheet PATH and/or --timing")
+    unknown = [n for n in args.families if n not in FAMILIES]
+    if unknown:
+        parser.error(f"unknown families {', '.join(unknown)}; known: {', '.join(FAMILIES)}")
+    names = tuple(args.families)
     import cv2
     import torch
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     if args.sheet:
-        print(f"wrote {write_family_sheet(args.sheet, seed=args.seed)}")
+        print(f"wrote {write_family_sheet(args.sheet, seed=args.seed, names=names)}")
     if args.timing:
         print(f"| kind | name | ms per {args.size}x{args.size} call (median of {args.n}, CPU time, 1 thread) |")
         print("|---|---|---|")
-        for kind, name, ms in time_all(args.size, args.n):
+        for kind, name, ms in time_all(args.size, args.n, names):
             print(f"| {kind} | {name} | {ms:.1f} |")
     return 0
 
