@@ -188,7 +188,10 @@ _SPECS = (
 )
 
 #: Every family by name.
-FAMILIES: dict[str, Family] = {name: Family(name, group, fn, desc) for name, group, fn, desc in _SPECS}
+FAMILIES: dict[str, Family] = {
+    name: Family(name, group, fn, desc, weight=0.5 if group == "repo_decoder" else 1.0)  # repo: slower, overlaps gan
+    for name, group, fn, desc in _SPECS
+}
 
 #: Families to keep out of training for a leave-families-out evaluation: three mechanisms unlike
 #: the rest of their groups — a decoder whose upsampling is a learned sub-pixel convolution,

@@ -26,7 +26,7 @@ from fakelocator.training.synth.post import postprocess
 from fakelocator.training.synth.shapes import SHAPES, make_mask
 from fakelocator.training.synth.textures import procedural_texture
 
-TILE = 160
+TILE = 128
 
 
 _SHEET_PHOTOS = ("data/astronaut.png", "mpl-data/sample_data/grace_hopper.jpg", "data/coffee.png",

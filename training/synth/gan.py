@@ -348,9 +348,11 @@ def calibrate(real: np.ndarray, rendered: np.ndarray, target: float, max_gain: f
     ``real`` uint8 (H, W, 3), ``rendered`` float32 (H, W, 3) in grey levels. ``s`` is at most
     ``max_gain`` (a decoder that changed almost nothing is not blown up into noise).
     """
+    import cv2
+
     base = real.astype(np.float32)
     diff = rendered - base
-    mean = float((np.abs(diff) @ LUMA).mean()) / 255.0
+    mean = float(np.dot(cv2.mean(np.abs(diff))[:3], LUMA)) / 255.0
     s = min(max_gain, target / mean) if mean > 0 else 0.0
     return np.clip(np.rint(base + np.float32(s) * diff), 0, 255).astype(np.uint8)
 
