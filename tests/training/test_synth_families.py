@@ -11,7 +11,7 @@ from fakelocator.training.synth.signatures import period2_statistic
 from fakelocator.training.synth.textures import procedural_texture
 
 
-def photo(seed: int = 0, h: int = 96, w: int = 112) -> np.ndarray:
+def photo(seed: int = 0, h: int = 90, w: int = 117) -> np.ndarray:
     """A camera-like uint8 RGB image: smooth colour structure, an edge and noise, no resampling trace."""
     import cv2
 
@@ -50,6 +50,14 @@ def test_blended_ground_truth_lives_inside_the_mask(name):
     assert gt[mask > 0.5].mean() > 0.5 / 255, "the manipulation shows inside the mask"
     diff = np.abs(fake.astype(np.float32) - real) @ np.float32([0.299, 0.587, 0.114]) / 255
     np.testing.assert_allclose(gt, diff, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_every_family_handles_the_smallest_and_odd_sizes(name):
+    for h, w in ((16, 16), (17, 29)):
+        real = photo(2, h, w)
+        out = FAMILIES[name].make(real, np.random.default_rng([h, w]))
+        assert out.shape == real.shape and out.dtype == np.uint8
 
 
 def test_held_out_families_exist_and_are_of_different_groups():

@@ -16,8 +16,8 @@ Groups (``Family.group``):
 - ``fingerprint``: ``fingerprint_periodic``, a brightness-modulated periodic pattern added to the
   image (the spectral peaks of a generator without its other changes);
 - ``repo_decoder``: the repository's decoders of ``decoder.py`` (Sec. III families incl.
-  unpooling), here run at the image's own pixels: ``repo_decoder``, and ``repo_latent_edit`` with an
-  attribute edit (``edits.py``) of the latent image.
+  unpooling), here run at the image's own pixels: ``repo_decoder``, ``repo_unpool`` (unpooling
+  layers only), and ``repo_latent_edit`` with an attribute edit (``edits.py``) of the latent image.
 
 Every ``make`` is deterministic given ``rng`` (numpy draws only; torch runs fixed weights), returns
 uint8 (H, W, 3) of the input's size, and for a non-flat input differs from it. ``HELD_OUT`` names
@@ -129,16 +129,17 @@ def _fingerprint(real: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # --- (d) the repository's decoders at native scale ---------------------------------------------
 
 _REPO_CFG = SynthConfig()
+_UNPOOL_CFG = SynthConfig(family_weights={"unpool": 1.0}, decoder_weights={"single": 0.6, "stack": 0.4})
 
 
-def _repo_decoder(real: np.ndarray, rng: np.random.Generator, edit: bool) -> np.ndarray:
+def _repo_decoder(real: np.ndarray, rng: np.random.Generator, edit: bool, cfg: SynthConfig = _REPO_CFG) -> np.ndarray:
     import cv2
 
     from fakelocator.training.synth.decoder import draw_spec, run_decoder
     from fakelocator.training.synth.edits import apply_edit
     from fakelocator.training.synth.sampling import choice
 
-    spec = draw_spec(rng, _REPO_CFG)
+    spec = draw_spec(rng, cfg)
     h, w = real.shape[:2]
     unit = 1 << spec.depth
     ph, pw = (-h) % unit, (-w) % unit
@@ -184,6 +185,8 @@ _SPECS = (
     ("selfblend_warp", "self_blend", selfblend.warp, "itself slightly shifted, scaled, rotated"),
     ("selfblend_sbi", "self_blend", selfblend.sbi, "SBI recipe: colour and frequency change, slight move"),
     ("repo_decoder", "repo_decoder", partial(_repo_decoder, edit=False), "decoder.py decoders (incl. unpooling) at native scale"),
+    ("repo_unpool", "repo_decoder", partial(_repo_decoder, edit=False, cfg=_UNPOOL_CFG),
+     "decoder.py unpooling decoders (max-unpool or fixed phase, zero fill or conv) at native scale"),
     ("repo_latent_edit", "repo_decoder", partial(_repo_decoder, edit=True), "decoder.py decoder with an attribute edit of its latent"),
 )
 
