@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fakelocator.training.groundtruth import partial_manipulation_map
-from fakelocator.training.synth.families import FAMILIES, GROUPS, HELD_OUT, blend, training_families
+from fakelocator.training.synth.families import FAMILIES, GROUPS, HELD_OUT, blend, sample_family, training_families
 from fakelocator.training.synth.post import PostConfig, postprocess
 from fakelocator.training.synth.shapes import SHAPES, make_mask, sample_shape
 from fakelocator.training.synth.signatures import period2_statistic
@@ -66,6 +66,20 @@ def test_held_out_families_exist_and_are_of_different_groups():
     assert set(training_families()) == set(FAMILIES) - set(HELD_OUT)
     with pytest.raises(ValueError, match="unknown families"):
         training_families(("no_such_family",))
+
+
+def test_sample_family_follows_the_weights():
+    rng = np.random.default_rng(0)
+    drawn = [sample_family(rng).name for _ in range(3000)]
+    counts = {n: drawn.count(n) for n in FAMILIES}
+    assert min(counts.values()) > 0
+    repo = np.mean([counts[n] for n in FAMILIES if FAMILIES[n].group == "repo_decoder"])
+    other = np.mean([counts[n] for n in FAMILIES if FAMILIES[n].group != "repo_decoder"])
+    assert 0.35 < repo / other < 0.7, "repo decoders have half the weight"
+    train = training_families()
+    assert all(sample_family(rng, train).name not in HELD_OUT for _ in range(200))
+    with pytest.raises(ValueError, match="no families"):
+        sample_family(rng, {})
 
 
 def test_family_rejects_bad_input():

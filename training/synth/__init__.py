@@ -22,7 +22,7 @@ native-scale training")::
 """
 
 from fakelocator.training.synth.config import SynthConfig
-from fakelocator.training.synth.families import FAMILIES, HELD_OUT, Family, blend, training_families
+from fakelocator.training.synth.families import FAMILIES, HELD_OUT, Family, blend, sample_family, training_families
 from fakelocator.training.synth.generate import COLUMNS, Summary, generate, item_kinds, prepare_photos
 from fakelocator.training.synth.photos import BUNDLED, Photo, collect_photos, read_rgb
 from fakelocator.training.synth.post import PostConfig, postprocess
@@ -34,6 +34,6 @@ from fakelocator.training.synth.textures import procedural_texture
 __all__ = [
     "BUNDLED", "COLUMNS", "FAMILIES", "HELD_OUT", "SHAPES", "Family", "Photo", "PostConfig", "Sample", "Summary",
     "SynthConfig", "blend", "collect_photos", "generate", "item_kinds", "load_photo", "make_mask", "postprocess",
-    "prepare_photos", "procedural_texture", "read_rgb", "sample_shape", "synthesize_one", "training_families",
+    "prepare_photos", "procedural_texture", "read_rgb", "sample_family", "sample_shape", "synthesize_one", "training_families",
     "write_contact_sheet",
 ]

@@ -213,6 +213,17 @@ def blend(real: np.ndarray, candidate: np.ndarray, mask: np.ndarray) -> np.ndarr
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def sample_family(rng: np.random.Generator, families: dict[str, Family] | None = None) -> Family:
+    """A family drawn from ``families`` (default ``FAMILIES``) with probability proportional to its
+    ``weight`` (one draw from ``rng``)."""
+    table = FAMILIES if families is None else families
+    if not table:
+        raise ValueError("sample_family: no families to draw from")
+    names = sorted(table)  # a canonical order: the draw does not depend on the dict's order
+    p = np.asarray([table[n].weight for n in names], np.float64)
+    return table[names[int(rng.choice(len(names), p=p / p.sum()))]]
+
+
 def training_families(held_out: tuple[str, ...] = HELD_OUT) -> dict[str, Family]:
     """``FAMILIES`` without ``held_out`` (names that are not families are an error)."""
     unknown = [n for n in held_out if n not in FAMILIES]
