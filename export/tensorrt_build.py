@@ -220,7 +220,8 @@ def build_engine(
         convert_file_to_fp16(onnx_path, converted)
         log(f"converted {onnx_path} to mixed precision: {converted}")
         parsed = read_onnx_info(converted)
-    profile, notes = make_profile(INPUT_NAME, parsed.input().shape, options.batch, options.hw, metadata.preprocessing.size)
+    profile, notes = make_profile(INPUT_NAME, parsed.input().shape, options.batch, options.hw, metadata.preprocessing.size,
+                                 native=metadata.preprocessing.native)
     for note in notes:
         log(note)
     here = use_device(device)
@@ -273,7 +274,8 @@ def cached_engine(
     info = read_onnx_info(onnx_path)
     metadata = info.require_fakelocator()
     here = use_device(device)
-    profile, _ = make_profile(INPUT_NAME, info.input().shape, options.batch, options.hw, metadata.preprocessing.size)
+    profile, _ = make_profile(INPUT_NAME, info.input().shape, options.batch, options.hw, metadata.preprocessing.size,
+                                 native=metadata.preprocessing.native)
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     engine = cached_engine_path(root, onnx_path, cache_key(here, info.sha256, profile, options))
     side = sidecar_path(engine)
