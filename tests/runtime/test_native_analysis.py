@@ -276,4 +276,4 @@ def test_the_analysis_picture_script_renders_fit_and_native_side_by_side(red_nat
     assert lines[0].startswith("fit: ") and "tiles 1," in lines[0] and "pixel AUC" in lines[0]
     assert lines[1].startswith("native: ") and f"tiles {len(TileGrid.of(400, 600, 32, 32, OVERLAP))}," in lines[1]
     picture = cv2.imread(str(out))
-    assert picture is not None and picture.shape[1] > 3 * 500
+    assert picture is not None and picture.shape[1] > 3 * 400
