@@ -332,6 +332,10 @@ def evaluate(
     labels = np.array([s.label for s in samples], np.int64)
     workers = settings.workers or getattr(locator, "workers", None) or max(2, min(8, os.cpu_count() or 2))
     net_size = locator.info.preprocessing.size
+    contract = getattr(locator, "contract", locator.info.preprocessing)  # the analysis the locator runs
+    if settings.at_model_resolution and contract.native:
+        raise FakeLocatorError("model-resolution maps exist in fit analysis only (native analysis has one map per "
+                               "tile); evaluate native at full resolution, or pass --analysis fit")
     keep_outputs = settings.at_model_resolution or settings.cluster
     if keep_outputs and getattr(locator, "regions", None) is not None:
         raise FakeLocatorError("model-resolution maps and clustering need whole-image inference; "

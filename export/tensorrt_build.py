@@ -166,7 +166,8 @@ def build_engine(
         convert_file_to_fp16(onnx_path, converted)
         log(f"converted {onnx_path} to mixed precision: {converted}")
         parsed = read_onnx_info(converted)
-    profile, notes = make_profile(INPUT_NAME, parsed.input().shape, options.batch, options.hw, metadata.preprocessing.size)
+    profile, notes = make_profile(INPUT_NAME, parsed.input().shape, options.batch, options.hw, metadata.preprocessing.size,
+                                 native=metadata.preprocessing.native)
     for note in notes:
         log(note)
     here = use_device(device)

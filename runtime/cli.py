@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"),
                    help="inference backend; auto takes the fastest available for the model (default: auto)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    g.add_argument("--batch", type=_positive_int, default=8, metavar="N", help="images per inference batch (default: 8)")
+    g.add_argument("--batch", type=_positive_int, default=8, metavar="N",
+                   help="network inputs per inference batch: images in fit analysis, tiles in native (default: 8)")
     g.add_argument("--threshold", type=float, default=0.5, help="score at or above which the label is fake (default: 0.5)")
     g.add_argument("--threads", type=int, default=0, metavar="N",
                    help="CPU inference threads, onnxruntime and torch backends (default: 0 = the backend's default)")

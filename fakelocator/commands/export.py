@@ -44,8 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "ONNX (strongly typed network); --fp16 with an fp32 ONNX converts it first. Needs TensorRT and a GPU.")
     p.add_argument("onnx", help="an ONNX file written by `fakelocator export onnx`")
     p.add_argument("-o", "--output", help="the engine to write (default: ONNX with .engine)")
-    p.add_argument("--batch", default="1,8,32", help="batch profile MIN,OPT,MAX or MAX (default 1,8,32)")
-    p.add_argument("--hw", help="for an ONNX with dynamic H/W: HxW or MINHxMINW,OPTHxOPTW,MAXHxMAXW")
+    p.add_argument("--batch", help="batch profile MIN,OPT,MAX or MAX (default 1,8,32; 1,32,64 for a model made for "
+                   "native analysis, whose inputs are tiles, tens per image)")
+    p.add_argument("--hw", help="for an ONNX with dynamic H/W: HxW or MINHxMINW,OPTHxOPTW,MAXHxMAXW (not for a native "
+                   "model: its engine takes its tiles only)")
     precision = p.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_const", dest="precision", const="fp16",
                            help="FP16 engine: an fp32 ONNX is converted to mixed precision first")
@@ -166,11 +168,12 @@ def _convert_fp16(args, source: Path) -> int:
 # ---- engine -------------------------------------------------------------------------------------
 
 
-def build_options(args):
-    from fakelocator.export.engine_spec import BuildOptions, parse_batch, parse_hw, parse_size
+def build_options(args, native: bool = False):
+    """``BuildOptions`` from the command line; ``native``: the ONNX is made for native analysis (default batch)."""
+    from fakelocator.export.engine_spec import BuildOptions, default_batch, parse_batch, parse_hw, parse_size
 
     return BuildOptions(
-        batch=parse_batch(args.batch),
+        batch=parse_batch(args.batch) if args.batch else default_batch(native),
         hw=parse_hw(args.hw) if args.hw else None,
         precision=args.precision,
         weak_fp16=args.weak_fp16,
@@ -187,9 +190,14 @@ def build_options(args):
 def run_engine(args) -> int:
     from fakelocator.export.tensorrt_build import build_engine, import_tensorrt
 
-    options = build_options(args)  # bad options are reported before anything is imported
-    import_tensorrt()
     onnx_path = Path(args.onnx)
+    native = False
+    if not args.batch:  # the default profile follows the model's analysis
+        from fakelocator.export.onnx_file import read_onnx_info
+
+        native = read_onnx_info(onnx_path).require_fakelocator().preprocessing.native
+    options = build_options(args, native)  # bad options are reported before TensorRT is imported
+    import_tensorrt()
     output = Path(args.output) if args.output else onnx_path.with_suffix(".engine")
     sidecar = build_engine(onnx_path, output, options, device=args.device, verbose=args.verbose)
     print(f"wrote {output} and {output}.json: {sidecar.precision}, {sidecar.profile.describe()}, "

@@ -115,3 +115,26 @@ def test_the_default_model_is_used_without_model(tmp_path, dataset, capsys, monk
     monkeypatch.setattr("fakelocator.runtime.locator.default_model_path", lambda: tmp_path / "model.onnx")
     assert main(["eval", "--data", str(dataset), "--out", str(tmp_path / "out")]) == 2
     assert "the default model is not installed" in capsys.readouterr().err
+
+
+def test_analysis_options_reach_the_locator_and_the_report(tmp_path, red_model, dataset, capsys):
+    from fakelocator.runtime import Locator
+
+    out = tmp_path / "native"
+    rc = main(["eval", "--model", str(red_model), "--data", str(dataset), "--out", str(out), "--device", "cpu",
+               "--analysis", "native", "--tile-overlap", "4", "--tile-pooling", "top2", "--cluster", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    s = report["settings"]
+    assert (s["analysis"], s["tile_overlap"], s["tile_pooling"], s["max_tiles"]) == ("native", 4, "top2", 1024)
+    run = report["models"][0]["analysis"]
+    assert (run["analysis"], run["tile_overlap"], run["tile_pooling"]) == ("native", 4, "top2")
+    assert report["models"][0]["preprocessing"]["analysis"] == "fit", "what the model was made for, kept apart"
+    # what the evaluation scored is what a user's Locator returns for the same image and options
+    per_image = (out / "per_image.csv").read_text().splitlines()
+    assert len(per_image) > 1
+    with Locator.load(red_model, device="cpu", analysis="native", tile_overlap=4, tile_pooling="top2") as loc:
+        assert loc.contract.to_dict() == run
+    rc = main(["eval", "--model", str(red_model), "--data", str(dataset), "--out", str(tmp_path / "x"), "--device", "cpu",
+               "--analysis", "native", "--tile-overlap", "4", "--at-model-resolution", "--quiet"])
+    assert rc == 2 and "fit analysis only" in capsys.readouterr().err
