@@ -77,14 +77,25 @@ def stage_bytes(frames: np.ndarray, maps: np.ndarray, contract: Preprocessing) -
 
 
 def median_ms(fn, repeats: int, warmup: int = 1) -> float:
+    return timed(fn, repeats, warmup)["ms"]
+
+
+def timed(fn, repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Median wall-clock ms and median CPU ms (this process, all its threads) of ``fn`` over ``repeats`` runs.
+
+    On a machine shared with other jobs the wall time includes waiting for a core; the CPU time
+    does not, so it is the steadier measure of the work a call costs (for a call on t threads it
+    is the sum over them).
+    """
     for _ in range(warmup):
         fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        c0, w0 = time.process_time(), time.perf_counter()
         fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - w0) * 1e3)
+        cpu.append((time.process_time() - c0) * 1e3)
+    return {"ms": statistics.median(wall), "cpu_ms": statistics.median(cpu)}
 
 
 def check_cpu(lib, frames, maps, contract, lut, samples: int = 2) -> dict[str, float]:
@@ -108,13 +119,13 @@ def bench_cpu(lib, frames, maps, contract, lut, threads: list[int], repeats: int
     over = [np.empty((*s, 3), np.uint8) for s in sizes]
     for t in threads:
         path = f"native cpu, {t} thread{'s' if t > 1 else ''}"
-        rows.append({"stage": "preprocess_fp32", "path": path, "ms": median_ms(lambda: lib.preprocess(images, "BGR", contract, net32, threads=t), repeats)})
-        rows.append({"stage": "upsample", "path": path, "ms": median_ms(lambda: lib.postprocess(maps, sizes, maps_out=full, threads=t), repeats)})
+        rows.append({"stage": "preprocess_fp32", "path": path, **timed(lambda: lib.preprocess(images, "BGR", contract, net32, threads=t), repeats)})
+        rows.append({"stage": "upsample", "path": path, **timed(lambda: lib.postprocess(maps, sizes, maps_out=full, threads=t), repeats)})
         rows.append(
             {
                 "stage": "upsample+overlay",
                 "path": path,
-                "ms": median_ms(lambda: lib.postprocess(maps, images=images, lut=lut, maps_out=full, overlays_out=over, threads=t), repeats),
+                **timed(lambda: lib.postprocess(maps, images=images, lut=lut, maps_out=full, overlays_out=over, threads=t), repeats),
             }
         )
 
@@ -125,9 +136,9 @@ def bench_cpu(lib, frames, maps, contract, lut, threads: list[int], repeats: int
             cv2.addWeighted(cv2.applyColorMap(level, cv2.COLORMAP_JET), 0.5, f, 0.5, 0.0)
 
     path = f"opencv/numpy (cv2 threads {cv2.getNumThreads()})"
-    rows.append({"stage": "preprocess_fp32", "path": path, "ms": median_ms(lambda: [to_network_input(f, contract, "BGR") for f in frames], repeats)})
-    rows.append({"stage": "upsample", "path": path, "ms": median_ms(lambda: [to_full_resolution(m[0], *s) for m, s in zip(maps, sizes)], repeats)})
-    rows.append({"stage": "upsample+overlay", "path": path, "ms": median_ms(opencv_overlay, repeats)})
+    rows.append({"stage": "preprocess_fp32", "path": path, **timed(lambda: [to_network_input(f, contract, "BGR") for f in frames], repeats)})
+    rows.append({"stage": "upsample", "path": path, **timed(lambda: [to_full_resolution(m[0], *s) for m, s in zip(maps, sizes)], repeats)})
+    rows.append({"stage": "upsample+overlay", "path": path, **timed(opencv_overlay, repeats)})
     return rows
 
 
@@ -189,8 +200,8 @@ def bench_native_cpu(lib, sizes, threads: list[int], repeats: int, seed: int) ->
         f32, u8 = np.empty((h, w), np.float32), np.empty((h, w), np.uint8)
         tiles_bytes, stitch_bytes = image.nbytes + tiles.nbytes, maps.nbytes + f32.nbytes
 
-        def row(stage, path, ms, nbytes=None):
-            rows.append({"stage": f"{stage} @{tag}", "path": path, "ms": ms, "frames": 1, "bytes": nbytes, "tiles": len(grid)})
+        def row(stage, path, times, nbytes=None):
+            rows.append({"stage": f"{stage} @{tag}", "path": path, **times, "frames": 1, "bytes": nbytes, "tiles": len(grid)})
 
         # agreement (on this very image)
         ref_tiles = numpy_pre.tiles(image, grid, "BGR", contract, np.empty_like(tiles))
@@ -202,32 +213,32 @@ def bench_native_cpu(lib, sizes, threads: list[int], repeats: int, seed: int) ->
         checks[f"upsample_u8_max_level_diff_vs_contract @{tag}"] = int(
             np.abs(lib.upsample_u8(net_map, h, w, u8).astype(np.int16) - quantize_u8(to_full_resolution(net_map, h, w))).max())
 
-        row("tiles_fp32", "numpy", median_ms(lambda: numpy_pre.tiles(image, grid, "BGR", contract, tiles), repeats), tiles_bytes)
-        row("stitch_fp32", "numpy", median_ms(lambda: numpy_pre.stitch(maps, grid, "linear", f32), repeats), stitch_bytes)
-        row("stitch_u8", "numpy", median_ms(lambda: numpy_pre.stitch_u8(maps, grid, "linear", u8), repeats), maps.nbytes + u8.nbytes)
+        row("tiles_fp32", "numpy", timed(lambda: numpy_pre.tiles(image, grid, "BGR", contract, tiles), repeats), tiles_bytes)
+        row("stitch_fp32", "numpy", timed(lambda: numpy_pre.stitch(maps, grid, "linear", f32), repeats), stitch_bytes)
+        row("stitch_u8", "numpy", timed(lambda: numpy_pre.stitch_u8(maps, grid, "linear", u8), repeats), maps.nbytes + u8.nbytes)
         for t in threads:
             path = f"native cpu, {t} thread{'s' if t > 1 else ''}"
-            row("tiles_fp32", path, median_ms(lambda: lib.tiles([image], "BGR", contract, tiles, threads=t), repeats), tiles_bytes)
-            row("stitch_fp32", path, median_ms(lambda: lib.stitch(maps, (h, w), contract.tile_overlap, f32, threads=t), repeats), stitch_bytes)
-            row("stitch_u8", path, median_ms(lambda: lib.stitch(maps, (h, w), contract.tile_overlap, u8, dtype=np.uint8, threads=t), repeats),
+            row("tiles_fp32", path, timed(lambda: lib.tiles([image], "BGR", contract, tiles, threads=t), repeats), tiles_bytes)
+            row("stitch_fp32", path, timed(lambda: lib.stitch(maps, (h, w), contract.tile_overlap, f32, threads=t), repeats), stitch_bytes)
+            row("stitch_u8", path, timed(lambda: lib.stitch(maps, (h, w), contract.tile_overlap, u8, dtype=np.uint8, threads=t), repeats),
                 maps.nbytes + u8.nbytes)
         # The map's whole way to PNG bytes. float32: map, then encode_map (quantize + encode), as the
         # runtime writes maps today; uint8: levels from the kernel, then the same PNG encoding.
         t = max(threads)
         path = f"native cpu, {t} thread{'s' if t > 1 else ''}"
-        row("png_encode_only", f"opencv (cv2 threads {cv2.getNumThreads()})", median_ms(lambda: png(u8), repeats))
+        row("png_encode_only", f"opencv (cv2 threads {cv2.getNumThreads()})", timed(lambda: png(u8), repeats))
         row("native_map_to_png_f32", "numpy stitch (reused) + encode_map",
-            median_ms(lambda: encode_map(numpy_pre.stitch(maps, grid, "linear", f32)), repeats))
+            timed(lambda: encode_map(numpy_pre.stitch(maps, grid, "linear", f32)), repeats))
         row("native_map_to_png_f32", f"{path} (reused) + encode_map",
-            median_ms(lambda: encode_map(lib.stitch(maps, (h, w), contract.tile_overlap, f32, threads=t)), repeats))
+            timed(lambda: encode_map(lib.stitch(maps, (h, w), contract.tile_overlap, f32, threads=t)), repeats))
         row("native_map_to_png_u8", f"{path} (reused) + png",
-            median_ms(lambda: png(lib.stitch(maps, (h, w), contract.tile_overlap, u8, dtype=np.uint8, threads=t)), repeats))
+            timed(lambda: png(lib.stitch(maps, (h, w), contract.tile_overlap, u8, dtype=np.uint8, threads=t)), repeats))
         row("fit_map_to_png_f32", "opencv upsample (fresh) + encode_map",
-            median_ms(lambda: encode_map(to_full_resolution(net_map, h, w)), repeats))
+            timed(lambda: encode_map(to_full_resolution(net_map, h, w)), repeats))
         row("fit_map_to_png_f32", f"{path} (reused) + encode_map",
-            median_ms(lambda: encode_map(lib.upsample(net_map, h, w, f32, threads=t)), repeats))
+            timed(lambda: encode_map(lib.upsample(net_map, h, w, f32, threads=t)), repeats))
         row("fit_map_to_png_u8", f"{path} (reused) + png",
-            median_ms(lambda: png(lib.upsample_u8(net_map, h, w, u8, threads=t)), repeats))
+            timed(lambda: png(lib.upsample_u8(net_map, h, w, u8, threads=t)), repeats))
     return rows, checks
 
 
@@ -368,11 +379,12 @@ def add_throughput(rows: list[dict], bytes_by_stage: dict[str, int], batch: int)
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'stage':<34} {'path':<40} {'ms/call':>10} {'ms/frame':>9} {'GB/s':>8}")
+    print(f"{'stage':<34} {'path':<44} {'ms/call':>10} {'cpu-ms':>9} {'ms/frame':>9} {'GB/s':>8}")
     for r in rows:
         per_frame = "" if r["ms_per_frame"] is None else f"{r['ms_per_frame']:.3f}"
         gbs = "" if r["gb_per_s"] is None else f"{r['gb_per_s']:.1f}"
-        print(f"{r['stage']:<34} {r['path']:<40} {r['ms']:>10.3f} {per_frame:>9} {gbs:>8}")
+        cpu = f"{r['cpu_ms']:.3f}" if r.get("cpu_ms") is not None else ""
+        print(f"{r['stage']:<34} {r['path']:<44} {r['ms']:>10.3f} {cpu:>9} {per_frame:>9} {gbs:>8}")
 
 
 def main(argv: list[str] | None = None) -> int:
