@@ -521,6 +521,11 @@ def open_device_path(backend: Backend, batch_size: int, **options) -> DevicePath
     device = getattr(backend, "device", "cpu")
     if not str(device).startswith("cuda"):
         raise DeviceIOUnavailable(f"the {backend.name} backend runs on {device}")
+    info = getattr(backend, "info", None)
+    if info is not None and info.preprocessing.native:
+        # DevicePipeline tiles and stitches (per-tile rows in DeviceBatch.tiles), but DeviceRunner
+        # does not yet pool tile scores into the host pipeline's results.
+        raise DeviceIOUnavailable("native analysis is not wired into the GPU path's runner yet")
     lib = _native_library()
     if not lib.has_cuda:
         raise DeviceIOUnavailable(f"the native library {lib.path} was built without CUDA (nvcc was not found); rebuild it with nvcc")

@@ -518,3 +518,11 @@ def test_native_analysis_with_the_emulated_cuda_kernels(device, rng, tmp_path_fa
     finally:
         pipeline.close()
         backend.close()
+
+
+def test_a_native_model_falls_back_to_the_host_path_until_the_runner_pools_tiles(device, caplog):
+    backend = fake.tensorrt_backend(device, NATIVE, batch=(1, 4))
+    try:
+        assert "native analysis is not wired into the GPU path's runner yet" in fallback(backend, caplog)
+    finally:
+        backend.close()
