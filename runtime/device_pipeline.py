@@ -438,12 +438,13 @@ class DeviceRunner(Runner):
             self.path.release(self.pipeline)
             self.pipeline = None
 
-    def _run_batch(self, batch: list[_Crop]) -> None:
+    def _run_batch(self, batch: list[_Crop]) -> int:
         if self.pipeline.in_flight >= self.pipeline.depth:
             self._complete(self.pipeline.collect())
         self.pipeline.submit(
             [c.image for c in batch], [c.job.color_order for c in batch], network_maps=self.keep_outputs, tag=batch
         )
+        return len(batch)
 
     def _flush(self) -> None:
         while self.pipeline.in_flight:
@@ -521,11 +522,6 @@ def open_device_path(backend: Backend, batch_size: int, **options) -> DevicePath
     device = getattr(backend, "device", "cpu")
     if not str(device).startswith("cuda"):
         raise DeviceIOUnavailable(f"the {backend.name} backend runs on {device}")
-    info = getattr(backend, "info", None)
-    if info is not None and info.preprocessing.native:
-        # DevicePipeline tiles and stitches (per-tile rows in DeviceBatch.tiles), but DeviceRunner
-        # does not yet pool tile scores into the host pipeline's results.
-        raise DeviceIOUnavailable("native analysis is not wired into the GPU path's runner yet")
     lib = _native_library()
     if not lib.has_cuda:
         raise DeviceIOUnavailable(f"the native library {lib.path} was built without CUDA (nvcc was not found); rebuild it with nvcc")
@@ -543,12 +539,25 @@ def open_device_path(backend: Backend, batch_size: int, **options) -> DevicePath
         raise
 
 
-def choose_pipeline(backend: Backend, pipeline: str, batch_size: int) -> DevicePath | None:
+def choose_pipeline(backend: Backend, pipeline: str, batch_size: int, contract: Preprocessing | None = None) -> DevicePath | None:
     """The DevicePath for ``pipeline`` "device" (or FakeLocatorError why not), None for "host", and
-    for "auto" the device path when it is possible, else None after logging why."""
+    for "auto" the device path when it is possible, else None after logging why.
+
+    ``contract`` is the analysis the locator runs (default: the model's). The locator's device path
+    does the ``fit`` analysis only: ``DevicePipeline`` tiles and stitches a ``native`` batch
+    (``DeviceBatch.tiles``), but ``DeviceRunner`` does not pool tile scores into results yet, so
+    ``native`` tiling and stitching run on the host.
+    """
     if pipeline not in PIPELINES:
         raise FakeLocatorError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
     if pipeline == "host":
+        return None
+    contract = contract or backend.info.preprocessing
+    if contract.native:
+        reason = "native analysis (tiles) is not wired into the GPU path's runner yet"
+        if pipeline == "device":
+            raise FakeLocatorError(f"the GPU pipeline is not available: {reason}; use --pipeline host or --analysis fit")
+        log.info("GPU pipeline unavailable (%s); pre/post-processing runs on the host", reason)
         return None
     try:
         return open_device_path(backend, batch_size)

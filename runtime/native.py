@@ -38,7 +38,7 @@ log = logging.getLogger("fakelocator")
 
 LIBRARY_ENV = "FAKELOCATOR_NATIVE_LIB"
 #: Must equal FL_ABI_VERSION in native/include/fakelocator_native.h.
-ABI_VERSION = 2
+ABI_VERSION = 4
 #: Largest image or map side the library accepts (FL_MAX_SIDE).
 MAX_SIDE = 32767
 
@@ -165,10 +165,10 @@ class NativeLibrary:
             "fl_has_cuda": (i32, []),
             "fl_last_error": (ctypes.c_char_p, []),
             "fl_preprocess_cpu": (i32, [ctypes.POINTER(_Image), i32, ctypes.POINTER(_PreprocessParams), ptr, i32]),
-            "fl_postprocess_cpu": (i32, [ctypes.POINTER(_PostprocessItem), i32, ptr, ctypes.c_float, i32]),
+            "fl_postprocess_cpu": (i32, [ctypes.POINTER(_PostprocessItem), i32, ptr, ptr, i32]),
             "fl_cuda_device_count": (i32, [ctypes.POINTER(i32)]),
             "fl_preprocess_cuda": (i32, [ctypes.POINTER(_Image), i32, ctypes.POINTER(_PreprocessParams), ptr, ptr]),
-            "fl_postprocess_cuda": (i32, [ctypes.POINTER(_PostprocessItem), i32, ptr, ctypes.c_float, ptr]),
+            "fl_postprocess_cuda": (i32, [ctypes.POINTER(_PostprocessItem), i32, ptr, ptr, ptr]),
             "fl_tiles_cpu": (i32, [ctypes.POINTER(_TileItem), i32, i32, ctypes.POINTER(_PreprocessParams), ptr, i32]),
             "fl_stitch_cpu": (i32, [ctypes.POINTER(_StitchItem), i32, i32]),
             "fl_tile_count": (i32, [i32, i32, i32, i32, i32, ctypes.POINTER(i32)]),
@@ -249,7 +249,7 @@ class NativeLibrary:
         self,
         image_bgr: np.ndarray,
         map_hw: np.ndarray,
-        alpha: float = 0.5,
+        alpha: float | np.ndarray = 0.5,
         lut: np.ndarray | None = None,
         *,
         out: np.ndarray | None = None,
@@ -258,7 +258,9 @@ class NativeLibrary:
     ) -> np.ndarray:
         """The colour-map overlay of a (h, w) map upsampled onto a uint8 (H, W, 3) BGR image.
 
-        ``lut`` is the 256 × 3 uint8 BGR colour table (required). With ``map_out`` (float32 (H, W)),
+        ``lut`` is the 256 × 3 uint8 BGR colour table (required); ``alpha`` the heat map's opacity,
+        one number for every level or a 256-entry table (``runtime.overlay.opacity_table``: transparent
+        where the map is near 0). With ``map_out`` (float32 (H, W)),
         the upsampled map is written there too, in the same pass. Returns the uint8 (H, W, 3) overlay.
         """
         _, overlays = self.postprocess(
@@ -278,7 +280,7 @@ class NativeLibrary:
         sizes: Sequence[tuple[int, int]] | None = None,
         *,
         images: Sequence[np.ndarray] | None = None,
-        alpha: float = 0.5,
+        alpha: float | np.ndarray = 0.5,
         lut: np.ndarray | None = None,
         maps_out: Sequence[np.ndarray] | bool | None = None,
         overlays_out: Sequence[np.ndarray] | None = None,
@@ -291,7 +293,8 @@ class NativeLibrary:
             maps: float32 (h, w) maps, or an (N, 1, h, w) / (N, h, w) array (a network output).
             sizes: (H, W) of each output; taken from ``images`` when those are given.
             images: uint8 (H, W, 3) BGR images to overlay the maps on (None: no overlays).
-            alpha, lut: the overlay's opacity in [0, 1] and 256 × 3 uint8 BGR colour table.
+            alpha, lut: the overlay's opacity in [0, 1] (one number, or 256 numbers: one per map
+                level, ``runtime.overlay.opacity_table``) and the 256 × 3 uint8 BGR colour table.
             maps_out: float32 (H, W) arrays to write the maps into; None (or True) allocates
                 them; False skips the full-resolution maps (overlays only).
             overlays_out: uint8 (H, W, 3) arrays for the overlays; None allocates them.
@@ -312,10 +315,10 @@ class NativeLibrary:
         if sizes is None or len(sizes) != n:
             raise FakeLocatorError(f"postprocess: need one (height, width) per map ({n}), got {sizes!r}")
         sizes = [_size(s, f"output size {k}") for k, s in enumerate(sizes)]
+        opacity = None
         if images is not None:
             lut = _check_lut(lut)
-            if not 0.0 <= float(alpha) <= 1.0:
-                raise FakeLocatorError(f"overlay alpha must be in [0, 1], got {alpha}")
+            opacity = _check_opacity(alpha)
         want_maps = maps_out is not False
         if maps_out is None or isinstance(maps_out, bool):
             maps_out = [np.empty(s, np.float32) for s in sizes] if want_maps else None
@@ -344,7 +347,8 @@ class NativeLibrary:
                 _check_output(levels_out[k], (h, w), (np.uint8,), f"levels output {k}")
                 item.levels_out, item.levels_out_pitch = levels_out[k].ctypes.data, w
         lut_ptr = lut.ctypes.data if lut is not None else None
-        status = self._lib.fl_postprocess_cpu(items, n, lut_ptr, float(alpha), _threads(threads))
+        opacity_ptr = opacity.ctypes.data if opacity is not None else None
+        status = self._lib.fl_postprocess_cpu(items, n, lut_ptr, opacity_ptr, _threads(threads))
         self._call("postprocess", status)
         return (list(maps_out) if maps_out is not None else None), (list(overlays_out) if images is not None else None)
 
@@ -493,7 +497,7 @@ class NativeLibrary:
         images: Sequence[DeviceImage] | None = None,
         overlays_out: Sequence[int] | None = None,
         levels_out: Sequence[int] | None = None,
-        alpha: float = 0.5,
+        alpha: float | np.ndarray = 0.5,
         lut: np.ndarray | None = None,
         stream=None,
     ) -> None:
@@ -515,10 +519,10 @@ class NativeLibrary:
         for name, seq in (("maps_out", maps_out), ("images", images), ("overlays_out", overlays_out), ("levels_out", levels_out)):
             if seq is not None and len(seq) != n:
                 raise FakeLocatorError(f"postprocess_device: {name} has {len(seq)} entries for {n} sizes")
+        opacity = None
         if images is not None:
             lut = _check_lut(lut)
-            if not 0.0 <= float(alpha) <= 1.0:
-                raise FakeLocatorError(f"overlay alpha must be in [0, 1], got {alpha}")
+            opacity = _check_opacity(alpha)
         items = (_PostprocessItem * max(1, n))()
         for k, s in enumerate(sizes):
             h, w = _size(s, f"output size {k}")
@@ -537,7 +541,8 @@ class NativeLibrary:
             if levels_out is not None:
                 item.levels_out, item.levels_out_pitch = _device_ptr(levels_out[k], f"levels_out {k}"), w
         lut_ptr = lut.ctypes.data if lut is not None else None
-        status = self._lib.fl_postprocess_cuda(items, n, lut_ptr, float(alpha), _stream_handle(stream))
+        opacity_ptr = opacity.ctypes.data if opacity is not None else None
+        status = self._lib.fl_postprocess_cuda(items, n, lut_ptr, opacity_ptr, _stream_handle(stream))
         self._call("postprocess", status)
 
     def upsample_device(self, maps_ptr: int, map_size: tuple[int, int], sizes: Sequence[tuple[int, int]], maps_out: Sequence[int], *, stream=None) -> None:
@@ -806,6 +811,23 @@ def _check_lut(lut) -> np.ndarray:
     if lut.dtype != np.uint8 or lut.size != 256 * 3 or lut.shape[-1] != 3:
         raise FakeLocatorError(f"the colour table must be 256 x 3 uint8 BGR, got {lut.dtype} {lut.shape}")
     return np.ascontiguousarray(lut.reshape(256, 3))
+
+
+def _check_opacity(alpha) -> np.ndarray:
+    """One opacity for every map level, or a 256-entry table → contiguous float32 (256,) in [0, 1]."""
+    try:
+        a = np.asarray(alpha, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise FakeLocatorError(f"overlay alpha must be a number or 256 numbers in [0, 1], got {alpha!r}") from None
+    if a.ndim == 0:
+        if not 0.0 <= float(a) <= 1.0:
+            raise FakeLocatorError(f"overlay alpha must be in [0, 1], got {alpha}")
+        return np.full(256, a, np.float32)
+    if a.shape != (256,):
+        raise FakeLocatorError(f"the opacity table must hold 256 values (one per map level), got shape {a.shape}")
+    if not ((a >= 0.0) & (a <= 1.0)).all():
+        raise FakeLocatorError("the opacity table's values must be in [0, 1]")
+    return np.ascontiguousarray(a)
 
 
 def _device_ptr(ptr, what: str) -> int:

@@ -15,6 +15,8 @@ In ``native`` analysis (``fakelocator.tiling``) the same two implementations cut
 normalized tiles (``tiles``) and stitch the tile maps back into its full-resolution map (``stitch``,
 float32; ``stitch_u8``, the 8-bit levels an 8-bit PNG stores, without a float32 full-resolution
 map in between).
+A preprocessor without them (an older native build) is run with the numpy reference versions
+(``tiles_of`` / ``stitch_of`` pick one or the other).
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class Preprocessor(Protocol):
 
         ``out`` is usually a slice of the batch's network input; the tiles follow
         ``fakelocator.tiling`` (mirrored padding, the contract's colour order and normalization).
+        ``grid`` may be part of the image's grid (some of its rows ``ys`` and columns ``xs``, with
+        the image's own ``height`` and ``width``): tile k is the one at ``(ys[k // len(xs)],
+        xs[k % len(xs)])``. The pipeline cuts an image's tiles that way where they span batches.
         """
 
     def stitch(self, maps: np.ndarray, grid: TileGrid, window: str, out: np.ndarray | None = None) -> np.ndarray:
@@ -93,6 +98,26 @@ def quantize_u8(map_full: np.ndarray, out: np.ndarray | None = None) -> np.ndarr
         return x.astype(np.uint8)
     out[...] = x
     return out
+
+
+def numpy_tiles(image, grid, color_order, contract, out):
+    """The reference ``Preprocessor.tiles`` (``fakelocator.tiling``: mirrored padding, the contract's normalization)."""
+    return NumpyPreprocessor().tiles(image, grid, color_order, contract, out)
+
+
+def numpy_stitch(maps, grid, window, out=None):
+    """The reference ``Preprocessor.stitch``: the tiling rule's blend, clipped to [0, 1] like an upsampled map."""
+    return NumpyPreprocessor().stitch(maps, grid, window, out)
+
+
+def tiles_of(preprocessor):
+    """``preprocessor.tiles``, or the numpy reference when it has none."""
+    return getattr(preprocessor, "tiles", None) or numpy_tiles
+
+
+def stitch_of(preprocessor):
+    """``preprocessor.stitch``, or the numpy reference when it has none."""
+    return getattr(preprocessor, "stitch", None) or numpy_stitch
 
 
 class NumpyPreprocessor:

@@ -14,7 +14,9 @@
  *   normalize: (x - mean255[c]) * inv_std255[c] in float32 (mean255 = 255 * mean,
  *   inv_std255 = 1 / (255 * std), computed by the caller exactly as the Python contract does).
  *   overlay: level = floor(clip(m, 0, 1) * 255 + 0.5) (NaN -> 0); heat = lut[level];
- *   out = floor(alpha * heat + (1 - alpha) * image + 0.5) per channel, in float32.
+ *   a = opacity[level]; out = floor(a * heat + (1 - a) * image + 0.5) per channel, in float32
+ *   (1 - a rounded to float32 first). The caller's opacity table makes the heat map transparent
+ *   where the map is near 0 (fakelocator.runtime.overlay.opacity_table).
  *   native analysis (fakelocator/tiling.py, the reference; tiles and stitching below):
  *   layout per axis: L <= tile: one tile at 0; else n = ceil((L - tile) / (tile - overlap)) + 1
  *   tiles at round_half_even(i * (L - tile) / (n - 1)), computed exactly in integers; tiles
@@ -40,7 +42,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature or struct below changes; Python refuses a library with another. */
-#define FL_ABI_VERSION 2
+#define FL_ABI_VERSION 4
 
 /* Images and maps larger than this on a side are refused (keeps the exact coordinate
  * arithmetic in 32-bit integers on the GPU). */
@@ -140,9 +142,10 @@ FL_API const char* fl_last_error(void);
  * num_threads <= 0: one per hardware thread. */
 FL_API int32_t fl_preprocess_cpu(const fl_image* images, int32_t n, const fl_preprocess_params* params,
                                  void* out, int32_t num_threads);
-/* n bilinear upsamplings (+ optional overlays); lut is 256 x 3 uint8 BGR, needed with overlays. */
+/* n bilinear upsamplings (+ optional overlays). Needed with overlays: lut, 256 x 3 uint8 BGR, and
+ * opacity, 256 float32 in [0, 1] (the heat map's opacity at each map level). */
 FL_API int32_t fl_postprocess_cpu(const fl_postprocess_item* items, int32_t n, const uint8_t* lut,
-                                  float alpha, int32_t num_threads);
+                                  const float* opacity, int32_t num_threads);
 
 /* Tiles of n images (native analysis) into out (N, 3, out_height, out_width), float32 or float16
  * (params.out_dtype), each normalized like a preprocessed image. */
@@ -158,12 +161,12 @@ FL_API int32_t fl_tile_count(int32_t height, int32_t width, int32_t tile_h, int3
 FL_API int32_t fl_cuda_device_count(int32_t* count);
 /* The CUDA versions of the two above: device pointers, enqueued on `stream` (a cudaStream_t;
  * NULL = the legacy default stream), asynchronous with respect to the host. `images`, `items`,
- * `params` and `lut` are host memory and may be freed when the call returns. Only launch errors
+ * `params`, `lut` and `opacity` are host memory and may be freed when the call returns. Only launch errors
  * are reported here; errors during execution surface at the next synchronization. */
 FL_API int32_t fl_preprocess_cuda(const fl_image* images, int32_t n, const fl_preprocess_params* params,
                                   void* out, void* stream);
 FL_API int32_t fl_postprocess_cuda(const fl_postprocess_item* items, int32_t n, const uint8_t* lut,
-                                   float alpha, void* stream);
+                                   const float* opacity, void* stream);
 FL_API int32_t fl_tiles_cuda(const fl_tile_item* items, int32_t n, int32_t overlap, const fl_preprocess_params* params,
                              void* out, void* stream);
 FL_API int32_t fl_stitch_cuda(const fl_stitch_item* items, int32_t n, void* stream);

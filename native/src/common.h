@@ -94,7 +94,8 @@ FL_HD int32_t level(float v) {
   return static_cast<int32_t>(add(mul(v, 255.0f), 0.5f));  // >= 0.5, so truncation is floor
 }
 
-// floor(alpha * heat + (1 - alpha) * image + 0.5), with one_minus_alpha = sub(1, alpha).
+// floor(alpha * heat + (1 - alpha) * image + 0.5), with one_minus_alpha = sub(1, alpha); alpha is
+// the opacity table's entry for the pixel's level.
 FL_HD uint8_t blend(int32_t heat, int32_t image, float alpha, float one_minus_alpha) {
   const float v = add(add(mul(alpha, static_cast<float>(heat)), mul(one_minus_alpha, static_cast<float>(image))), 0.5f);
   const int32_t i = static_cast<int32_t>(v);  // v >= 0.5: truncation is floor
@@ -195,7 +196,7 @@ FL_HD int32_t mirror(int32_t p, int32_t length) {
 
 // Argument checks shared by the CPU and CUDA entry points; they set the last error.
 int32_t check_preprocess(const fl_image* images, int32_t n, const fl_preprocess_params* params, const void* out);
-int32_t check_postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, float alpha);
+int32_t check_postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, const float* opacity);
 int32_t check_tiles(const fl_tile_item* items, int32_t n, int32_t overlap, const fl_preprocess_params* params, const void* out);
 int32_t check_stitch(const fl_stitch_item* items, int32_t n);
 

@@ -144,22 +144,31 @@ FL_ROW_LOOP void level_row(const float* __restrict row, uint8_t* __restrict out,
 struct OverlayScratch {
   std::vector<int32_t> levels;  // (w,)
   std::vector<uint8_t> heat;    // (3 w,): the colour of each pixel, BGR
-  explicit OverlayScratch(size_t w) : levels(w), heat(3 * w) {}
+  std::vector<float> alpha;     // (3 w,): its opacity, repeated per channel
+  std::vector<float> beta;      // (3 w,): 1 - opacity
+  explicit OverlayScratch(size_t w) : levels(w), heat(3 * w), alpha(3 * w), beta(3 * w) {}
 };
 
-// A clipped map row (values in [0, 1] or NaN) and an image row -> an overlay row.
-FL_ROW_LOOP void overlay_row(const float* __restrict m, const uint8_t* __restrict image, const uint8_t* __restrict lut, float alpha,
-                 float beta, OverlayScratch& scratch, uint8_t* __restrict out, int32_t w) {
+// A clipped map row (values in [0, 1] or NaN) and an image row -> an overlay row. `opacity` and
+// `beta` (= 1 - opacity, rounded) are indexed by level.
+FL_ROW_LOOP void overlay_row(const float* __restrict m, const uint8_t* __restrict image, const uint8_t* __restrict lut,
+                 const float* __restrict opacity, const float* __restrict beta, OverlayScratch& scratch,
+                 uint8_t* __restrict out, int32_t w) {
   int32_t* __restrict levels = scratch.levels.data();
   uint8_t* __restrict heat = scratch.heat.data();
+  float* __restrict a = scratch.alpha.data();
+  float* __restrict b = scratch.beta.data();
   for (int32_t x = 0; x < w; ++x) levels[x] = level(m[x]);
   for (int32_t x = 0; x < w; ++x) {
-    const uint8_t* h = lut + 3 * levels[x];
+    const int32_t l = levels[x];
+    const uint8_t* h = lut + 3 * l;
     heat[3 * x] = h[0];
     heat[3 * x + 1] = h[1];
     heat[3 * x + 2] = h[2];
+    a[3 * x] = a[3 * x + 1] = a[3 * x + 2] = opacity[l];
+    b[3 * x] = b[3 * x + 1] = b[3 * x + 2] = beta[l];
   }
-  for (int32_t j = 0; j < 3 * w; ++j) out[j] = blend(heat[j], image[j], alpha, beta);
+  for (int32_t j = 0; j < 3 * w; ++j) out[j] = blend(heat[j], image[j], a[j], b[j]);
 }
 
 int32_t preprocess(const fl_image* images, int32_t n, const fl_preprocess_params& p, void* out, int32_t threads) {
@@ -205,7 +214,7 @@ int32_t preprocess(const fl_image* images, int32_t n, const fl_preprocess_params
   return FL_OK;
 }
 
-int32_t postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, float alpha, int32_t threads) {
+int32_t postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, const float* opacity, int32_t threads) {
   std::vector<std::vector<Tap>> xts(n), yts(n);
   std::vector<int64_t> first_unit(n + 1, 0);
   for (int32_t k = 0; k < n; ++k) {
@@ -213,7 +222,9 @@ int32_t postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* 
     yts[k] = taps(items[k].map_height, items[k].height);
     first_unit[k + 1] = first_unit[k] + (items[k].height + kPostRowsPerUnit - 1) / kPostRowsPerUnit;
   }
-  const float beta = sub(1.0f, alpha);
+  float beta[256];  // 1 - opacity per level, rounded once, as the CUDA kernel does
+  if (opacity != nullptr)
+    for (int32_t l = 0; l < 256; ++l) beta[l] = sub(1.0f, opacity[l]);
   const int32_t workers = resolve_threads(threads);
   int32_t max_width = 1;
   for (int32_t k = 0; k < n; ++k) max_width = std::max(max_width, items[k].width);
@@ -241,7 +252,7 @@ int32_t postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* 
       vresize_clip_row(r0, r1, ty.w0, ty.w1, m, w);
       if (it.levels_out != nullptr) level_row(m, it.levels_out + y * it.levels_out_pitch, w);
       if (it.overlay_out != nullptr)
-        overlay_row(m, it.image + y * it.image_pitch, lut, alpha, beta, overlay_scratch[worker],
+        overlay_row(m, it.image + y * it.image_pitch, lut, opacity, beta, overlay_scratch[worker],
                     it.overlay_out + y * it.overlay_out_pitch, w);
     }
   });
@@ -422,11 +433,11 @@ FL_API int32_t fl_preprocess_cpu(const fl_image* images, int32_t n, const fl_pre
   return fl::guarded("preprocess", [&] { return fl::preprocess(images, n, *params, out, num_threads); });
 }
 
-FL_API int32_t fl_postprocess_cpu(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, float alpha,
+FL_API int32_t fl_postprocess_cpu(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, const float* opacity,
                                   int32_t num_threads) {
   fl::clear_error();
-  if (int32_t s = fl::check_postprocess(items, n, lut, alpha)) return s;
-  return fl::guarded("postprocess", [&] { return fl::postprocess(items, n, lut, alpha, num_threads); });
+  if (int32_t s = fl::check_postprocess(items, n, lut, opacity)) return s;
+  return fl::guarded("postprocess", [&] { return fl::postprocess(items, n, lut, opacity, num_threads); });
 }
 
 FL_API int32_t fl_tiles_cpu(const fl_tile_item* items, int32_t n, int32_t overlap, const fl_preprocess_params* params,

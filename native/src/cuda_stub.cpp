@@ -20,7 +20,7 @@ FL_API int32_t fl_preprocess_cuda(const fl_image*, int32_t, const fl_preprocess_
   return no_cuda("preprocess_cuda");
 }
 
-FL_API int32_t fl_postprocess_cuda(const fl_postprocess_item*, int32_t, const uint8_t*, float, void*) {
+FL_API int32_t fl_postprocess_cuda(const fl_postprocess_item*, int32_t, const uint8_t*, const float*, void*) {
   return no_cuda("postprocess_cuda");
 }
 

@@ -143,12 +143,12 @@ FL_API int32_t fl_preprocess_cuda(const fl_image* images, int32_t n, const fl_pr
   });
 }
 
-FL_API int32_t fl_postprocess_cuda(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, float alpha,
+FL_API int32_t fl_postprocess_cuda(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, const float* opacity,
                                    void*) {
   using namespace fl::kernels;
   fl::clear_error();
-  if (int32_t s = fl::check_postprocess(items, n, lut, alpha)) return s;
-  return postprocess_launches(items, n, lut, alpha, [&](dim3 grid, dim3 block, const PostBatch& batch) {
+  if (int32_t s = fl::check_postprocess(items, n, lut, opacity)) return s;
+  return postprocess_launches(items, n, lut, opacity, [&](dim3 grid, dim3 block, const PostBatch& batch) {
     emu::launch(grid, block, [&] { postprocess_kernel(batch); });
     return FL_OK;
   });

@@ -17,11 +17,11 @@ namespace fl {
 namespace kernels {
 
 constexpr int kPreChunk = 64;   // 64 x 24-byte descriptors: well under the 4 KB parameter limit
-constexpr int kPostChunk = 16;  // 16 x 96-byte items + the 768-byte colour table
+constexpr int kPostChunk = 16;  // 16 x 96-byte items + the 768-byte colour table + 1 KB of opacities: 3.3 KB of the 4 KB
 constexpr int kBlockX = 32, kBlockY = 8;
-// Output rows per postprocess thread. Staging the colour table costs each block 192 serialized
-// reads of the parameter space (divergent addresses in the constant cache), so blocks are made
-// tall: a 32 x 128 tile amortizes it to under a tenth of a read per output pixel.
+// Output rows per postprocess thread. Staging the colour and opacity tables costs each block 448
+// serialized reads of the parameter space (divergent addresses in the constant cache), so blocks
+// are made tall: a 32 x 128 tile amortizes it to about a ninth of a read per output pixel.
 constexpr int kPostRows = 16;
 
 struct PreBatch {
@@ -32,7 +32,7 @@ struct PreBatch {
 struct PostBatch {
   fl_postprocess_item items[kPostChunk];
   alignas(4) uint8_t lut[256 * 3];
-  float alpha, beta;  // beta = 1 - alpha, rounded as on the CPU
+  float alpha[256];  // opacity per map level
 };
 
 template <bool kHalf>
@@ -66,11 +66,16 @@ __global__ void __launch_bounds__(kBlockX* kBlockY)
 // block, and the column's tap is computed once.
 __global__ void __launch_bounds__(kBlockX* kBlockY) postprocess_kernel(const __grid_constant__ PostBatch batch) {
   __shared__ uint32_t lut_words[256 * 3 / 4];
+  __shared__ float alpha[256], beta[256];
   const fl_postprocess_item& it = batch.items[blockIdx.z];
   const bool overlay = it.overlay_out != nullptr;  // the same for the whole block
   if (overlay) {
     const uint32_t* src = reinterpret_cast<const uint32_t*>(batch.lut);
     for (int i = threadIdx.y * blockDim.x + threadIdx.x; i < 256 * 3 / 4; i += blockDim.x * blockDim.y) lut_words[i] = src[i];
+    for (int i = threadIdx.y * blockDim.x + threadIdx.x; i < 256; i += blockDim.x * blockDim.y) {
+      alpha[i] = batch.alpha[i];
+      beta[i] = sub(1.0f, alpha[i]);  // rounded as on the CPU
+    }
     __syncthreads();
   }
   const uint8_t* lut = reinterpret_cast<const uint8_t*>(lut_words);
@@ -92,11 +97,12 @@ __global__ void __launch_bounds__(kBlockX* kBlockY) postprocess_kernel(const __g
       reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(it.map_out) + y * it.map_out_pitch)[x] = clip01(v);
     if (it.levels_out != nullptr) it.levels_out[y * it.levels_out_pitch + x] = static_cast<uint8_t>(level(v));
     if (overlay) {
-      const uint8_t* heat = lut + 3 * level(v);
+      const int32_t l = level(v);
+      const uint8_t* heat = lut + 3 * l;
       const uint8_t* img = it.image + y * it.image_pitch + 3 * x;
       uint8_t* o = it.overlay_out + y * it.overlay_out_pitch + 3 * x;
 #pragma unroll
-      for (int c = 0; c < 3; ++c) o[c] = blend(heat[c], __ldg(img + c), batch.alpha, batch.beta);
+      for (int c = 0; c < 3; ++c) o[c] = blend(heat[c], __ldg(img + c), alpha[l], beta[l]);
     }
   }
 }
@@ -212,7 +218,7 @@ int32_t preprocess_launches(const fl_image* images, int32_t n, const fl_preproce
 // Splits a postprocess call into launches of at most kPostChunk maps, each grid sized for the
 // largest output of its chunk.
 template <class Launch>
-int32_t postprocess_launches(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, float alpha, Launch launch) {
+int32_t postprocess_launches(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, const float* opacity, Launch launch) {
   const dim3 block(kBlockX, kBlockY);
   for (int32_t first = 0; first < n; first += kPostChunk) {
     PostBatch batch;
@@ -224,8 +230,7 @@ int32_t postprocess_launches(const fl_postprocess_item* items, int32_t n, const 
       max_w = std::max(max_w, batch.items[k].width);
     }
     if (lut != nullptr) std::copy(lut, lut + 256 * 3, batch.lut);
-    batch.alpha = alpha;
-    batch.beta = sub(1.0f, alpha);
+    for (int32_t l = 0; l < 256; ++l) batch.alpha[l] = opacity != nullptr ? opacity[l] : 0.0f;
     const dim3 grid(blocks(max_w, kBlockX), blocks(max_h, kBlockY * kPostRows), count);
     if (int32_t s = launch(grid, block, batch)) return s;
   }

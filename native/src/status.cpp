@@ -48,7 +48,7 @@ int32_t check_preprocess(const fl_image* images, int32_t n, const fl_preprocess_
   return FL_OK;
 }
 
-int32_t check_postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, float alpha) {
+int32_t check_postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, const float* opacity) {
   if (n < 0 || (n > 0 && items == nullptr))
     return fail(FL_ERR_INVALID_ARGUMENT, "postprocess: null items or negative count");
   bool overlays = false;
@@ -75,8 +75,12 @@ int32_t check_postprocess(const fl_postprocess_item* items, int32_t n, const uin
     }
   }
   if (overlays && lut == nullptr) return fail(FL_ERR_INVALID_ARGUMENT, "postprocess: overlays need the 256 x 3 colour table");
-  if (overlays && !(alpha >= 0.0f && alpha <= 1.0f))
-    return fail(FL_ERR_INVALID_ARGUMENT, "postprocess: alpha must be in [0, 1]");
+  if (overlays && opacity == nullptr)
+    return fail(FL_ERR_INVALID_ARGUMENT, "postprocess: overlays need the 256-entry opacity table");
+  if (overlays)
+    for (int32_t l = 0; l < 256; ++l)
+      if (!(opacity[l] >= 0.0f && opacity[l] <= 1.0f))
+        return fail(FL_ERR_INVALID_ARGUMENT, "postprocess: opacity[" + std::to_string(l) + "] must be in [0, 1]");
   return FL_OK;
 }
 

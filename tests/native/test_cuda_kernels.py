@@ -56,7 +56,11 @@ def test_preprocess_on_the_gpu_equals_the_cpu(gpu_lib, rng, stream, dtype):
         b.close()
 
 
-def test_postprocess_on_the_gpu_equals_the_cpu(gpu_lib, rng, stream, jet_lut):
+@pytest.mark.parametrize("alpha", ["scalar", "table"])
+def test_postprocess_on_the_gpu_equals_the_cpu(gpu_lib, rng, stream, jet_lut, alpha):
+    from fakelocator.runtime.overlay import opacity_table
+
+    alpha = 0.3 if alpha == "scalar" else opacity_table(0.7, (0.2, 0.5))
     sizes = [(1080, 1920), (1, 1), (500, 3), (224, 224)] + [(40, 30)] * 16  # > one 16-map launch
     maps = rng.uniform(-0.1, 1.1, size=(len(sizes), 1, 224, 224)).astype(np.float32)
     maps[0, 0, :3, :3] = np.nan
@@ -72,14 +76,14 @@ def test_postprocess_on_the_gpu_equals_the_cpu(gpu_lib, rng, stream, jet_lut):
         maps_out=[b.ptr for b in d_full],
         images=[DeviceImage(b.ptr, h, w, pitch=p.shape[1]) for b, p, (h, w) in zip(d_images, padded, sizes)],
         overlays_out=[b.ptr for b in d_over],
-        alpha=0.3,
+        alpha=alpha,
         lut=jet_lut,
         stream=stream,
     )
     full = [b.copy_to_host(np.empty((h, w), np.float32), stream) for b, (h, w) in zip(d_full, sizes)]
     over = [b.copy_to_host(np.empty((h, w, 3), np.uint8), stream) for b, (h, w) in zip(d_over, sizes)]
     stream.synchronize()
-    cpu_full, cpu_over = gpu_lib.postprocess(maps, images=views, alpha=0.3, lut=jet_lut)
+    cpu_full, cpu_over = gpu_lib.postprocess(maps, images=views, alpha=alpha, lut=jet_lut)
     for a, b in zip(full, cpu_full):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(over, cpu_over):

@@ -57,7 +57,11 @@ def test_float16_rounding_of_subnormals_and_overflow_matches(emulated, lib):
         np.testing.assert_array_equal(out, lib.preprocess([image], "RGB", contract, np.empty((1, 3, 8, 8), np.float16)))
 
 
-def test_postprocess_kernel_equals_the_cpu(emulated, lib, rng, jet_lut):
+@pytest.mark.parametrize("alpha", ["scalar", "table"])
+def test_postprocess_kernel_equals_the_cpu(emulated, lib, rng, jet_lut, alpha):
+    from fakelocator.runtime.overlay import opacity_table
+
+    alpha = 0.3 if alpha == "scalar" else opacity_table(0.7, (0.2, 0.5))
     sizes = [(130, 200), (1, 1), (5, 300), (300, 5)] + [(17, 11)] * 17  # two launches
     maps = rng.uniform(-0.1, 1.1, size=(len(sizes), 1, 28, 28)).astype(np.float32)
     maps[0, 0, :2, :2] = np.nan
@@ -71,10 +75,10 @@ def test_postprocess_kernel_equals_the_cpu(emulated, lib, rng, jet_lut):
         maps_out=[f.ctypes.data for f in full],
         images=[DeviceImage(b.ctypes.data, h, w, pitch=b.shape[1]) for b, (h, w) in zip(buffers, sizes)],
         overlays_out=[o.ctypes.data for o in overlays],
-        alpha=0.3,
+        alpha=alpha,
         lut=jet_lut,
     )
-    cpu_full, cpu_overlays = lib.postprocess(maps, images=views, alpha=0.3, lut=jet_lut)
+    cpu_full, cpu_overlays = lib.postprocess(maps, images=views, alpha=alpha, lut=jet_lut)
     for ours, theirs in zip(full, cpu_full):
         np.testing.assert_array_equal(ours, theirs)
     for ours, theirs in zip(overlays, cpu_overlays):

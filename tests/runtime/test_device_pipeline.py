@@ -32,7 +32,7 @@ from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError
 from fakelocator.runtime import Locator, device_pipeline
 from fakelocator.runtime.backends import onnxruntime as ort_backend
-from fakelocator.runtime.backends.base import Backend, DeviceIOUnavailable
+from fakelocator.runtime.backends.base import Backend, DeviceIOUnavailable, ModelInfo
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -320,7 +320,8 @@ def test_fallback_when_no_gpu_is_visible(device, engine, caplog):
 
 def test_fallback_for_a_backend_without_device_io(device, caplog):
     class HostOnly(Backend):
-        name, device, max_batch, info = "torch", "cuda:0", None, None
+        name, device, max_batch = "torch", "cuda:0", None
+        info = ModelInfo(path="host-only.pt", format="checkpoint", preprocessing=CONTRACT)
 
         def infer(self, batch):
             raise AssertionError("not called")
@@ -520,9 +521,14 @@ def test_native_analysis_with_the_emulated_cuda_kernels(device, rng, tmp_path_fa
         backend.close()
 
 
-def test_a_native_model_falls_back_to_the_host_path_until_the_runner_pools_tiles(device, caplog):
+
+def test_a_native_model_runs_on_the_host_path_until_the_runner_pools_tiles(device, caplog):
     backend = fake.tensorrt_backend(device, NATIVE, batch=(1, 4))
     try:
-        assert "native analysis is not wired into the GPU path's runner yet" in fallback(backend, caplog)
+        with caplog.at_level(logging.DEBUG, logger="fakelocator"):
+            assert Locator(backend, batch_size=4).pipeline == "host"
+        assert any("native analysis (tiles) is not wired into the GPU path's runner yet" in r.getMessage() for r in caplog.records)
+        with pytest.raises(FakeLocatorError, match="use --pipeline host or --analysis fit"):
+            Locator(backend, batch_size=4, pipeline="device")
     finally:
         backend.close()
