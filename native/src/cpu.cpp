@@ -135,6 +135,11 @@ FL_ROW_LOOP void vresize_clip_row(const float* __restrict r0, const float* __res
   for (int32_t x = 0; x < w; ++x) dst[x] = clip01(lerp(r0[x], r1[x], w0, w1));
 }
 
+// 8-bit levels of a row (floor(clip(v, 0, 1) * 255 + 0.5), NaN -> 0).
+FL_ROW_LOOP void level_row(const float* __restrict row, uint8_t* __restrict out, int32_t w) {
+  for (int32_t x = 0; x < w; ++x) out[x] = static_cast<uint8_t>(level(row[x]));
+}
+
 // Per-worker scratch of the overlay.
 struct OverlayScratch {
   std::vector<int32_t> levels;  // (w,)
@@ -245,6 +250,7 @@ int32_t postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* 
       float* m = it.map_out != nullptr ? reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(it.map_out) + y * it.map_out_pitch)
                                        : rows[worker].data();
       vresize_clip_row(r0, r1, ty.w0, ty.w1, m, w);
+      if (it.levels_out != nullptr) level_row(m, it.levels_out + y * it.levels_out_pitch, w);
       if (it.overlay_out != nullptr)
         overlay_row(m, it.image + y * it.image_pitch, lut, opacity, beta, overlay_scratch[worker],
                     it.overlay_out + y * it.overlay_out_pitch, w);
@@ -335,10 +341,6 @@ FL_ROW_LOOP void accumulate_row(float* __restrict acc, const float* __restrict m
 
 FL_ROW_LOOP void clip_row(float* __restrict row, int32_t w) {
   for (int32_t x = 0; x < w; ++x) row[x] = clip01(row[x]);
-}
-
-FL_ROW_LOOP void level_row(const float* __restrict row, uint8_t* __restrict out, int32_t w) {
-  for (int32_t x = 0; x < w; ++x) out[x] = static_cast<uint8_t>(level(row[x]));
 }
 
 // One axis of a stitching: the tiles' starts and, per tile, its normalized weights over its valid

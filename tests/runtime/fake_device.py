@@ -272,6 +272,7 @@ class _Kernels:
             self._check(it.map, it.map_pitch * it.map_height, f"postprocess map {k}")
             self._check(it.map_out, it.map_out_pitch * it.height, f"postprocess map output {k}")
             self._check(it.overlay_out, it.overlay_out_pitch * it.height, f"postprocess overlay output {k}")
+            self._check(it.levels_out, it.levels_out_pitch * it.height, f"postprocess levels output {k}")
         real, emulated = self._real, self._emulated
         self._device.kernels.append(("postprocess", int(stream or 0)))
 
@@ -285,6 +286,43 @@ class _Kernels:
             self._finish(status, "postprocess")
 
         self._device.enqueue(stream, run, "postprocess kernel")
+        return 0
+
+
+    def fl_tiles_cuda(self, items, n, overlap, params, out, stream):
+        items = type(items).from_buffer_copy(items)
+        params = type(params._obj).from_buffer_copy(params._obj)
+        for k in range(n):
+            image = items[k].image
+            self._check(image.data, image.pitch * image.height, f"tiles image {k}")
+        self._check(out, 1, "tiles output")
+        real, emulated = self._real, self._emulated
+        self._device.kernels.append(("tiles", int(stream or 0)))
+
+        def run():
+            if emulated:
+                status = real.fl_tiles_cuda(items, n, overlap, ctypes.byref(params), out, None)
+            else:
+                status = real.fl_tiles_cpu(items, n, overlap, ctypes.byref(params), out, 1)
+            self._finish(status, "tiles")
+
+        self._device.enqueue(stream, run, "tiles kernel")
+        return 0
+
+    def fl_stitch_cuda(self, items, n, stream):
+        items = type(items).from_buffer_copy(items)
+        for k in range(n):
+            it = items[k]
+            self._check(it.maps, it.tile_stride, f"stitch maps {k}")
+            self._check(it.out, it.out_pitch * it.height, f"stitch output {k}")
+        real, emulated = self._real, self._emulated
+        self._device.kernels.append(("stitch", int(stream or 0)))
+
+        def run():
+            status = real.fl_stitch_cuda(items, n, None) if emulated else real.fl_stitch_cpu(items, n, 1)
+            self._finish(status, "stitch")
+
+        self._device.enqueue(stream, run, "stitch kernel")
         return 0
 
 

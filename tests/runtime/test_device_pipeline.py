@@ -418,3 +418,117 @@ def test_trt_locate_pipeline_option(device, tmp_path, red_model, rng, monkeypatc
     assert "device pre/post-processing" in capsys.readouterr().err
     for k in range(5):
         assert (tmp_path / "device" / "maps" / f"{k}.png").read_bytes() == (tmp_path / "host" / "maps" / f"{k}.png").read_bytes()
+
+
+# ---- native analysis: tiles and stitching on the device ----------------------------------------------
+
+NATIVE = Preprocessing(height=24, width=20, analysis="native", tile_overlap=4)
+
+
+def native_reference(frames, orders, contract=NATIVE):
+    """What the device pipeline must give for a native contract, computed on the host: the numpy
+    tiles, the stand-in network per tile, the numpy stitching (fakelocator.tiling)."""
+    from fakelocator.runtime.preprocess import NumpyPreprocessor
+    from fakelocator.tiling import TileGrid
+
+    pre = NumpyPreprocessor()
+    maps, outputs = [], []
+    for frame, order in zip(frames, orders):
+        grid = TileGrid.of(frame.shape[0], frame.shape[1], *contract.size, contract.tile_overlap)
+        x = pre.tiles(frame, grid, order, contract, np.empty((len(grid), 3, *contract.size), np.float32))
+        out = fake.tiny_net(x)
+        maps.append(pre.stitch(out["map"][:, 0], grid, contract.tile_window))
+        outputs.append(out)
+    return maps, outputs
+
+
+def run_native(pipeline, batches):
+    done = []
+    for frames, orders in batches:
+        if pipeline.in_flight >= pipeline.depth:
+            done.append(pipeline.collect())
+        pipeline.submit(frames, orders, network_maps=True)
+    while pipeline.in_flight:
+        done.append(pipeline.collect())
+    return done
+
+
+@pytest.mark.parametrize("input_dtype", [np.float32, np.float16])
+def test_native_analysis_on_the_device_is_the_host_rule(device, rng, input_dtype):
+    # tiles of 24 x 20 with overlap 4: images smaller than a tile (padded), larger (several tiles)
+    backend = fake.tensorrt_backend(device, NATIVE, batch=(1, 16), input_dtype=input_dtype)
+    pipeline = device_pipeline.DevicePipeline(backend.device_io(16), device.lib, NATIVE)
+    try:
+        sizes = [(30, 40), (7, 9), (24, 20), (1, 1), (50, 33)]
+        frames = [rng.integers(0, 256, (h, w + 5, 3), dtype=np.uint8)[:, 2:w + 2] for h, w in sizes]  # crops of wider rows
+        orders = ["BGR", "BGR", "RGB", "BGR", "RGB"]
+        counts = pipeline.tile_counts(frames)
+        assert counts == [6, 1, 1, 1, 6]
+        batches = [(frames[:3], orders[:3]), (frames[3:], orders[3:]), (frames[:2], orders[:2])]  # 8, 7 and 7 rows
+        done = run_native(pipeline, batches)
+        assert [kind for kind, _ in device.kernels].count("tiles") == 2 + 2 + 1  # one call per run of a colour order
+        assert [kind for kind, _ in device.kernels].count("stitch") == 3
+        for batch, (frames_b, orders_b) in zip(done, batches):
+            want_maps, want_out = native_reference(frames_b, orders_b)
+            assert batch.tiles == pipeline.tile_counts(frames_b)
+            rows = np.cumsum([0] + batch.tiles)
+            for k, (got, want) in enumerate(zip(batch.maps, want_maps)):
+                assert got.shape == frames_b[k].shape[:2]
+                if input_dtype == np.float32:  # the same arithmetic as the host
+                    np.testing.assert_array_equal(got, want)
+                    np.testing.assert_array_equal(batch.scores[rows[k]:rows[k + 1]], want_out[k]["score"][:, 0])
+                    np.testing.assert_array_equal(batch.features[rows[k]:rows[k + 1]], want_out[k]["features"])
+                    np.testing.assert_array_equal(batch.network_maps[rows[k]:rows[k + 1]], want_out[k]["map"][:, 0])
+                else:  # the network saw fp16 tiles
+                    np.testing.assert_allclose(got, want, atol=2e-3)
+    finally:
+        pipeline.close()
+        backend.close()
+
+
+def test_native_batches_that_do_not_fit_the_bindings_are_refused(device, rng):
+    backend = fake.tensorrt_backend(device, NATIVE, batch=(1, 4))
+    pipeline = device_pipeline.DevicePipeline(backend.device_io(4), device.lib, NATIVE)
+    try:
+        with pytest.raises(FakeLocatorError, match="6"):
+            pipeline.submit([rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)], ["BGR"])  # 6 tiles > 4 rows
+        assert pipeline.in_flight == 0
+        pipeline.submit([rng.integers(0, 256, (30, 20, 3), dtype=np.uint8)], ["BGR"])  # 2 tiles
+        assert pipeline.collect().tiles == [2]
+    finally:
+        pipeline.close()
+        backend.close()
+
+
+@pytest.mark.slow  # the emulation build (shared with the test above it)
+@pytest.mark.skipif(sys.platform != "linux", reason="the kernel emulator uses ucontext (Linux)")
+def test_native_analysis_with_the_emulated_cuda_kernels(device, rng, tmp_path_factory):
+    emulated = REPO / "build" / "libfakelocator_native_emulated.so"
+    if not emulated.is_file():
+        build = tmp_path_factory.mktemp("emulated-native")
+        native_build.build_library(build, "-DFAKELOCATOR_CUDA=OFF", "-DFAKELOCATOR_EMULATED_CUDA=ON")
+        emulated = build / "libfakelocator_native_emulated.so"
+    lib = fake.device_library(emulated, device, emulated=True)
+    backend = fake.tensorrt_backend(device, NATIVE, batch=(1, 16))
+    pipeline = device_pipeline.DevicePipeline(backend.device_io(16), lib, NATIVE)
+    try:
+        frames = images(rng, [(30, 40), (1, 1), (50, 33)])
+        (batch,) = run_native(pipeline, [(frames, ["BGR", "RGB", "BGR"])])
+        for got, want in zip(batch.maps, native_reference(frames, ["BGR", "RGB", "BGR"])[0]):
+            np.testing.assert_array_equal(got, want)
+    finally:
+        pipeline.close()
+        backend.close()
+
+
+
+def test_a_native_model_runs_on_the_host_path_until_the_runner_pools_tiles(device, caplog):
+    backend = fake.tensorrt_backend(device, NATIVE, batch=(1, 4))
+    try:
+        with caplog.at_level(logging.DEBUG, logger="fakelocator"):
+            assert Locator(backend, batch_size=4).pipeline == "host"
+        assert any("native analysis (tiles) is not wired into the GPU path's runner yet" in r.getMessage() for r in caplog.records)
+        with pytest.raises(FakeLocatorError, match="use --pipeline host or --analysis fit"):
+            Locator(backend, batch_size=4, pipeline="device")
+    finally:
+        backend.close()
