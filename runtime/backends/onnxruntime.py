@@ -19,6 +19,7 @@ import threading
 import numpy as np
 
 from fakelocator.errors import FakeLocatorError
+from fakelocator.runtime.limits import check_threads
 from fakelocator.runtime.backends.base import Backend, DeviceIO, DeviceIOUnavailable, DeviceTensor, ModelInfo
 
 FORMATS = ("onnx",)
@@ -45,6 +46,7 @@ def load(
 ) -> "OnnxRuntimeBackend":
     if options:
         raise FakeLocatorError(f"onnxruntime backend: unknown options {sorted(options)}; it takes threads, spinning")
+    check_threads("threads", threads, allow_zero=True)
     return OnnxRuntimeBackend(model, device=device, threads=threads, spinning=spinning)
 
 
