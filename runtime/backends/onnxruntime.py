@@ -71,7 +71,9 @@ class OnnxRuntimeBackend(Backend):
         if device.startswith("cuda") and not has_cuda():
             raise FakeLocatorError(
                 f"device {device}: this onnxruntime has no CUDA provider (providers: "
-                f"{', '.join(ort.get_available_providers())}); pip install 'fakelocator[gpu]' or use device cpu"
+                f"{', '.join(ort.get_available_providers())}); for the GPU, first pip uninstall onnxruntime "
+                "(onnxruntime and onnxruntime-gpu install the same Python package, and the CPU one shadows the "
+                "GPU one), then pip install 'fakelocator[gpu]'; or use device cpu"
             )
         index = _cuda_index(device) if device.startswith("cuda") else 0
         providers = [(CUDA, {"device_id": index}), CPU] if want_cuda else [CPU]
