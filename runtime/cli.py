@@ -225,14 +225,15 @@ def run_cli(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise FakeLocatorError(f"--out {out}: exists and is not a folder")
+    faces = face_options(args)  # usage errors before --out is created
     lock = OutputLock(out)  # this run owns --out until it ends (another run on it stops here)
     try:
-        return _run_locked(args, out)
+        return _run_locked(args, out, faces)
     finally:
         lock.release()
 
 
-def _run_locked(args: argparse.Namespace, out: Path) -> int:
+def _run_locked(args: argparse.Namespace, out: Path, faces) -> int:
     from fakelocator.runtime.inputs import expand
     from fakelocator.runtime.locator import Locator
     from fakelocator.runtime.outputs import Journal, Layout, OutputError
@@ -245,7 +246,7 @@ def _run_locked(args: argparse.Namespace, out: Path) -> int:
     backend_options = {"threads": args.threads} if args.threads else {}
     locator = Locator.load(
         args.model, backend=args.backend, device=args.device, batch_size=args.batch, threshold=args.threshold,
-        workers=args.workers, max_pixels=args.max_pixels, faces=face_options(args), pipeline=args.pipeline,
+        workers=args.workers, max_pixels=args.max_pixels, faces=faces, pipeline=args.pipeline,
         **backend_options,
     )
     layout = Layout(out)
