@@ -31,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        description="Export a checkpoint to one self-contained ONNX file and check it against PyTorch. "
                        "Given an .onnx and --fp16, convert it to mixed precision and check it against the fp32 file.")
     p.add_argument("model", help="a .safetensors/.pt checkpoint (or, with --fp16, an fp32 .onnx)")
-    p.add_argument("-o", "--output", help="the .onnx to write (default: beside MODEL, model.onnx or model.fp16.onnx)")
+    p.add_argument("-o", "--output", help="the .onnx to write (default: beside MODEL, model.onnx or model.fp16.onnx; "
+                   "never inside the installed fakelocator package)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18: ONNX Runtime and TensorRT >= 10 run it)")
     p.add_argument("--dynamic-hw", action="store_true", help="dynamic height and width (batch is always dynamic)")
     p.add_argument("--fp16", action="store_true", help="mixed precision: fp16 inside, fp32 inputs and outputs")
@@ -44,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "ONNX (strongly typed network); --fp16 with an fp32 ONNX converts it first. Needs TensorRT and a GPU.")
     p.add_argument("onnx", help="an ONNX file written by `fakelocator export onnx`")
     p.add_argument("-o", "--output", help="the engine to write (default: ONNX with .engine)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing engine (and its sidecar)")
     p.add_argument("--batch", help="batch profile MIN,OPT,MAX or MAX (default 1,8,32; 1,32,64 for a model made for "
                    "native analysis, whose inputs are tiles, tens per image)")
     p.add_argument("--hw", help="for an ONNX with dynamic H/W: HxW or MINHxMINW,OPTHxOPTW,MAXHxMAXW (not for a native "
@@ -123,6 +126,32 @@ def run(args: argparse.Namespace) -> int:
     return int(args._export(args) or 0)
 
 
+def package_folder() -> Path:
+    """Where the fakelocator package is installed (its shipped weights live under it)."""
+    import fakelocator
+
+    return Path(fakelocator.__file__).resolve().parent
+
+
+def output_path(given: str | None, default: Path, *, overwrite: bool, also: tuple[str, ...] = ()) -> Path:
+    """The file an export writes: ``given`` or ``default``; refused inside the installed package
+    (its shipped model must not be replaced by accident) and, without ``overwrite``, when it (or a
+    companion file named ``output + suffix`` for each of ``also``) exists."""
+    output = Path(given) if given else default
+    package = package_folder()
+    resolved = output.resolve()
+    if resolved == package or package in resolved.parents:
+        hint = "" if given else " (the default, beside MODEL)"
+        raise FakeLocatorError(
+            f"{output}{hint} is inside the installed fakelocator package ({package}); exports are never written "
+            "there: give -o PATH outside it"
+        )
+    existing = [p for p in [output, *(Path(f"{output}{suffix}") for suffix in also)] if p.exists()]
+    if existing and not overwrite:
+        raise FakeLocatorError(f"{existing[0]} exists: pass --overwrite to replace it, or give another -o")
+    return output
+
+
 # ---- onnx ---------------------------------------------------------------------------------------
 
 
@@ -130,9 +159,10 @@ def run_onnx(args) -> int:
     model = Path(args.model)
     if model.suffix.lower() == ".onnx":
         return _convert_fp16(args, model)
+    output = output_path(args.output, model.with_name(model.stem + (".fp16.onnx" if args.fp16 else ".onnx")),
+                         overwrite=args.overwrite)  # checked before torch is imported
     from fakelocator.export.onnx_export import export_onnx
 
-    output = Path(args.output) if args.output else model.with_name(model.stem + (".fp16.onnx" if args.fp16 else ".onnx"))
     result = export_onnx(model, output, opset=args.opset, dynamic_hw=args.dynamic_hw, fp16=args.fp16,
                          check=args.check, exporter=args.exporter)
     print(result.summary())
@@ -151,7 +181,7 @@ def _convert_fp16(args, source: Path) -> int:
     from fakelocator.export.onnx_file import read_onnx_info
     from fakelocator.export.parity import FP16, compare, onnxruntime_runner, standard_cases
 
-    output = Path(args.output) if args.output else source.with_name(source.stem + ".fp16.onnx")
+    output = output_path(args.output, source.with_name(source.stem + ".fp16.onnx"), overwrite=args.overwrite)
     metadata = read_onnx_info(source).require_fakelocator()
     convert_file_to_fp16(source, output, check=args.check)
     info = read_onnx_info(output)
@@ -198,7 +228,7 @@ def run_engine(args) -> int:
         native = read_onnx_info(onnx_path).require_fakelocator().preprocessing.native
     options = build_options(args, native)  # bad options are reported before TensorRT is imported
     import_tensorrt()
-    output = Path(args.output) if args.output else onnx_path.with_suffix(".engine")
+    output = output_path(args.output, onnx_path.with_suffix(".engine"), overwrite=args.overwrite, also=(".json",))
     sidecar = build_engine(onnx_path, output, options, device=args.device, verbose=args.verbose)
     print(f"wrote {output} and {output}.json: {sidecar.precision}, {sidecar.profile.describe()}, "
           f"TensorRT {sidecar.tensorrt_version} on {sidecar.gpu_name}")

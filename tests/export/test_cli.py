@@ -114,3 +114,59 @@ def test_check_errors_are_one_line(capsys, tmp_path, argv, message):
     argv = [str(tmp_path / a) if "." in a else a for a in argv]
     code, _, err = run(capsys, *argv)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def _runtime_only(code: str, cwd) -> subprocess.CompletedProcess:
+    """``code`` in a Python where torch, torchvision and onnx cannot be imported (a runtime-only install)."""
+    blocker = (
+        "import sys\n"
+        "for name in ('torch', 'torchvision', 'onnx', 'onnxscript', 'safetensors', 'facexlib'):\n"
+        "    sys.modules[name] = None\n"
+    )
+    return subprocess.run([sys.executable, "-c", blocker + code], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--data", "d", "--out", "o"],
+    ["export", "onnx", "model.safetensors", "-o", "m.onnx"],
+    ["export", "check", "model.onnx"],
+    ["synth", "out", "--n", "2"],
+])
+def test_training_commands_in_a_runtime_only_install_are_one_line_naming_the_extra(tmp_path, argv):
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    (tmp_path / "d").mkdir()
+    result = _runtime_only(f"from fakelocator.cli import main\nraise SystemExit(main({argv!r}))\n", tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "pip install 'fakelocator[train]'" in lines[0] and "is not installed" in lines[0]
+
+
+def test_export_never_writes_into_the_installed_package(capsys, tmp_path):
+    from fakelocator.commands.export import package_folder
+
+    shipped = package_folder() / "weights" / "default" / "model.safetensors"
+    onnx = shipped.with_suffix(".onnx")
+    before = onnx.stat().st_mtime_ns if onnx.exists() else None
+    code, _, err = run(capsys, "onnx", str(shipped))
+    assert code == 2 and "inside the installed fakelocator package" in err and "-o PATH" in err
+    code, _, err = run(capsys, "onnx", str(tmp_path / "x.safetensors"), "-o", str(package_folder() / "x.onnx"))
+    assert code == 2 and "inside the installed fakelocator package" in err
+    assert (onnx.stat().st_mtime_ns if onnx.exists() else None) == before
+    assert not (package_folder() / "x.onnx").exists()
+
+
+def test_export_refuses_to_overwrite_without_overwrite(capsys, tiny_checkpoint, tmp_path):
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"precious")
+    code, _, err = run(capsys, "onnx", str(tiny_checkpoint), "-o", str(target))
+    assert code == 2 and "m.onnx exists: pass --overwrite" in err
+    assert target.read_bytes() == b"precious"
+    code, _, err = run(capsys, "onnx", str(tiny_checkpoint), "-o", str(target), "--overwrite", "--no-check")
+    assert code == 0, err
+    assert target.read_bytes() != b"precious"
+    engine = tmp_path / "m.engine.json"
+    engine.write_text("{}")
+    code, _, err = run(capsys, "engine", str(target), "-o", str(tmp_path / "m.engine"))
+    assert code == 2 and "m.engine.json exists: pass --overwrite" in err
