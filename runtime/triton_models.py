@@ -27,7 +27,7 @@ import numpy as np
 from fakelocator.contract import Preprocessing
 from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY
 
-# The pipeline model's parameters (written by fakelocator.export.triton, which owns the same names).
+# The served models' parameters: fakelocator.export.triton writes them (importing these names).
 NETWORK_MODEL_KEY = "fakelocator.network_model"
 NETWORK_INPUT_DTYPE_KEY = "fakelocator.network_input_dtype"
 NETWORK_MAX_BATCH_KEY = "fakelocator.network_max_batch"
