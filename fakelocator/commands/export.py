@@ -147,7 +147,7 @@ def _convert_fp16(args, source: Path) -> int:
         )
     from fakelocator.export.fp16 import convert_file_to_fp16
     from fakelocator.export.onnx_file import read_onnx_info
-    from fakelocator.export.parity import FP16, OnnxRuntimeRunner, compare, standard_cases
+    from fakelocator.export.parity import FP16, compare, onnxruntime_runner, standard_cases
 
     output = Path(args.output) if args.output else source.with_name(source.stem + ".fp16.onnx")
     metadata = read_onnx_info(source).require_fakelocator()
@@ -155,7 +155,7 @@ def _convert_fp16(args, source: Path) -> int:
     info = read_onnx_info(output)
     print(f"wrote {output} ({info.size / 2**20:.1f} MiB, fp16, opset {info.opset})\n  sha256 {info.sha256}")
     if args.check:
-        report = compare(OnnxRuntimeRunner(source), OnnxRuntimeRunner(output), standard_cases(metadata.preprocessing), FP16)
+        report = compare(onnxruntime_runner(source), onnxruntime_runner(output), standard_cases(metadata.preprocessing), FP16)
         print(report.format())
         if not report.passed:
             output.unlink()
@@ -256,7 +256,7 @@ def run_check(args) -> int:
 
 def describe(path: Path) -> str:
     """Inputs, outputs, opset and metadata of an ONNX file, or the sidecar of an engine."""
-    from fakelocator.export.parity import ENGINE_SUFFIXES
+    from fakelocator.model_io import ENGINE_SUFFIXES
 
     if path.suffix.lower() == ".onnx":
         from fakelocator.export.onnx_file import read_onnx_info
@@ -322,7 +322,7 @@ def _parity(model: Path, against: Path | None, *, device: str, batch: int, seed:
 def _contract_and_sizes(model: Path):
     """The model's preprocessing contract, and extra (h, w) sizes to test when its H/W are dynamic."""
     from fakelocator.contract import Preprocessing
-    from fakelocator.export.parity import ENGINE_SUFFIXES
+    from fakelocator.model_io import ENGINE_SUFFIXES
 
     if model.suffix.lower() in ENGINE_SUFFIXES:
         from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
