@@ -105,6 +105,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=0.5, help="score at or above which the label is fake (default 0.5)")
     p.add_argument("--threads", type=int, default=0,
                    help="intra-op threads of a python-backend network (default 0: ONNX Runtime's)")
+    p.add_argument("--analysis", choices=("fit", "native"),
+                   help="the pipeline's analysis, as trt-locate's --analysis (default: the model's)")
+    p.add_argument("--tile-overlap", type=int, help="native analysis: pixels neighbouring tiles share (default: the model's)")
+    p.add_argument("--tile-pooling", choices=("max", "mean", "top2"),
+                   help="native analysis: how tile scores become the image's (default: the model's)")
+    p.add_argument("--max-tiles", type=int,
+                   help="native analysis: images taking more tiles get an error (default: the runtime's; 0: no limit)")
     p.add_argument("--overwrite", action="store_true", help="replace existing models of the same names")
     p.set_defaults(_export=run_triton)
 
@@ -272,6 +279,10 @@ def run_triton(args) -> int:
         pipeline_queue_delay_us=args.pipeline_queue_delay_us,
         threshold=args.threshold,
         threads=args.threads,
+        analysis=args.analysis,
+        tile_overlap=args.tile_overlap,
+        tile_pooling=args.tile_pooling,
+        max_tiles=args.max_tiles,
     )
     write_repository(args.model, args.repo, options, overwrite=args.overwrite)
     repo = Path(args.repo).resolve()

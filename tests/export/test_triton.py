@@ -166,6 +166,7 @@ def test_the_pipeline_takes_encoded_images_and_sends_batches_to_the_network(fp32
     assert params["fakelocator.network_model"] == "fakelocator_model" and params["fakelocator.network_max_batch"] == "32"
     assert params["fakelocator.preprocessing"] == network.parameters["fakelocator.preprocessing"].string_value
     assert params["fakelocator.map_dtype"] == "uint8" and float(params["fakelocator.threshold"]) == 0.5
+    assert params["fakelocator.analysis"] == "" and params["fakelocator.max_tiles"] == ""  # the model's, the runtime's
     source = (folder / "1" / "model.py").read_text()
     compile(source, "model.py", "exec")  # a valid module, importing the runtime's model class
     assert "from fakelocator.runtime.triton_models import PipelineModel as TritonPythonModel" in source
@@ -201,6 +202,8 @@ def test_no_dynamic_batching_writes_no_batcher(fp32_export, tmp_path):
     (TritonOptions(map_dtype="float32"), "map dtype must be one of"),
     (TritonOptions(pipeline_max_batch=0), "pipeline instances and max batch"),
     (TritonOptions(threshold=1.5), r"threshold must be in \[0, 1\]"),
+    (TritonOptions(analysis="native", tile_overlap=40), "tile_overlap must be an integer in"),
+    (TritonOptions(analysis="sideways"), "analysis must be one of"),
 ])
 def test_pipeline_options_are_checked(fp32_export, tmp_path, options, message):
     with pytest.raises(FakeLocatorError, match=message):
