@@ -120,15 +120,17 @@ def test_evaluate_reports_families_sizes_held_out_and_baselines(tmp_path, locato
     from fakelocator.training.groundtruth import partial_manipulation_map
     from fakelocator.training.samples import read_image
 
-    want = []
+    want, zero_psnr = [], []
     for s in load_samples(root):
         if s.kind == "real":
             continue
         image = read_image(s.image)
         g = partial_manipulation_map(read_image(s.real), image).astype(np.float64) if s.kind == "partial" else np.ones(image.shape[:2])
         want.append(g.sum() / (math.sqrt(g.size) * np.linalg.norm(g)))
+        zero_psnr.append(10 * math.log10(1 / np.mean(g ** 2)))
     got = e.baselines["subsets"]["manipulated"]
     assert got["constant"]["coss"] == pytest.approx(np.mean(want), rel=1e-6)
+    assert got["zero"]["coss"] == 0.0 and got["zero"]["psnr"] == pytest.approx(np.mean(zero_psnr), rel=1e-6)
     assert got["n"] == 5 and got["model"]["coss"] == pytest.approx(e.metrics["coss"], rel=1e-9)
     assert got["coss_ratio"] == pytest.approx(e.metrics["coss"] / np.mean(want), rel=1e-6)
     assert e.baselines["scale"] in B.BLOB_SCALES and 0 < e.baselines["value"] < 1
