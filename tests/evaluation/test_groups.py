@@ -137,3 +137,8 @@ def test_evaluate_reports_families_sizes_held_out_and_baselines(tmp_path, locato
     assert set(e.baselines["subsets"]) == {"manipulated", "partial", "entire"}
     assert 0.99 < e.metrics["pixel_auc"] <= 1.0  # the red model finds the red patches
     assert all(r["height"] and r["width"] for r in e.records)
+
+
+def test_held_out_families_must_be_names_not_a_string():
+    with pytest.raises(FakeLocatorError, match="sequence of names"):
+        EvalSettings(held_out_families="a,b")
