@@ -108,6 +108,9 @@ class EvalSettings:
             problems.append(f"cluster picks must be >= 1, got {self.cluster_picks}")
         if self.save_maps < 0:
             problems.append(f"save_maps must be >= 0, got {self.save_maps}")
+        if isinstance(self.held_out_families, str):
+            problems.append(f"held_out_families must be a sequence of names, got the string {self.held_out_families!r} "
+                            "(groups.parse_families splits 'a,b')")
         if problems:
             raise FakeLocatorError("; ".join(problems))
         for name, levels in self.robustness.items():
