@@ -263,9 +263,12 @@ def test_the_import_tree_maps_every_package_of_setup_py(gc, tmp_path):
         assert (path / "__init__.py").resolve() == (REPO / folder / "__init__.py").resolve()
 
 
-def test_the_native_build_without_cmake_uses_the_same_flags(gc, tmp_path, monkeypatch):
+def test_the_native_build_tries_cmake_then_nvcc_with_the_same_flags(gc, tmp_path, monkeypatch):
+    monkeypatch.setattr(gc.shutil, "which", lambda name: f"/usr/bin/{name}")
+    (how, (configure, build)), (how2, (argv,)) = gc.native_build_plans(tmp_path, "90")
+    assert (how, how2) == ("cmake", "nvcc") and "-DCMAKE_CUDA_ARCHITECTURES=90-real" in configure
     monkeypatch.setattr(gc.shutil, "which", lambda name: None if name == "cmake" else f"/usr/bin/{name}")
-    (argv,) = gc.native_build_commands(context(gc, tmp_path), tmp_path, "90")
+    ((how, (argv,)),) = gc.native_build_plans(tmp_path, "90")
     assert argv[0] == "nvcc" and "-arch=sm_90" in argv and "--fmad=false" in argv and "static" in argv
     assert all((REPO / "native" / "src" / f).as_posix() in argv for f in ("status.cpp", "cpu.cpp", "cuda.cu"))
 
