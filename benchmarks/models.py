@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from fakelocator.errors import FakeLocatorError
-from fakelocator.runtime.backends import model_format
-
-CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
+from fakelocator.model_io import CHECKPOINT_SUFFIXES, ONNX_SUFFIXES, model_format
 
 
 @dataclass
@@ -160,7 +158,7 @@ def prepare(
     if files.checkpoint is None and files.onnx is not None:
         files.checkpoint = _sibling(files.onnx, CHECKPOINT_SUFFIXES)
     if files.onnx is None and files.checkpoint is not None:
-        files.onnx = _sibling(files.checkpoint, (".onnx",))
+        files.onnx = _sibling(files.checkpoint, ONNX_SUFFIXES)
 
     if files.onnx is not None:
         files.onnx_precision, files.config = onnx_metadata(files.onnx)
@@ -170,7 +168,7 @@ def prepare(
     elif files.checkpoint is not None:
         files.config = _checkpoint_config(files.checkpoint)
     elif files.engine is not None:
-        from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
+        from fakelocator.runtime.engine_sidecar import EngineSidecar, sidecar_path
 
         files.config = EngineSidecar.read(sidecar_path(files.engine)).model_config
 

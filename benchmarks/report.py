@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from fakelocator.benchmarks.stages import STAGES
+from fakelocator.files import atomic_write_text
 
 
 def _json_default(value):
@@ -30,10 +31,7 @@ def _clean(value):
 
 def write_json(results: dict, path: Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_clean(results), indent=1, default=_json_default) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(_clean(results), indent=1, default=_json_default) + "\n")
     return path
 
 

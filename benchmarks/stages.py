@@ -106,30 +106,20 @@ def infer_stages(
 
 
 def tensorrt_split(backend, batch: np.ndarray, *, event, clock: Clock = time.perf_counter):
-    """``TensorRTBackend.infer`` with events between upload, execution and download.
+    """``TensorRTBackend.infer``'s own steps (``upload``, ``execute``, ``download``) with events between.
 
     ``event``: makes an event (``fakelocator.runtime.cuda.Event``: ``record(stream)``, and ``elapsed_ms(a, b)`` on its class).
     Events on an idle stream complete as soon as they are reached, so the upload interval also
     holds the host's staging copy into pinned memory, as the whole call does.
     """
-    from fakelocator.errors import FakeLocatorError
-
     stream = backend.stream
-    shape = tuple(batch.shape)
     marks = [event() for _ in range(4)]
     marks[0].record(stream)
-    staged = backend.host_buffers["image"].array(shape, backend.dtypes["image"])  # (N, 3, h, w), pinned
-    staged[...] = batch
-    backend.device_buffers["image"].copy_from_host(staged, stream=stream)
+    shape = backend.upload(batch)
     marks[1].record(stream)
-    backend._set_input_shape(shape)
-    if not backend.context.execute_async_v3(stream.handle):
-        raise FakeLocatorError(f"TensorRT inference failed for a batch of shape {shape}")
+    backend.execute(shape)
     marks[2].record(stream)
-    pinned = {}
-    for name in backend.outputs:
-        pinned[name] = backend.host_buffers[name].array(backend._output_shape(name), backend.dtypes[name])
-        backend.device_buffers[name].copy_to_host(pinned[name], stream=stream)
+    pinned = backend.download()
     marks[3].record(stream)
     stream.synchronize()
     t0 = clock()

@@ -18,7 +18,8 @@ from fakelocator.evaluation import tables
 from fakelocator.files import atomic_write_bytes
 from fakelocator.evaluation.runner import TABLE_KEYS, Evaluation
 
-PER_IMAGE_FIELDS = ("model", "dataset", "image", "kind", "property", "label", "score", *TABLE_KEYS[5:])
+PER_IMAGE_FIELDS = ("model", "dataset", "image", "kind", "property", "family", "width", "height", "label", "score",
+                    *TABLE_KEYS[5:], "pixel_auc", "f1_best", "f1_05")
 
 
 def jsonable(value: Any) -> Any:
@@ -94,6 +95,14 @@ def render_markdown(report: dict, evaluations: list[Evaluation]) -> str:
     out += ["", "## Metrics (the columns of the paper's Tables IV and V)", "",
             "ACC, real ACC, fake ACC, AUC, EER over every image; the rest over manipulated images.", ""]
     out.append(tables.metric_table_md(evaluations, thr))
+    out += ["", "## Pixel level, and against maps that know nothing", "",
+            f"Pixel AUC and F1 per image against the ground truth binarized at {thr:g} (no hand-drawn masks exist: "
+            "Eq. 7 is a difference image), over the manipulated images with both manipulated and untouched pixels, "
+            "then averaged; F1 best takes each image's best threshold (IMDL-BenCo / TruFor), F1@0.5 thresholds the "
+            "map at 0.5. The constant map is the evaluated images' mean ground-truth value; the centred prior a "
+            "centred Gaussian blob sized to the typical manipulated region (docs/metrics.md). Read every COSS "
+            "against theirs.", ""]
+    out.append(tables.pixel_table_md(evaluations))
 
     if len(report["models"]) > 1 or len(report["datasets"]) > 1:
         out += ["", "## Cross tables (paper Tables I, VI, VIII)", "",
@@ -108,6 +117,30 @@ def render_markdown(report: dict, evaluations: list[Evaluation]) -> str:
         out += ["### By kind and property", "",
                 "A fake group's ACC is its detection rate and its AUC separates it from all real images; "
                 "the real row's ACC is real ACC.", "", tables.breakdown_md(e, thr)]
+        b = e.baselines or {}
+        if b.get("subsets"):
+            out += ["", "### Against maps that know nothing", "",
+                    f"Constant map c = {tables.fmt(b['value'])} (the mean ground-truth value of these images); centred "
+                    f"prior: a Gaussian blob with σ = {b['scale']:g} × each side, whose half-maximum ellipse matches the "
+                    f"median manipulated area ({100 * b['area']:.1f} % of the image, binarized ground truth of the "
+                    "partial edits). report.json has every blob size.", "", tables.baselines_md(e)]
+        if e.groups:
+            out += ["", "### By manipulation family", "",
+                    "Family: the manifest's `family` column, else its `upsampler` (without parameters), else the "
+                    "property. AUC: the family's fakes against every real image.", "",
+                    tables.groups_md(e.groups, thr, "family")]
+            out += ["", "### By image size (long side)", "",
+                    "ACC over the bucket's real and fake images; AUC of its fakes against its real images.", "",
+                    tables.groups_md(e.groups, thr, "size")]
+            if s.get("held_out_families"):
+                out += ["", "### Leave-families-out", "",
+                        f"Families held out of training: {', '.join(s['held_out_families'])}. A family absent from "
+                        "this dataset has n = 0.", "",
+                        tables.groups_md(e.groups, thr, ("held-out family", "held out, all", "seen, all"))]
+        sheet = report["files"].get("contact_sheets", {}).get(f"{e.model} on {e.dataset}")
+        if sheet:
+            out += ["", "### Contact sheet", "", "Input | ground truth | map | overlay (colour bar: map value).", "",
+                    f"![contact sheet of {title}]({sheet})"]
         if e.robustness:
             plot = report["files"].get("robustness_plots", {}).get(title)
             out += ["", "### Robustness (Sec. V-B8, Figs. 13–15)", "",

@@ -40,7 +40,7 @@ import numpy as np
 
 from fakelocator.contract import resize_bilinear
 from fakelocator.errors import FakeLocatorError, InputError
-from fakelocator.evaluation import clustering
+from fakelocator.evaluation import baselines, clustering, groups
 from fakelocator.evaluation.metrics import (
     DEFAULT_BINARIZE_THRESHOLD,
     binarize,
@@ -52,6 +52,7 @@ from fakelocator.evaluation.metrics import (
     localization_metrics,
     mean_metrics,
     pbca,
+    pixel_metrics,
     psnr,
 )
 from fakelocator.evaluation.robustness import CLEAN, DEFAULT_LEVELS, Variant, apply_variant, check_level, sweep_summary, variants_for
@@ -81,6 +82,8 @@ class EvalSettings:
         seed: fixes the noise, the disorganization orders and the clustering.
         save_maps: how many example figures (real | fake | GT | prediction | overlay) to write.
         workers: threads for reading/degrading and for metrics (default: the locator's workers).
+        held_out_families: manipulation families never seen in training (``groups.family_of``):
+            reported in their own leave-families-out table.
     """
 
     threshold: float = 0.5
@@ -93,6 +96,7 @@ class EvalSettings:
     seed: int = 0
     save_maps: int = 0
     workers: int | None = None
+    held_out_families: tuple[str, ...] = ()
 
     def __post_init__(self):
         problems = []
@@ -132,6 +136,11 @@ class Evaluation:
         metrics: the clean evaluation: classification over every image, localization averaged over
             manipulated images (plus ``n_real``, ``n_fake``, ``n_localized``).
         breakdown: rows per kind (real, partial, entire) and per manipulated property.
+        baselines: the constant and centred-prior maps on the same images (``baselines``): the
+            chosen ``value`` and ``scale``, and per subset (``manipulated``, ``partial``,
+            ``entire``) their mean metrics beside the model's.
+        groups: rows per manipulation family, per image-size bucket and, with held-out families,
+            the leave-families-out rows (``groups``).
         robustness: ``{test: {parameter, levels, metrics, gamma}}`` (``robustness.sweep_summary``).
         clustering: single-sample clustering (``ClusteringResult.to_dict()``), or ``{"skipped": why}``.
         errors: ``{image, variant, reason}`` for every image that could not be evaluated.
@@ -150,12 +159,14 @@ class Evaluation:
     records: list[dict]
     timings: dict[str, float]
     examples: list[str] = field(default_factory=list)
+    baselines: dict = field(default_factory=dict)
+    groups: list[dict] = field(default_factory=list)
     clustering_result: clustering.ClusteringResult | None = field(default=None, repr=False)
     labels: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in ("model", "dataset", "counts", "metrics", "breakdown", "robustness",
-                                           "clustering", "errors", "timings", "examples")}
+        d = {k: getattr(self, k) for k in ("model", "dataset", "counts", "metrics", "breakdown", "baselines", "groups",
+                                           "robustness", "clustering", "errors", "timings", "examples")}
         return d
 
 
@@ -220,13 +231,14 @@ def _task_rng(seed: int, sample_index: int, variant: Variant) -> np.random.Gener
 
 
 def localization(pred: np.ndarray, gt: np.ndarray, binarize_threshold: float) -> dict[str, float]:
-    """``metrics.localization_metrics``; maps under 11 pixels on a side get SSIM NaN instead of an error."""
+    """``metrics.localization_metrics`` and ``metrics.pixel_metrics``; maps under 11 pixels on a side
+    get SSIM NaN instead of an error."""
     if min(pred.shape) >= SSIM_MIN_SIDE:
-        return localization_metrics(pred, gt, binarize_threshold)
+        return {**localization_metrics(pred, gt, binarize_threshold), **pixel_metrics(pred, gt, binarize_threshold)}
     p, g = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
     pb, gb = binarize(p, binarize_threshold), binarize(g, binarize_threshold)
     return {"coss": coss(p, g), "psnr": psnr(p, g), "ssim": math.nan, "iou": iou(pb, gb),
-            "dice": dice(pb, gb), "pbca": pbca(pb, gb), "iinc": iinc(pb, gb)}
+            "dice": dice(pb, gb), "pbca": pbca(pb, gb), "iinc": iinc(pb, gb), **pixel_metrics(p, g, binarize_threshold)}
 
 
 def summarize(scores: np.ndarray, labels: np.ndarray, loc_rows: list[dict], threshold: float) -> dict[str, float]:
@@ -367,6 +379,8 @@ def evaluate(
     scores = np.full((nv, n), np.nan)
     loc: list[list[dict | None]] = [[None] * n for _ in range(nv)]
     features: list[np.ndarray | None] = [None] * n
+    priors: list[dict | None] = [None] * n  # baselines.prior_stats of each clean manipulated image
+    sizes: list[tuple[int, int] | None] = [None] * n  # (height, width) of each image
     errors: list[dict] = []
     stage = Counter()
     example_paths: list[str] = []
@@ -395,6 +409,8 @@ def evaluate(
         if prep.gt is not None:
             pred = np.clip(result.outputs["map"], 0.0, 1.0) if settings.at_model_resolution else result.map
             row = localization(pred, prep.gt, settings.binarize_threshold)
+            if prep.variant == 0:  # what the baseline maps need, on the clean images
+                priors[order[prep.order]] = baselines.prior_stats(prep.gt, settings.binarize_threshold)
         return prep, result, row, (time.perf_counter() - t0) * 1000
 
     def collect(future: Future) -> None:
@@ -402,6 +418,8 @@ def evaluate(
         index = order[prep.order]
         scores[prep.variant, index] = result.score
         loc[prep.variant][index] = row
+        if prep.variant == 0:
+            sizes[index] = (result.height, result.width) if result.height else result.map.shape[:2]
         stage["metrics"] += ms
         for k, v in result.timings.items():
             stage[k] += v
@@ -458,7 +476,10 @@ def evaluate(
         rec = {"image": _relative(s), "kind": s.kind, "property": s.property, "label": int(s.label),
                "score": float(scores[0, i]) if np.isfinite(scores[0, i]) else None}
         rec.update(loc[0][i] or {})
+        h, w = sizes[i] or (None, None)
+        rec.update(family=groups.family_of(s), height=h, width=w, size_bucket=groups.size_bucket(h, w), prior=priors[i])
         records.append(rec)
+    baseline_summary, group_rows = _baselines_and_groups(records, settings)
 
     timings = {"wall_s": wall, "evaluations": done, "per_second": done / wall if wall > 0 else math.nan,
                "images_read": images.reads}
@@ -469,6 +490,8 @@ def evaluate(
         counts=dict(Counter(s.kind for s in samples)),
         metrics=clean,
         breakdown=breakdown(samples, scores[0], loc[0], settings.threshold),
+        baselines=baseline_summary,
+        groups=group_rows,
         robustness=sweep_summary(clean, by_variant, TABLE_KEYS) if settings.robustness else {},
         clustering=cluster_dict,
         errors=errors,
@@ -478,6 +501,29 @@ def evaluate(
         clustering_result=cluster_result,
         labels=cluster_labels,
     )
+
+
+BASELINE_SUBSETS = ("manipulated", "partial", "entire")
+
+
+def _baselines_and_groups(records: list[dict], settings: EvalSettings) -> tuple[dict, list[dict]]:
+    """The baseline maps' choices and means per subset of the manipulated images, beside the
+    model's own means on the same images; and the family, size and held-out rows."""
+    localized = [r for r in records if r["prior"] is not None]
+    choice = baselines.choose([r["prior"] for r in localized], [r["kind"] for r in localized])
+    summary = {"value": choice["value"], "scale": choice["scale"], "area": choice["area"], "subsets": {}}
+    for subset in BASELINE_SUBSETS:
+        members = [r for r in localized if subset == "manipulated" or r["kind"] == subset]
+        if not members:
+            continue
+        entry = baselines.means([r["prior"] for r in members], choice)
+        entry["model"] = {k: groups.nanmean(r.get(k, math.nan) for r in members) for k in baselines.BASELINE_KEYS}
+        entry["coss_ratio"] = baselines.ratio(entry["model"]["coss"], entry["constant"]["coss"])
+        entry["coss_ratio_centred"] = baselines.ratio(entry["model"]["coss"], entry["centred"]["coss"])
+        summary["subsets"][subset] = entry
+    rows = groups.family_rows(records, choice, settings.threshold) + groups.size_rows(records, choice, settings.threshold)
+    rows += groups.held_out_rows(records, tuple(settings.held_out_families), choice, settings.threshold)
+    return summary, rows
 
 
 def _variant_indices(sample: Sample, n_variants: int, settings: EvalSettings) -> range:

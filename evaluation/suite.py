@@ -89,6 +89,9 @@ class SuiteConfig:
         limit: evaluate a seeded random subset of at most this many samples per dataset.
         overwrite: replace an existing report in ``out``.
         command: the command line, recorded in the report.
+        contact_sheet: rows of a contact sheet per model × dataset (``contact_sheet.py``; 0: none
+            unless ``contact_include`` names images).
+        contact_include: images or folders always shown on the contact sheets (first).
     """
 
     models: tuple[str | None, ...] = (None,)
@@ -104,6 +107,8 @@ class SuiteConfig:
     limit: int | None = None
     overwrite: bool = False
     command: str = ""
+    contact_sheet: int = 0
+    contact_include: tuple[str, ...] = ()
 
 
 @dataclass
@@ -189,6 +194,10 @@ def run_suite(config: SuiteConfig, *, progress: ProgressFactory | None = None) -
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     host = machine()
 
+    if config.contact_include:  # a wrong path fails now, not after the first evaluation
+        from fakelocator.evaluation.contact_sheet import expand_paths
+
+        expand_paths(config.contact_include)
     loaded = [(spec, spec.load(skip_invalid=config.skip_invalid, limit=config.limit, seed=settings.seed))
               for spec in config.datasets]
     model_names = unique_names(
@@ -198,7 +207,7 @@ def run_suite(config: SuiteConfig, *, progress: ProgressFactory | None = None) -
 
     evaluations: list[Evaluation] = []
     models: list[dict] = []
-    files: dict = {"examples": {}, "robustness_plots": {}, "clustering_plots": {}}
+    files: dict = {"examples": {}, "robustness_plots": {}, "clustering_plots": {}, "contact_sheets": {}}
     for model, name in zip(config.models, model_names):
         with Locator.load(
             model, config.backend, config.device, config.batch_size, settings.threshold,
@@ -223,6 +232,17 @@ def run_suite(config: SuiteConfig, *, progress: ProgressFactory | None = None) -
                 if e.robustness:
                     png = robustness.plot(e.robustness, out / "robustness" / f"{slug(name + '__' + spec.name)}.png", title=title)
                     files["robustness_plots"][title] = os.path.relpath(png, out)
+                if config.contact_sheet or config.contact_include:
+                    from fakelocator.evaluation.contact_sheet import write_contact_sheet
+
+                    png, rows = write_contact_sheet(
+                        locator, samples, e.records, out / "contact" / f"{slug(name + '__' + spec.name)}.png",
+                        max(config.contact_sheet, 0), include=config.contact_include,
+                        held_out=settings.held_out_families, binarize_threshold=settings.binarize_threshold,
+                        seed=settings.seed, title=title,
+                    )
+                    files["contact_sheets"][title] = os.path.relpath(png, out)
+                    files.setdefault("contact_rows", {})[title] = rows
                 if e.clustering_result is not None:
                     png = clustering.plot(e.clustering_result, e.labels, out / "clustering" / f"{slug(name + '__' + spec.name)}.png",
                                           title=f"{title}: single-sample ACC {e.clustering_result.mean:.3f} ± {e.clustering_result.std:.3f}")

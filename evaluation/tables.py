@@ -121,3 +121,61 @@ def robustness_md(e: Evaluation, metrics: Sequence[str] = PLOTTED) -> str:
                         + [fmt(values.get(m), m) for m in metrics])
     clean = ["clean", "—"] + ["1.0000"] * len(metrics) + [fmt(e.metrics.get(m), m) for m in metrics]
     return markdown(headers, [clean] + rows)
+
+
+# ------------------------------------------------------------------------------ baselines and groups
+
+PIXEL_LABELS = {"pixel_auc": "pixel AUC", "f1_best": "F1 best", "f1_05": "F1@0.5"}
+
+
+def baselines_md(e: Evaluation) -> str:
+    """The model beside the constant and centred-prior maps on the same images, per subset."""
+    b = e.baselines or {}
+    subsets = b.get("subsets", {})
+    if not subsets:
+        return "No manipulated image was localized: nothing to compare."
+    keys = ("coss", "psnr", "pixel_auc", "f1_best", "f1_05")
+    headers = ["images", "map", "n", "COSS", "COSS / constant COSS", "PSNR", "pixel AUC", "F1 best", "F1@0.5"]
+    rows = []
+    for subset, entry in subsets.items():
+        for name, values in (("model", entry["model"]), (f"constant {fmt(b['value'])}", entry["constant"]),
+                             (f"centred prior s={b['scale']:g}", entry["centred"])):
+            r = ratio_of(values.get("coss"), entry["constant"].get("coss"))
+            rows.append([subset, name, entry["n"], fmt(values["coss"], "coss"), fmt(r)] + [fmt(values[k], k) for k in keys[1:]])
+    return markdown(headers, rows)
+
+
+def ratio_of(model, baseline) -> float:
+    from fakelocator.evaluation.baselines import ratio
+
+    return ratio(model, baseline)
+
+
+def groups_md(rows: list[dict], binarize_threshold: float, group: str | tuple[str, ...]) -> str:
+    """Family, size or leave-families-out rows as a table."""
+    wanted = (group,) if isinstance(group, str) else group
+    chosen = [r for r in rows if r["group"] in wanted]
+    headers = ["group", "name", "n (fake/real)", "ACC", "AUC vs real", "COSS", "constant COSS", "COSS / constant",
+               "centred COSS", "PSNR", label("iou", binarize_threshold), "pixel AUC", "F1 best", "F1@0.5"]
+    out = []
+    for r in chosen:
+        out.append([r["group"], r["name"], f"{r['n']} ({r['n_fake']}/{r['n_real']})", fmt(r["acc"]), fmt(r["auc"]),
+                    fmt(r["coss"]), fmt(r["const_coss"]), fmt(r["coss_ratio"]), fmt(r["centred_coss"]),
+                    fmt(r["psnr"], "psnr"), fmt(r["iou"]), fmt(r["pixel_auc"]), fmt(r["f1_best"]), fmt(r["f1_05"])])
+    return markdown(headers, out)
+
+
+def pixel_table_md(evaluations: list[Evaluation]) -> str:
+    """One row per model × dataset: the pixel-level metrics and COSS against the baseline maps, over
+    all manipulated images."""
+    headers = ["model", "dataset", "pixel AUC", "F1 best", "F1@0.5", "COSS", "constant COSS", "COSS / constant",
+               "centred COSS", "partial COSS", "partial constant COSS", "partial COSS / constant"]
+    rows = []
+    for e in evaluations:
+        subsets = (e.baselines or {}).get("subsets", {})
+        m, p = subsets.get("manipulated"), subsets.get("partial")
+        row = [e.model, e.dataset, fmt(e.metrics.get("pixel_auc")), fmt(e.metrics.get("f1_best")), fmt(e.metrics.get("f1_05"))]
+        row += [fmt(m["model"]["coss"]), fmt(m["constant"]["coss"]), fmt(m["coss_ratio"]), fmt(m["centred"]["coss"])] if m else ["—"] * 4
+        row += [fmt(p["model"]["coss"]), fmt(p["constant"]["coss"]), fmt(p["coss_ratio"])] if p else ["—"] * 3
+        rows.append(row)
+    return markdown(headers, rows)

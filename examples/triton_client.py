@@ -1,4 +1,8 @@
-"""Send images to a FakeLocator model on Triton Inference Server and write full-resolution fakeness maps.
+"""Send preprocessed tensors to the FakeLocator network on Triton and write full-resolution fakeness maps.
+
+This is the do-it-yourself client of the raw network (``REPO/fakelocator_model``, or ``REPO/NAME``
+written with ``--no-pipeline``). Most clients should send encoded images to the server-side pipeline
+instead (``fakelocator.runtime.triton_client``, docs/export.md), which does all of this on the server.
 
 The server holds a repository written by ``fakelocator export triton``. The client reads the
 preprocessing contract from the model's config (parameter ``fakelocator.preprocessing``), so it
@@ -45,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="+", type=Path)
     parser.add_argument("--url", default="localhost:8001", help="Triton's gRPC endpoint")
-    parser.add_argument("--model", default="fakelocator")
+    parser.add_argument("--model", default="fakelocator_model", help="the network model (default fakelocator_model)")
     parser.add_argument("--out", type=Path, default=Path("maps"))
     args = parser.parse_args()
 

@@ -32,7 +32,8 @@ from typing import Any
 from fakelocator import __version__
 from fakelocator.errors import FakeLocatorError
 from fakelocator.metadata import ModelMetadata, write_metadata
-from fakelocator.export.onnx_file import INPUT_NAME, OUTPUT_NAMES, file_sha256, save_single_file
+from fakelocator.export.onnx_file import file_sha256, save_single_file
+from fakelocator.model_io import INPUT_NAME, OUTPUT_NAMES
 from fakelocator.export.parity import FP16, FP32, ParityReport
 
 DEFAULT_OPSET = 18
@@ -181,7 +182,7 @@ def _trace(model, *, opset: int, dynamic_hw: bool, exporter: str):
                         dims[3] = torch.export.Dim("width", min=MIN_DYNAMIC_SIZE)
                     torch.onnx.export(
                         graph, (example,), str(out), dynamo=True, external_data=False,
-                        dynamic_shapes={"image": dims}, verbose=False, **names,
+                        dynamic_shapes={INPUT_NAME: dims}, verbose=False, **names,
                     )
                 else:
                     spatial = {2: "height", 3: "width"} if dynamic_hw else {}
@@ -198,7 +199,7 @@ def check_export(path: str | Path, model, *, dynamic_hw: bool, precision: str, s
     """``onnx.checker`` (full check) and ONNX Runtime vs PyTorch parity for a fresh export."""
     import onnx
 
-    from fakelocator.export.parity import OnnxRuntimeRunner, TorchRunner, compare, standard_cases
+    from fakelocator.export.parity import compare, onnxruntime_runner, standard_cases, torch_runner
 
     try:
         onnx.checker.check_model(str(path), full_check=True)
@@ -209,4 +210,4 @@ def check_export(path: str | Path, model, *, dynamic_hw: bool, precision: str, s
     extra = [(h + 16, w + 48), (max(MIN_DYNAMIC_SIZE, h // 2 + 5), w + 13)] if dynamic_hw else []
     cases = standard_cases(contract, seed=seed, extra_sizes=extra)
     bounds = FP16 if precision == "fp16" else FP32
-    return compare(TorchRunner(model), OnnxRuntimeRunner(path), cases, bounds)
+    return compare(torch_runner(model), onnxruntime_runner(path), cases, bounds)

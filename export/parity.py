@@ -33,6 +33,7 @@ import numpy as np
 
 from fakelocator.contract import Preprocessing, to_network_input
 from fakelocator.errors import FakeLocatorError
+from fakelocator.model_io import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, REQUIRED_OUTPUTS
 
 REAL_IMAGES = ("astronaut", "coffee", "chelsea", "rocket")
 
@@ -130,7 +131,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 def diff_outputs(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], bounds: Bounds) -> tuple[dict[str, Diff], list[str]]:
     """Differences between two outputs dicts and the bounds they break."""
     diffs, failures = {}, []
-    for name in ("map", "score"):
+    for name in REQUIRED_OUTPUTS:
         if name not in got:
             failures.append(f"candidate has no {name!r} output")
             continue
@@ -215,47 +216,29 @@ def _preprocess(images, contract: Preprocessing) -> np.ndarray:
 # ---- runners ------------------------------------------------------------------------------------
 
 
-class TorchRunner:
-    """A ``FakeLocatorNet`` in fp32 on the CPU: the reference."""
+def torch_runner(model, name: str = "pytorch") -> "BackendRunner":
+    """A ``FakeLocatorNet`` in fp32 on the CPU, on the runtime's torch backend: the reference."""
+    import copy
 
-    def __init__(self, model, name: str = "pytorch"):
-        import copy
+    from fakelocator.runtime.backends.torch import TorchBackend
 
-        self.model = copy.deepcopy(model).float().cpu().eval()
-        self.name = name
-
-    def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        import torch
-
-        with torch.no_grad():
-            out = self.model(torch.from_numpy(np.ascontiguousarray(batch, np.float32)))
-        return {k: out[k].numpy() for k in ("map", "score", "features") if out.get(k) is not None}
+    net = copy.deepcopy(model).float().cpu().eval()
+    return BackendRunner(TorchBackend("(in memory)", device="cpu", cuda_graphs=False, net=net), name=name)
 
 
-class OnnxRuntimeRunner:
-    """An ONNX file on ONNX Runtime's CPU provider (all graph optimizations on, as the runtime runs it)."""
+def onnxruntime_runner(path: str | Path, name: str | None = None, *, device: str = "cpu") -> "BackendRunner":
+    """An ONNX file on the runtime's onnxruntime backend (CPU by default, all graph optimizations on, as ``trt-locate`` runs it)."""
+    from fakelocator.runtime.backends import onnxruntime
 
-    def __init__(self, path: str | Path, name: str | None = None, providers: Sequence[str] = ("CPUExecutionProvider",)):
-        try:
-            import onnxruntime as ort
-        except ImportError as e:
-            raise FakeLocatorError(
-                f"checking {path} on ONNX Runtime needs onnxruntime ({e}): pip install 'fakelocator[runtime]' "
-                "(or export with --no-check)"
-            ) from None
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
-        self.outputs = [o.name for o in self.session.get_outputs() if o.name in ("map", "score", "features")]
-        self.name = name or f"onnxruntime ({Path(path).name})"
-
-    def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        values = self.session.run(self.outputs, {"image": np.ascontiguousarray(batch, np.float32)})
-        return {k: np.asarray(v, np.float32) for k, v in zip(self.outputs, values)}
+    ok, reason = onnxruntime.available()
+    if not ok:
+        raise FakeLocatorError(f"checking {path} on ONNX Runtime: {reason} (or export with --no-check)")
+    backend = onnxruntime.load(str(path), device=device)
+    return BackendRunner(backend, name=name or f"onnxruntime ({Path(path).name})")
 
 
 class BackendRunner:
-    """A ``fakelocator.runtime`` backend (e.g. TensorRT) as a runner.
+    """A ``fakelocator.runtime`` backend (torch, onnxruntime, TensorRT) as a runner: its public ``infer``.
 
     Batches larger than the backend takes are split; smaller than an engine profile's minimum, padded
     with copies of the last image (and the padding dropped from the outputs).
@@ -294,8 +277,6 @@ class OneByOne:
 
 # ---- by file ------------------------------------------------------------------------------------
 
-CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 
 def precision_of(path: str | Path) -> str:
@@ -303,11 +284,11 @@ def precision_of(path: str | Path) -> str:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        from fakelocator.export.onnx_file import read_onnx_info
+        from fakelocator.runtime.onnx_info import read_onnx_info
 
         return read_onnx_info(path).precision
     if suffix in ENGINE_SUFFIXES:
-        from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
+        from fakelocator.runtime.engine_sidecar import EngineSidecar, sidecar_path
 
         sidecar = EngineSidecar.read(sidecar_path(path))
         return "tf32" if sidecar.precision == "fp32" and sidecar.options.tf32 else sidecar.precision
@@ -324,9 +305,9 @@ def runner_for(path: str | Path, *, device: str = "cuda:0", batch_size: int = 8)
         from fakelocator.training.checkpoint import load_model
 
         model, _ = load_model(path)
-        return TorchRunner(model, name=f"pytorch ({path.name})")
+        return torch_runner(model, name=f"pytorch ({path.name})")
     if suffix == ".onnx":
-        return OnnxRuntimeRunner(path)
+        return onnxruntime_runner(path)
     if suffix in ENGINE_SUFFIXES:
         from fakelocator.runtime.backends.tensorrt import load
 

@@ -1,9 +1,9 @@
 """Build a TensorRT engine from an ONNX file: the one module that calls TensorRT's builder.
 
 Written from NVIDIA's TensorRT 10/11 Python API (samples and Polygraphy at release/10.16 and 11.1);
-the decisions around the calls (profiles, precision, sidecar, compatibility) live in the pure
-``engine_spec.py``. ``tensorrt`` and the CUDA helpers are imported when a function runs, never at
-import. Not run in this project's environments (TensorRT installs only from NVIDIA's index);
+the decisions around the calls live in the pure ``engine_spec.py`` (precision, parser errors) and
+``fakelocator.runtime.engine_sidecar`` (profiles, sidecar, compatibility). ``tensorrt`` and the
+CUDA helpers are imported when a function runs, never at import. Not run in this project's environments (TensorRT installs only from NVIDIA's index);
 tests/export/test_tensorrt_build.py checks the call sequence against a fake ``tensorrt`` module.
 
 The sequence, as NVIDIA's samples do it::
@@ -17,7 +17,6 @@ The sequence, as NVIDIA's samples do it::
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,80 +25,27 @@ import numpy as np
 
 from fakelocator import __version__
 from fakelocator.errors import FakeLocatorError
-from fakelocator.export.engine_spec import (
-    BuildOptions,
-    EngineSidecar,
-    Environment,
-    ParserError,
-    PrecisionPlan,
-    ShapeProfile,
-    format_parser_errors,
-    make_profile,
-    plan_precision,
-    sidecar_path,
-)
-from fakelocator.export.onnx_file import INPUT_NAME, file_sha256, read_onnx_info
+from fakelocator.export.engine_spec import ParserError, PrecisionPlan, format_parser_errors, plan_precision
 from fakelocator.files import atomic_write_bytes
-
-INSTALL_HINT = (
-    "pip install tensorrt-cu12 (CUDA 12) or tensorrt-cu13 (CUDA 13); its libraries download from NVIDIA's "
-    "index pypi.nvidia.com. See docs/export.md"
+from fakelocator.model_io import INPUT_NAME
+from fakelocator.runtime import engine_cache
+from fakelocator.runtime.engine_sidecar import BuildOptions, EngineSidecar, ShapeProfile, make_profile, sidecar_path
+from fakelocator.runtime.onnx_info import file_sha256, read_onnx_info
+from fakelocator.runtime.tensorrt_lib import (
+    INSTALL_HINT,
+    TensorRTMissing,
+    import_tensorrt,
+    make_logger,
+    tensorrt_available,
+    use_device,
 )
 
-
-class TensorRTMissing(FakeLocatorError):
-    """The tensorrt package cannot be imported."""
-
-
-def import_tensorrt():
-    try:
-        return importlib.import_module("tensorrt")
-    except ImportError as e:
-        raise TensorRTMissing(f"TensorRT is not installed ({e}); {INSTALL_HINT}") from None
-
-
-def tensorrt_available() -> tuple[bool, str]:
-    try:
-        trt = import_tensorrt()
-    except TensorRTMissing as e:
-        return False, str(e)
-    return True, f"TensorRT {trt.__version__}"
-
-
-def cuda_helpers():
-    """``fakelocator.runtime.cuda`` (cuda-python based); a clear error when cuda-python is missing."""
-    try:
-        return importlib.import_module("fakelocator.runtime.cuda")
-    except ImportError as e:
-        raise FakeLocatorError(f"the CUDA helpers cannot be imported ({e}): pip install 'fakelocator[gpu]'") from None
-
-
-def use_device(index: int) -> Environment:
-    """Make GPU ``index`` current and describe it with the installed TensorRT."""
-    trt = import_tensorrt()
-    cuda = cuda_helpers()
-    from cuda.bindings import runtime as cudart
-
-    cuda.check(cudart.cudaSetDevice(int(index)), f"cudaSetDevice({index})")
-    props = cuda.device_properties(int(index))
-    return Environment(trt.__version__, str(props["name"]), tuple(int(v) for v in props["compute_capability"]))
-
-
-def make_logger(trt, log: Callable[[str], None], verbose: bool = False):
-    """A ``trt.ILogger`` that forwards warnings and errors (everything when verbose) and keeps the errors."""
-
-    class Logger(trt.ILogger):
-        def __init__(self):
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-
-        def log(self, severity, msg):
-            if int(severity) <= int(trt.ILogger.ERROR):
-                self.errors.append(msg)
-            if verbose or int(severity) <= int(trt.ILogger.WARNING):
-                log(f"[TensorRT] {msg}")
-
-    return Logger()
+# Importing TensorRT, the logger and the device are the runtime's (``fakelocator.runtime.tensorrt_lib``);
+# these names stay importable from here.
+__all__ = [
+    "INSTALL_HINT", "TensorRTMissing", "build_engine", "build_plan", "cached_engine", "import_tensorrt", "make_logger",
+    "parser_errors", "tensorrt_available", "use_device",
+]
 
 
 def parser_errors(parser) -> list[ParserError]:
@@ -143,7 +89,7 @@ def build_plan(
         if level is None:
             raise FakeLocatorError(
                 f"TensorRT {trt.__version__} has no hardware compatibility level {options.hardware_compatibility} "
-                "(same_compute_capability needs TensorRT 10.10 or later)"
+                "(same_compute_capability needs TensorRT 10.9 or later)"
             )
         config.hardware_compatibility_level = level
     if options.version_compatible:
@@ -261,29 +207,5 @@ def cached_engine(
     cache_dir: str | Path | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
-    """The engine for ``onnx_path`` from the engine cache, built there first if this machine has none.
-
-    The key is GPU + compute capability + TensorRT version + ONNX sha256 + profile + build options
-    (``engine_spec.cache_key``), so a new GPU, a TensorRT upgrade or a new export builds a new engine
-    and nothing stale is ever loaded. Writes are atomic; two processes racing build twice, harmlessly.
-    """
-    from fakelocator.export.engine_spec import cache_key, cache_root, cached_engine_path, mismatches
-
-    onnx_path = Path(onnx_path)
-    info = read_onnx_info(onnx_path)
-    metadata = info.require_fakelocator()
-    here = use_device(device)
-    profile, _ = make_profile(INPUT_NAME, info.input().shape, options.batch, options.hw, metadata.preprocessing.size)
-    root = Path(cache_dir) if cache_dir is not None else cache_root()
-    engine = cached_engine_path(root, onnx_path, cache_key(here, info.sha256, profile, options))
-    side = sidecar_path(engine)
-    if engine.is_file() and side.is_file():
-        try:
-            sidecar = EngineSidecar.read(side)
-            if not mismatches(sidecar, here) and sidecar.engine_sha256 == file_sha256(engine):
-                return engine
-        except FakeLocatorError as e:
-            log(f"ignoring the unusable cached engine {engine}: {e}")
-    log(f"building a TensorRT engine for {onnx_path} once on this machine (this takes a while): {engine}")
-    build_engine(onnx_path, engine, options, device=device, log=log)
-    return engine
+    """The engine for ``onnx_path`` from the engine cache (``fakelocator.runtime.engine_cache``), built by ``build_engine`` on a miss."""
+    return engine_cache.cached_engine(onnx_path, options, device=device, cache_dir=cache_dir, log=log, build=build_engine)

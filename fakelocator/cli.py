@@ -33,6 +33,7 @@ SUBCOMMANDS = (
     Subcommand("eval", "evaluate a model: metrics, robustness, clustering, cross tables", "fakelocator.commands.eval", "train"),
     Subcommand("export", "export ONNX, build TensorRT engines and Triton repositories", "fakelocator.commands.export", "train"),
     Subcommand("bench", "measure latency and throughput per backend and stage", "fakelocator.commands.bench", "runtime"),
+    Subcommand("serve", "serve a Triton model repository (bytes in, maps and scores out)", "fakelocator.commands.serve", "serve"),
 )
 
 

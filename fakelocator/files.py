@@ -50,3 +50,8 @@ def atomic_write_bytes(path: str | Path, data: bytes | memoryview, *, prefix: st
     with atomic_path(path, prefix=prefix) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str, *, prefix: str | None = None) -> None:
+    """Write ``text`` as UTF-8 to ``path`` through ``atomic_path``."""
+    atomic_write_bytes(path, text.encode("utf-8"), prefix=prefix)

@@ -7,6 +7,11 @@ video (path, frame, map, overlay, score, label, width, height, bbox, error, timi
 summary). Inputs are files, folders (recursive), globs, videos, or list files (.txt/.lst, or - for
 stdin). A bad input yields a record with its error and the run goes on.
 
+Analysis (docs/runtime.md#two-analyses-fit-and-native): a model runs as it was made for, fit (the
+image resized to the network's input, the map upsampled back) or native (tiles of the network's
+input size at the image's own scale, tile maps blended into the full-resolution map, tile scores
+pooled); --analysis chooses. Records add `tiles`: how many network inputs the input took.
+
 With --faces, faces are detected in every image and frame, each face is analysed on a crop with a
 margin, and the maps are pasted back at the input's full size; records add `faces` (box, detector
 score) and `regions` (each face's crop and its score). See docs/faces.md.
@@ -51,6 +56,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _max_tiles(text: str) -> int | None:
+    value = _non_negative_int(text)
+    return value or None
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -85,6 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "one download (needs a GPU backend with device I/O and the native library built with CUDA); "
                         "auto takes it when possible (default: auto)")
 
+    g = p.add_argument_group("analysis (docs/runtime.md)")
+    g.add_argument("--analysis", choices=("native", "fit"),
+                   help="native: the network sees the image's own pixels, in overlapping tiles of its input size "
+                        "(keeps the upsampling traces the model looks for; costs about one inference per tile); "
+                        "fit: the whole image resized to the network's input, one inference per image, fine detail "
+                        "of large images is lost (default: what the model was made for; models without the field: fit)")
+    g.add_argument("--tile-overlap", type=_non_negative_int, metavar="N",
+                   help="native: pixels neighbouring tiles share, blended by a linear window (default: the model's, 32)")
+    g.add_argument("--tile-pooling", choices=("max", "mean", "top2"),
+                   help="native: how tile scores become the image's score: the most suspicious tile, their mean, "
+                        "or the mean of the two highest (default: the model's, max)")
+    g.add_argument("--max-tiles", type=_max_tiles, default=1024, metavar="N",
+                   help="native: refuse an input that takes more tiles than N, with an error record, instead of "
+                        "downscaling it (default: 1024, about 6000x6000 pixels with 224-pixel tiles; 0 = no limit)")
+
     g = p.add_argument_group("inputs")
     g.add_argument("--max-pixels", type=_max_pixels, default="64M", metavar="N",
                    help="refuse images and frames larger than this, from their header (default: 64M; 0 = no limit)")
@@ -114,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("outputs")
     g.add_argument("--map-depth", type=int, choices=(8, 16), default=8, help="bits per map pixel (default: 8)")
     g.add_argument("--overlay", action="store_true", help="also write heat-map overlays under DIR/overlays")
-    g.add_argument("--overlay-alpha", type=float, default=0.5, metavar="A", help="overlay heat-map weight (default: 0.5)")
+    g.add_argument("--overlay-alpha", type=float, default=0.6, metavar="A",
+                   help="heat map's opacity where the map is >= 0.6; it fades to transparent at 0.1 (default: 0.6)")
     resume = g.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true", help="skip inputs already recorded in DIR/results.jsonl")
     resume.add_argument("--overwrite", action="store_true", help="start DIR/results.jsonl over")
@@ -206,6 +242,7 @@ def run_cli(args: argparse.Namespace) -> int:
     locator = Locator.load(
         args.model, backend=args.backend, device=args.device, batch_size=args.batch, threshold=args.threshold,
         workers=args.workers, max_pixels=args.max_pixels, faces=face_options(args), pipeline=args.pipeline,
+        analysis=args.analysis, tile_overlap=args.tile_overlap, tile_pooling=args.tile_pooling, max_tiles=args.max_tiles,
         **backend_options,
     )
     layout = Layout(out)
@@ -240,7 +277,7 @@ def run_cli(args: argparse.Namespace) -> int:
         f"{_count(stats.frames, 'frame')}): "
         f"{stats.ok} ok, {stats.failed} failed, {stats.fake} fake{resumed}; "
         f"{stats.processed} analysed in {stats.seconds:.1f} s ({rate:.1f}/s, {locator.backend.name} on {locator.backend.device}, "
-        f"{locator.pipeline} pre/post-processing)",
+        f"{locator.contract.analysis} analysis, {locator.pipeline} pre/post-processing)",
         file=sys.stderr,
     )
     print(f"{PROG}: maps in {out / 'maps'}, records in {layout.results}", file=sys.stderr)

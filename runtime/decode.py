@@ -19,12 +19,13 @@ its header (checked before decoding).
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
 
 from fakelocator.errors import InputError
-from fakelocator.runtime.headers import probe
+from fakelocator.runtime.headers import FileView, probe, probe_header
 
 #: Images over this many pixels are refused from their header (64 megapixels = 8000 × 8000).
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -43,12 +44,34 @@ def is_video_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def read_file(path: str | os.PathLike) -> bytes:
-    """The file's bytes; InputError if it is missing, a folder, unreadable or empty."""
+#: A file may hold this much besides its pixels (EXIF, ICC profiles, XMP, thumbnails, other pages).
+METADATA_ALLOWANCE = 64 * 2**20
+#: The most bytes one pixel can take in a supported format: 8 for 16-bit RGBA stored raw, doubled
+#: for the worst case of compression overhead (deflate's stored blocks, RLE, row padding).
+MAX_BYTES_PER_PIXEL = 16
+
+
+def max_file_size(width: int, height: int) -> int:
+    """The largest file a ``width`` x ``height`` image can plausibly be; larger ones are refused unread."""
+    return METADATA_ALLOWANCE + MAX_BYTES_PER_PIXEL * width * height
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def open_regular(path: str | os.PathLike) -> tuple[int, int]:
+    """Open ``path`` for reading if it is a regular file: (file descriptor, size in bytes).
+
+    Anything else (a FIFO, a device such as /dev/zero, a socket, a folder) is refused without
+    reading from it; the open itself does not block on a FIFO (O_NONBLOCK).
+    """
     source = os.fspath(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        with open(source, "rb") as f:
-            data = f.read()
+        fd = os.open(source, flags)
     except FileNotFoundError:
         raise InputError(source, "no such file") from None
     except IsADirectoryError:
@@ -57,9 +80,81 @@ def read_file(path: str | os.PathLike) -> bytes:
         raise InputError(source, "permission denied") from None
     except OSError as e:
         raise InputError(source, f"cannot be read ({e.strerror or e})") from None
-    if not data:
-        raise InputError(source, "empty file")
-    return data
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError(source, "is a folder, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+            raise InputError(source, f"is {kind}, not a regular file; only regular files are read")
+        if info.st_size == 0:
+            raise InputError(source, "empty file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info.st_size
+
+
+def read_exactly(fd: int, size: int, source: str) -> bytes:
+    """``size`` bytes from the start of ``fd``: never more, whatever the file does meanwhile."""
+    buffer = bytearray(size)
+    view, done = memoryview(buffer), 0
+    try:
+        while done < size:
+            n = os.preadv(fd, [view[done:]], done) if hasattr(os, "preadv") else _pread_into(fd, view[done:], done)
+            if n == 0:
+                raise InputError(source, f"shrank while being read ({done:,} of {size:,} bytes)")
+            done += n
+    except OSError as e:
+        raise InputError(source, f"cannot be read ({e.strerror or e})") from None
+    return bytes(buffer)
+
+
+def _pread_into(fd: int, view: memoryview, offset: int) -> int:
+    chunk = os.pread(fd, len(view), offset)
+    view[:len(chunk)] = chunk
+    return len(chunk)
+
+
+def read_file(path: str | os.PathLike, *, limit: int | None = None) -> bytes:
+    """The bytes of a regular file; InputError if it is missing, not a regular file, unreadable,
+    empty, or (with ``limit``) larger than ``limit`` bytes."""
+    source = os.fspath(path)
+    fd, size = open_regular(source)
+    try:
+        if limit is not None and size > limit:
+            raise InputError(source, f"{size:,} bytes, over the limit of {limit:,}")
+        return read_exactly(fd, size, source)
+    finally:
+        os.close(fd)
+
+
+def read_image_file(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, source: str | None = None) -> bytes:
+    """The bytes of an image file, read only after what its header says has been checked.
+
+    The header is read on its own (``FileView``): an unsupported format, an image over
+    ``max_pixels``, or a file larger than any image of the header's size can be (``max_file_size``:
+    a 3 GB file claiming 100 x 100 pixels) is refused before the file is read.
+    """
+    source = source or os.fspath(path)
+    fd, size = open_regular(path)
+    try:
+        try:
+            header = probe_header(FileView(fd, size), source)
+        except OSError as e:
+            raise InputError(source, f"cannot be read ({e.strerror or e})") from None
+        if max_pixels is not None and header.pixels > max_pixels:
+            raise InputError(source, too_large(header.width, header.height, max_pixels))
+        limit = max_file_size(header.width, header.height)
+        if size > limit:
+            raise InputError(
+                source,
+                f"{size:,} bytes, more than a {header.width}x{header.height} {header.format.upper()} can hold "
+                f"(at most {limit:,}); refused without reading it",
+            )
+        return read_exactly(fd, size, source)
+    finally:
+        os.close(fd)
 
 
 def too_large(width: int, height: int, max_pixels: int) -> str:
@@ -76,6 +171,12 @@ def decode_image(data: bytes, source: str, *, max_pixels: int | None = DEFAULT_M
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
     if image is None or image.size == 0:
         raise InputError(source, f"corrupt {header.format.upper()} data (the decoder rejected it)")
+    if sorted(image.shape[:2]) != sorted((header.width, header.height)):  # sorted: EXIF orientation may swap them
+        raise InputError(
+            source,
+            f"corrupt {header.format.upper()} file: its header says {header.width}x{header.height}, the decoder "
+            f"read {image.shape[1]}x{image.shape[0]}",
+        )
     return to_color_image(image, "BGR", source)
 
 
@@ -131,5 +232,10 @@ def load_image(
         name = source or os.fspath(item)
         if is_video_path(item):
             raise InputError(name, "is a video; use locate_video")
-        return decode_image(read_file(item), name, max_pixels=max_pixels), "BGR", name
-    raise InputError(source or "<input>", f"expected a path, bytes or a numpy array, got {type(item).__name__}")
+        return decode_image(read_image_file(item, max_pixels=max_pixels, source=name), name, max_pixels=max_pixels), "BGR", name
+    shown = repr(item)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    raise InputError(
+        source or "<input>",
+        f"got {type(item).__name__} {shown}; expected a path, encoded image bytes or a uint8/uint16 image array",
+    )

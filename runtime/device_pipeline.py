@@ -402,12 +402,13 @@ class DeviceRunner(Runner):
             self.path.release(self.pipeline)
             self.pipeline = None
 
-    def _run_batch(self, batch: list[_Crop]) -> None:
+    def _run_batch(self, batch: list[_Crop]) -> int:
         if self.pipeline.in_flight >= self.pipeline.depth:
             self._complete(self.pipeline.collect())
         self.pipeline.submit(
             [c.image for c in batch], [c.job.color_order for c in batch], network_maps=self.keep_outputs, tag=batch
         )
+        return len(batch)
 
     def _flush(self) -> None:
         while self.pipeline.in_flight:
@@ -502,12 +503,23 @@ def open_device_path(backend: Backend, batch_size: int, **options) -> DevicePath
         raise
 
 
-def choose_pipeline(backend: Backend, pipeline: str, batch_size: int) -> DevicePath | None:
+def choose_pipeline(backend: Backend, pipeline: str, batch_size: int, contract: Preprocessing | None = None) -> DevicePath | None:
     """The DevicePath for ``pipeline`` "device" (or FakeLocatorError why not), None for "host", and
-    for "auto" the device path when it is possible, else None after logging why."""
+    for "auto" the device path when it is possible, else None after logging why.
+
+    ``contract`` is the analysis the locator runs (default: the model's). The device path does the
+    ``fit`` analysis only: ``native`` tiling and stitching run on the host.
+    """
     if pipeline not in PIPELINES:
         raise FakeLocatorError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
     if pipeline == "host":
+        return None
+    contract = contract or backend.info.preprocessing
+    if contract.native:
+        reason = "native analysis (tiles) has no GPU pre/post-processing yet"
+        if pipeline == "device":
+            raise FakeLocatorError(f"the GPU pipeline is not available: {reason}; use --pipeline host or --analysis fit")
+        log.info("GPU pipeline unavailable (%s); pre/post-processing runs on the host", reason)
         return None
     try:
         return open_device_path(backend, batch_size)

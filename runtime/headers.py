@@ -12,8 +12,10 @@ before decoding.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
+from typing import Callable
 
 from fakelocator.errors import InputError
 
@@ -55,9 +57,23 @@ def sniff(data: bytes) -> str | None:
 
 def probe(data: bytes, source: str) -> Header:
     """Format and size from the header; raises InputError for unknown, corrupt or truncated files."""
-    if not data:
+    header, complete = _parse(data, source)
+    if not complete():
+        raise InputError(source, f"truncated {header.format.upper()} file ({_MISSING[header.format]})")
+    return header
+
+
+def probe_header(data: "bytes | FileView", source: str) -> Header:
+    """Format and size from the header alone, without the completeness check: what ``probe`` finds
+    before it looks at the rest of the file. ``data`` may be a ``FileView`` (reads on demand), so the
+    size of a file can be checked against its header before the file is read."""
+    return _parse(data, source)[0]
+
+
+def _parse(data, source: str) -> tuple[Header, Callable[[], bool]]:
+    if not len(data):
         raise InputError(source, "empty file")
-    fmt = sniff(data)
+    fmt = sniff(data[:16])
     if fmt is None:
         raise InputError(
             source, "not an image in a supported format (" + ", ".join(f.upper() for f in FORMATS) + ")"
@@ -66,13 +82,55 @@ def probe(data: bytes, source: str) -> Header:
         width, height, complete = _PARSERS[fmt](data)
     except (struct.error, IndexError):  # ran past the end of the data
         raise InputError(source, f"truncated {fmt.upper()} file (header cut off)") from None
+    except _Corrupt as e:
+        raise InputError(source, f"corrupt {fmt.upper()} header ({e})") from None
     except (ValueError, KeyError):
         raise InputError(source, f"corrupt {fmt.upper()} header") from None
     if width <= 0 or height <= 0:
         raise InputError(source, f"corrupt {fmt.upper()} header (size {width}x{height})")
-    if not complete:
-        raise InputError(source, f"truncated {fmt.upper()} file ({_MISSING[fmt]})")
-    return Header(fmt, width, height)
+
+    def checked() -> bool:
+        try:
+            return complete()
+        except (struct.error, IndexError):
+            return False
+
+    return Header(fmt, width, height), checked
+
+
+class _Corrupt(ValueError):
+    """A header that is well-formed but inconsistent; its message says how."""
+
+
+class FileView:
+    """Read-only, random-access bytes of an open regular file, read on demand (``os.pread``).
+
+    Supports ``len``, integer indexing and slicing, which is all the header parsers use, so a
+    header can be read from a file of any size without reading the file. The first ``cache`` bytes
+    are read once and kept.
+    """
+
+    def __init__(self, fd: int, size: int, cache: int = 1 << 16):
+        self.fd, self.size = fd, size
+        self._head = os.pread(fd, min(size, cache), 0)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.size)
+            if step != 1:
+                raise ValueError("FileView slices have step 1")
+            if stop <= start:
+                return b""
+            if stop <= len(self._head):
+                return self._head[start:stop]
+            return os.pread(self.fd, stop - start, start)
+        index = key + self.size if key < 0 else key
+        if not 0 <= index < self.size:
+            raise IndexError("FileView index out of range")
+        return self[index:index + 1][0]
 
 
 _MISSING = {
@@ -86,7 +144,7 @@ _MISSING = {
 }
 
 
-def _jpeg(data: bytes) -> tuple[int, int, bool]:
+def _jpeg(data) -> tuple[int, int, Callable[[], bool]]:
     pos, size = 2, None
     while pos < len(data):
         if data[pos] != 0xFF:
@@ -109,25 +167,28 @@ def _jpeg(data: bytes) -> tuple[int, int, bool]:
         raise ValueError("no frame header")
     # Entropy-coded data stuffs every 0xFF with 0x00, so EOI and SOS markers cannot occur inside a
     # scan; an EXIF thumbnail's own EOI comes before the main image's scans.
-    complete = data.rfind(b"\xff\xd9") > data.rfind(b"\xff\xda")
-    return size[0], size[1], complete
+    return size[0], size[1], lambda: data.rfind(b"\xff\xd9") > data.rfind(b"\xff\xda")
 
 
-def _png(data: bytes) -> tuple[int, int, bool]:
+def _png(data) -> tuple[int, int, Callable[[], bool]]:
     if data[12:16] != b"IHDR":
         raise ValueError("IHDR must come first")
     width, height = struct.unpack(">II", data[16:24])
-    pos = 8
-    while pos + 8 <= len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
-        pos += 12 + length  # length, type, data, CRC
-        if kind == b"IEND":
-            return width, height, pos <= len(data)
-    return width, height, False
+
+    def complete() -> bool:
+        pos = 8
+        while pos + 8 <= len(data):
+            (length,) = struct.unpack(">I", data[pos:pos + 4])
+            kind = data[pos + 4:pos + 8]
+            pos += 12 + length  # length, type, data, CRC
+            if kind == b"IEND":
+                return pos <= len(data)
+        return False
+
+    return width, height, complete
 
 
-def _webp(data: bytes) -> tuple[int, int, bool]:
+def _webp(data) -> tuple[int, int, Callable[[], bool]]:
     (riff_size,) = struct.unpack("<I", data[4:8])
     chunk = data[12:16]
     if chunk == b"VP8 ":
@@ -145,10 +206,10 @@ def _webp(data: bytes) -> tuple[int, int, bool]:
         height = int.from_bytes(data[27:30], "little") + 1
     else:
         raise ValueError("unknown WebP chunk")
-    return width, height, len(data) >= riff_size + 8
+    return width, height, lambda: len(data) >= riff_size + 8
 
 
-def _bmp(data: bytes) -> tuple[int, int, bool]:
+def _bmp(data) -> tuple[int, int, Callable[[], bool]]:
     (file_size,) = struct.unpack("<I", data[2:6])
     (offset, dib) = struct.unpack("<II", data[10:18])
     if dib == 12:  # BITMAPCOREHEADER
@@ -161,18 +222,18 @@ def _bmp(data: bytes) -> tuple[int, int, bool]:
         needed = offset + ((width * bpp + 31) // 32) * 4 * height
     else:
         needed = file_size
-    return width, height, len(data) >= needed
+    return width, height, lambda: len(data) >= needed
 
 
-def _gif(data: bytes) -> tuple[int, int, bool]:
+def _gif(data) -> tuple[int, int, Callable[[], bool]]:
     width, height = struct.unpack("<HH", data[6:10])
-    return width, height, data.rstrip(b"\x00").endswith(b"\x3b")
+    return width, height, lambda: bytes(data).rstrip(b"\x00").endswith(b"\x3b")
 
 
 _TIFF_TYPES = {3: ("H", 2), 4: ("I", 4), 16: ("Q", 8)}  # SHORT, LONG, LONG8
 
 
-def _tiff(data: bytes) -> tuple[int, int, bool]:
+def _tiff(data) -> tuple[int, int, Callable[[], bool]]:
     e = "<" if data[:2] == b"II" else ">"
     big = data[2:4] in (b"+\x00", b"\x00+")
     if big:
@@ -185,7 +246,9 @@ def _tiff(data: bytes) -> tuple[int, int, bool]:
         entry_size, first, inline = 12, ifd + 2, 4
     if first + count * entry_size > len(data):
         raise IndexError("IFD past the end")
-    tags: dict[int, list[int]] = {}
+    # Every occurrence of each tag is kept: a file that names its width twice is refused when the
+    # values differ (libtiff decodes the first, a parser keeping the last would check the wrong size).
+    tags: dict[int, list[list[int] | tuple[int, int, str, int]]] = {}
     for i in range(count):
         p = first + i * entry_size
         tag, kind = struct.unpack(e + "HH", data[p:p + 4])
@@ -200,21 +263,43 @@ def _tiff(data: bytes) -> tuple[int, int, bool]:
             value_at = p + 8
         if n * size > inline:
             (value_at,) = struct.unpack(e + ("Q" if big else "I"), data[value_at:value_at + inline])
+        if tag in (256, 257):
+            if n < 1:
+                raise _Corrupt(f"{_TIFF_NAMES[tag]} has no value")
+            tags.setdefault(tag, []).append(list(struct.unpack(e + code, data[value_at:value_at + size])))
+        else:  # strip/tile tables: read only by the completeness check, after the size checks
+            tags.setdefault(tag, []).append((value_at, n, code, size))
+    for tag in (256, 257):
+        values = {v[0] for v in tags.get(tag, ())}
+        if not values:
+            raise KeyError(tag)
+        if len(values) > 1:
+            raise _Corrupt(f"{_TIFF_NAMES[tag]} given {len(tags[tag])} times, with values {sorted(values)}")
+    width, height = tags[256][0][0], tags[257][0][0]
+
+    def table(tag: int) -> list[int]:
+        if tag not in tags:
+            return []
+        value_at, n, code, size = tags[tag][0]
         if value_at + n * size > len(data):
-            tags[tag] = []  # the value array itself is cut off
-            continue
-        tags[tag] = list(struct.unpack(e + code * n, data[value_at:value_at + n * size]))
-    width, height = tags[256][0], tags[257][0]
-    complete = True
-    for offsets, counts in ((273, 279), (324, 325)):
-        if offsets in tags or counts in tags:
-            offs, lens = tags.get(offsets, []), tags.get(counts, [])
-            if not offs or len(offs) != len(lens) or max(o + n for o, n in zip(offs, lens)) > len(data):
-                complete = False
+            return []  # the value array itself is cut off
+        return list(struct.unpack(e + code * n, data[value_at:value_at + n * size]))
+
+    def complete() -> bool:
+        for offsets, counts in ((273, 279), (324, 325)):
+            if offsets in tags or counts in tags:
+                offs, lens = table(offsets), table(counts)
+                if not offs or len(offs) != len(lens) or max(o + n for o, n in zip(offs, lens)) > len(data):
+                    return False
+        return True
+
     return width, height, complete
 
 
-def _pnm(data: bytes) -> tuple[int, int, bool]:
+_TIFF_NAMES = {256: "ImageWidth", 257: "ImageLength"}
+
+
+def _pnm(data) -> tuple[int, int, Callable[[], bool]]:
     kind = data[1:2]
     fields: list[int] = []
     pos = 2
@@ -223,7 +308,10 @@ def _pnm(data: bytes) -> tuple[int, int, bool]:
         while data[pos:pos + 1].isspace():
             pos += 1
         if data[pos:pos + 1] == b"#":
-            pos = data.index(b"\n", pos) + 1
+            end = bytes(data[pos:pos + 4096]).find(b"\n")  # a header comment line
+            if end < 0:
+                raise ValueError("comment line without an end")
+            pos += end + 1
             continue
         end = pos
         while data[end:end + 1].isdigit():
@@ -234,14 +322,14 @@ def _pnm(data: bytes) -> tuple[int, int, bool]:
         pos = end
     width, height = fields[0], fields[1]
     if kind in b"123":  # ASCII: the decoder checks the count
-        return width, height, True
+        return width, height, lambda: True
     pos += 1  # the single whitespace byte before the raster
     if kind == b"4":
         needed = ((width + 7) // 8) * height
     else:
         channels = 1 if kind == b"5" else 3
         needed = width * height * channels * (2 if fields[2] > 255 else 1)
-    return width, height, len(data) - pos >= needed
+    return width, height, lambda: len(data) - pos >= needed
 
 
 _PARSERS = {"jpeg": _jpeg, "png": _png, "webp": _webp, "bmp": _bmp, "gif": _gif, "tiff": _tiff, "pnm": _pnm}

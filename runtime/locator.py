@@ -20,21 +20,55 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
 from fakelocator.errors import FakeLocatorError, InputError
 from fakelocator.runtime.backends import load_backend
-from fakelocator.runtime.backends.base import Backend
+from fakelocator.runtime.backends.base import Backend, ModelInfo
 from fakelocator.runtime.decode import DEFAULT_MAX_PIXELS, load_image, to_color_image
-from fakelocator.runtime.pipeline import Job, Runner, background, prefetch
+from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES, Job, Runner, background, prefetch
 from fakelocator.runtime.preprocess import Preprocessor, select_preprocessor
 from fakelocator.runtime.regions import RegionProposal, RegionProvider, clip_boxes
 from fakelocator.runtime.results import BBOX_LEVEL, FrameResult, LocateResult
-from fakelocator.runtime.video import RawFrame, Sampling, VideoReader, VideoResults
+from fakelocator.runtime.video import RawFrame, Sampling, VideoReader, VideoResults, VideoSource
+
+if TYPE_CHECKING:
+    from fakelocator.runtime.faces import FaceOptions
 
 ON_ERROR = ("raise", "record")
+
+#: One image for ``locate``: a path, encoded bytes, or a uint8/uint16 array.
+ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, np.ndarray]
+ACCEPTED = (
+    "a path, encoded image bytes, a uint8/uint16 image array of shape (H, W), (H, W, 3) or (H, W, 4), "
+    "a 4-D array (N, H, W, C) of images, or a list of those"
+)
+
+
+def describe(value: object) -> str:
+    """A short description of what was passed, for error messages."""
+    if isinstance(value, np.ndarray):
+        return f"a {value.ndim}-D {value.dtype} array of shape {value.shape}"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _batch_of(images: object) -> tuple[bool, Iterable[ImageInput]]:
+    """(whether ``images`` is one input, the inputs); InputError when it is neither one nor an iterable of them."""
+    if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)):
+        return True, [images]
+    if isinstance(images, np.ndarray):
+        if images.ndim in (2, 3):
+            return True, [images]
+        if images.ndim == 4:
+            return False, images
+        raise InputError("<array>", f"{describe(images)} is not an image or a batch of images; expected {ACCEPTED}")
+    if isinstance(images, (Mapping, set, frozenset)) or not isinstance(images, Iterable):
+        raise InputError("<input>", f"got {describe(images)}; expected {ACCEPTED}")
+    return False, images
 
 
 def default_model_path() -> Path:
@@ -67,6 +101,16 @@ class Locator:
             native library has CUDA and a GPU is visible; else on the host, with a log line why),
             "host", or "device" (an error when the GPU path is not possible). See
             ``fakelocator.runtime.device_pipeline``; ``self.pipeline`` says which one runs.
+        analysis: "fit" (the image resized to the network's input, the map upsampled back) or
+            "native" (tiles of the network's input size at the image's own scale, maps stitched,
+            tile scores pooled; docs/runtime.md). None: what the model was made for (its
+            contract; a model saved before the field existed is ``fit``).
+        tile_overlap: ``native``: pixels neighbouring tiles share, in [0, half a tile); None: the model's.
+        tile_pooling: ``native``: how tile scores become the image's score, "max", "mean" or
+            "top2"; None: the model's.
+        max_tiles: ``native``: inputs that take more tiles than this (over all their crops) get an
+            error record instead of a map (never a silent downscale); None for no limit. Default
+            1024 tiles, about 6000 × 6000 pixels with 224² tiles.
     """
 
     def __init__(
@@ -82,12 +126,21 @@ class Locator:
         regions: RegionProvider | None = None,
         bbox_level: float = BBOX_LEVEL,
         pipeline: str = "auto",
-    ):
+        analysis: str | None = None,
+        tile_overlap: int | None = None,
+        tile_pooling: str | None = None,
+        max_tiles: int | None = DEFAULT_MAX_TILES,
+    ) -> None:
         if batch_size < 1:
             raise FakeLocatorError(f"batch_size must be >= 1, got {batch_size}")
+        if max_tiles is not None and (not isinstance(max_tiles, int) or max_tiles < 1):
+            raise FakeLocatorError(f"max_tiles must be an integer >= 1 or None, got {max_tiles!r}")
         if not 0.0 <= threshold <= 1.0:
             raise FakeLocatorError(f"threshold must be in [0, 1], got {threshold}")
         self.backend = backend
+        #: The contract this locator runs: the model's, with the analysis and tile options asked for.
+        self.contract = backend.info.preprocessing.with_analysis(analysis, tile_overlap=tile_overlap, tile_pooling=tile_pooling)
+        self.max_tiles = max_tiles
         self.batch_size = batch_size
         self.threshold = threshold
         self.preprocessor = select_preprocessor(preprocessor) if isinstance(preprocessor, str) else preprocessor
@@ -100,7 +153,7 @@ class Locator:
         # ---- GPU pipeline (device_pipeline.py) ----
         from fakelocator.runtime.device_pipeline import choose_pipeline
 
-        self._device_path = choose_pipeline(backend, pipeline, batch_size)
+        self._device_path = choose_pipeline(backend, pipeline, batch_size, self.contract)
         self.pipeline = "host" if self._device_path is None else "device"
         # ----
 
@@ -118,9 +171,13 @@ class Locator:
         prefetch: int | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         regions: RegionProvider | None = None,
-        faces: Any = None,
+        faces: "bool | FaceOptions | None" = None,
         pipeline: str = "auto",
-        **backend_options: Any,
+        analysis: str | None = None,
+        tile_overlap: int | None = None,
+        tile_pooling: str | None = None,
+        max_tiles: int | None = DEFAULT_MAX_TILES,
+        **backend_options: "int | float | bool | str",
     ) -> "Locator":
         """Load a model and build a locator around it.
 
@@ -134,6 +191,8 @@ class Locator:
             faces: ``True`` or a ``fakelocator.runtime.faces.FaceOptions``: detect faces in every
                 image and frame and analyse face crops (the region provider for faces; docs/faces.md).
             pipeline: "auto", "host" or "device": where pre/post-processing runs (see the class).
+            analysis, tile_overlap, tile_pooling, max_tiles: "fit" or "native" analysis and its
+                options (see the class); None keeps what the model was made for.
             backend_options: passed to the backend's ``load`` (e.g. ``threads`` for onnxruntime).
         """
         if faces not in (None, False):
@@ -159,27 +218,32 @@ class Locator:
                 max_pixels=max_pixels,
                 regions=regions,
                 pipeline=pipeline,
+                analysis=analysis,
+                tile_overlap=tile_overlap,
+                tile_pooling=tile_pooling,
+                max_tiles=max_tiles,
             )
         except BaseException:
             loaded.close()
             raise
 
     @property
-    def info(self):
+    def info(self) -> ModelInfo:
         """The model's ``ModelInfo`` (path, format, preprocessing contract, config, provenance, precision)."""
         return self.backend.info
 
     def __repr__(self) -> str:
         return (
             f"Locator(model={self.info.path!r}, backend={self.backend.name!r}, device={self.backend.device!r}, "
-            f"batch_size={self.batch_size}, preprocessor={self.preprocessor.name!r}, pipeline={self.pipeline!r})"
+            f"batch_size={self.batch_size}, preprocessor={self.preprocessor.name!r}, pipeline={self.pipeline!r}, "
+            f"analysis={self.contract.analysis!r})"
         )
 
     # ---- images -------------------------------------------------------------------------------
 
     def locate(
         self,
-        images: Any,
+        images: ImageInput | Iterable[ImageInput],
         color_order: str = "BGR",
         *,
         on_error: str = "raise",
@@ -196,22 +260,27 @@ class Locator:
             on_error: "raise" (InputError on the first bad input) or "record" (a result with ``error``).
             keep_images: attach each decoded image to its result (``result.image``), e.g. for overlays.
             keep_outputs: attach the network's outputs before upsampling (``result.outputs``: the
-                network-resolution ``map`` and the ``features`` vector), e.g. for evaluation.
+                network-resolution ``map`` and the ``features`` vector; in ``native`` analysis the
+                ``tile_maps``, ``tile_scores`` and mean ``features``), e.g. for evaluation.
 
         Returns:
             a ``LocateResult``, or a list of them in input order.
         """
-        single = isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)) or (
-            isinstance(images, np.ndarray) and images.ndim in (2, 3)
-        )
+        self._check_on_error(on_error)
+        try:
+            single, items = _batch_of(images)
+        except InputError as e:
+            if on_error == "raise":
+                raise
+            return LocateResult(e.source, error=e.reason)  # one input, and not a usable one
         results = list(self.locate_iter(
-            [images] if single else images, color_order, on_error=on_error, keep_images=keep_images, keep_outputs=keep_outputs
+            items, color_order, on_error=on_error, keep_images=keep_images, keep_outputs=keep_outputs
         ))
         return results[0] if single else results
 
     def locate_iter(
         self,
-        images: Iterable[Any],
+        images: Iterable[ImageInput],
         color_order: str = "BGR",
         *,
         on_error: str = "raise",
@@ -221,11 +290,13 @@ class Locator:
         """Like ``locate`` on an iterable, yielding results in order as their batches finish.
 
         The iterable is consumed lazily (``prefetch`` ahead), so it can be a generator over a
-        whole bucket of files.
+        whole bucket of files. Something that is not an iterable of inputs (None, a number, a 1-D
+        array) is an ``InputError`` naming it, whatever ``on_error`` says.
         """
         self._check_on_error(on_error)
+        _, items = _batch_of(images)  # a bare path or image is one input, not an iterable of characters or rows
 
-        def decode(numbered: tuple[int, Any]) -> Job:
+        def decode(numbered: tuple[int, ImageInput]) -> Job:
             index, item = numbered
             if isinstance(item, np.ndarray):
                 source = f"<array {index}>"
@@ -248,14 +319,14 @@ class Locator:
             self._add_regions(job, index, self.regions)
             return job
 
-        jobs = prefetch(decode, enumerate(images), workers=self.workers, depth=self.prefetch)
+        jobs = prefetch(decode, enumerate(items), workers=self.workers, depth=self.prefetch)
         return self._finish(jobs, on_error, keep_images, keep_outputs)
 
     # ---- videos -------------------------------------------------------------------------------
 
     def locate_video(
         self,
-        path: str | os.PathLike,
+        video: VideoSource,
         *,
         every: int | None = None,
         fps: float | None = None,
@@ -266,15 +337,20 @@ class Locator:
         verdict_by: str = "p95",
         known: dict[int, float | None] | None = None,
         known_empty: Iterable[int] = (),
-        faces: Any = None,
+        faces: "bool | FaceOptions | None" = None,
     ) -> VideoResults:
         """Open a video and return its per-frame results, iterable as frames are decoded, with a summary.
 
         Args:
+            video: a path, the encoded bytes, or a binary file object (``read``, and ``seek`` for
+                containers that need it, e.g. MP4 with its index at the end); bytes and file objects
+                need PyAV (see ``fakelocator.runtime.video``). Frames' ``time_s`` are the
+                container's presentation times.
             every, fps: sample every N-th frame, or F frames per second of video (default: every frame).
             max_frames: stop after this many sampled frames.
-            on_error: for frames that fail to decode: "record" (default: a FrameResult with ``error``)
-                or "raise". A video that cannot be opened raises InputError right away.
+            on_error: for frames that fail to decode, and a video that ends early (truncated): "record"
+                (default: a FrameResult with ``error``, and ``summary.error``) or "raise". A video that
+                cannot be opened raises InputError right away.
             top_k: frames listed in ``summary.top_frames``.
             verdict_by: the statistic the summary's label is taken on: "p95", "max" or "mean".
             known: {frame: score, or None if it failed} already known (resume): skipped, but summarized.
@@ -290,13 +366,13 @@ class Locator:
             regions = None
         else:
             regions = self._faces_for_videos(faces)
-        reader = VideoReader(path, Sampling(every, fps, max_frames), max_pixels=self.max_pixels)
+        reader = VideoReader(video, Sampling(every, fps, max_frames), max_pixels=self.max_pixels)
         return VideoResults(
             self, reader, on_error=on_error, keep_images=keep_images, top_k=top_k, verdict_by=verdict_by, known=known,
             known_empty=known_empty, regions=regions,
         )
 
-    def _faces_for_videos(self, faces: Any) -> RegionProvider:
+    def _faces_for_videos(self, faces: "bool | FaceOptions") -> RegionProvider:
         """The face provider of ``locate_video(faces=True)``, built once per locator (a detector loads a model)."""
         if faces is True:
             if self._default_faces is None:
@@ -311,7 +387,7 @@ class Locator:
             job = Job(index=raw.index, source=source, frame=raw.index, time_s=raw.time_s)
             job.timings["decode"] = raw.decode_ms
             if raw.image is None:
-                job.error = f"frame {raw.index} could not be decoded"
+                job.error = raw.error or f"frame {raw.index} could not be decoded"
             else:
                 try:
                     job.image = to_color_image(raw.image, "BGR", f"{source} frame {raw.index}")
@@ -352,6 +428,8 @@ class Locator:
             keep_images=keep_images,
             keep_outputs=keep_outputs,
             bbox_level=self.bbox_level,
+            contract=self.contract,
+            max_tiles=self.max_tiles,
         )
         if self._device_path is not None:
             runner = self._device_path.runner(self.backend, self.preprocessor, **options)
@@ -380,14 +458,14 @@ class Locator:
             self._device_path = None
         self.backend.close()
 
-    def __enter__(self):
+    def __enter__(self) -> "Locator":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def _face_provider(faces: Any, device: str) -> RegionProvider:
+def _face_provider(faces: "bool | FaceOptions", device: str) -> RegionProvider:
     """``faces=True`` (default options; RetinaFace, when configured, on the model's device) or ``FaceOptions``."""
     from fakelocator.runtime.faces import FaceOptions, FaceRegions
 

@@ -3,7 +3,9 @@
 It does the runtime's work around the network: a batch of uint8 frames of any sizes → the
 normalized (N, 3, h, w) network input, and network maps → full-resolution maps and colour-map
 overlays, with the arithmetic of :mod:`fakelocator.contract` (see ``docs/native.md`` for the
-exactness guarantees). The same functions exist on the CPU (threads) and, when the library was
+exactness guarantees); in ``native`` analysis, images → normalized tiles and tile maps → the
+stitched full-resolution map (float32, or the uint8 levels of an 8-bit PNG), with the arithmetic of
+:mod:`fakelocator.tiling`. The same functions exist on the CPU (threads) and, when the library was
 built with nvcc, on a CUDA stream with device pointers, for the GPU pipeline.
 
 The library is optional. :func:`load` finds it lazily, in this order:
@@ -36,13 +38,15 @@ log = logging.getLogger("fakelocator")
 
 LIBRARY_ENV = "FAKELOCATOR_NATIVE_LIB"
 #: Must equal FL_ABI_VERSION in native/include/fakelocator_native.h.
-ABI_VERSION = 1
+ABI_VERSION = 3
 #: Largest image or map side the library accepts (FL_MAX_SIDE).
 MAX_SIDE = 32767
 
 _OK, _INVALID_ARGUMENT, _NO_CUDA_SUPPORT, _CUDA, _INTERNAL = range(5)
-_FLOAT32, _FLOAT16 = 0, 1
+_FLOAT32, _FLOAT16, _UINT8 = 0, 1, 2
 _OUT_DTYPES = {np.dtype(np.float32): _FLOAT32, np.dtype(np.float16): _FLOAT16}
+_MAP_DTYPES = {np.dtype(np.float32): _FLOAT32, np.dtype(np.uint8): _UINT8}
+_WINDOWS = {"linear": 0}
 
 
 class _Image(ctypes.Structure):
@@ -74,6 +78,28 @@ class _PostprocessItem(ctypes.Structure):
         ("image_pitch", ctypes.c_int64),
         ("overlay_out", ctypes.c_void_p),
         ("overlay_out_pitch", ctypes.c_int64),
+    ]
+
+
+class _TileItem(ctypes.Structure):
+    _fields_ = [("image", _Image), ("first", ctypes.c_int32)]
+
+
+class _StitchItem(ctypes.Structure):
+    _fields_ = [
+        ("maps", ctypes.c_void_p),
+        ("map_pitch", ctypes.c_int64),
+        ("tile_stride", ctypes.c_int64),
+        ("height", ctypes.c_int32),
+        ("width", ctypes.c_int32),
+        ("tile_h", ctypes.c_int32),
+        ("tile_w", ctypes.c_int32),
+        ("overlap", ctypes.c_int32),
+        ("window", ctypes.c_int32),
+        ("out_dtype", ctypes.c_int32),
+        ("reserved", ctypes.c_int32),
+        ("out", ctypes.c_void_p),
+        ("out_pitch", ctypes.c_int64),
     ]
 
 
@@ -137,10 +163,15 @@ class NativeLibrary:
             "fl_has_cuda": (i32, []),
             "fl_last_error": (ctypes.c_char_p, []),
             "fl_preprocess_cpu": (i32, [ctypes.POINTER(_Image), i32, ctypes.POINTER(_PreprocessParams), ptr, i32]),
-            "fl_postprocess_cpu": (i32, [ctypes.POINTER(_PostprocessItem), i32, ptr, ctypes.c_float, i32]),
+            "fl_postprocess_cpu": (i32, [ctypes.POINTER(_PostprocessItem), i32, ptr, ptr, i32]),
             "fl_cuda_device_count": (i32, [ctypes.POINTER(i32)]),
             "fl_preprocess_cuda": (i32, [ctypes.POINTER(_Image), i32, ctypes.POINTER(_PreprocessParams), ptr, ptr]),
-            "fl_postprocess_cuda": (i32, [ctypes.POINTER(_PostprocessItem), i32, ptr, ctypes.c_float, ptr]),
+            "fl_postprocess_cuda": (i32, [ctypes.POINTER(_PostprocessItem), i32, ptr, ptr, ptr]),
+            "fl_tiles_cpu": (i32, [ctypes.POINTER(_TileItem), i32, i32, ctypes.POINTER(_PreprocessParams), ptr, i32]),
+            "fl_stitch_cpu": (i32, [ctypes.POINTER(_StitchItem), i32, i32]),
+            "fl_tile_count": (i32, [i32, i32, i32, i32, i32, ctypes.POINTER(i32)]),
+            "fl_tiles_cuda": (i32, [ctypes.POINTER(_TileItem), i32, i32, ctypes.POINTER(_PreprocessParams), ptr, ptr]),
+            "fl_stitch_cuda": (i32, [ctypes.POINTER(_StitchItem), i32, ptr]),
         }
         for name, (restype, argtypes) in signatures.items():
             fn = getattr(lib, name)
@@ -209,7 +240,7 @@ class NativeLibrary:
         self,
         image_bgr: np.ndarray,
         map_hw: np.ndarray,
-        alpha: float = 0.5,
+        alpha: float | np.ndarray = 0.5,
         lut: np.ndarray | None = None,
         *,
         out: np.ndarray | None = None,
@@ -218,7 +249,9 @@ class NativeLibrary:
     ) -> np.ndarray:
         """The colour-map overlay of a (h, w) map upsampled onto a uint8 (H, W, 3) BGR image.
 
-        ``lut`` is the 256 × 3 uint8 BGR colour table (required). With ``map_out`` (float32 (H, W)),
+        ``lut`` is the 256 × 3 uint8 BGR colour table (required); ``alpha`` the heat map's opacity,
+        one number for every level or a 256-entry table (``runtime.overlay.opacity_table``: transparent
+        where the map is near 0). With ``map_out`` (float32 (H, W)),
         the upsampled map is written there too, in the same pass. Returns the uint8 (H, W, 3) overlay.
         """
         _, overlays = self.postprocess(
@@ -238,7 +271,7 @@ class NativeLibrary:
         sizes: Sequence[tuple[int, int]] | None = None,
         *,
         images: Sequence[np.ndarray] | None = None,
-        alpha: float = 0.5,
+        alpha: float | np.ndarray = 0.5,
         lut: np.ndarray | None = None,
         maps_out: Sequence[np.ndarray] | bool | None = None,
         overlays_out: Sequence[np.ndarray] | None = None,
@@ -250,7 +283,8 @@ class NativeLibrary:
             maps: float32 (h, w) maps, or an (N, 1, h, w) / (N, h, w) array (a network output).
             sizes: (H, W) of each output; taken from ``images`` when those are given.
             images: uint8 (H, W, 3) BGR images to overlay the maps on (None: no overlays).
-            alpha, lut: the overlay's opacity in [0, 1] and 256 × 3 uint8 BGR colour table.
+            alpha, lut: the overlay's opacity in [0, 1] (one number, or 256 numbers: one per map
+                level, ``runtime.overlay.opacity_table``) and the 256 × 3 uint8 BGR colour table.
             maps_out: float32 (H, W) arrays to write the maps into; None (or True) allocates
                 them; False skips the full-resolution maps (overlays only).
             overlays_out: uint8 (H, W, 3) arrays for the overlays; None allocates them.
@@ -269,10 +303,10 @@ class NativeLibrary:
         if sizes is None or len(sizes) != n:
             raise FakeLocatorError(f"postprocess: need one (height, width) per map ({n}), got {sizes!r}")
         sizes = [_size(s, f"output size {k}") for k, s in enumerate(sizes)]
+        opacity = None
         if images is not None:
             lut = _check_lut(lut)
-            if not 0.0 <= float(alpha) <= 1.0:
-                raise FakeLocatorError(f"overlay alpha must be in [0, 1], got {alpha}")
+            opacity = _check_opacity(alpha)
         want_maps = maps_out is not False
         if maps_out is None or isinstance(maps_out, bool):
             maps_out = [np.empty(s, np.float32) for s in sizes] if want_maps else None
@@ -298,9 +332,108 @@ class NativeLibrary:
                 item.image, item.image_pitch = images[k].ctypes.data, images[k].strides[0]
                 item.overlay_out, item.overlay_out_pitch = overlays_out[k].ctypes.data, 3 * w
         lut_ptr = lut.ctypes.data if lut is not None else None
-        status = self._lib.fl_postprocess_cpu(items, n, lut_ptr, float(alpha), _threads(threads))
+        opacity_ptr = opacity.ctypes.data if opacity is not None else None
+        status = self._lib.fl_postprocess_cpu(items, n, lut_ptr, opacity_ptr, _threads(threads))
         self._call("postprocess", status)
         return (list(maps_out) if maps_out is not None else None), (list(overlays_out) if images is not None else None)
+
+    # ---------------------------------------------------------------- native analysis, CPU
+
+    def tile_count(self, height: int, width: int, tile: tuple[int, int], overlap: int) -> int:
+        """How many tiles an image of (height, width) takes (``fakelocator.tiling.tile_count``)."""
+        count = ctypes.c_int32(0)
+        th, tw = _size(tile, "tile size")
+        self._call("tile_count", self._lib.fl_tile_count(int(height), int(width), th, tw, int(overlap), ctypes.byref(count)))
+        return count.value
+
+    def tiles(
+        self,
+        images: Sequence[np.ndarray],
+        color_order: str,
+        contract: Preprocessing,
+        out: np.ndarray | None = None,
+        *,
+        overlap: int | None = None,
+        start: int = 0,
+        threads: int | None = None,
+    ) -> np.ndarray:
+        """uint8 (H_i, W_i, 3) images in ``color_order`` → their normalized tiles (``native`` analysis).
+
+        Each image is cut into contract-size tiles with ``overlap`` (None: the contract's
+        ``tile_overlap``) by the rule of ``fakelocator.tiling``; image 0's tiles go to ``out[start:]``
+        in layout order, image 1's right after, and so on. ``out`` is a C-contiguous (N, 3, h, w)
+        float32 or float16 array (None: a new float32 one holding exactly the tiles). Returns ``out``.
+        """
+        params = _preprocess_params(color_order, contract, None)
+        overlap = contract.tile_overlap if overlap is None else overlap
+        counts = [self.tile_count(*_image_size(image, f"image {k}"), contract.size, overlap) for k, image in enumerate(images)]
+        if out is None:
+            out = np.empty((start + sum(counts), 3, contract.height, contract.width), np.float32)
+        _check_output(out, (None, 3, contract.height, contract.width), tuple(_OUT_DTYPES), "tiles output")
+        params.out_dtype = _OUT_DTYPES[out.dtype]
+        if start < 0 or start + sum(counts) > out.shape[0]:
+            raise FakeLocatorError(f"tiles: {sum(counts)} tiles from batch index {start} do not fit an output of batch {out.shape[0]}")
+        items = (_TileItem * max(1, len(images)))()
+        first = start
+        for k, (image, count) in enumerate(zip(images, counts)):
+            items[k].image, items[k].first = _host_image(image, f"image {k}"), first
+            first += count
+        status = self._lib.fl_tiles_cpu(items, len(images), int(overlap), ctypes.byref(params), out.ctypes.data, _threads(threads))
+        self._call("tiles", status)
+        return out
+
+    def stitch(
+        self,
+        maps: np.ndarray,
+        size: tuple[int, int],
+        overlap: int,
+        out: np.ndarray | None = None,
+        *,
+        dtype=np.float32,
+        window: str = "linear",
+        threads: int | None = None,
+    ) -> np.ndarray:
+        """One image's (n, h, w) (or (n, 1, h, w)) float32 tile maps → its (H, W) map (``native`` analysis).
+
+        ``size`` = (H, W). float32: the blended map clipped to [0, 1]; uint8: its 8-bit levels
+        ``floor(clip(m, 0, 1) * 255 + 0.5)`` (NaN → 0). ``out``: a C-contiguous (H, W) array of that
+        dtype to overwrite (None: a new one). Returns it.
+        """
+        return self.stitch_batch([maps], [size], overlap, None if out is None else [out], dtype=dtype, window=window, threads=threads)[0]
+
+    def stitch_batch(
+        self,
+        maps: Sequence[np.ndarray],
+        sizes: Sequence[tuple[int, int]],
+        overlap: int,
+        outs: Sequence[np.ndarray] | None = None,
+        *,
+        dtype=np.float32,
+        window: str = "linear",
+        threads: int | None = None,
+    ) -> list[np.ndarray]:
+        """:meth:`stitch` for several images in one call (one pool of threads over all their rows)."""
+        n = len(maps)
+        if len(sizes) != n or (outs is not None and len(outs) != n):
+            raise FakeLocatorError(f"stitch: {n} tile-map arrays, {len(sizes)} sizes and {n if outs is None else len(outs)} outputs")
+        dtype = np.dtype(dtype)
+        if dtype not in _MAP_DTYPES:
+            raise FakeLocatorError(f"a stitched map is float32 or uint8, got {dtype}")
+        sizes = [_size(s, f"stitch size {k}") for k, s in enumerate(sizes)]
+        if outs is None:
+            outs = [np.empty(s, dtype) for s in sizes]
+        items = (_StitchItem * max(1, n))()
+        for k, (m, (h, w), o) in enumerate(zip(maps, sizes, outs)):
+            m = _tile_maps(m, f"tile maps {k}")
+            th, tw = m.shape[1:]
+            want = self.tile_count(h, w, (th, tw), overlap)
+            if m.shape[0] != want:
+                raise FakeLocatorError(f"tile maps {k}: {m.shape[0]} maps, but a {h}x{w} image takes {want} tiles of {th}x{tw} (overlap {overlap})")
+            _check_output(o, (h, w), (dtype,), f"stitch output {k}")
+            items[k] = _StitchItem(m.ctypes.data, m.strides[1], m.strides[0], h, w, th, tw, int(overlap), _window(window),
+                                   _MAP_DTYPES[dtype], 0, o.ctypes.data, o.strides[0])
+        self._call("stitch", self._lib.fl_stitch_cpu(items, n, _threads(threads)))
+        return list(outs)
 
     # ---------------------------------------------------------------- CUDA, device pointers
 
@@ -348,7 +481,7 @@ class NativeLibrary:
         maps_out: Sequence[int] | None = None,
         images: Sequence[DeviceImage] | None = None,
         overlays_out: Sequence[int] | None = None,
-        alpha: float = 0.5,
+        alpha: float | np.ndarray = 0.5,
         lut: np.ndarray | None = None,
         stream=None,
     ) -> None:
@@ -369,10 +502,10 @@ class NativeLibrary:
         for name, seq in (("maps_out", maps_out), ("images", images), ("overlays_out", overlays_out)):
             if seq is not None and len(seq) != n:
                 raise FakeLocatorError(f"postprocess_device: {name} has {len(seq)} entries for {n} sizes")
+        opacity = None
         if images is not None:
             lut = _check_lut(lut)
-            if not 0.0 <= float(alpha) <= 1.0:
-                raise FakeLocatorError(f"overlay alpha must be in [0, 1], got {alpha}")
+            opacity = _check_opacity(alpha)
         items = (_PostprocessItem * max(1, n))()
         for k, s in enumerate(sizes):
             h, w = _size(s, f"output size {k}")
@@ -389,12 +522,88 @@ class NativeLibrary:
                 item.image_pitch = image.row_pitch
                 item.overlay_out, item.overlay_out_pitch = _device_ptr(overlays_out[k], f"overlays_out {k}"), 3 * w
         lut_ptr = lut.ctypes.data if lut is not None else None
-        status = self._lib.fl_postprocess_cuda(items, n, lut_ptr, float(alpha), _stream_handle(stream))
+        opacity_ptr = opacity.ctypes.data if opacity is not None else None
+        status = self._lib.fl_postprocess_cuda(items, n, lut_ptr, opacity_ptr, _stream_handle(stream))
         self._call("postprocess", status)
 
     def upsample_device(self, maps_ptr: int, map_size: tuple[int, int], sizes: Sequence[tuple[int, int]], maps_out: Sequence[int], *, stream=None) -> None:
         """:meth:`postprocess_device` without overlays: maps to full resolution on the GPU."""
         self.postprocess_device(maps_ptr, map_size, sizes, maps_out=maps_out, stream=stream)
+
+    def tiles_device(
+        self,
+        images: Sequence[DeviceImage],
+        color_order: str,
+        contract: Preprocessing,
+        out_ptr: int,
+        *,
+        overlap: int | None = None,
+        dtype=np.float32,
+        start: int = 0,
+        stream=None,
+    ) -> list[int]:
+        """:meth:`tiles` on the GPU, enqueued on ``stream``; returns each image's tile count.
+
+        ``out_ptr`` holds (N, 3, h, w) ``dtype`` (float32 or float16), e.g. a TensorRT input binding;
+        image 0's tiles go to batch index ``start`` onwards, the next image's right after. The
+        caller makes sure they fit (the counts are :meth:`tile_count`).
+        """
+        params = _preprocess_params(color_order, contract, np.dtype(dtype))
+        overlap = contract.tile_overlap if overlap is None else overlap
+        if start < 0:
+            raise FakeLocatorError(f"tiles_device: start must be >= 0, got {start}")
+        out = _device_ptr(out_ptr, "tiles_device output")
+        items = (_TileItem * max(1, len(images)))()
+        counts, first = [], start
+        for k, image in enumerate(images):
+            items[k].image = _device_image(image, f"device image {k}")
+            items[k].first = first
+            counts.append(self.tile_count(image.height, image.width, contract.size, overlap))
+            first += counts[-1]
+        status = self._lib.fl_tiles_cuda(items, len(images), int(overlap), ctypes.byref(params), out, _stream_handle(stream))
+        self._call("tiles", status)
+        return counts
+
+    def stitch_device(
+        self,
+        maps_ptr: int,
+        tile_size: tuple[int, int],
+        sizes: Sequence[tuple[int, int]],
+        overlap: int,
+        outs: Sequence[int],
+        *,
+        first_tiles: Sequence[int] | None = None,
+        dtype=np.float32,
+        window: str = "linear",
+        stream=None,
+    ) -> None:
+        """:meth:`stitch` on the GPU for several images, enqueued on ``stream``; returns before it runs.
+
+        ``maps_ptr`` holds (N, 1, h, w) float32 tile maps (e.g. the ``map`` output binding), image
+        ``k``'s tiles from batch index ``first_tiles[k]`` (None: one image after the other from 0).
+        ``outs[k]``: a device buffer for image ``k``'s packed (H, W) float32 or uint8 map.
+        """
+        th, tw = _size(tile_size, "tile size")
+        base = _device_ptr(maps_ptr, "stitch_device maps")
+        dtype = np.dtype(dtype)
+        if dtype not in _MAP_DTYPES:
+            raise FakeLocatorError(f"a stitched map is float32 or uint8, got {dtype}")
+        n = len(sizes)
+        if len(outs) != n or (first_tiles is not None and len(first_tiles) != n):
+            raise FakeLocatorError(f"stitch_device: {n} sizes but {len(outs)} outputs"
+                                   + ("" if first_tiles is None else f" and {len(first_tiles)} first tiles"))
+        items = (_StitchItem * max(1, n))()
+        first = 0
+        for k, s in enumerate(sizes):
+            h, w = _size(s, f"stitch size {k}")
+            if first_tiles is not None:
+                first = int(first_tiles[k])
+                if first < 0:
+                    raise FakeLocatorError(f"stitch_device: first tile {k} is negative ({first})")
+            items[k] = _StitchItem(base + first * th * tw * 4, 4 * tw, 4 * th * tw, h, w, th, tw, int(overlap), _window(window),
+                                   _MAP_DTYPES[dtype], 0, _device_ptr(outs[k], f"stitch_device output {k}"), w * dtype.itemsize)
+            first += self.tile_count(h, w, (th, tw), overlap)
+        self._call("stitch", self._lib.fl_stitch_cuda(items, n, _stream_handle(stream)))
 
 
 # -------------------------------------------------------------------- loading
@@ -520,6 +729,30 @@ def _host_image(image: np.ndarray, what: str) -> _Image:
     return _Image(image.ctypes.data, image.strides[0], image.shape[0], image.shape[1])
 
 
+def _image_size(image, what: str) -> tuple[int, int]:
+    _check_packed_image(image, what)
+    return image.shape[0], image.shape[1]
+
+
+def _window(window: str) -> int:
+    if window not in _WINDOWS:
+        raise FakeLocatorError(f"tile window must be one of {tuple(_WINDOWS)}, got {window!r}")
+    return _WINDOWS[window]
+
+
+def _tile_maps(maps, what: str) -> np.ndarray:
+    """(n, h, w) or (n, 1, h, w) float32 tile maps with packed rows → an (n, h, w) view."""
+    if isinstance(maps, np.ndarray) and maps.ndim == 4 and maps.shape[1] == 1:
+        maps = maps[:, 0]
+    if not (isinstance(maps, np.ndarray) and maps.dtype == np.float32 and maps.ndim == 3 and maps.shape[0] >= 1):
+        raise FakeLocatorError(f"{what} must be a float32 (n, h, w) or (n, 1, h, w) array, got "
+                               f"{getattr(maps, 'dtype', type(maps).__name__)} {getattr(maps, 'shape', '')}")
+    _size(maps.shape[1:], f"{what} tile size")
+    if maps.strides[2] != 4 or maps.strides[1] < 4 * maps.shape[2] or maps.strides[0] < maps.strides[1] * maps.shape[1]:
+        raise FakeLocatorError(f"{what} has strides {maps.strides}: rows must be packed and tiles must not overlap in memory")
+    return maps
+
+
 def _map_list(maps) -> list[np.ndarray]:
     if isinstance(maps, np.ndarray):
         if maps.ndim == 4 and maps.shape[1] == 1:
@@ -559,6 +792,23 @@ def _check_lut(lut) -> np.ndarray:
     if lut.dtype != np.uint8 or lut.size != 256 * 3 or lut.shape[-1] != 3:
         raise FakeLocatorError(f"the colour table must be 256 x 3 uint8 BGR, got {lut.dtype} {lut.shape}")
     return np.ascontiguousarray(lut.reshape(256, 3))
+
+
+def _check_opacity(alpha) -> np.ndarray:
+    """One opacity for every map level, or a 256-entry table → contiguous float32 (256,) in [0, 1]."""
+    try:
+        a = np.asarray(alpha, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise FakeLocatorError(f"overlay alpha must be a number or 256 numbers in [0, 1], got {alpha!r}") from None
+    if a.ndim == 0:
+        if not 0.0 <= float(a) <= 1.0:
+            raise FakeLocatorError(f"overlay alpha must be in [0, 1], got {alpha}")
+        return np.full(256, a, np.float32)
+    if a.shape != (256,):
+        raise FakeLocatorError(f"the opacity table must hold 256 values (one per map level), got shape {a.shape}")
+    if not ((a >= 0.0) & (a <= 1.0)).all():
+        raise FakeLocatorError("the opacity table's values must be in [0, 1]")
+    return np.ascontiguousarray(a)
 
 
 def _device_ptr(ptr, what: str) -> int:

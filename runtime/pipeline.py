@@ -6,14 +6,19 @@ Stages and their threads:
    inputs ahead of the consumer (``prefetch`` below); a video is read by one background thread into
    a bounded queue (``background``);
 2. batch assembly in the consumer's thread: crops (one per image, or one per region) are packed into
-   batches of ``batch_size``. The last, partial batch runs at its own size (exported models have a
-   dynamic batch axis); a backend with a fixed batch (``fixed_batch``) gets it padded, and the
-   padding's outputs are dropped;
-3. preprocessing of the whole batch by the contract (``Preprocessor``), then inference;
-4. upsampling each map to its image's size, bounding box and label in a pool of threads, while the
-   next batch is inferred; results leave in input order.
+   batches of ``batch_size`` network inputs. In ``fit`` analysis a crop is one input (resized to
+   the network's size); in ``native`` analysis (``fakelocator.tiling``) a crop is its tiles at its
+   own scale, and tiles of many crops fill one batch (a crop's tiles may span batches). The last,
+   partial batch runs at its own size (exported models have a dynamic batch axis); a backend with
+   a fixed batch (``fixed_batch``) gets it padded, and the padding's outputs are dropped;
+3. preprocessing of the whole batch by the contract (``Preprocessor.preprocess``, or ``tiles``),
+   then inference;
+4. in a pool of threads, while the next batch is inferred: each crop's map to full resolution
+   (``upsample``, or ``stitch`` of its tile maps, with its tile scores pooled), bounding box and
+   label; results leave in input order.
 
-Every stage is timed per input (``LocateResult.timings``).
+Every stage is timed per input (``LocateResult.timings``: ``preprocess``/``upsample`` in ``fit``,
+``tile``/``stitch`` in ``native``).
 """
 
 from __future__ import annotations
@@ -23,17 +28,24 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
+from fakelocator.contract import Preprocessing
 from fakelocator.runtime.backends.base import Backend
-from fakelocator.runtime.preprocess import Preprocessor
+from fakelocator.runtime.preprocess import Preprocessor, stitch_of, tiles_of
+from fakelocator.tiling import TileGrid, pool_scores
 from fakelocator.runtime.results import BBOX_LEVEL, Box, Face, FrameResult, LocateResult, RegionResult, bbox_of, label_of
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: Default tile budget per input in ``native`` analysis: 1024 tiles of 224² with the default
+#: overlap of 32 cover about 6000 × 6000 pixels (a 24-megapixel photo takes 651); its tile maps
+#: (1024 × 224² float32, ~205 MB) are the largest buffer one input holds.
+DEFAULT_MAX_TILES = 1024
 
 
 def prefetch(fn: Callable[[T], R], items: Iterable[T], *, workers: int, depth: int) -> Iterator[R]:
@@ -127,9 +139,12 @@ class Job:
     width: int | None = None
     height: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    outputs: list = field(default_factory=list)  # per crop: ((h, w) float32 map, score, (C,) features | None)
+    # per crop: fit: ((h, w) float32 map, score, (C,) features | None);
+    #           native: a _TileOutputs filled as the crop's tiles are inferred
+    outputs: list = field(default_factory=list)
     full: list = field(default_factory=list)  # per crop: its map already at full resolution (GPU path), else empty
-    remaining: int = 0
+    remaining: int = 0  # network inputs (crops in fit, tiles in native) not yet inferred
+    tiles: int | None = None  # network inputs this job takes
 
     def crops(self) -> list[np.ndarray]:
         if self.error is not None:
@@ -141,9 +156,46 @@ class Job:
 
 @dataclass
 class _Crop:
+    """One crop waiting for inference: in ``fit`` one network input, in ``native`` its ``grid``'s
+    tiles, of which ``start:start + count`` go into the batch being assembled."""
+
     job: Job
     slot: int
     image: np.ndarray
+    grid: TileGrid | None = None
+    start: int = 0
+    count: int = 1
+
+    @property
+    def size(self) -> int:
+        return 1 if self.grid is None else len(self.grid)
+
+
+@dataclass
+class _TileOutputs:
+    """A ``native`` crop's tile outputs, filled batch by batch."""
+
+    grid: TileGrid
+    maps: np.ndarray  # (n, th, tw) float32
+    scores: np.ndarray  # (n,) float32
+    features: np.ndarray | None = None  # (n, C) float32, allocated with the first batch that has them
+
+
+def sub_grids(grid: TileGrid, start: int, count: int) -> list[TileGrid]:
+    """Tiles ``start:start + count`` of ``grid`` (row-major) as at most three rectangular grids, in order."""
+    nx = len(grid.xs)
+    out, k, end = [], start, start + count
+    while k < end:
+        row, col = divmod(k, nx)
+        if col == 0 and end - k >= nx:  # whole rows
+            rows = (end - k) // nx
+            out.append(replace(grid, ys=grid.ys[row:row + rows]))
+            k += rows * nx
+        else:  # part of one row
+            stop = min(nx, col + end - k)
+            out.append(replace(grid, ys=grid.ys[row:row + 1], xs=grid.xs[col:stop]))
+            k += stop - col
+    return out
 
 
 class Runner:
@@ -160,10 +212,17 @@ class Runner:
         keep_images: bool = False,
         keep_outputs: bool = False,
         bbox_level: float = BBOX_LEVEL,
+        contract: Preprocessing | None = None,
+        max_tiles: int | None = DEFAULT_MAX_TILES,
     ):
         self.backend = backend
         self.pre = preprocessor
-        self.contract = backend.info.preprocessing
+        # the model's contract, or the analysis the user chose for it (Preprocessing.with_analysis)
+        self.contract = contract or backend.info.preprocessing
+        self.native = self.contract.native
+        self.max_tiles = max_tiles
+        self._tiles = tiles_of(preprocessor)
+        self._stitch = stitch_of(preprocessor)
         fixed = getattr(backend, "fixed_batch", None)
         limit = backend.max_batch
         self.batch_size = fixed or (min(batch_size, limit) if limit else batch_size)
@@ -179,21 +238,23 @@ class Runner:
     def run(self, jobs: Iterable[Job]) -> Iterator[LocateResult]:
         pending: deque[Job] = deque()
         crops: deque[_Crop] = deque()
+        queued = 0  # network inputs in ``crops`` not yet taken into a batch
         finishing: deque[tuple[Job, Future]] = deque()
         pool = ThreadPoolExecutor(max(1, self.post_workers), thread_name_prefix="fakelocator-post")
         try:
             for job in jobs:
-                job_crops = job.crops()
+                job_crops = self._crops_of(job)
                 job.outputs = [None] * len(job_crops)
-                job.remaining = len(job_crops)
+                job.remaining = sum(c.size for c in job_crops)
                 pending.append(job)
-                crops.extend(_Crop(job, i, c) for i, c in enumerate(job_crops))
-                while len(crops) >= self.batch_size:
-                    self._run_batch([crops.popleft() for _ in range(self.batch_size)])
+                crops.extend(job_crops)
+                queued += job.remaining
+                while queued >= self.batch_size:
+                    queued -= self._run_batch(self._take(crops))
                 self._release(pending, finishing, pool)
                 yield from self._emit(finishing, keep=2 * self.batch_size)
             while crops:
-                self._run_batch([crops.popleft() for _ in range(min(len(crops), self.batch_size))])
+                self._run_batch(self._take(crops))
             self._flush()
             self._release(pending, finishing, pool)
             yield from self._emit(finishing, keep=0)
@@ -201,6 +262,38 @@ class Runner:
             for _, f in finishing:
                 f.cancel()
             pool.shutdown(wait=True)
+
+    def _crops_of(self, job: Job) -> list[_Crop]:
+        """The job's crops; in ``native`` with their tile grids, or an error when over the tile budget."""
+        images = job.crops()
+        if not self.native:
+            job.tiles = len(images) if job.error is None else None
+            return [_Crop(job, i, c) for i, c in enumerate(images)]
+        h, w = self.contract.size
+        grids = [TileGrid.of(c.shape[0], c.shape[1], h, w, self.contract.tile_overlap) for c in images]
+        total = sum(len(g) for g in grids)
+        if self.max_tiles is not None and total > self.max_tiles:
+            what = f"{len(images)} face crops" if job.boxes is not None else f"{job.width}x{job.height} pixels"
+            job.error = (f"too large for native analysis: {what} take {total} tiles of {w}x{h}, more than the "
+                         f"tile budget of {self.max_tiles} (raise --max-tiles / max_tiles, or use --analysis fit)")
+            job.image = None
+            return []
+        job.tiles = total if job.error is None else None
+        return [_Crop(job, i, c, grid=g) for i, (c, g) in enumerate(zip(images, grids))]
+
+    def _take(self, crops: deque[_Crop]) -> list[_Crop]:
+        """Up to ``batch_size`` network inputs from the front of ``crops``: whole crops in ``fit``;
+        in ``native``, tiles, so that a crop's tiles may be split over consecutive batches."""
+        batch, room = [], self.batch_size
+        while crops and room:
+            crop = crops[0]
+            take = min(room, crop.size - crop.start)
+            batch.append(replace(crop, count=take))
+            crop.start += take
+            room -= take
+            if crop.start == crop.size:
+                crops.popleft()
+        return batch
 
     def _release(self, pending: deque, finishing: deque, pool: ThreadPoolExecutor) -> None:
         """Hand every leading job whose crops are all inferred to the finishing pool, in order."""
@@ -224,7 +317,10 @@ class Runner:
     #: The timing key of ``_finish`` (the host path upsamples there).
     finish_timing = "upsample"
 
-    def _run_batch(self, batch: list[_Crop]) -> None:
+    def _run_batch(self, batch: list[_Crop]) -> int:
+        """Preprocess, infer and store one batch; returns how many network inputs it held."""
+        if self.native:
+            return self._run_tiles(batch)
         n = len(batch)
         t0 = time.perf_counter()
         x = self._input[:n]
@@ -238,14 +334,8 @@ class Runner:
                 self.pre.preprocess([batch[i].image for i in idx], order, self.contract, part)
                 x[idx] = part
         t1 = time.perf_counter()
-        feed = self._input if self.fixed_batch and n < self.fixed_batch else x
-        out = self.backend.infer(feed)
+        maps, scores, features = self._infer(x, n)
         t2 = time.perf_counter()
-        maps = np.asarray(out["map"], np.float32)[:n, 0]  # (n, h, w)
-        scores = np.asarray(out["score"], np.float32).reshape(len(feed), -1)[:n, 0]  # (n,)
-        features = out.get("features")
-        if features is not None:
-            features = np.asarray(features, np.float32).reshape(len(feed), -1)[:n]  # (n, C)
         pre_ms, infer_ms = (t1 - t0) * 1000 / n, (t2 - t1) * 1000 / n
         for i, crop in enumerate(batch):
             job = crop.job
@@ -255,6 +345,77 @@ class Runner:
             job.remaining -= 1
             if job.remaining == 0 and not self.keep_images:
                 job.image = None  # only its size is needed from here on
+        return n
+
+    def _infer(self, x: np.ndarray, n: int):
+        """Run the backend on the first ``n`` rows of the input batch: ((n, h, w) maps, (n,) scores, (n, C) features | None)."""
+        feed = self._input if self.fixed_batch and n < self.fixed_batch else x
+        out = self.backend.infer(feed)
+        maps = np.asarray(out["map"], np.float32)[:n, 0]  # (n, h, w)
+        scores = np.asarray(out["score"], np.float32).reshape(len(feed), -1)[:n, 0]  # (n,)
+        features = out.get("features")
+        if features is not None:
+            features = np.asarray(features, np.float32).reshape(len(feed), -1)[:n]  # (n, C)
+        return maps, scores, features
+
+    def _run_tiles(self, batch: list[_Crop]) -> int:
+        """``native``: each piece's tiles into the input batch, inference, tile outputs to their crops."""
+        n = sum(c.count for c in batch)
+        t0 = time.perf_counter()
+        k = 0
+        for crop in batch:
+            for grid in sub_grids(crop.grid, crop.start, crop.count):
+                self._tiles(crop.image, grid, crop.job.color_order, self.contract, self._input[k:k + len(grid)])
+                k += len(grid)
+        t1 = time.perf_counter()
+        maps, scores, features = self._infer(self._input[:n], n)
+        t2 = time.perf_counter()
+        tile_ms, infer_ms = (t1 - t0) * 1000 / n, (t2 - t1) * 1000 / n
+        k = 0
+        for crop in batch:
+            job, a, b = crop.job, crop.start, crop.start + crop.count
+            outs = job.outputs[crop.slot]
+            if outs is None:
+                size = len(crop.grid)
+                outs = job.outputs[crop.slot] = _TileOutputs(
+                    crop.grid, np.empty((size,) + maps.shape[1:], np.float32), np.empty(size, np.float32))
+            outs.maps[a:b] = maps[k:k + crop.count]
+            outs.scores[a:b] = scores[k:k + crop.count]
+            if features is not None:
+                if outs.features is None:
+                    outs.features = np.empty((len(crop.grid), features.shape[1]), np.float32)
+                outs.features[a:b] = features[k:k + crop.count]
+            k += crop.count
+            job.timings["tile"] = job.timings.get("tile", 0.0) + tile_ms * crop.count
+            job.timings["infer"] = job.timings.get("infer", 0.0) + infer_ms * crop.count
+            job.remaining -= crop.count
+            if job.remaining == 0 and not self.keep_images:
+                job.image = None
+        return n
+
+    def _crop_map(self, job: Job, slot: int, height: int, width: int) -> tuple[np.ndarray, float]:
+        """Crop ``slot``'s (height, width) float32 map in [0, 1] and its score."""
+        if self.native:
+            outs: _TileOutputs = job.outputs[slot]
+            return self._stitch(outs.maps, outs.grid, self.contract.tile_window), pool_scores(outs.scores, self.contract.tile_pooling)
+        return self._full_map(job, slot, height, width), job.outputs[slot][1]
+
+    def _network_outputs(self, outputs) -> dict[str, np.ndarray]:
+        """``keep_outputs``: the network's own outputs for a whole image (copies, not views of the batch).
+
+        fit: ``map`` (h, w) and ``features`` (C,); native: ``tile_maps`` (n, th, tw), ``tile_scores``
+        (n,) and ``features``, the mean of the tiles' features (C,).
+        """
+        if isinstance(outputs, _TileOutputs):
+            kept = {"tile_maps": outputs.maps, "tile_scores": outputs.scores}
+            if outputs.features is not None:
+                kept["features"] = outputs.features.mean(axis=0)
+            return kept
+        small, _, features = outputs
+        kept = {"map": np.array(small, np.float32)}
+        if features is not None:
+            kept["features"] = np.array(features, np.float32)
+        return kept
 
     def _finish(self, job: Job) -> LocateResult:
         extra = {"frame": job.frame, "time_s": job.time_s} if job.frame is not None else {}
@@ -265,18 +426,16 @@ class Runner:
         height, width = job.height, job.width
         regions = outputs = None
         if job.boxes is None:
-            small, score, features = job.outputs[0]
-            full = self._full_map(job, 0, height, width)  # (H, W) float32 in [0, 1]
+            full, score = self._crop_map(job, 0, height, width)  # (H, W) float32 in [0, 1]
             if self.keep_outputs:
-                outputs = {"map": np.array(small, np.float32)}  # copies: not views of the whole batch
-                if features is not None:
-                    outputs["features"] = np.array(features, np.float32)
+                outputs = self._network_outputs(job.outputs[0])
         else:
             full = np.zeros((height, width), np.float32)
             regions = []
-            for i, ((x0, y0, x1, y1), (_, s, _)) in enumerate(zip(job.boxes, job.outputs)):
+            for i, (x0, y0, x1, y1) in enumerate(job.boxes):
                 patch = full[y0:y1, x0:x1]
-                np.maximum(patch, self._full_map(job, i, y1 - y0, x1 - x0), out=patch)
+                crop_map, s = self._crop_map(job, i, y1 - y0, x1 - x0)
+                np.maximum(patch, crop_map, out=patch)
                 regions.append(RegionResult((x0, y0, x1, y1), s))
             score = max((r.score for r in regions), default=0.0)
         if not np.isfinite(score):
@@ -284,7 +443,7 @@ class Runner:
             return cls(job.source, width=width, height=height, timings=job.timings,
                        error=f"the model returned a non-finite score ({score})", **extra)
         bbox = bbox_of(full, self.bbox_level)
-        job.timings[self.finish_timing] = (time.perf_counter() - t0) * 1000
+        job.timings["stitch" if self.native else self.finish_timing] = (time.perf_counter() - t0) * 1000
         result = cls(
             job.source,
             map=full,
@@ -299,6 +458,7 @@ class Runner:
             image=job.image if self.keep_images else None,
             color_order=job.color_order,
             outputs=outputs,
+            tiles=job.tiles,
             **extra,
         )
         job.image = job.outputs = job.full = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict, Union
 
 import numpy as np
 
@@ -13,6 +13,19 @@ LABELS = ("real", "fake")
 VERDICT_STATISTICS = ("p95", "max", "mean")
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) in pixels, x1 and y1 exclusive: image[y0:y1, x0:x1]
+
+#: A value in a JSON record (``to_record``): what ``json.dumps`` writes.
+JSONValue = Union[None, bool, int, float, str, list["JSONValue"], dict[str, "JSONValue"]]
+#: One line of ``results.jsonl``.
+Record = dict[str, JSONValue]
+
+
+class TopFrame(TypedDict):
+    """One of a video's highest-scoring frames: ``{"frame": index, "score": score}``, a plain dict,
+    exactly as the JSONL record's ``summary.top_frames`` holds it (and as ``json.dumps`` writes it)."""
+
+    frame: int
+    score: float
 
 
 @dataclass
@@ -28,7 +41,7 @@ class Face:
     """A detected face: its (x0, y0, x1, y1) box in image pixels (x1, y1 exclusive) and the
     detector's confidence in [0, 1]."""
 
-    box: tuple
+    box: Box
     score: float
 
 
@@ -43,7 +56,8 @@ class LocateResult:
         label: "fake" when ``score >= threshold``, else "real"; None on error.
         bbox: (x0, y0, x1, y1), x1/y1 exclusive, of the pixels where ``map >= 0.1``; None if none are.
         width, height: the image's size (after EXIF orientation); None when it could not be read.
-        timings: milliseconds per stage: ``decode``, ``preprocess``, ``infer``, ``upsample`` (and
+        timings: milliseconds per stage: ``decode``, ``preprocess``, ``infer``, ``upsample`` in
+            ``fit`` analysis, ``decode``, ``tile``, ``infer``, ``stitch`` in ``native`` (and
             ``regions`` with a region provider; the CLI adds ``write``). Batch stages are the batch's
             time divided evenly over the crops in it.
         error: None, or why this input failed (with ``on_error="record"``).
@@ -55,7 +69,11 @@ class LocateResult:
         outputs: with ``keep_outputs=True``, the network's own outputs for this image before
             upsampling: ``map`` (h, w) float32 at the network's input size and, when the model has
             that output, ``features`` (C,) float32 (the encoder features the classifier reads).
-            None otherwise, and when a region provider split the image into crops.
+            None otherwise, and when a region provider split the image into crops. In ``native``
+            analysis: ``tile_maps`` (n, th, tw), ``tile_scores`` (n,) and ``features`` (the mean
+            of the tiles' features).
+        tiles: how many network inputs the image took: in ``fit`` analysis one per crop (1 for a
+            whole image), in ``native`` analysis its tiles (over all its crops); None on error.
     """
 
     source: str
@@ -72,16 +90,18 @@ class LocateResult:
     image: np.ndarray | None = field(default=None, repr=False)
     color_order: str = "BGR"
     outputs: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    tiles: int | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self) -> Record:
         """The JSON-serializable fields (no arrays)."""
-        record = {
+        record: Record = {
             "path": self.source,
             "frame": getattr(self, "frame", None),
+            **({"time_s": getattr(self, "time_s")} if isinstance(self, FrameResult) else {}),
             "map": None,  # file names are the writer's to fill in
             "overlay": None,
             "score": self.score,
@@ -90,6 +110,7 @@ class LocateResult:
             "height": self.height,
             "bbox": list(self.bbox) if self.bbox is not None else None,
             "error": self.error,
+            "tiles": self.tiles,
             "timings_ms": {k: round(v, 3) for k, v in self.timings.items()},
         }
         if self.regions is not None:
@@ -104,8 +125,11 @@ class FrameResult(LocateResult):
     """A ``LocateResult`` for one sampled video frame.
 
     Attributes:
-        frame: the frame's index in the video (0-based, counting every decoded frame).
-        time_s: its timestamp in seconds.
+        frame: the frame's index in the video (0-based, counting every frame in decoding order,
+            including frames that failed to decode).
+        time_s: its presentation time in seconds from the start of the video (from the container's
+            timestamps, so right for variable frame rates; index / fps without PyAV). Also in the
+            frame's JSON record.
     """
 
     frame: int = -1
@@ -123,7 +147,8 @@ class VideoSummary:
             face): recorded with score 0, but left out of the statistics, so a face shown in few
             frames is not averaged away by the frames without one.
         max_score, mean_score, p95_score: statistics of the frame scores (None without frames).
-        top_frames: up to ``top_k`` (frame, score) pairs, highest score first.
+        top_frames: up to ``top_k`` ``{"frame": index, "score": score}`` dicts (``TopFrame``),
+            highest score first: the same as in the JSON record.
         verdict_by: which statistic decides the label ("p95" by default: one odd frame does not
             flag a video, a manipulation present in at least 5 % of the sampled frames does).
         label: "fake" when that statistic >= ``threshold``, else "real"; None without frames.
@@ -139,7 +164,7 @@ class VideoSummary:
     max_score: float | None = None
     mean_score: float | None = None
     p95_score: float | None = None
-    top_frames: list[tuple[int, float]] = field(default_factory=list)
+    top_frames: list[TopFrame] = field(default_factory=list)
     threshold: float = 0.5
     verdict_by: str = "p95"
     label: str | None = None
@@ -155,7 +180,7 @@ class VideoSummary:
         """The statistic the verdict is taken on."""
         return {"p95": self.p95_score, "max": self.max_score, "mean": self.mean_score}[self.verdict_by]
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self) -> Record:
         return {
             "path": self.source,
             "frame": None,
@@ -175,7 +200,7 @@ class VideoSummary:
                 "max_score": self.max_score,
                 "mean_score": self.mean_score,
                 "p95_score": self.p95_score,
-                "top_frames": [{"frame": f, "score": s} for f, s in self.top_frames],
+                "top_frames": [TopFrame(frame=t["frame"], score=t["score"]) for t in self.top_frames],
                 "threshold": self.threshold,
                 "verdict_by": self.verdict_by,
                 "fps": self.fps,
@@ -207,7 +232,7 @@ def summarize(
     top_k: int = 5,
     verdict_by: str = "p95",
     failed_frames: int = 0,
-    **video: Any,
+    **video: int | float | str | None,
 ) -> VideoSummary:
     """A ``VideoSummary`` from {frame: score}. ``video`` passes fps, frame_count, width, height, frames_read, error."""
     summary = VideoSummary(source, failed_frames=failed_frames, threshold=threshold, verdict_by=verdict_by, **video)
@@ -219,6 +244,6 @@ def summarize(
     summary.mean_score = float(values.mean())
     summary.p95_score = float(np.percentile(values, 95))
     ranked = sorted(scores.items(), key=lambda fs: (-fs[1], fs[0]))
-    summary.top_frames = [(int(f), float(s)) for f, s in ranked[:top_k]]
+    summary.top_frames = [TopFrame(frame=int(f), score=float(s)) for f, s in ranked[:top_k]]
     summary.label = label_of(summary.score, threshold)
     return summary

@@ -20,7 +20,7 @@ from fakelocator.errors import InputError
 from fakelocator.runtime.inputs import Input
 from fakelocator.runtime.locator import Locator
 from fakelocator.runtime.outputs import Journal, Layout, encode_jpeg, encode_map, write_atomic
-from fakelocator.runtime.overlay import DEFAULT_ALPHA, jet_lut, overlay
+from fakelocator.runtime.overlay import DEFAULT_ALPHA, colormap_lut, opacity_table, overlay
 from fakelocator.runtime.results import LocateResult, VideoSummary
 
 
@@ -31,7 +31,8 @@ class RunOptions:
     Args:
         every, fps, max_frames: video frame sampling (see ``Locator.locate_video``).
         map_depth: 8 (map × 255) or 16 (map × 65535) bits per map pixel.
-        overlay: also write a heat-map overlay JPEG per image and frame, blended with ``overlay_alpha``.
+        overlay: also write a heat-map overlay JPEG per image and frame (``runtime.overlay``:
+            transparent where the map is below 0.1, up to ``overlay_alpha`` opaque from 0.6).
         writers: threads encoding and writing files.
     """
 
@@ -65,14 +66,15 @@ class OutputWriter:
     """Writes one result's files in a thread pool; ``submit`` returns a future of its record.
 
     Overlays use the preprocessor's ``overlay`` when it has one (the native library), else the
-    reference ``fakelocator.runtime.overlay.overlay``; both compute the same formula.
+    reference ``fakelocator.runtime.overlay.overlay``; both compute the same formula (the native
+    library gets the colour table and the opacity table).
     """
 
     def __init__(self, layout: Layout, options: RunOptions, preprocessor=None):
         self.layout = layout
         self.options = options
         native = getattr(preprocessor, "overlay", None)
-        self.overlay = (lambda image, m, alpha: native(image, m, alpha, jet_lut())) if native else overlay
+        self.overlay = (lambda image, m, alpha: native(image, m, opacity_table(alpha), colormap_lut())) if native else overlay
         self.pool = ThreadPoolExecutor(max(1, options.writers), thread_name_prefix="fakelocator-write")
 
     def submit(self, result: LocateResult, item: Input, kind: str) -> Future:

@@ -1,32 +1,75 @@
 """Videos: frame sampling, and the iterable of per-frame results that ends in a summary.
 
-    video = locator.locate_video("clip.mp4", fps=2)
+    video = locator.locate_video("clip.mp4", fps=2)     # a path, bytes, or a binary file object
     for frame in video:          # FrameResult, as soon as its batch is done
         ...
     print(video.summary)         # VideoSummary; reads the rest of the video first if needed
 
+Decoding uses PyAV (FFmpeg's libraries) when it is installed (the ``runtime`` extra installs it):
+it reads bytes and file-like objects as well as paths (uploads arrive as streams), gives each
+frame's presentation time from the container (variable-frame-rate video is common, and frame
+index / fps is wrong for it), reports a frame that fails to decode and goes on to the next, and
+keeps FFmpeg's messages off stderr. Without PyAV, OpenCV's ``VideoCapture`` reads paths only, with
+timestamps from the container's nominal frame rate.
+
 Sampling: ``every=N`` takes frames 0, N, 2N, …; ``fps=F`` takes the first frame at or after each
-multiple of 1/F seconds (timestamps from the container's frame rate); neither takes every frame.
-``max_frames`` stops after that many sampled frames. Frames that are not sampled are only
-``grab``-bed (demuxed and skipped), not converted to images.
+multiple of 1/F seconds of presentation time; neither takes every frame. ``max_frames`` stops after
+that many sampled frames. Frames that are not sampled are decoded (later frames depend on them) but
+not converted to images.
+
+A frame that cannot be decoded becomes a failed frame (``RawFrame.error``); a video that ends
+before the frame count (or duration) its container declares, or whose container cannot be read to
+the end, gets ``VideoReader.error``, which becomes its summary's ``error``.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Iterable, Iterator, Mapping, Union
 
 import numpy as np
 
 from fakelocator.errors import FakeLocatorError, InputError
-from fakelocator.runtime.decode import too_large
+from fakelocator.runtime.decode import open_regular, too_large
 from fakelocator.runtime.results import VERDICT_STATISTICS, FrameResult, VideoSummary, summarize
 
 if TYPE_CHECKING:
     from fakelocator.runtime.locator import Locator
+    from fakelocator.runtime.regions import RegionProvider
+
+#: What ``locate_video`` reads: a path, the encoded bytes, or a binary file object (read, seek).
+VideoSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
+
+DECODERS = ("auto", "pyav", "opencv")
+
+
+def has_pyav() -> bool:
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def source_name(source: object) -> str:
+    """How messages and records name a video source."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return "<bytes>"
+    name = getattr(source, "name", None)
+    return name if isinstance(name, str) and name else "<stream>"
+
+
+def _clean(message: object) -> str:
+    """A decoder's message on one printable line (a hostile file can put raw bytes in it)."""
+    text = " ".join(str(message).split())
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text[:200]
 
 
 @dataclass(frozen=True)
@@ -46,29 +89,184 @@ class Sampling:
             raise FakeLocatorError(f"max_frames must be >= 1, got {self.max_frames}")
 
 
+class _Selector:
+    """Which frames ``Sampling`` takes, frame by frame, from their index and presentation time."""
+
+    def __init__(self, sampling: Sampling):
+        self.s = sampling
+        self.next_time = 0.0
+
+    def __call__(self, index: int, t: float | None) -> bool:
+        s = self.s
+        if s.every is not None:
+            return index % s.every == 0
+        if s.fps is not None:
+            t = 0.0 if t is None else t
+            if t + 1e-9 < self.next_time:
+                return False
+            self.next_time = (math.floor(t * s.fps + 1e-9) + 1) / s.fps
+        return True
+
+
 @dataclass
 class RawFrame:
     index: int
     time_s: float | None
     image: np.ndarray | None  # (H, W, 3) uint8 BGR; None when the frame could not be decoded
     decode_ms: float
+    error: str | None = None  # why ``image`` is None
 
 
 class VideoReader:
-    """An opened video and the frames its ``Sampling`` selects. Opening checks it; ``frames()`` reads it."""
+    """An opened video and the frames its ``Sampling`` selects. Opening checks it; ``frames()`` reads it.
 
-    def __init__(self, path: str | os.PathLike, sampling: Sampling, *, max_pixels: int | None):
+    Args:
+        source: a path (a regular file), encoded bytes, or a binary file object.
+        decoder: "auto" (PyAV when installed, else OpenCV), "pyav" or "opencv" (paths only).
+    """
+
+    def __init__(self, source: VideoSource, sampling: Sampling, *, max_pixels: int | None, decoder: str = "auto"):
+        if decoder not in DECODERS:
+            raise FakeLocatorError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        self.path = source_name(source)
+        self.sampling = sampling
+        self.max_pixels = max_pixels
+        self.error: str | None = None
+        self.frames_read = 0
+        is_path = isinstance(source, (str, os.PathLike))
+        if is_path:
+            fd, _ = open_regular(source)  # no FIFOs, devices or folders; not empty
+            os.close(fd)
+        elif isinstance(source, (bytes, bytearray, memoryview)):
+            if not len(source):
+                raise InputError(self.path, "empty video data")
+            source = io.BytesIO(bytes(source))
+        elif not callable(getattr(source, "read", None)):
+            raise InputError(
+                self.path, f"expected a path, bytes or a binary file object, got {type(source).__name__}"
+            )
+        if decoder == "auto":
+            decoder = "pyav" if has_pyav() else "opencv"
+        if decoder == "pyav" and not has_pyav():
+            raise FakeLocatorError("decoder pyav: PyAV is not installed (pip install av, or 'fakelocator[runtime]')")
+        if decoder == "opencv" and not is_path:
+            raise FakeLocatorError(
+                f"{self.path}: reading a video from bytes or a file object needs PyAV (pip install av, or "
+                "'fakelocator[runtime]'); OpenCV reads paths only"
+            )
+        self.decoder = decoder
+        self._open_pyav(source) if decoder == "pyav" else self._open_opencv(os.fspath(source))
+        if self.width <= 0 or self.height <= 0:
+            self.close()
+            raise InputError(self.path, "not a readable video (no frame size in its stream)")
+        if max_pixels is not None and self.width * self.height > max_pixels:
+            self.close()
+            raise InputError(self.path, "frames of " + too_large(self.width, self.height, max_pixels))
+
+    # ---- PyAV -------------------------------------------------------------------------------------
+
+    def _open_pyav(self, source) -> None:
+        import av
+
+        try:
+            container = av.open(source, mode="r", metadata_errors="ignore")
+        except Exception as e:  # noqa: BLE001 - PyAV raises FFmpegError subclasses, OSError, ValueError...
+            raise InputError(self.path, f"not a readable video (the decoder cannot open it: {_clean(e)})") from None
+        if not container.streams.video:
+            container.close()
+            raise InputError(self.path, "not a readable video (no video stream)")
+        stream = container.streams.video[0]
+        self.width, self.height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate and math.isfinite(float(rate)) and float(rate) > 0 else None
+        self.frame_count = int(stream.frames) if stream.frames and stream.frames > 0 else None
+        tb = stream.time_base
+        self._start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+        if stream.duration is not None and tb:
+            self.duration = float(stream.duration * tb)
+        elif container.duration:
+            self.duration = container.duration / 1e6
+        else:
+            self.duration = None
+        self._container, self._stream, self._cap = container, stream, None
+
+    def _pyav_frames(self, container, skip) -> Iterator[RawFrame]:
+        stream = self._stream
+        s, select = self.sampling, _Selector(self.sampling)
+        taken, index, last_t, stopped = 0, -1, None, False
+        tb = stream.time_base
+        try:
+            packets = container.demux(stream)
+            while True:
+                if s.max_frames is not None and taken >= s.max_frames:
+                    stopped = True
+                    break
+                t0 = time.perf_counter()
+                try:
+                    packet = next(packets)
+                except StopIteration:
+                    break
+                except Exception as e:  # noqa: BLE001 - a container cut off or corrupt mid-way
+                    self.error = f"cannot be read past frame {index + 1} ({_clean(e)})"
+                    break
+                try:
+                    decoded = packet.decode()
+                except Exception as e:  # noqa: BLE001 - one undecodable frame: recorded, reading goes on
+                    if not packet.size:
+                        continue
+                    index += 1
+                    self.frames_read = index + 1
+                    t = float(packet.pts * tb) - self._start if packet.pts is not None and tb else self._index_time(index)
+                    if index not in skip:
+                        yield RawFrame(index, t, None, (time.perf_counter() - t0) * 1000,
+                                       error=f"frame {index} could not be decoded ({_clean(e)})")
+                    continue
+                for frame in decoded:
+                    index += 1
+                    self.frames_read = index + 1
+                    t = frame.time - self._start if frame.time is not None else self._index_time(index)
+                    last_t = t
+                    if not select(index, t):
+                        continue
+                    taken += 1
+                    if index in skip:
+                        continue
+                    if self.max_pixels is not None and frame.width * frame.height > self.max_pixels:
+                        yield RawFrame(index, t, None, 0.0, error=f"frame {index}: " + too_large(frame.width, frame.height, self.max_pixels))
+                    else:
+                        try:
+                            image = frame.to_ndarray(format="bgr24")
+                        except Exception as e:  # noqa: BLE001
+                            yield RawFrame(index, t, None, (time.perf_counter() - t0) * 1000,
+                                           error=f"frame {index} could not be converted ({_clean(e)})")
+                        else:
+                            yield RawFrame(index, t, image, (time.perf_counter() - t0) * 1000)
+                    if s.max_frames is not None and taken >= s.max_frames:
+                        break
+                    t0 = time.perf_counter()
+        finally:
+            container.close()
+        if not stopped and self.error is None:
+            self.error = self._short(index + 1, last_t)
+
+    def _index_time(self, index: int) -> float | None:
+        return index / self.fps if self.fps else None
+
+    def _short(self, read: int, last_t: float | None) -> str | None:
+        """Why a video read to its end is incomplete, or None."""
+        if self.frame_count is not None and read < self.frame_count:
+            return f"ends after {read} of its {self.frame_count} declared frames (truncated or corrupt)"
+        if self.frame_count is None and self.duration and last_t is not None:
+            if last_t < self.duration - max(1.0, 0.1 * self.duration):
+                return f"ends at {last_t:.2f} s of its declared {self.duration:.2f} s (truncated or corrupt)"
+        return None
+
+    # ---- OpenCV (no PyAV) ---------------------------------------------------------------------------
+
+    def _open_opencv(self, path: str) -> None:
         import cv2
 
-        self.path = os.fspath(path)
-        self.sampling = sampling
-        if not os.path.exists(self.path):
-            raise InputError(self.path, "no such file")
-        if os.path.isdir(self.path):
-            raise InputError(self.path, "is a folder, not a file")
-        if os.path.getsize(self.path) == 0:
-            raise InputError(self.path, "empty file")
-        cap = cv2.VideoCapture(self.path)
+        cap = cv2.VideoCapture(path)
         if not cap.isOpened():
             cap.release()
             raise InputError(self.path, "not a readable video (the decoder cannot open it)")
@@ -78,55 +276,56 @@ class VideoReader:
         self.fps = float(fps) if fps and math.isfinite(fps) and fps > 0 else None
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count = count if count > 0 else None
-        if self.width <= 0 or self.height <= 0:
-            cap.release()
-            raise InputError(self.path, "not a readable video (no frame size in its stream)")
-        if max_pixels is not None and self.width * self.height > max_pixels:
-            cap.release()
-            raise InputError(self.path, "frames of " + too_large(self.width, self.height, max_pixels))
-        self._cap = cap
-        self.frames_read = 0
+        self.duration = None
+        self._cap, self._container = cap, None
 
-    def frames(self, skip: Mapping[int, float] | frozenset = frozenset()) -> Iterator[RawFrame]:
-        """Sampled frames in order; frames in ``skip`` are selected but not decoded (their result is known)."""
+    def _opencv_frames(self, cap, skip) -> Iterator[RawFrame]:
         import cv2
 
-        cap, self._cap = self._cap, None
-        if cap is None:
-            raise FakeLocatorError(f"{self.path}: frames() can be called once")
-        s = self.sampling
-        taken, index, next_time = 0, -1, 0.0
+        s, select = self.sampling, _Selector(self.sampling)
+        taken, index, stopped = 0, -1, False
         try:
-            while s.max_frames is None or taken < s.max_frames:
+            while True:
+                if s.max_frames is not None and taken >= s.max_frames:
+                    stopped = True
+                    break
                 t0 = time.perf_counter()
                 if not cap.grab():
                     break
                 index += 1
                 self.frames_read = index + 1
                 t = index / self.fps if self.fps else cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-                if s.every is not None:
-                    selected = index % s.every == 0
-                elif s.fps is not None:
-                    selected = t + 1e-9 >= next_time
-                    if selected:
-                        next_time = (math.floor(t * s.fps + 1e-9) + 1) / s.fps
-                else:
-                    selected = True
-                if not selected:
+                if not select(index, t):
                     continue
                 taken += 1
                 if index in skip:
                     continue
                 ok, image = cap.retrieve()
                 good = ok and image is not None and image.size > 0
-                yield RawFrame(index, t, image if good else None, (time.perf_counter() - t0) * 1000)
+                yield RawFrame(index, t, image if good else None, (time.perf_counter() - t0) * 1000,
+                               error=None if good else f"frame {index} could not be decoded")
         finally:
             cap.release()
+        if not stopped:
+            self.error = self._short(index + 1, None)
+
+    # ---- both ---------------------------------------------------------------------------------------
+
+    def frames(self, skip: Mapping[int, float] | frozenset = frozenset()) -> Iterator[RawFrame]:
+        """Sampled frames in order; frames in ``skip`` are selected but not decoded (their result is known)."""
+        handle = self._container if self.decoder == "pyav" else self._cap
+        if handle is None:
+            raise FakeLocatorError(f"{self.path}: frames() can be called once")
+        self._cap = self._container = None
+        return self._pyav_frames(handle, skip) if self.decoder == "pyav" else self._opencv_frames(handle, skip)
 
     def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        cap, container = getattr(self, "_cap", None), getattr(self, "_container", None)
+        self._cap = self._container = None
+        if cap is not None:
+            cap.release()
+        if container is not None:
+            container.close()
 
 
 class VideoResults:
@@ -152,10 +351,10 @@ class VideoResults:
         keep_images: bool = False,
         top_k: int = 5,
         verdict_by: str = "p95",
-        known: Mapping[int, float] | None = None,
+        known: Mapping[int, float | None] | None = None,
         known_empty: Iterable[int] = (),
-        regions=None,
-    ):
+        regions: RegionProvider | None = None,
+    ) -> None:
         if verdict_by not in VERDICT_STATISTICS:
             raise FakeLocatorError(f"verdict_by must be one of {VERDICT_STATISTICS}, got {verdict_by!r}")
         self._locator = locator
@@ -174,11 +373,27 @@ class VideoResults:
         self._iterator: Iterator[FrameResult] | None = None
         self._summary: VideoSummary | None = None
 
-    path = property(lambda self: self._reader.path)
-    fps = property(lambda self: self._reader.fps)
-    width = property(lambda self: self._reader.width)
-    height = property(lambda self: self._reader.height)
-    frame_count = property(lambda self: self._reader.frame_count)
+    @property
+    def path(self) -> str:
+        """The video's path, or ``<bytes>`` / the file object's name."""
+        return self._reader.path
+
+    @property
+    def fps(self) -> float | None:
+        return self._reader.fps
+
+    @property
+    def width(self) -> int:
+        return self._reader.width
+
+    @property
+    def height(self) -> int:
+        return self._reader.height
+
+    @property
+    def frame_count(self) -> int | None:
+        """The frame count the container declares, if it does."""
+        return self._reader.frame_count
 
     def __iter__(self) -> Iterator[FrameResult]:
         if self._iterator is not None:
@@ -202,10 +417,12 @@ class VideoResults:
                 yield result
         finally:
             results.close()
-        if not self._scores and not self._failed and not self._empty:
+        if self._reader.error is not None:
+            self._error = self._reader.error
+        elif not self._scores and not self._failed and not self._empty:
             self._error = "no decodable frames"
-            if self._on_error == "raise":
-                raise InputError(self.path, self._error)
+        if self._error is not None and self._on_error == "raise":
+            raise InputError(self.path, self._error)
 
     @property
     def summary(self) -> VideoSummary:
@@ -236,8 +453,8 @@ class VideoResults:
             self._iterator.close()
         self._reader.close()
 
-    def __enter__(self):
+    def __enter__(self) -> "VideoResults":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()

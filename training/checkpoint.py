@@ -27,14 +27,22 @@ from fakelocator.training.config import ModelConfig
 from fakelocator.training.model import FakeLocatorNet, build_model
 
 
-def _atomic_write(path: Path, write) -> None:
-    with atomic_path(path) as tmp:
-        write(tmp)
+#: ``format`` of a training checkpoint (``trainer.train`` writes it, resuming checks it).
+CHECKPOINT_FORMAT = "fakelocator.train_checkpoint/1"
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write a training checkpoint atomically. ``state`` must hold only weights-only-loadable values."""
-    _atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def prune_checkpoints(folder: Path, keep: int) -> None:
+    """Keep only the newest ``keep`` ``epoch_NNN.pt`` in ``folder``; ``keep <= 0`` keeps all."""
+    if keep <= 0:
+        return
+    for old in sorted(Path(folder).glob("epoch_*.pt"))[:-keep]:
+        old.unlink()
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -58,7 +66,8 @@ def save_weights(path: str | Path, model: FakeLocatorNet, provenance: dict[str, 
         PROVENANCE_KEY: json.dumps(provenance or {}, sort_keys=True),
         VERSION_KEY: __version__,
     }
-    _atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata=metadata)
 
 
 def _read(path: str | Path, *, tensors: bool) -> tuple[ModelConfig, dict | None, dict[str, Any]]:

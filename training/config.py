@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError
 
-BACKBONES = ("deeplabv3_resnet101", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large", "unet_lite")
+BACKBONES = ("deeplabv3_resnet101", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large", "unet_lite", "unet_res")
+UNET_RES_WIDTHS = (8, 16, 32, 128, 256)
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,8 @@ class ModelConfig:
             high-pass residual (image − its 3×3 mean), see ``model.HighPassStem``.
         classifier_channels: output channels of the branch's four 3×3 convolutions.
         classifier_hidden: widths of the first two of its three fully connected layers.
-        preprocessing: the input contract (size, colour order, mean/std, resize rule).
+        unet_res_widths: ``unet_res`` only: channels of its five stages (strides 1–16).
+        preprocessing: the input contract (size, colour order, mean/std, resize rule, analysis).
     """
 
     backbone: str = "unet_lite"
@@ -37,6 +39,7 @@ class ModelConfig:
     highpass_stem: bool = False
     classifier_channels: tuple[int, int, int, int] = (64, 64, 32, 16)
     classifier_hidden: tuple[int, int] = (128, 32)
+    unet_res_widths: tuple[int, int, int, int, int] = UNET_RES_WIDTHS
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
 
     def __post_init__(self):
@@ -44,6 +47,9 @@ class ModelConfig:
             raise FakeLocatorError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         object.__setattr__(self, "classifier_channels", tuple(int(c) for c in self.classifier_channels))
         object.__setattr__(self, "classifier_hidden", tuple(int(c) for c in self.classifier_hidden))
+        object.__setattr__(self, "unet_res_widths", tuple(int(c) for c in self.unet_res_widths))
+        if len(self.unet_res_widths) != 5 or min(self.unet_res_widths) < 1:
+            raise FakeLocatorError(f"unet_res_widths needs 5 positive values, got {self.unet_res_widths}")
         if len(self.classifier_channels) != 4 or len(self.classifier_hidden) != 2:
             raise FakeLocatorError("classifier_channels needs 4 values and classifier_hidden 2 (Sec. V-A)")
         if isinstance(self.preprocessing, dict):
@@ -59,6 +65,7 @@ class ModelConfig:
         d["preprocessing"] = self.preprocessing.to_dict()
         d["classifier_channels"] = list(self.classifier_channels)
         d["classifier_hidden"] = list(self.classifier_hidden)
+        d["unet_res_widths"] = list(self.unet_res_widths)
         return d
 
     @classmethod

@@ -6,8 +6,13 @@ For sample ``index`` in epoch ``epoch``:
 2. make the ground-truth map at full resolution (Eq. 7, ``samples.ground_truth``), and the
    face-attention map from ``attention_provider`` when one is given;
 3. augment (``augment.py``; geometric steps move both maps with the image);
-4. resize the image by the preprocessing contract (``fakelocator.contract``) and both maps by the
-   same bilinear rule to the network's size, and normalize the image by the contract.
+4. ``fit`` contract: resize the image by the preprocessing contract (``fakelocator.contract``) and
+   both maps by the same bilinear rule to the network's size; ``native`` contract
+   (``fakelocator.tiling``): cut one random tile-sized crop at the image's own scale, identically
+   from the image and both maps (mirrored padding where the image is smaller, as the runtime
+   pads tiles; never a resize), the crop centred near the manipulated region most of the time
+   (``NATIVE_REGION_CROP``); then normalize the image by the contract. A partial fake whose crop
+   holds too little of the manipulation (``crop_label``) is labelled real for that crop.
 
 Every random choice comes from ``numpy.random.default_rng([seed, epoch, index])``, and the order
 of an epoch from ``[seed, epoch]``, so data order and augmentation depend on neither the number of
@@ -22,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from fakelocator.contract import Preprocessing, resize_bilinear, to_network_input
+from fakelocator.contract import Preprocessing, resize_bilinear, to_network_input, to_network_tiles
 from fakelocator.errors import FakeLocatorError
 from fakelocator.training.augment import AugmentConfig, augment_sample
 from fakelocator.training.samples import Sample, ground_truth, read_image
@@ -32,6 +37,11 @@ from fakelocator.training.samples import Sample, ground_truth, read_image
 #: the geometric augmentations with the image, and resized by the contract's bilinear rule.
 AttentionProvider = Callable[[Sample, np.ndarray], np.ndarray]
 
+#: Share of partial-fake crops centred near the manipulated region in native training; validation
+#: (no augmentation) always centres on it.
+NATIVE_REGION_CROP = 0.85
+#: A crop counts as fake when at least this share of its pixels changed by at least 0.02 (Eq. 7, 5 levels).
+CROP_FAKE_AREA, CROP_FAKE_LEVEL = 0.004, 0.02
 _SAMPLE_STREAM = 0x5A3F  # separate the per-sample and the per-epoch order random streams
 _ORDER_STREAM = 0x0D3E
 
@@ -112,20 +122,69 @@ class FakeLocatorDataset(Dataset):
             image, maps, _ = augment_sample(image, maps, sample.label == 1, self.augment, rng)
             gt, attention = maps[0], (maps[1] if attention is not None else None)
         c = self.preprocessing
-        x = to_network_input(image, c, "RGB")  # (3, h, w)
-        target = np.clip(resize_bilinear(gt, c.height, c.width), 0.0, 1.0)[None]  # (1, h, w)
-        if attention is None:
-            att = np.ones((1, c.height, c.width), np.float32)
+        label = float(sample.label)
+        if c.native:
+            rng = sample_rng(self.seed, self.epoch, index + (1 << 40))
+            image, gt, attention = native_crop(image, gt, attention, c.height, rng, centre=self.augment is None)
+            if sample.kind == "partial":
+                label = crop_label(gt)
+            x = to_network_tiles(image, c, "RGB")[0][0]  # (3, h, w): the one tile of a tile-sized crop
+            target = np.clip(gt, 0.0, 1.0)[None]
+            att = np.ones((1, c.height, c.width), np.float32) if attention is None else np.clip(attention, 0.0, 1.0)[None]
         else:
-            att = np.clip(resize_bilinear(attention, c.height, c.width), 0.0, 1.0)[None]
+            x = to_network_input(image, c, "RGB")  # (3, h, w)
+            target = np.clip(resize_bilinear(gt, c.height, c.width), 0.0, 1.0)[None]  # (1, h, w)
+            if attention is None:
+                att = np.ones((1, c.height, c.width), np.float32)
+            else:
+                att = np.clip(resize_bilinear(attention, c.height, c.width), 0.0, 1.0)[None]
         return {
             "image": torch.from_numpy(x),
             "map": torch.from_numpy(np.ascontiguousarray(target)),
-            "label": torch.tensor(float(sample.label), dtype=torch.float32),
+            "label": torch.tensor(label, dtype=torch.float32),
             "attention": torch.from_numpy(np.ascontiguousarray(att)),
             "index": index,
             "path": str(sample.image),
         }
+
+
+def crop_label(gt: np.ndarray) -> float:
+    """1.0 when enough of a partial fake's crop was changed to call the crop fake (see the module)."""
+    return float(float((gt >= CROP_FAKE_LEVEL).mean()) >= CROP_FAKE_AREA)
+
+
+def native_crop(image: np.ndarray, gt: np.ndarray, attention: np.ndarray | None, size: int,
+                rng: np.random.Generator, *, centre: bool = False):
+    """The same size × size crop of image, ground truth and attention, at native scale.
+
+    Near the manipulated region (the ground truth's strongest pixels) with probability
+    ``NATIVE_REGION_CROP`` (always with ``centre``), else anywhere; mirrored padding where the
+    image is smaller than the crop (the runtime's tile rule).
+    """
+    h, w = gt.shape
+    if centre or rng.random() < NATIVE_REGION_CROP:
+        changed = gt >= CROP_FAKE_LEVEL
+        if changed.any() and not changed.all():
+            ys, xs = np.nonzero(changed)
+            cy, cx = int(np.median(ys)), int(np.median(xs))
+        else:
+            cy, cx = h // 2, w // 2
+        if not centre:
+            cy += int(rng.integers(-size // 4, size // 4 + 1))
+            cx += int(rng.integers(-size // 4, size // 4 + 1))
+        y0, x0 = int(np.clip(cy - size // 2, 0, max(0, h - size))), int(np.clip(cx - size // 2, 0, max(0, w - size)))
+    else:
+        y0, x0 = int(rng.integers(0, max(1, h - size + 1))), int(rng.integers(0, max(1, w - size + 1)))
+    out = []
+    for a in (image, gt, attention):
+        if a is None:
+            out.append(None)
+            continue
+        ph, pw = max(0, size - h), max(0, size - w)
+        if ph or pw:
+            a = np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="symmetric")
+        out.append(np.ascontiguousarray(a[y0:y0 + size, x0:x0 + size]))
+    return out[0], out[1], out[2]
 
 
 class EpochSampler(Sampler[int]):

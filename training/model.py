@@ -28,6 +28,7 @@ from torch import nn
 
 from fakelocator.errors import FakeLocatorError
 from fakelocator.training.config import ModelConfig
+from fakelocator.training.unet_res import PooledClassifier, UNetResDecoder, UNetResEncoder
 
 SCORE_CELL = 8  # pixels per side of the map cells whose strongest mean is the score without a classifier
 #: Initial bias of the map's last layer: sigmoid(-4) ≈ 0.018. Most ground-truth pixels are near 0
@@ -159,16 +160,18 @@ class FakeLocatorNet(nn.Module):
         self.feature_channels = channels
         h, w = config.preprocessing.size
         grid = (max(h // stride // 2, 1), max(w // stride // 2, 1))
-        self.classifier = (
-            ClassifierBranch(channels, config.classifier_channels, config.classifier_hidden, grid)
-            if config.classifier else None
-        )
-        last = self.decoder.head if config.backbone == "unet_lite" else self.decoder[-1]
+        if not config.classifier:
+            self.classifier = None
+        elif config.backbone == "unet_res":
+            self.classifier = PooledClassifier(channels)
+        else:
+            self.classifier = ClassifierBranch(channels, config.classifier_channels, config.classifier_hidden, grid)
+        last = self.decoder.head if config.backbone.startswith("unet_") else self.decoder[-1]
         nn.init.constant_(last.bias, MAP_PRIOR_BIAS)
 
     def encode(self, x: torch.Tensor, attention: torch.Tensor | None = None):
         """Encoder features, with the face-attention map applied channel-wise when given."""
-        if self.config.backbone == "unet_lite":
+        if self.config.backbone.startswith("unet_"):
             feats = self.encoder(x)
             deepest = feats[-1]
         else:
@@ -186,7 +189,7 @@ class FakeLocatorNet(nn.Module):
     def forward(self, x: torch.Tensor, attention: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
         # x: (N, 3, H, W) normalized by the preprocessing contract
         feats, deepest = self.encode(x, attention)
-        if self.config.backbone == "unet_lite":
+        if self.config.backbone.startswith("unet_"):
             logits = self.decoder(feats)
         else:
             logits = self.decoder(deepest)
@@ -209,6 +212,9 @@ def _build_backbone(config: ModelConfig) -> tuple[nn.Module, nn.Module, int, int
     if config.backbone == "unet_lite":
         enc = UNetLiteEncoder(config.unet_width, config.highpass_stem)
         return enc, UNetLiteDecoder(config.unet_width), enc.out_channels, enc.stride
+    if config.backbone == "unet_res":
+        enc = UNetResEncoder(config.unet_res_widths)
+        return enc, UNetResDecoder(config.unet_res_widths), enc.out_channels, enc.stride
 
     from torchvision.models import segmentation
 

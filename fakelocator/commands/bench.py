@@ -13,6 +13,14 @@ torch) with the speed-up ratio; a long run for memory growth; the project's targ
 Inputs are generated and seeded JPEGs (1080p frames, 256² face crops, 224² images), decoded for real.
 Results go to --out: bench.json (every number and the environment), bench.md, bench.png.
 Progress goes to stderr, the markdown table to stdout. docs/benchmarks.md explains every column.
+
+  fakelocator bench --triton http://HOST:8000 [--concurrency 1,2,4,8,16] [--requests 32]
+                    [--images-per-request 1] [--triton-inputs 1080p | --images FILE ...] [--scores-only]
+                    [--out DIR]
+
+A load test of a served repository (`fakelocator serve`), as perf_analyzer does: per concurrency
+level, throughput and p50/p95/p99 latency of requests with encoded images, and the batches the server
+formed. Run it once per repository to compare with and without dynamic batching.
 """
 
 from __future__ import annotations
@@ -76,10 +84,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--pool", type=int, default=16, help="distinct generated images per input kind (default 16)")
     how.add_argument("--seed", type=int, default=0)
 
-    parser.add_argument("--out", type=Path, required=True, help="output folder for bench.json, bench.md, bench.png")
+    triton = parser.add_argument_group("Triton load test (instead of the in-process benchmark)")
+    triton.add_argument("--triton", metavar="URL", help="a served pipeline model: http://HOST:8000 or grpc://HOST:8001")
+    triton.add_argument("--triton-model", default="fakelocator", help="the pipeline model (default fakelocator)")
+    triton.add_argument("--concurrency", type=_ints, default=(1, 2, 4, 8, 16), help="concurrency levels (default 1,2,4,8,16)")
+    triton.add_argument("--requests", type=int, default=32, help="timed requests per level (default 32)")
+    triton.add_argument("--images-per-request", type=int, default=1, help="images in each request (default 1)")
+    triton.add_argument("--triton-warmup", type=int, default=1, help="untimed requests per client before each level (default 1)")
+    triton.add_argument("--triton-inputs", default="1080p", help="generated input kind (default 1080p)")
+    triton.add_argument("--images", type=Path, nargs="+", default=(), help="image files to send instead of generated ones")
+    triton.add_argument("--scores-only", action="store_true", help="do not ask for the maps")
+    triton.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
+
+    parser.add_argument("--out", type=Path, help="output folder for bench.json, bench.md, bench.png "
+                        "(required, except with --triton: triton.json and triton.md)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.triton:
+        return run_triton(args)
+    if args.out is None:
+        raise FakeLocatorError("--out is required (the folder for bench.json, bench.md, bench.png)")
     from fakelocator.benchmarks.bench import BenchConfig, run_bench
     from fakelocator.benchmarks.report import markdown, write_all, write_json
 
@@ -103,4 +128,25 @@ def run(args: argparse.Namespace) -> int:
     print(markdown(results))
     written = ", ".join(str(p) for p in paths.values() if p is not None)
     progress(f"wrote {written}" + ("" if paths["png"] else " (no PNG: matplotlib is not installed)"))
+    return 0
+
+
+def run_triton(args: argparse.Namespace) -> int:
+    import json
+
+    from fakelocator.benchmarks.triton_load import LoadConfig, run_load
+
+    config = LoadConfig(
+        url=args.triton, model=args.triton_model, concurrency=args.concurrency, requests=args.requests,
+        images_per_request=args.images_per_request, warmup=args.triton_warmup, kind=args.triton_inputs,
+        images=tuple(args.images), pool=min(args.pool, 8), maps=not args.scores_only, timeout_s=args.timeout, seed=args.seed,
+    )
+    report = run_load(config, progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
+    table = report.markdown()
+    print(table)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "triton.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        (args.out / "triton.md").write_text(table + "\n")
+        print(f"bench: wrote {args.out / 'triton.json'} and {args.out / 'triton.md'}", file=sys.stderr)
     return 0

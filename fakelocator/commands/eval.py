@@ -12,8 +12,12 @@ models × datasets cross tables. Optional: robustness sweeps (γ = metric(degrad
 for JPEG, blur, noise, low resolution and the disorganization test), single-sample clustering of
 the encoder features, and example figures.
 
+Every localization figure is shown beside those of a constant map and of a centred-prior map on the
+same images, with pixel AUC and F1 (best threshold and 0.5); rows per manipulation family, per image
+size and, with --held-out-families, for the families held out of training.
+
 Writes to --out: report.md and report.json, per_image.csv, robustness.csv and robustness/*.png,
-clustering/*.png, examples/*/*.png.
+clustering/*.png, examples/*/*.png, contact/*.png.
 
 examples:
   fakelocator eval --model model.onnx --data data/heldout --out runs/eval_heldout
@@ -21,6 +25,8 @@ examples:
   fakelocator eval --model model.onnx --data data/heldout --robustness jpeg,blur --levels jpeg=90,75,50
   fakelocator eval --model a.onnx --model b.engine --data data/stgan --data data/attgan --out runs/cross
   fakelocator eval --model model.onnx --real-dir data/ffhq --entire-dir data/stylegan2
+  fakelocator eval --model model.onnx --data data/heldout --held-out-families pixel_shuffle,self_blend \
+      --contact-sheet 12 --contact-include samples/
 """
 
 from __future__ import annotations
@@ -63,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     score.add_argument("--at-model-resolution", action="store_true",
                        help="compare the network's own map with the ground truth resized to the network input "
                        "size, instead of both at each image's full resolution")
+    score.add_argument("--held-out-families", metavar="A,B,...",
+                       help="manipulation families held out of training: reported in a leave-families-out table "
+                       "(family: the manifest's family column, else its upsampler, else the property)")
 
     rob = parser.add_argument_group("robustness (Sec. V-B8)")
     rob.add_argument("--robustness", metavar="TESTS",
@@ -82,6 +91,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="labelled samples tried, one at a time (default: 10, the paper's)")
     more.add_argument("--save-maps", type=int, default=0, metavar="N",
                       help="write N example figures per model and dataset: real | fake | GT | prediction | overlay")
+    more.add_argument("--contact-sheet", type=int, default=0, metavar="N",
+                      help="write a contact sheet PNG per model and dataset: N rows of input | ground truth | map | "
+                      "overlay, from the held-out families when given")
+    more.add_argument("--contact-include", action="append", default=[], metavar="PATH",
+                      help="image or folder always shown on the contact sheets, first (repeatable; e.g. samples/)")
     more.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
 
 
@@ -105,6 +119,9 @@ def build_config(args: argparse.Namespace):
         raise FakeLocatorError(f"--batch must be >= 1, got {args.batch}")
     if args.limit is not None and args.limit < 1:
         raise FakeLocatorError(f"--limit must be >= 1, got {args.limit}")
+    if args.contact_sheet < 0:
+        raise FakeLocatorError(f"--contact-sheet must be >= 0, got {args.contact_sheet}")
+    from fakelocator.evaluation.groups import parse_families
     settings = EvalSettings(
         threshold=args.threshold,
         binarize_threshold=args.binarize_threshold,
@@ -116,6 +133,7 @@ def build_config(args: argparse.Namespace):
         seed=args.seed,
         save_maps=args.save_maps,
         workers=args.workers,
+        held_out_families=parse_families(args.held_out_families),
     )
     return SuiteConfig(
         models=tuple(args.model) if args.model else (None,),
@@ -130,6 +148,8 @@ def build_config(args: argparse.Namespace):
         skip_invalid=args.skip_invalid,
         limit=args.limit,
         overwrite=args.overwrite,
+        contact_sheet=args.contact_sheet,
+        contact_include=tuple(args.contact_include),
         command=" ".join(shlex.quote(a) for a in ["fakelocator", "eval", *sys.argv[2:]]) if sys.argv[1:2] == ["eval"] else "",
     )
 
@@ -160,8 +180,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         for e in result.evaluations:
             m = e.metrics
-            print(f"{e.model} on {e.dataset}: ACC {fmt(m['acc'])}  AUC {fmt(m['auc'])}  COSS {fmt(m['coss'])}  "
-                  f"PSNR {fmt(m['psnr'], 'psnr')}  SSIM {fmt(m['ssim'])}  IoU@{args.binarize_threshold:g} {fmt(m['iou'])}"
+            const = (e.baselines.get("subsets", {}).get("manipulated") or {}).get("constant", {}).get("coss")
+            print(f"{e.model} on {e.dataset}: ACC {fmt(m['acc'])}  AUC {fmt(m['auc'])}  COSS {fmt(m['coss'])} "
+                  f"(constant map {fmt(const)})  PSNR {fmt(m['psnr'], 'psnr')}  SSIM {fmt(m['ssim'])}  "
+                  f"IoU@{args.binarize_threshold:g} {fmt(m['iou'])}  pixel AUC {fmt(m.get('pixel_auc'))}  "
+                  f"F1 best {fmt(m.get('f1_best'))}"
                   + (f"  ({len(e.errors)} failed)" if e.errors else ""))
         print(f"report: {result.report_md}  {result.report_json}")
     failed = sum(len(e.errors) for e in result.evaluations)

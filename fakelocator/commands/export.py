@@ -6,8 +6,9 @@
       --fp16, converts it to mixed precision (checked against the fp32 file).
   fakelocator export engine model.onnx -o model.engine --batch 1,16,64 [--fp16]
       a TensorRT engine (pure plan) and its sidecar model.engine.json; needs TensorRT and a GPU.
-  fakelocator export triton model.onnx|model.engine --repo models/
-      a Triton Inference Server model repository with config.pbtxt.
+  fakelocator export triton model.onnx|model.engine --repo models/ [--model-backend python]
+      a Triton Inference Server model repository: the server-side pipeline (encoded images in,
+      full-resolution maps and scores out) and the network; serve it with `fakelocator serve models/`.
   fakelocator export check model.onnx|model.engine [--against model.safetensors|other.onnx|model.engine]
       inputs, outputs, metadata, opset, and a parity report (exit 1 when out of bounds).
 
@@ -66,20 +67,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(_export=run_engine)
 
     p = sub.add_parser("triton", help="write a Triton Inference Server model repository",
-                       description="Write REPO/NAME/config.pbtxt and REPO/NAME/VERSION/model.onnx|model.plan.")
-    p.add_argument("model", help="an ONNX file (onnxruntime backend) or an engine with its sidecar (tensorrt backend)")
+                       description="Write a Triton repository: the pipeline REPO/NAME (Python backend: encoded images in; "
+                       "per image the map at its own size, shape, score, label, error) and the network REPO/NAME_model "
+                       "(onnxruntime, tensorrt or python backend, dynamic batching). Serve it with `fakelocator serve REPO`.")
+    p.add_argument("model", help="an ONNX file (onnxruntime or python backend) or an engine with its sidecar (tensorrt backend)")
     p.add_argument("--repo", required=True, help="the model repository folder")
-    p.add_argument("--name", default="fakelocator", help="model name (default fakelocator)")
+    p.add_argument("--name", default="fakelocator", help="the pipeline model's name; the network is NAME_model (default fakelocator)")
+    p.add_argument("--no-pipeline", dest="pipeline", action="store_false",
+                   help="write the network alone, as NAME (clients preprocess themselves)")
+    p.add_argument("--model-backend", choices=("auto", "onnxruntime", "tensorrt", "python"), default="auto",
+                   help="the network's Triton backend (default auto: onnxruntime for an ONNX, tensorrt for a plan); python: "
+                   "the runtime's onnxruntime backend inside Triton's Python backend, for a Triton without the onnxruntime "
+                   "backend such as nvidia-pytriton's")
     p.add_argument("--version", type=int, default=1, help="version folder (default 1)")
-    p.add_argument("--max-batch", type=int, help="max_batch_size (default: the engine's max batch, 32 for ONNX)")
+    p.add_argument("--max-batch", type=int, help="the network's max_batch_size (default: the engine's max batch, 32 for ONNX)")
     p.add_argument("--preferred", help="preferred batch sizes, e.g. 8,32 (default: engine opt,max; none for ONNX)")
-    p.add_argument("--queue-delay-us", type=int, default=2000, help="dynamic batcher max queue delay (default 2000)")
-    p.add_argument("--kind", choices=("gpu", "cpu"), default="gpu", help="instance kind (default gpu)")
-    p.add_argument("--count", type=int, default=1, help="instances per GPU (default 1)")
-    p.add_argument("--gpus", help="GPU indices for the instances, e.g. 0,1 (default all)")
+    p.add_argument("--queue-delay-us", type=int, default=2000, help="the network's dynamic batcher max queue delay (default 2000)")
+    p.add_argument("--no-dynamic-batching", dest="dynamic_batching", action="store_false",
+                   help="no dynamic batcher in front of either model (each request runs alone; for comparisons)")
+    p.add_argument("--kind", choices=("auto", "gpu", "cpu"), default="auto",
+                   help="the network's instance kind (default auto: a plan on GPUs; an ONNX on GPUs when --gpus is given, else CPU)")
+    p.add_argument("--count", type=int, default=1, help="network instances per GPU (or in all, on the CPU; default 1)")
+    p.add_argument("--gpus", help="GPU indices for the network instances, e.g. 0,1 (default all)")
     p.add_argument("--no-warmup", dest="warmup", action="store_false", help="no warm-up request")
     p.add_argument("--no-features", dest="features", action="store_false", help="do not serve the features output")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing REPO/NAME")
+    p.add_argument("--map-dtype", choices=("uint8", "float16"), default="uint8",
+                   help="the pipeline's map output (default uint8: map x 255, as trt-locate writes it)")
+    p.add_argument("--pipeline-instances", type=int, default=1, help="pipeline instances (processes; default 1)")
+    p.add_argument("--pipeline-max-batch", type=int, default=16, help="images per pipeline execution (default 16)")
+    p.add_argument("--pipeline-queue-delay-us", type=int, default=5000,
+                   help="the pipeline's dynamic batcher max queue delay (default 5000)")
+    p.add_argument("--threshold", type=float, default=0.5, help="score at or above which the label is fake (default 0.5)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="intra-op threads of a python-backend network (default 0: ONNX Runtime's)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing models of the same names")
     p.set_defaults(_export=run_triton)
 
     p = sub.add_parser("check", help="describe an ONNX file or engine and compare it with a reference",
@@ -126,7 +147,7 @@ def _convert_fp16(args, source: Path) -> int:
         )
     from fakelocator.export.fp16 import convert_file_to_fp16
     from fakelocator.export.onnx_file import read_onnx_info
-    from fakelocator.export.parity import FP16, OnnxRuntimeRunner, compare, standard_cases
+    from fakelocator.export.parity import FP16, compare, onnxruntime_runner, standard_cases
 
     output = Path(args.output) if args.output else source.with_name(source.stem + ".fp16.onnx")
     metadata = read_onnx_info(source).require_fakelocator()
@@ -134,7 +155,7 @@ def _convert_fp16(args, source: Path) -> int:
     info = read_onnx_info(output)
     print(f"wrote {output} ({info.size / 2**20:.1f} MiB, fp16, opset {info.opset})\n  sha256 {info.sha256}")
     if args.check:
-        report = compare(OnnxRuntimeRunner(source), OnnxRuntimeRunner(output), standard_cases(metadata.preprocessing), FP16)
+        report = compare(onnxruntime_runner(source), onnxruntime_runner(output), standard_cases(metadata.preprocessing), FP16)
         print(report.format())
         if not report.passed:
             output.unlink()
@@ -195,19 +216,30 @@ def run_triton(args) -> int:
 
     options = TritonOptions(
         name=args.name,
+        pipeline=args.pipeline,
+        model_backend=args.model_backend,
         max_batch_size=args.max_batch,
         preferred_batch_sizes=_ints(args.preferred, "--preferred"),
         max_queue_delay_us=args.queue_delay_us,
+        dynamic_batching=args.dynamic_batching,
         instance_kind=args.kind,
         instance_count=args.count,
         gpus=_ints(args.gpus, "--gpus") or (),
         warmup=args.warmup,
         version=args.version,
         features=args.features,
+        map_dtype=args.map_dtype,
+        pipeline_instances=args.pipeline_instances,
+        pipeline_max_batch=args.pipeline_max_batch,
+        pipeline_queue_delay_us=args.pipeline_queue_delay_us,
+        threshold=args.threshold,
+        threads=args.threads,
     )
-    folder = write_repository(args.model, args.repo, options, overwrite=args.overwrite)
-    print(f"wrote {folder}/config.pbtxt and {folder}/{args.version}/; serve with:\n"
-          f"  tritonserver --model-repository {Path(args.repo).resolve()}")
+    write_repository(args.model, args.repo, options, overwrite=args.overwrite)
+    repo = Path(args.repo).resolve()
+    models = [options.name, options.network_name] if options.pipeline else [options.name]
+    print(f"wrote {', '.join(f'{repo}/{m}' for m in models)}; serve with:\n"
+          f"  fakelocator serve {repo}          (or: tritonserver --model-repository {repo})")
     return 0
 
 
@@ -224,7 +256,7 @@ def run_check(args) -> int:
 
 def describe(path: Path) -> str:
     """Inputs, outputs, opset and metadata of an ONNX file, or the sidecar of an engine."""
-    from fakelocator.export.parity import ENGINE_SUFFIXES
+    from fakelocator.model_io import ENGINE_SUFFIXES
 
     if path.suffix.lower() == ".onnx":
         from fakelocator.export.onnx_file import read_onnx_info
@@ -290,7 +322,7 @@ def _parity(model: Path, against: Path | None, *, device: str, batch: int, seed:
 def _contract_and_sizes(model: Path):
     """The model's preprocessing contract, and extra (h, w) sizes to test when its H/W are dynamic."""
     from fakelocator.contract import Preprocessing
-    from fakelocator.export.parity import ENGINE_SUFFIXES
+    from fakelocator.model_io import ENGINE_SUFFIXES
 
     if model.suffix.lower() in ENGINE_SUFFIXES:
         from fakelocator.export.engine_spec import EngineSidecar, sidecar_path

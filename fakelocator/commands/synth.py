@@ -63,6 +63,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--sizes", nargs=2, type=int, metavar=("MIN", "MAX"), help="output width/height range (default 224 1024)")
     src.add_argument("--aspect", nargs=2, type=float, metavar=("MIN", "MAX"), help="width/height range (default 0.6 1.67)")
 
+    native = parser.add_argument_group("native-scale evaluation sets (training/synth/native_set.py)")
+    native.add_argument("--native", action="store_true",
+                        help="write whole images made the way the training stream makes crops (new families, "
+                             "native scale, columns family/shape/width/height); uses --n, --seed, --overwrite")
+    native.add_argument("--native-families", metavar="A,B", type=lambda t: tuple(x for x in t.split(",") if x),
+                        help="families to draw (names in training/synth/families.py; default all)")
+    native.add_argument("--native-sizes", metavar="PX,PX", type=lambda t: tuple(int(x) for x in t.split(",") if x),
+                        help="long sides to draw from (default 224,256,320,448,512,768,1024)")
+    native.add_argument("--native-post", action="store_true", help="post-process reals and fakes alike (JPEG, resize, noise)")
+
     recipe = parser.add_argument_group("recipe (see docs/synthesis.md)")
     recipe.add_argument("--fractions", type=_weights, metavar="K=W,…",
                         help="item kinds, e.g. partial=0.7,entire=0.15,real=0.15")
@@ -116,8 +126,24 @@ def config_from_args(args: argparse.Namespace):
     return SynthConfig.from_dict(fields)
 
 
+def run_native(args: argparse.Namespace) -> int:
+    from fakelocator.training.synth.native_set import NativeSetConfig, write_native_set
+
+    if args.n is None or args.n < 1:
+        raise FakeLocatorError("--native needs --n N >= 1")
+    cfg = NativeSetConfig(n=args.n, seed=1 if args.seed is None else args.seed, families=args.native_families or (),
+                          post=args.native_post, **({"sizes": args.native_sizes} if args.native_sizes else {}))
+    counts = write_native_set(args.out, cfg, overwrite=args.overwrite)
+    print(f"wrote {sum(counts.values())} images to {args.out}: {counts['real']} real, {counts['partial']} partial, "
+          f"{counts['entire']} entire")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from fakelocator.training.synth import generate, write_contact_sheet
+
+    if args.native:
+        return run_native(args)
 
     config = config_from_args(args)
     if args.workers is not None and args.workers < 1:

@@ -12,8 +12,9 @@ entire/ folders, or a manifest.csv. --real-dir and --entire-dir add folders of r
 entire syntheses. Without --val, a --val-fraction of the training data is held out.
 
 When the manifest names the manipulated facial property of each fake (Bald, Smile, hair, ...),
-training multiplies face-parsing attention maps into the encoder features (--attention auto); the
-parsing network's weights must be given (--parsing-weights, see docs/faces.md), or --attention off.
+training multiplies face-parsing attention maps into the encoder features (--attention auto) when the
+parsing network's weights are given (--parsing-weights, see docs/faces.md); without them auto trains
+without attention (with a warning), --attention on makes that an error.
 
 Writes to --out: config.yaml, checkpoints/epoch_NNN.pt and last.pt after every epoch, metrics.jsonl
 (train loss; validation loss, ACC, AUC, COSS, PSNR), and model.safetensors at the end.
@@ -36,7 +37,7 @@ PREFIX = "cfg."  # argument destinations that are TrainConfig fields, as dotted 
 
 
 def _defaults():
-    from fakelocator.training.trainer import TrainConfig
+    from fakelocator.training.train_config import TrainConfig
 
     return TrainConfig()
 
@@ -46,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from fakelocator.training.attention.provider import ATTENTION_MODES
     from fakelocator.training.config import BACKBONES
     from fakelocator.training.losses import MAP_LOSSES
-    from fakelocator.training.trainer import LR_SCHEDULES
+    from fakelocator.training.train_config import LR_SCHEDULES
 
     d = _defaults()
     S = argparse.SUPPRESS
@@ -150,7 +151,7 @@ def resolve_config(args: argparse.Namespace):
     """defaults ← YAML (--config; with --resume and no --config, OUT/config.yaml) ← options → ``TrainConfig``."""
     from pathlib import Path
 
-    from fakelocator.training.trainer import TrainConfig, load_config
+    from fakelocator.training.train_config import TrainConfig, load_config
 
     config_file = args.config
     if config_file is None and args.resume:

@@ -14,7 +14,17 @@
  *   normalize: (x - mean255[c]) * inv_std255[c] in float32 (mean255 = 255 * mean,
  *   inv_std255 = 1 / (255 * std), computed by the caller exactly as the Python contract does).
  *   overlay: level = floor(clip(m, 0, 1) * 255 + 0.5) (NaN -> 0); heat = lut[level];
- *   out = floor(alpha * heat + (1 - alpha) * image + 0.5) per channel, in float32.
+ *   a = opacity[level]; out = floor(a * heat + (1 - a) * image + 0.5) per channel, in float32
+ *   (1 - a rounded to float32 first). The caller's opacity table makes the heat map transparent
+ *   where the map is near 0 (fakelocator.runtime.overlay.opacity_table).
+ *   native analysis (fakelocator/tiling.py, the reference; tiles and stitching below):
+ *   layout per axis: L <= tile: one tile at 0; else n = ceil((L - tile) / (tile - overlap)) + 1
+ *   tiles at round_half_even(i * (L - tile) / (n - 1)), computed exactly in integers; tiles
+ *   row-major. Pixels beyond the image (only when it is smaller than a tile) mirror it
+ *   (numpy "symmetric": abc|cba|abc...). Stitch weights per axis, in float64 like the reference:
+ *   raw(i) = min(1, (i + 0.5) / overlap, (tile - i - 0.5) / overlap) at a tile's local index i,
+ *   divided by the sum of the raw weights of the tiles covering the pixel (ascending tile order),
+ *   rounded to float32; a pixel is the float32 sum, in tile order, of (map * wy) * wx.
  */
 #ifndef FAKELOCATOR_NATIVE_H
 #define FAKELOCATOR_NATIVE_H
@@ -32,7 +42,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature or struct below changes; Python refuses a library with another. */
-#define FL_ABI_VERSION 1
+#define FL_ABI_VERSION 3
 
 /* Images and maps larger than this on a side are refused (keeps the exact coordinate
  * arithmetic in 32-bit integers on the GPU). */
@@ -46,7 +56,7 @@ typedef enum fl_status {
   FL_ERR_INTERNAL = 4,
 } fl_status;
 
-typedef enum fl_dtype { FL_FLOAT32 = 0, FL_FLOAT16 = 1 } fl_dtype;
+typedef enum fl_dtype { FL_FLOAT32 = 0, FL_FLOAT16 = 1, FL_UINT8 = 2 } fl_dtype;
 
 /* One 8-bit, 3-channel, interleaved (HWC) image. `data` is a host pointer for the CPU entry
  * points and a device pointer for the CUDA ones. */
@@ -87,6 +97,37 @@ typedef struct fl_postprocess_item {
   int64_t overlay_out_pitch;
 } fl_postprocess_item;
 
+/* Native analysis, tiles: one image and where its tiles go. The tile size and the normalization
+ * are the fl_preprocess_params' (out_height x out_width); the image's tiles (its layout, see the
+ * top of this file) are written to batch indices first, first + 1, ... of the output. */
+typedef struct fl_tile_item {
+  fl_image image;
+  int32_t first;
+} fl_tile_item;
+
+/* Native analysis, stitching: one image's tile maps -> its (height, width) map.
+ * Tile k's map (row-major layout order) starts at maps + k * tile_stride bytes, rows map_pitch
+ * bytes apart, tile_h x tile_w float32. out_dtype FL_FLOAT32: the blended map clipped to [0, 1]
+ * (NaN stays NaN); FL_UINT8: its 8-bit levels floor(clip(v, 0, 1) * 255 + 0.5) (NaN -> 0), the
+ * values an 8-bit PNG map stores, without a float32 map in between. */
+typedef struct fl_stitch_item {
+  const float* maps;
+  int64_t map_pitch;
+  int64_t tile_stride;
+  int32_t height;
+  int32_t width;
+  int32_t tile_h;
+  int32_t tile_w;
+  int32_t overlap; /* 0 <= overlap < min(tile_h, tile_w) */
+  int32_t window;  /* fl_window */
+  int32_t out_dtype;
+  int32_t reserved; /* 0 */
+  void* out;
+  int64_t out_pitch;
+} fl_stitch_item;
+
+typedef enum fl_window { FL_WINDOW_LINEAR = 0 } fl_window;
+
 FL_API int32_t fl_abi_version(void);
 /* 1 when the CUDA entry points were compiled in, else 0. */
 FL_API int32_t fl_has_cuda(void);
@@ -97,20 +138,34 @@ FL_API const char* fl_last_error(void);
  * num_threads <= 0: one per hardware thread. */
 FL_API int32_t fl_preprocess_cpu(const fl_image* images, int32_t n, const fl_preprocess_params* params,
                                  void* out, int32_t num_threads);
-/* n bilinear upsamplings (+ optional overlays); lut is 256 x 3 uint8 BGR, needed with overlays. */
+/* n bilinear upsamplings (+ optional overlays). Needed with overlays: lut, 256 x 3 uint8 BGR, and
+ * opacity, 256 float32 in [0, 1] (the heat map's opacity at each map level). */
 FL_API int32_t fl_postprocess_cpu(const fl_postprocess_item* items, int32_t n, const uint8_t* lut,
-                                  float alpha, int32_t num_threads);
+                                  const float* opacity, int32_t num_threads);
+
+/* Tiles of n images (native analysis) into out (N, 3, out_height, out_width), float32 or float16
+ * (params.out_dtype), each normalized like a preprocessed image. */
+FL_API int32_t fl_tiles_cpu(const fl_tile_item* items, int32_t n, int32_t overlap, const fl_preprocess_params* params,
+                            void* out, int32_t num_threads);
+/* n stitchings (native analysis). */
+FL_API int32_t fl_stitch_cpu(const fl_stitch_item* items, int32_t n, int32_t num_threads);
+/* How many tiles an image of height x width takes (FL_ERR_INVALID_ARGUMENT on bad sizes). */
+FL_API int32_t fl_tile_count(int32_t height, int32_t width, int32_t tile_h, int32_t tile_w, int32_t overlap,
+                             int32_t* count);
 
 /* Number of CUDA devices the library's runtime sees (FL_ERR_CUDA when there is no driver). */
 FL_API int32_t fl_cuda_device_count(int32_t* count);
 /* The CUDA versions of the two above: device pointers, enqueued on `stream` (a cudaStream_t;
  * NULL = the legacy default stream), asynchronous with respect to the host. `images`, `items`,
- * `params` and `lut` are host memory and may be freed when the call returns. Only launch errors
+ * `params`, `lut` and `opacity` are host memory and may be freed when the call returns. Only launch errors
  * are reported here; errors during execution surface at the next synchronization. */
 FL_API int32_t fl_preprocess_cuda(const fl_image* images, int32_t n, const fl_preprocess_params* params,
                                   void* out, void* stream);
 FL_API int32_t fl_postprocess_cuda(const fl_postprocess_item* items, int32_t n, const uint8_t* lut,
-                                   float alpha, void* stream);
+                                   const float* opacity, void* stream);
+FL_API int32_t fl_tiles_cuda(const fl_tile_item* items, int32_t n, int32_t overlap, const fl_preprocess_params* params,
+                             void* out, void* stream);
+FL_API int32_t fl_stitch_cuda(const fl_stitch_item* items, int32_t n, void* stream);
 
 #ifdef __cplusplus
 }

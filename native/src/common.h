@@ -10,8 +10,10 @@
 
 #if defined(__CUDACC__)
 #define FL_HD __host__ __device__ __forceinline__
+#define FL_UNROLL _Pragma("unroll")
 #else
 #define FL_HD inline
+#define FL_UNROLL
 #endif
 
 namespace fl {
@@ -92,16 +94,111 @@ FL_HD int32_t level(float v) {
   return static_cast<int32_t>(add(mul(v, 255.0f), 0.5f));  // >= 0.5, so truncation is floor
 }
 
-// floor(alpha * heat + (1 - alpha) * image + 0.5), with one_minus_alpha = sub(1, alpha).
+// floor(alpha * heat + (1 - alpha) * image + 0.5), with one_minus_alpha = sub(1, alpha); alpha is
+// the opacity table's entry for the pixel's level.
 FL_HD uint8_t blend(int32_t heat, int32_t image, float alpha, float one_minus_alpha) {
   const float v = add(add(mul(alpha, static_cast<float>(heat)), mul(one_minus_alpha, static_cast<float>(image))), 0.5f);
   const int32_t i = static_cast<int32_t>(v);  // v >= 0.5: truncation is floor
   return static_cast<uint8_t>(i > 255 ? 255 : i);
 }
 
+// ---- native analysis (fakelocator/tiling.py is the reference) --------------------------------
+
+// float64 division, correctly rounded and never fused (the device's `/` on doubles already is).
+FL_HD double ddiv(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __ddiv_rn(a, b);
+#else
+  return a / b;
+#endif
+}
+
+// Tiles along an axis of `length` pixels: 1 when it fits one tile, else ceil((L - t) / (t - o)) + 1.
+FL_HD int32_t axis_tiles(int32_t length, int32_t tile, int32_t overlap) {
+  if (length <= tile) return 1;
+  const int32_t step = tile - overlap;
+  return (length - tile + step - 1) / step + 1;
+}
+
+// Start of tile i of n: Python's round(i * (L - t) / (n - 1)) (half to even), exactly in integers.
+// (The reference's float64 quotient is never within 1e-11 of a .5 it is not exactly on, so the
+// integer rounding is the same.)
+FL_HD int32_t axis_start(int32_t i, int32_t n, int32_t length, int32_t tile) {
+  if (n <= 1) return 0;
+  const int64_t num = static_cast<int64_t>(i) * (length - tile), den = n - 1;
+  int64_t q = num / den;
+  const int64_t r2 = 2 * (num - q * den);
+  if (r2 > den || (r2 == den && (q & 1))) ++q;
+  return static_cast<int32_t>(q);
+}
+
+// The smallest i in [0, n] whose start is >= v (starts never decrease). The estimate
+// ceil(v (n - 1) / (L - t)) is off by at most one tile (starts are rounded by at most 0.5).
+FL_HD int32_t axis_lower_bound(int32_t v, int32_t n, int32_t length, int32_t tile) {
+  if (v <= 0) return 0;
+  if (n <= 1) return 1;
+  const int64_t span = length - tile;
+  int64_t i = (static_cast<int64_t>(v) * (n - 1) + span - 1) / span;
+  if (i > n) i = n;
+  while (i > 0 && axis_start(static_cast<int32_t>(i - 1), n, length, tile) >= v) --i;
+  while (i < n && axis_start(static_cast<int32_t>(i), n, length, tile) < v) ++i;
+  return static_cast<int32_t>(i);
+}
+
+// The tiles covering pixel p of the axis: [first, first + count), ascending.
+struct Cover {
+  int32_t first, count;
+};
+FL_HD Cover axis_cover(int32_t p, int32_t n, int32_t length, int32_t tile) {
+  const int32_t a = axis_lower_bound(p - tile + 1, n, length, tile);
+  const int32_t b = axis_lower_bound(p + 1, n, length, tile);
+  return Cover{a, b - a};
+}
+
+// The linear window's raw weight at a tile's local index i, in float64:
+// min(1, (i + 0.5) / overlap, (tile - i - 0.5) / overlap); 1 without overlap.
+FL_HD double raw_window(int32_t i, int32_t tile, int32_t overlap) {
+  if (overlap == 0) return 1.0;
+  const double a = ddiv(static_cast<double>(i) + 0.5, static_cast<double>(overlap));
+  const double b = ddiv(static_cast<double>(tile) - static_cast<double>(i) - 0.5, static_cast<double>(overlap));
+  const double m = a < b ? a : b;
+  return m < 1.0 ? m : 1.0;
+}
+
+// At most this many tiles cover a pixel along an axis when 2 * overlap < tile (checked): their
+// starts are more than tile / 4 apart.
+constexpr int32_t kMaxCover = 4;
+
+// The tiles covering pixel p and their normalized float32 weights there (w[0 .. count)): each
+// raw weight over the sum of the covering tiles' raw weights, summed in ascending tile order from 0.
+FL_HD Cover axis_weights_at(int32_t p, int32_t n, int32_t length, int32_t tile, int32_t overlap, float* w) {
+  const Cover cover = axis_cover(p, n, length, tile);
+  double raw[kMaxCover];
+  double total = 0.0;
+  // Fixed trip counts (fully unrolled on the GPU), so that raw[] and w[] stay in registers.
+  FL_UNROLL
+  for (int32_t j = 0; j < kMaxCover; ++j) {
+    raw[j] = j < cover.count ? raw_window(p - axis_start(cover.first + j, n, length, tile), tile, overlap) : 0.0;
+    if (j < cover.count) total = total + raw[j];
+  }
+  FL_UNROLL
+  for (int32_t j = 0; j < kMaxCover; ++j) w[j] = j < cover.count ? static_cast<float>(ddiv(raw[j], total)) : 0.0f;
+  return cover;
+}
+
+// Pixel p of an axis of `length` pixels extended by mirroring (numpy's "symmetric": abc|cba|abc).
+FL_HD int32_t mirror(int32_t p, int32_t length) {
+  if (p < length) return p;
+  const int32_t period = 2 * length;
+  const int32_t q = p % period;
+  return q < length ? q : period - 1 - q;
+}
+
 // Argument checks shared by the CPU and CUDA entry points; they set the last error.
 int32_t check_preprocess(const fl_image* images, int32_t n, const fl_preprocess_params* params, const void* out);
-int32_t check_postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, float alpha);
+int32_t check_postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, const float* opacity);
+int32_t check_tiles(const fl_tile_item* items, int32_t n, int32_t overlap, const fl_preprocess_params* params, const void* out);
+int32_t check_stitch(const fl_stitch_item* items, int32_t n);
 
 // Records `message` as the calling thread's last error and returns `code`.
 int32_t fail(int32_t code, const std::string& message);

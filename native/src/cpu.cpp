@@ -139,22 +139,31 @@ FL_ROW_LOOP void vresize_clip_row(const float* __restrict r0, const float* __res
 struct OverlayScratch {
   std::vector<int32_t> levels;  // (w,)
   std::vector<uint8_t> heat;    // (3 w,): the colour of each pixel, BGR
-  explicit OverlayScratch(size_t w) : levels(w), heat(3 * w) {}
+  std::vector<float> alpha;     // (3 w,): its opacity, repeated per channel
+  std::vector<float> beta;      // (3 w,): 1 - opacity
+  explicit OverlayScratch(size_t w) : levels(w), heat(3 * w), alpha(3 * w), beta(3 * w) {}
 };
 
-// A clipped map row (values in [0, 1] or NaN) and an image row -> an overlay row.
-FL_ROW_LOOP void overlay_row(const float* __restrict m, const uint8_t* __restrict image, const uint8_t* __restrict lut, float alpha,
-                 float beta, OverlayScratch& scratch, uint8_t* __restrict out, int32_t w) {
+// A clipped map row (values in [0, 1] or NaN) and an image row -> an overlay row. `opacity` and
+// `beta` (= 1 - opacity, rounded) are indexed by level.
+FL_ROW_LOOP void overlay_row(const float* __restrict m, const uint8_t* __restrict image, const uint8_t* __restrict lut,
+                 const float* __restrict opacity, const float* __restrict beta, OverlayScratch& scratch,
+                 uint8_t* __restrict out, int32_t w) {
   int32_t* __restrict levels = scratch.levels.data();
   uint8_t* __restrict heat = scratch.heat.data();
+  float* __restrict a = scratch.alpha.data();
+  float* __restrict b = scratch.beta.data();
   for (int32_t x = 0; x < w; ++x) levels[x] = level(m[x]);
   for (int32_t x = 0; x < w; ++x) {
-    const uint8_t* h = lut + 3 * levels[x];
+    const int32_t l = levels[x];
+    const uint8_t* h = lut + 3 * l;
     heat[3 * x] = h[0];
     heat[3 * x + 1] = h[1];
     heat[3 * x + 2] = h[2];
+    a[3 * x] = a[3 * x + 1] = a[3 * x + 2] = opacity[l];
+    b[3 * x] = b[3 * x + 1] = b[3 * x + 2] = beta[l];
   }
-  for (int32_t j = 0; j < 3 * w; ++j) out[j] = blend(heat[j], image[j], alpha, beta);
+  for (int32_t j = 0; j < 3 * w; ++j) out[j] = blend(heat[j], image[j], a[j], b[j]);
 }
 
 int32_t preprocess(const fl_image* images, int32_t n, const fl_preprocess_params& p, void* out, int32_t threads) {
@@ -200,7 +209,7 @@ int32_t preprocess(const fl_image* images, int32_t n, const fl_preprocess_params
   return FL_OK;
 }
 
-int32_t postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, float alpha, int32_t threads) {
+int32_t postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, const float* opacity, int32_t threads) {
   std::vector<std::vector<Tap>> xts(n), yts(n);
   std::vector<int64_t> first_unit(n + 1, 0);
   for (int32_t k = 0; k < n; ++k) {
@@ -208,7 +217,9 @@ int32_t postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* 
     yts[k] = taps(items[k].map_height, items[k].height);
     first_unit[k + 1] = first_unit[k] + (items[k].height + kPostRowsPerUnit - 1) / kPostRowsPerUnit;
   }
-  const float beta = sub(1.0f, alpha);
+  float beta[256];  // 1 - opacity per level, rounded once, as the CUDA kernel does
+  if (opacity != nullptr)
+    for (int32_t l = 0; l < 256; ++l) beta[l] = sub(1.0f, opacity[l]);
   const int32_t workers = resolve_threads(threads);
   int32_t max_width = 1;
   for (int32_t k = 0; k < n; ++k) max_width = std::max(max_width, items[k].width);
@@ -235,8 +246,165 @@ int32_t postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* 
                                        : rows[worker].data();
       vresize_clip_row(r0, r1, ty.w0, ty.w1, m, w);
       if (it.overlay_out != nullptr)
-        overlay_row(m, it.image + y * it.image_pitch, lut, alpha, beta, overlay_scratch[worker],
+        overlay_row(m, it.image + y * it.image_pitch, lut, opacity, beta, overlay_scratch[worker],
                     it.overlay_out + y * it.overlay_out_pitch, w);
+    }
+  });
+  return FL_OK;
+}
+
+// ---- native analysis -----------------------------------------------------------------------
+
+constexpr int64_t kTileRowsPerUnit = 32;
+constexpr int64_t kStitchRowsPerUnit = 16;
+
+// One tile row: 3-channel source pixels (src[3 * cols[x]], or contiguous from src when cols is
+// null) -> three normalized float32 planes of the output (rows `plane` floats apart).
+FL_ROW_LOOP void tile_row(const uint8_t* __restrict src, const int32_t* __restrict cols, int32_t w, bool swap_rb,
+                          const fl_preprocess_params& p, float* __restrict out, int64_t plane) {
+  for (int32_t c = 0; c < 3; ++c) {
+    const int32_t ci = swap_rb ? 2 - c : c;
+    const float m = p.mean255[c], s = p.inv_std255[c];
+    float* __restrict o = out + c * plane;
+    if (cols == nullptr) {
+      for (int32_t x = 0; x < w; ++x) o[x] = mul(sub(static_cast<float>(src[3 * x + ci]), m), s);
+    } else {
+      for (int32_t x = 0; x < w; ++x) o[x] = mul(sub(static_cast<float>(src[3 * cols[x] + ci]), m), s);
+    }
+  }
+}
+
+struct TileJob {
+  int32_t item, y0, x0;
+  int64_t index;  // batch index of the tile
+};
+
+int32_t tiles(const fl_tile_item* items, int32_t n, int32_t overlap, const fl_preprocess_params& p, void* out, int32_t threads) {
+  const int32_t th = p.out_height, tw = p.out_width;
+  const int64_t plane = static_cast<int64_t>(th) * tw;
+  std::vector<TileJob> jobs;
+  for (int32_t k = 0; k < n; ++k) {
+    const fl_image& im = items[k].image;
+    const int32_t ny = axis_tiles(im.height, th, overlap), nx = axis_tiles(im.width, tw, overlap);
+    for (int32_t i = 0; i < ny; ++i)
+      for (int32_t j = 0; j < nx; ++j)
+        jobs.push_back({k, axis_start(i, ny, im.height, th), axis_start(j, nx, im.width, tw),
+                        static_cast<int64_t>(items[k].first) + static_cast<int64_t>(i) * nx + j});
+  }
+  const int64_t blocks = (th + kTileRowsPerUnit - 1) / kTileRowsPerUnit;
+  const int32_t workers = resolve_threads(threads);
+  std::vector<std::vector<int32_t>> cols(workers, std::vector<int32_t>(tw));
+  std::vector<std::vector<float>> half_rows(p.out_dtype == FL_FLOAT16 ? workers : 0, std::vector<float>(3 * static_cast<size_t>(tw)));
+  const bool swap = p.swap_rb != 0;
+  parallel_for(static_cast<int64_t>(jobs.size()) * blocks, workers, [&](int32_t worker, int64_t unit) {
+    const TileJob& job = jobs[unit / blocks];
+    const fl_image& im = items[job.item].image;
+    // Columns: contiguous when the tile lies inside the image, else mirrored (only an image
+    // narrower than a tile has a tile reaching past its edge).
+    const bool inside = job.x0 + tw <= im.width;
+    int32_t* col = cols[worker].data();
+    if (!inside)
+      for (int32_t x = 0; x < tw; ++x) col[x] = mirror(job.x0 + x, im.width);
+    const int32_t y_first = static_cast<int32_t>(unit % blocks * kTileRowsPerUnit);
+    const int32_t y_end = static_cast<int32_t>(std::min<int64_t>(th, y_first + kTileRowsPerUnit));
+    for (int32_t y = y_first; y < y_end; ++y) {
+      const uint8_t* row = im.data + static_cast<int64_t>(mirror(job.y0 + y, im.height)) * im.pitch;
+      const int64_t offset = job.index * 3 * plane + static_cast<int64_t>(y) * tw;
+      const uint8_t* src = inside ? row + 3 * static_cast<int64_t>(job.x0) : row;
+      const int32_t* c = inside ? nullptr : col;
+      if (p.out_dtype == FL_FLOAT16) {
+        // float32 first (a scratch row), then rounded to half: the preprocess path's order.
+        float* v = half_rows[worker].data();
+        tile_row(src, c, tw, swap, p, v, tw);
+        for (int32_t ch = 0; ch < 3; ++ch) {
+          uint16_t* o = static_cast<uint16_t*>(out) + offset + ch * plane;
+          for (int32_t x = 0; x < tw; ++x) o[x] = to_half(v[ch * tw + x]);
+        }
+      } else {
+        tile_row(src, c, tw, swap, p, static_cast<float*>(out) + offset, plane);
+      }
+    }
+  });
+  return FL_OK;
+}
+
+// acc[x] += (m[x] * wy) * wx[x]: one tile row's weighted contribution, in the reference's order.
+FL_ROW_LOOP void accumulate_row(float* __restrict acc, const float* __restrict m, float wy, const float* __restrict wx, int32_t w) {
+  for (int32_t x = 0; x < w; ++x) acc[x] = add(acc[x], mul(mul(m[x], wy), wx[x]));
+}
+
+FL_ROW_LOOP void clip_row(float* __restrict row, int32_t w) {
+  for (int32_t x = 0; x < w; ++x) row[x] = clip01(row[x]);
+}
+
+FL_ROW_LOOP void level_row(const float* __restrict row, uint8_t* __restrict out, int32_t w) {
+  for (int32_t x = 0; x < w; ++x) out[x] = static_cast<uint8_t>(level(row[x]));
+}
+
+// One axis of a stitching: the tiles' starts and, per tile, its normalized weights over its valid
+// pixels (the reference's axis_weights); per pixel, the tiles covering it.
+struct Axis {
+  int32_t n = 0;
+  std::vector<int32_t> starts;
+  std::vector<std::vector<float>> weights;
+  std::vector<Cover> cover;
+
+  Axis(int32_t length, int32_t tile, int32_t overlap) : n(axis_tiles(length, tile, overlap)), starts(n), weights(n), cover(length) {
+    for (int32_t i = 0; i < n; ++i) {
+      starts[i] = axis_start(i, n, length, tile);
+      weights[i].resize(std::min(tile, length - starts[i]));
+    }
+    float w[kMaxCover];
+    for (int32_t p = 0; p < length; ++p) {
+      cover[p] = axis_weights_at(p, n, length, tile, overlap, w);
+      for (int32_t j = 0; j < cover[p].count; ++j) weights[cover[p].first + j][p - starts[cover[p].first + j]] = w[j];
+    }
+  }
+};
+
+int32_t stitch(const fl_stitch_item* items, int32_t n, int32_t threads) {
+  std::vector<Axis> ys, xs;
+  ys.reserve(n);
+  xs.reserve(n);
+  std::vector<int64_t> first_unit(n + 1, 0);
+  int32_t max_width = 1;
+  for (int32_t k = 0; k < n; ++k) {
+    const fl_stitch_item& it = items[k];
+    ys.emplace_back(it.height, it.tile_h, it.overlap);
+    xs.emplace_back(it.width, it.tile_w, it.overlap);
+    first_unit[k + 1] = first_unit[k] + (it.height + kStitchRowsPerUnit - 1) / kStitchRowsPerUnit;
+    max_width = std::max(max_width, it.width);
+  }
+  const int32_t workers = resolve_threads(threads);
+  std::vector<std::vector<float>> rows(workers, std::vector<float>(static_cast<size_t>(max_width)));
+  parallel_for(first_unit[n], workers, [&](int32_t worker, int64_t unit) {
+    const int32_t k = static_cast<int32_t>(std::upper_bound(first_unit.begin(), first_unit.end(), unit) - first_unit.begin() - 1);
+    const fl_stitch_item& it = items[k];
+    const Axis& ay = ys[k];
+    const Axis& ax = xs[k];
+    const bool u8 = it.out_dtype == FL_UINT8;
+    const int32_t y0 = static_cast<int32_t>((unit - first_unit[k]) * kStitchRowsPerUnit);
+    const int32_t y_end = std::min<int32_t>(it.height, y0 + static_cast<int32_t>(kStitchRowsPerUnit));
+    for (int32_t y = y0; y < y_end; ++y) {
+      // The float32 sum goes straight into a float32 output row; uint8 levels come from a scratch row.
+      float* acc = u8 ? rows[worker].data() : reinterpret_cast<float*>(static_cast<uint8_t*>(it.out) + y * it.out_pitch);
+      std::fill(acc, acc + it.width, 0.0f);
+      const Cover cy = ay.cover[y];
+      for (int32_t i = cy.first; i < cy.first + cy.count; ++i) {
+        const int32_t ly = y - ay.starts[i];
+        const float wy = ay.weights[i][ly];
+        for (int32_t j = 0; j < ax.n; ++j) {
+          const int64_t tile = static_cast<int64_t>(i) * ax.n + j;
+          const float* m = reinterpret_cast<const float*>(reinterpret_cast<const uint8_t*>(it.maps) + tile * it.tile_stride +
+                                                          ly * it.map_pitch);
+          const std::vector<float>& wx = ax.weights[j];
+          accumulate_row(acc + ax.starts[j], m, wy, wx.data(), static_cast<int32_t>(wx.size()));
+        }
+      }
+      if (u8)
+        level_row(acc, static_cast<uint8_t*>(it.out) + y * it.out_pitch, it.width);
+      else
+        clip_row(acc, it.width);
     }
   });
   return FL_OK;
@@ -263,11 +431,24 @@ FL_API int32_t fl_preprocess_cpu(const fl_image* images, int32_t n, const fl_pre
   return fl::guarded("preprocess", [&] { return fl::preprocess(images, n, *params, out, num_threads); });
 }
 
-FL_API int32_t fl_postprocess_cpu(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, float alpha,
+FL_API int32_t fl_postprocess_cpu(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, const float* opacity,
                                   int32_t num_threads) {
   fl::clear_error();
-  if (int32_t s = fl::check_postprocess(items, n, lut, alpha)) return s;
-  return fl::guarded("postprocess", [&] { return fl::postprocess(items, n, lut, alpha, num_threads); });
+  if (int32_t s = fl::check_postprocess(items, n, lut, opacity)) return s;
+  return fl::guarded("postprocess", [&] { return fl::postprocess(items, n, lut, opacity, num_threads); });
+}
+
+FL_API int32_t fl_tiles_cpu(const fl_tile_item* items, int32_t n, int32_t overlap, const fl_preprocess_params* params,
+                            void* out, int32_t num_threads) {
+  fl::clear_error();
+  if (int32_t s = fl::check_tiles(items, n, overlap, params, out)) return s;
+  return fl::guarded("tiles", [&] { return fl::tiles(items, n, overlap, *params, out, num_threads); });
+}
+
+FL_API int32_t fl_stitch_cpu(const fl_stitch_item* items, int32_t n, int32_t num_threads) {
+  fl::clear_error();
+  if (int32_t s = fl::check_stitch(items, n)) return s;
+  return fl::guarded("stitch", [&] { return fl::stitch(items, n, num_threads); });
 }
 
 }  // extern "C"

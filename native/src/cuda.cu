@@ -46,16 +46,44 @@ FL_API int32_t fl_preprocess_cuda(const fl_image* images, int32_t n, const fl_pr
   });
 }
 
-FL_API int32_t fl_postprocess_cuda(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, float alpha,
+FL_API int32_t fl_postprocess_cuda(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, const float* opacity,
                                    void* stream) {
   using namespace fl::kernels;
   fl::clear_error();
-  if (int32_t s = fl::check_postprocess(items, n, lut, alpha)) return s;
+  if (int32_t s = fl::check_postprocess(items, n, lut, opacity)) return s;
   cudaGetLastError();
   const auto s = static_cast<cudaStream_t>(stream);
-  return postprocess_launches(items, n, lut, alpha, [&](dim3 grid, dim3 block, const PostBatch& batch) {
+  return postprocess_launches(items, n, lut, opacity, [&](dim3 grid, dim3 block, const PostBatch& batch) {
     postprocess_kernel<<<grid, block, 0, s>>>(batch);
     return launched("postprocess kernel launch");
+  });
+}
+
+FL_API int32_t fl_tiles_cuda(const fl_tile_item* items, int32_t n, int32_t overlap, const fl_preprocess_params* params,
+                             void* out, void* stream) {
+  using namespace fl::kernels;
+  fl::clear_error();
+  if (int32_t s = fl::check_tiles(items, n, overlap, params, out)) return s;
+  cudaGetLastError();
+  const auto s = static_cast<cudaStream_t>(stream);
+  return tiles_launches(items, n, overlap, *params, [&](dim3 grid, dim3 block, const TileBatch& batch) {
+    if (params->out_dtype == FL_FLOAT16)
+      tiles_kernel<true><<<grid, block, 0, s>>>(batch, *params, out);
+    else
+      tiles_kernel<false><<<grid, block, 0, s>>>(batch, *params, out);
+    return launched("tiles kernel launch");
+  });
+}
+
+FL_API int32_t fl_stitch_cuda(const fl_stitch_item* items, int32_t n, void* stream) {
+  using namespace fl::kernels;
+  fl::clear_error();
+  if (int32_t s = fl::check_stitch(items, n)) return s;
+  cudaGetLastError();
+  const auto s = static_cast<cudaStream_t>(stream);
+  return stitch_launches(items, n, [&](dim3 grid, dim3 block, const StitchBatch& batch) {
+    stitch_kernel<<<grid, block, 0, s>>>(batch);
+    return launched("stitch kernel launch");
   });
 }
 

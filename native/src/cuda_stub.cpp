@@ -20,8 +20,14 @@ FL_API int32_t fl_preprocess_cuda(const fl_image*, int32_t, const fl_preprocess_
   return no_cuda("preprocess_cuda");
 }
 
-FL_API int32_t fl_postprocess_cuda(const fl_postprocess_item*, int32_t, const uint8_t*, float, void*) {
+FL_API int32_t fl_postprocess_cuda(const fl_postprocess_item*, int32_t, const uint8_t*, const float*, void*) {
   return no_cuda("postprocess_cuda");
 }
+
+FL_API int32_t fl_tiles_cuda(const fl_tile_item*, int32_t, int32_t, const fl_preprocess_params*, void*, void*) {
+  return no_cuda("tiles_cuda");
+}
+
+FL_API int32_t fl_stitch_cuda(const fl_stitch_item*, int32_t, void*) { return no_cuda("stitch_cuda"); }
 
 }  // extern "C"

@@ -143,13 +143,39 @@ FL_API int32_t fl_preprocess_cuda(const fl_image* images, int32_t n, const fl_pr
   });
 }
 
-FL_API int32_t fl_postprocess_cuda(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, float alpha,
+FL_API int32_t fl_postprocess_cuda(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, const float* opacity,
                                    void*) {
   using namespace fl::kernels;
   fl::clear_error();
-  if (int32_t s = fl::check_postprocess(items, n, lut, alpha)) return s;
-  return postprocess_launches(items, n, lut, alpha, [&](dim3 grid, dim3 block, const PostBatch& batch) {
+  if (int32_t s = fl::check_postprocess(items, n, lut, opacity)) return s;
+  return postprocess_launches(items, n, lut, opacity, [&](dim3 grid, dim3 block, const PostBatch& batch) {
     emu::launch(grid, block, [&] { postprocess_kernel(batch); });
+    return FL_OK;
+  });
+}
+
+FL_API int32_t fl_tiles_cuda(const fl_tile_item* items, int32_t n, int32_t overlap, const fl_preprocess_params* params,
+                             void* out, void*) {
+  using namespace fl::kernels;
+  fl::clear_error();
+  if (int32_t s = fl::check_tiles(items, n, overlap, params, out)) return s;
+  return tiles_launches(items, n, overlap, *params, [&](dim3 grid, dim3 block, const TileBatch& batch) {
+    emu::launch(grid, block, [&] {
+      if (params->out_dtype == FL_FLOAT16)
+        tiles_kernel<true>(batch, *params, out);
+      else
+        tiles_kernel<false>(batch, *params, out);
+    });
+    return FL_OK;
+  });
+}
+
+FL_API int32_t fl_stitch_cuda(const fl_stitch_item* items, int32_t n, void*) {
+  using namespace fl::kernels;
+  fl::clear_error();
+  if (int32_t s = fl::check_stitch(items, n)) return s;
+  return stitch_launches(items, n, [&](dim3 grid, dim3 block, const StitchBatch& batch) {
+    emu::launch(grid, block, [&] { stitch_kernel(batch); });
     return FL_OK;
   });
 }

@@ -17,11 +17,11 @@ namespace fl {
 namespace kernels {
 
 constexpr int kPreChunk = 64;   // 64 x 24-byte descriptors: well under the 4 KB parameter limit
-constexpr int kPostChunk = 16;  // 16 x 80-byte items + the 768-byte colour table
+constexpr int kPostChunk = 16;  // 16 x 80-byte items + the 768-byte colour table + 1 KB of opacities: 3 KB of the 4 KB
 constexpr int kBlockX = 32, kBlockY = 8;
-// Output rows per postprocess thread. Staging the colour table costs each block 192 serialized
-// reads of the parameter space (divergent addresses in the constant cache), so blocks are made
-// tall: a 32 x 128 tile amortizes it to under a tenth of a read per output pixel.
+// Output rows per postprocess thread. Staging the colour and opacity tables costs each block 448
+// serialized reads of the parameter space (divergent addresses in the constant cache), so blocks
+// are made tall: a 32 x 128 tile amortizes it to about a ninth of a read per output pixel.
 constexpr int kPostRows = 16;
 
 struct PreBatch {
@@ -32,7 +32,7 @@ struct PreBatch {
 struct PostBatch {
   fl_postprocess_item items[kPostChunk];
   alignas(4) uint8_t lut[256 * 3];
-  float alpha, beta;  // beta = 1 - alpha, rounded as on the CPU
+  float alpha[256];  // opacity per map level
 };
 
 template <bool kHalf>
@@ -66,11 +66,16 @@ __global__ void __launch_bounds__(kBlockX* kBlockY)
 // block, and the column's tap is computed once.
 __global__ void __launch_bounds__(kBlockX* kBlockY) postprocess_kernel(const __grid_constant__ PostBatch batch) {
   __shared__ uint32_t lut_words[256 * 3 / 4];
+  __shared__ float alpha[256], beta[256];
   const fl_postprocess_item& it = batch.items[blockIdx.z];
   const bool overlay = it.overlay_out != nullptr;  // the same for the whole block
   if (overlay) {
     const uint32_t* src = reinterpret_cast<const uint32_t*>(batch.lut);
     for (int i = threadIdx.y * blockDim.x + threadIdx.x; i < 256 * 3 / 4; i += blockDim.x * blockDim.y) lut_words[i] = src[i];
+    for (int i = threadIdx.y * blockDim.x + threadIdx.x; i < 256; i += blockDim.x * blockDim.y) {
+      alpha[i] = batch.alpha[i];
+      beta[i] = sub(1.0f, alpha[i]);  // rounded as on the CPU
+    }
     __syncthreads();
   }
   const uint8_t* lut = reinterpret_cast<const uint8_t*>(lut_words);
@@ -91,12 +96,103 @@ __global__ void __launch_bounds__(kBlockX* kBlockY) postprocess_kernel(const __g
     if (it.map_out != nullptr)
       reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(it.map_out) + y * it.map_out_pitch)[x] = clip01(v);
     if (overlay) {
-      const uint8_t* heat = lut + 3 * level(v);
+      const int32_t l = level(v);
+      const uint8_t* heat = lut + 3 * l;
       const uint8_t* img = it.image + y * it.image_pitch + 3 * x;
       uint8_t* o = it.overlay_out + y * it.overlay_out_pitch + 3 * x;
 #pragma unroll
-      for (int c = 0; c < 3; ++c) o[c] = blend(heat[c], __ldg(img + c), batch.alpha, batch.beta);
+      for (int c = 0; c < 3; ++c) o[c] = blend(heat[c], __ldg(img + c), alpha[l], beta[l]);
     }
+  }
+}
+
+// ---- native analysis: tiles and stitching ------------------------------------------------------
+
+constexpr int kTileChunk = 64;    // 64 x 40-byte tile descriptors + the 40-byte params: 2.6 KB
+constexpr int kStitchChunk = 16;  // 16 x 72-byte items
+// Output rows per stitch thread: a thread's column weights (float64 arithmetic) are computed once
+// for all of them.
+constexpr int kStitchRows = 16;
+
+struct TileDesc {
+  const uint8_t* data;
+  int64_t pitch;
+  int32_t height, width;  // the image's
+  int32_t y0, x0;         // the tile's top-left corner in it
+  int64_t index;          // batch index of the tile
+};
+
+struct TileBatch {
+  TileDesc tiles[kTileChunk];
+};
+
+struct StitchBatch {
+  fl_stitch_item items[kStitchChunk];
+};
+
+// One thread per tile pixel (all three channels); tiles in blockIdx.z. Pixels beyond the image
+// mirror it, as on the CPU.
+template <bool kHalf>
+__global__ void __launch_bounds__(kBlockX* kBlockY)
+    tiles_kernel(const __grid_constant__ TileBatch batch, const fl_preprocess_params p, void* __restrict__ out) {
+  const int32_t x = blockIdx.x * blockDim.x + threadIdx.x;
+  const int32_t y = blockIdx.y * blockDim.y + threadIdx.y;
+  if (x >= p.out_width || y >= p.out_height) return;
+  const TileDesc t = batch.tiles[blockIdx.z];
+  const uint8_t* src = t.data + static_cast<int64_t>(mirror(t.y0 + y, t.height)) * t.pitch + 3 * mirror(t.x0 + x, t.width);
+  const int64_t plane = static_cast<int64_t>(p.out_height) * p.out_width;
+  const int64_t base = t.index * 3 * plane + static_cast<int64_t>(y) * p.out_width + x;
+#pragma unroll
+  for (int c = 0; c < 3; ++c) {
+    const int ci = p.swap_rb ? 2 - c : c;
+    const float v = mul(sub(static_cast<float>(__ldg(src + ci)), p.mean255[c]), p.inv_std255[c]);
+    if (kHalf)
+      static_cast<__half*>(out)[base + c * plane] = __float2half_rn(v);
+    else
+      static_cast<float*>(out)[base + c * plane] = v;
+  }
+}
+
+// Each thread does kStitchRows output rows of one column (rows blockDim.y apart, so a warp writes
+// one contiguous row segment); items in blockIdx.z. The tiles covering the column and their
+// weights are computed once; per row, those covering the row. Per pixel the sum runs over the
+// covering tiles in row-major tile order, as on the CPU and in the reference.
+__global__ void __launch_bounds__(kBlockX* kBlockY) stitch_kernel(const __grid_constant__ StitchBatch batch) {
+  const fl_stitch_item& it = batch.items[blockIdx.z];
+  const int32_t x = blockIdx.x * blockDim.x + threadIdx.x;
+  if (x >= it.width) return;
+  const int32_t ny = axis_tiles(it.height, it.tile_h, it.overlap), nx = axis_tiles(it.width, it.tile_w, it.overlap);
+  // The covering tiles' arrays are indexed only in fully unrolled loops: they live in registers.
+  float wx[kMaxCover], wy[kMaxCover];
+  int32_t lx[kMaxCover];
+  const Cover cx = axis_weights_at(x, nx, it.width, it.tile_w, it.overlap, wx);
+#pragma unroll
+  for (int32_t j = 0; j < kMaxCover; ++j) lx[j] = j < cx.count ? x - axis_start(cx.first + j, nx, it.width, it.tile_w) : 0;
+  const uint8_t* maps = reinterpret_cast<const uint8_t*>(it.maps);
+  const int32_t y_first = blockIdx.y * blockDim.y * kStitchRows + threadIdx.y;
+  for (int r = 0; r < kStitchRows; ++r) {
+    const int32_t y = y_first + r * blockDim.y;
+    if (y >= it.height) return;
+    const Cover cy = axis_weights_at(y, ny, it.height, it.tile_h, it.overlap, wy);
+    float acc = 0.0f;
+#pragma unroll
+    for (int32_t i = 0; i < kMaxCover; ++i) {
+      if (i >= cy.count) break;
+      const int32_t ty = cy.first + i;
+      const int64_t ly = y - axis_start(ty, ny, it.height, it.tile_h);
+#pragma unroll
+      for (int32_t j = 0; j < kMaxCover; ++j) {
+        if (j >= cx.count) break;
+        const int64_t tile = static_cast<int64_t>(ty) * nx + cx.first + j;
+        const float m = __ldg(reinterpret_cast<const float*>(maps + tile * it.tile_stride + ly * it.map_pitch) + lx[j]);
+        acc = add(acc, mul(mul(m, wy[i]), wx[j]));
+      }
+    }
+    uint8_t* row = static_cast<uint8_t*>(it.out) + static_cast<int64_t>(y) * it.out_pitch;
+    if (it.out_dtype == FL_UINT8)
+      row[x] = static_cast<uint8_t>(level(acc));
+    else
+      reinterpret_cast<float*>(row)[x] = clip01(acc);
   }
 }
 
@@ -121,7 +217,7 @@ int32_t preprocess_launches(const fl_image* images, int32_t n, const fl_preproce
 // Splits a postprocess call into launches of at most kPostChunk maps, each grid sized for the
 // largest output of its chunk.
 template <class Launch>
-int32_t postprocess_launches(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, float alpha, Launch launch) {
+int32_t postprocess_launches(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, const float* opacity, Launch launch) {
   const dim3 block(kBlockX, kBlockY);
   for (int32_t first = 0; first < n; first += kPostChunk) {
     PostBatch batch;
@@ -133,9 +229,55 @@ int32_t postprocess_launches(const fl_postprocess_item* items, int32_t n, const 
       max_w = std::max(max_w, batch.items[k].width);
     }
     if (lut != nullptr) std::copy(lut, lut + 256 * 3, batch.lut);
-    batch.alpha = alpha;
-    batch.beta = sub(1.0f, alpha);
+    for (int32_t l = 0; l < 256; ++l) batch.alpha[l] = opacity != nullptr ? opacity[l] : 0.0f;
     const dim3 grid(blocks(max_w, kBlockX), blocks(max_h, kBlockY * kPostRows), count);
+    if (int32_t s = launch(grid, block, batch)) return s;
+  }
+  return FL_OK;
+}
+
+// Splits a tiles call into launches of at most kTileChunk tiles (the images' tiles in layout order).
+template <class Launch>
+int32_t tiles_launches(const fl_tile_item* items, int32_t n, int32_t overlap, const fl_preprocess_params& p, Launch launch) {
+  const dim3 block(kBlockX, kBlockY);
+  TileBatch batch;
+  int32_t count = 0;
+  auto flush = [&]() -> int32_t {
+    if (count == 0) return FL_OK;
+    const dim3 grid(blocks(p.out_width, kBlockX), blocks(p.out_height, kBlockY), count);
+    count = 0;
+    return launch(grid, block, batch);
+  };
+  for (int32_t k = 0; k < n; ++k) {
+    const fl_image& im = items[k].image;
+    const int32_t ny = axis_tiles(im.height, p.out_height, overlap), nx = axis_tiles(im.width, p.out_width, overlap);
+    for (int32_t i = 0; i < ny; ++i)
+      for (int32_t j = 0; j < nx; ++j) {
+        batch.tiles[count++] = TileDesc{im.data, im.pitch, im.height, im.width, axis_start(i, ny, im.height, p.out_height),
+                                        axis_start(j, nx, im.width, p.out_width),
+                                        static_cast<int64_t>(items[k].first) + static_cast<int64_t>(i) * nx + j};
+        if (count == kTileChunk)
+          if (int32_t s = flush()) return s;
+      }
+  }
+  return flush();
+}
+
+// Splits a stitch call into launches of at most kStitchChunk items, each grid sized for the
+// largest image of its chunk.
+template <class Launch>
+int32_t stitch_launches(const fl_stitch_item* items, int32_t n, Launch launch) {
+  const dim3 block(kBlockX, kBlockY);
+  for (int32_t first = 0; first < n; first += kStitchChunk) {
+    StitchBatch batch;
+    const int32_t count = std::min(n - first, kStitchChunk);
+    std::copy(items + first, items + first + count, batch.items);
+    int32_t max_h = 1, max_w = 1;
+    for (int32_t k = 0; k < count; ++k) {
+      max_h = std::max(max_h, batch.items[k].height);
+      max_w = std::max(max_w, batch.items[k].width);
+    }
+    const dim3 grid(blocks(max_w, kBlockX), blocks(max_h, kBlockY * kStitchRows), count);
     if (int32_t s = launch(grid, block, batch)) return s;
   }
   return FL_OK;

@@ -1,4 +1,5 @@
 // Error reporting, version queries and the argument checks shared by both implementations.
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -47,7 +48,7 @@ int32_t check_preprocess(const fl_image* images, int32_t n, const fl_preprocess_
   return FL_OK;
 }
 
-int32_t check_postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, float alpha) {
+int32_t check_postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* lut, const float* opacity) {
   if (n < 0 || (n > 0 && items == nullptr))
     return fail(FL_ERR_INVALID_ARGUMENT, "postprocess: null items or negative count");
   bool overlays = false;
@@ -72,14 +73,88 @@ int32_t check_postprocess(const fl_postprocess_item* items, int32_t n, const uin
     }
   }
   if (overlays && lut == nullptr) return fail(FL_ERR_INVALID_ARGUMENT, "postprocess: overlays need the 256 x 3 colour table");
-  if (overlays && !(alpha >= 0.0f && alpha <= 1.0f))
-    return fail(FL_ERR_INVALID_ARGUMENT, "postprocess: alpha must be in [0, 1]");
+  if (overlays && opacity == nullptr)
+    return fail(FL_ERR_INVALID_ARGUMENT, "postprocess: overlays need the 256-entry opacity table");
+  if (overlays)
+    for (int32_t l = 0; l < 256; ++l)
+      if (!(opacity[l] >= 0.0f && opacity[l] <= 1.0f))
+        return fail(FL_ERR_INVALID_ARGUMENT, "postprocess: opacity[" + std::to_string(l) + "] must be in [0, 1]");
+  return FL_OK;
+}
+
+namespace {
+// The tile size and overlap of native analysis: tiles of 1..FL_MAX_SIDE, 0 <= 2 * overlap < tile
+// (so that at most kMaxCover tiles cover a pixel; the contract asks the same).
+int32_t check_tiling(const char* what, int32_t tile_h, int32_t tile_w, int32_t overlap) {
+  if (!side_ok(tile_h) || !side_ok(tile_w))
+    return fail(FL_ERR_INVALID_ARGUMENT, std::string(what) + ": tile size must be 1.." + std::to_string(FL_MAX_SIDE) +
+                                             " on each side, got " + std::to_string(tile_h) + "x" + std::to_string(tile_w));
+  if (overlap < 0 || 2 * static_cast<int64_t>(overlap) >= std::min(tile_h, tile_w))
+    return fail(FL_ERR_INVALID_ARGUMENT, std::string(what) + ": tile overlap must be in [0, half the tile), got " +
+                                             std::to_string(overlap) + " for tiles of " + std::to_string(tile_h) + "x" +
+                                             std::to_string(tile_w));
+  return FL_OK;
+}
+}  // namespace
+
+int32_t check_tiles(const fl_tile_item* items, int32_t n, int32_t overlap, const fl_preprocess_params* p, const void* out) {
+  if (n < 0 || (n > 0 && (items == nullptr || out == nullptr)) || p == nullptr)
+    return fail(FL_ERR_INVALID_ARGUMENT, "tiles: null items, params or output, or negative count");
+  // The image checks of preprocess, on the images alone (they are what both share).
+  for (int32_t k = 0; k < n; ++k) {
+    if (int32_t s = check_preprocess(&items[k].image, 1, p, out)) {
+      last_error = where("tile image", k) + last_error;
+      return s;
+    }
+    if (items[k].first < 0) return fail(FL_ERR_INVALID_ARGUMENT, where("tile image", k) + "negative batch index");
+  }
+  if (n == 0) {
+    if (int32_t s = check_preprocess(nullptr, 0, p, out)) return s;
+  }
+  return check_tiling("tiles", p->out_height, p->out_width, overlap);
+}
+
+int32_t check_stitch(const fl_stitch_item* items, int32_t n) {
+  if (n < 0 || (n > 0 && items == nullptr)) return fail(FL_ERR_INVALID_ARGUMENT, "stitch: null items or negative count");
+  for (int32_t k = 0; k < n; ++k) {
+    const fl_stitch_item& it = items[k];
+    if (it.maps == nullptr || it.out == nullptr)
+      return fail(FL_ERR_INVALID_ARGUMENT, where("stitch item", k) + "null maps or output pointer");
+    if (!side_ok(it.height) || !side_ok(it.width))
+      return fail(FL_ERR_INVALID_ARGUMENT, where("stitch item", k) + "image size must be 1.." + std::to_string(FL_MAX_SIDE) +
+                                               " on each side, got " + std::to_string(it.height) + "x" + std::to_string(it.width));
+    if (int32_t s = check_tiling("stitch", it.tile_h, it.tile_w, it.overlap)) return s;
+    if (it.window != FL_WINDOW_LINEAR || it.reserved != 0)
+      return fail(FL_ERR_INVALID_ARGUMENT, where("stitch item", k) + "window must be FL_WINDOW_LINEAR (reserved 0)");
+    if (it.out_dtype != FL_FLOAT32 && it.out_dtype != FL_UINT8)
+      return fail(FL_ERR_INVALID_ARGUMENT, where("stitch item", k) + "out_dtype must be FL_FLOAT32 or FL_UINT8");
+    if (it.map_pitch < 4 * static_cast<int64_t>(it.tile_w) || it.tile_stride < it.map_pitch * it.tile_h)
+      return fail(FL_ERR_INVALID_ARGUMENT, where("stitch item", k) +
+                                               "map row pitch must be >= 4 * tile width and tile stride >= pitch * tile height");
+    const int64_t row = static_cast<int64_t>(it.width) * (it.out_dtype == FL_UINT8 ? 1 : 4);
+    if (it.out_pitch < row)
+      return fail(FL_ERR_INVALID_ARGUMENT, where("stitch item", k) + "output row pitch " + std::to_string(it.out_pitch) +
+                                               " is smaller than a row (" + std::to_string(row) + " bytes)");
+  }
   return FL_OK;
 }
 
 }  // namespace fl
 
 extern "C" {
+
+FL_API int32_t fl_tile_count(int32_t height, int32_t width, int32_t tile_h, int32_t tile_w, int32_t overlap,
+                             int32_t* count) {
+  fl::clear_error();
+  if (count == nullptr) return fl::fail(FL_ERR_INVALID_ARGUMENT, "tile_count: null output");
+  *count = 0;
+  if (!fl::side_ok(height) || !fl::side_ok(width))
+    return fl::fail(FL_ERR_INVALID_ARGUMENT, "tile_count: image size must be 1.." + std::to_string(FL_MAX_SIDE) + " on each side");
+  if (int32_t s = fl::check_tiling("tile_count", tile_h, tile_w, overlap)) return s;
+  *count = fl::axis_tiles(height, tile_h, overlap) * fl::axis_tiles(width, tile_w, overlap);
+  return FL_OK;
+}
+
 
 FL_API int32_t fl_abi_version(void) { return FL_ABI_VERSION; }
 

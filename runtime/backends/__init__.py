@@ -22,32 +22,13 @@ from pathlib import Path
 from types import ModuleType
 
 from fakelocator.errors import FakeLocatorError
+from fakelocator.model_io import SUFFIX_FORMATS, model_format
 from fakelocator.runtime.backends.base import Backend, ModelInfo
 
 PREFERENCE = ("tensorrt", "onnxruntime", "torch")
 DEFAULT_FORMATS = {"tensorrt": ("engine",), "onnxruntime": ("onnx",), "torch": ("checkpoint",)}
-SUFFIX_FORMATS = {
-    ".onnx": "onnx",
-    ".engine": "engine",
-    ".plan": "engine",
-    ".trt": "engine",
-    ".pt": "checkpoint",
-    ".pth": "checkpoint",
-    ".safetensors": "checkpoint",
-}
 
-__all__ = ["Backend", "ModelInfo", "PREFERENCE", "available", "formats", "load_backend", "model_format", "module", "select_backend"]
-
-
-def model_format(path: str | Path) -> str:
-    """"onnx", "engine" or "checkpoint", from the file's suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in SUFFIX_FORMATS:
-        raise FakeLocatorError(
-            f"model {path}: unknown model file type {suffix or '(no suffix)'!r}; expected "
-            + ", ".join(sorted(SUFFIX_FORMATS))
-        )
-    return SUFFIX_FORMATS[suffix]
+__all__ = ["Backend", "ModelInfo", "PREFERENCE", "SUFFIX_FORMATS", "available", "formats", "load_backend", "model_format", "module", "select_backend"]
 
 
 def module(name: str) -> ModuleType:

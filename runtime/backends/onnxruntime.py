@@ -19,6 +19,7 @@ import threading
 import numpy as np
 
 from fakelocator.errors import FakeLocatorError
+from fakelocator.model_io import INPUT_NAME, OUTPUT_NAMES, check_io_names
 from fakelocator.runtime.backends.base import Backend, DeviceIO, DeviceIOUnavailable, DeviceTensor, ModelInfo
 
 FORMATS = ("onnx",)
@@ -98,29 +99,25 @@ class OnnxRuntimeBackend(Backend):
     def _check_io(self, path: str) -> None:
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name for o in self.session.get_outputs()}
-        if "image" not in inputs or not {"map", "score"} <= outputs:
-            raise FakeLocatorError(
-                f"model {path}: expected input 'image' and outputs 'map', 'score'; it has inputs "
-                f"{sorted(inputs)} and outputs {sorted(outputs)}"
-            )
-        spec = inputs["image"]
+        check_io_names(sorted(inputs), sorted(outputs), f"model {path}")
+        spec = inputs[INPUT_NAME]
         shape = list(spec.shape)
         if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
-            raise FakeLocatorError(f"model {path}: input 'image' must be (N, 3, H, W), got {shape}")
+            raise FakeLocatorError(f"model {path}: input {INPUT_NAME!r} must be (N, 3, H, W), got {shape}")
         h, w = self.info.preprocessing.size
         for axis, want in ((2, h), (3, w)):
             if isinstance(shape[axis], int) and shape[axis] != want:
                 raise FakeLocatorError(
-                    f"model {path}: input 'image' is {shape[2]}x{shape[3]} but its preprocessing contract says {h}x{w}"
+                    f"model {path}: input {INPUT_NAME!r} is {shape[2]}x{shape[3]} but its preprocessing contract says {h}x{w}"
                 )
         self.fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
         self.max_batch = self.fixed_batch
         self._input_dtype = np.float16 if spec.type == "tensor(float16)" else np.float32
-        self._outputs = [n for n in ("map", "score", "features") if n in outputs]
+        self._outputs = [n for n in OUTPUT_NAMES if n in outputs]
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         feed = np.ascontiguousarray(batch, dtype=self._input_dtype)  # (N, 3, h, w)
-        values = self.session.run(self._outputs, {"image": feed})
+        values = self.session.run(self._outputs, {INPUT_NAME: feed})
         return {name: np.asarray(v, np.float32) for name, v in zip(self._outputs, values)}
 
     def device_io(self, batch_size: int) -> "OnnxRuntimeDeviceIO":
@@ -157,9 +154,9 @@ class OnnxRuntimeDeviceIO(DeviceIO):
         self.device_index = _cuda_index(backend.device) if backend.device.startswith("cuda") else 0
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name: o for o in self.session.get_outputs()}
-        self.input_dtype = _ELEMENT_TYPES.get(inputs["image"].type)
+        self.input_dtype = _ELEMENT_TYPES.get(inputs[INPUT_NAME].type)
         if self.input_dtype is None:
-            raise DeviceIOUnavailable(f"the model's input is {inputs['image'].type}; the GPU preprocessing writes float32 or float16")
+            raise DeviceIOUnavailable(f"the model's input is {inputs[INPUT_NAME].type}; the GPU preprocessing writes float32 or float16")
         for name in backend._outputs:
             if outputs[name].type != "tensor(float)":
                 raise DeviceIOUnavailable(f"the model's output {name!r} is {outputs[name].type}; the GPU path reads float32 outputs")
@@ -184,14 +181,14 @@ class OnnxRuntimeDeviceIO(DeviceIO):
             cuda.set_device(self.device_index)
         rows, (h, w), (mh, mw) = self.max_batch, self._size, self.map_size
         sizes = {
-            "image": rows * 3 * h * w * self.input_dtype.itemsize,
+            INPUT_NAME: rows * 3 * h * w * self.input_dtype.itemsize,
             "map": rows * mh * mw * 4,
             "score": rows * 4,
             "features": rows * (self.feature_size or 0) * 4,
         }
         self._buffers = {}
         try:
-            for name in ["image", *self._names]:
+            for name in [INPUT_NAME, *self._names]:
                 self._buffers[name] = cuda.DeviceBuffer(sizes[name])
             self.stream = cuda.Stream()
         except BaseException:
@@ -203,7 +200,7 @@ class OnnxRuntimeDeviceIO(DeviceIO):
 
     def _shape(self, name: str, rows: int) -> tuple[int, ...]:
         return {
-            "image": (rows, 3, *self._size),
+            INPUT_NAME: (rows, 3, *self._size),
             "map": (rows, 1, *self.map_size),
             "score": (rows, 1),
             "features": (rows, self.feature_size or 0),
@@ -211,11 +208,11 @@ class OnnxRuntimeDeviceIO(DeviceIO):
 
     def input(self, n: int) -> DeviceTensor:
         rows = self.batch_rows(n)
-        return DeviceTensor(int(self._buffers["image"].ptr), self._shape("image", rows), self.input_dtype)
+        return DeviceTensor(int(self._buffers[INPUT_NAME].ptr), self._shape(INPUT_NAME, rows), self.input_dtype)
 
     def _bind(self, rows: int) -> None:
         b, kind, index = self._binding, self._device_type, self.device_index
-        b.bind_input("image", kind, index, self.input_dtype, list(self._shape("image", rows)), int(self._buffers["image"].ptr))
+        b.bind_input(INPUT_NAME, kind, index, self.input_dtype, list(self._shape(INPUT_NAME, rows)), int(self._buffers[INPUT_NAME].ptr))
         for name in self._names:
             b.bind_output(name, kind, index, np.float32, list(self._shape(name, rows)), int(self._buffers[name].ptr))
         self._bound_rows = rows

@@ -2,7 +2,7 @@
 built once per machine through the engine cache.
 
 An engine is refused, with the mismatch and the command that rebuilds it, when its sidecar does not
-match the running TensorRT or GPU (``engine_spec.mismatches``) or the plan is not the one the
+match the running TensorRT or GPU (``engine_sidecar.mismatches``) or the plan is not the one the
 sidecar describes. Device memory and the stream come from ``fakelocator.runtime.cuda``
 (cuda-python, NVIDIA's binding; see docs/export.md for why not pycuda). Inference runs with
 ``execute_async_v3`` on the backend's own stream, never the default stream; every call that returns
@@ -23,7 +23,10 @@ import numpy as np
 
 from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError
-from fakelocator.export.engine_spec import (
+from fakelocator.model_io import ENGINE_SUFFIXES, INPUT_NAME, OUTPUT_NAMES, REQUIRED_OUTPUTS
+from fakelocator.runtime.backends.base import Backend, DeviceIO, DeviceIOUnavailable, DeviceTensor, ModelInfo
+from fakelocator.runtime.engine_cache import cached_engine
+from fakelocator.runtime.engine_sidecar import (
     BuildOptions,
     EngineSidecar,
     ShapeProfile,
@@ -32,20 +35,11 @@ from fakelocator.export.engine_spec import (
     rebuild_command,
     sidecar_path,
 )
-from fakelocator.export.tensorrt_build import (
-    cached_engine,
-    cuda_helpers,
-    import_tensorrt,
-    make_logger,
-    tensorrt_available,
-    use_device,
-)
-from fakelocator.runtime.backends.base import Backend, DeviceIO, DeviceIOUnavailable, DeviceTensor, ModelInfo
+from fakelocator.runtime.tensorrt_lib import cuda_module, import_tensorrt, make_logger, tensorrt_available, use_device
 
 FORMATS = ("engine", "onnx")
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
-INPUT = "image"
-OUTPUTS = ("map", "score", "features")
+INPUT = INPUT_NAME
+OUTPUTS = OUTPUT_NAMES
 
 
 def available() -> tuple[bool, str]:
@@ -119,7 +113,7 @@ class TensorRTBackend(Backend):
         if not engine_path.is_file():
             raise FakeLocatorError(f"engine {engine_path}: no such file")
         trt = import_tensorrt()
-        cuda = cuda_helpers()
+        cuda = cuda_module()
         sidecar = EngineSidecar.read(sidecar_path(engine_path))
         here = use_device(device)
         ensure_compatible(sidecar, here, engine_path)
@@ -160,9 +154,10 @@ class TensorRTBackend(Backend):
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if inputs != [INPUT] or not {"map", "score"} <= set(outputs):
+        if inputs != [INPUT] or not set(REQUIRED_OUTPUTS) <= set(outputs):
             raise FakeLocatorError(
-                f"engine {engine_path}: expected input {INPUT!r} and outputs map, score; it has inputs {inputs}, outputs {outputs}"
+                f"engine {engine_path}: expected input {INPUT!r} and outputs {', '.join(REQUIRED_OUTPUTS)}; "
+                f"it has inputs {inputs}, outputs {outputs}"
             )
         lo, opt, hi = (tuple(int(d) for d in s) for s in self.engine.get_tensor_profile_shape(INPUT, 0))
         self.profile = ShapeProfile(INPUT, lo, opt, hi)
@@ -193,6 +188,17 @@ class TensorRTBackend(Backend):
         return shape
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        shape = self.upload(batch)
+        self.execute(shape)
+        pinned = self.download()
+        self.stream.synchronize()
+        return {name: np.array(out, dtype=np.float32, copy=True) for name, out in pinned.items()}  # pinned buffers are reused
+
+    # ``infer``'s three steps, each enqueued on ``self.stream`` and returning before the GPU runs it;
+    # public so that the stage benchmark can time them with events between (benchmarks/stages.py).
+
+    def upload(self, batch: np.ndarray) -> tuple[int, ...]:
+        """Stage an (N, 3, h, w) batch in pinned memory and enqueue its copy to the input binding; returns its shape."""
         if self.context is None:
             raise FakeLocatorError("the tensorrt backend is closed")
         shape = tuple(batch.shape)
@@ -204,17 +210,22 @@ class TensorRTBackend(Backend):
         staged = self.host_buffers[INPUT].array(shape, self.dtypes[INPUT])  # (N, 3, h, w), pinned
         staged[...] = batch
         self.device_buffers[INPUT].copy_from_host(staged, stream=self.stream)
+        return shape
+
+    def execute(self, shape: tuple[int, ...]) -> None:
+        """Enqueue the engine on the uploaded input of ``shape``."""
         self._set_input_shape(shape)
         if not self.context.execute_async_v3(self.stream.handle):
             detail = "; ".join(self._logger.errors[-3:]) or "no error message from TensorRT"
             raise FakeLocatorError(f"TensorRT inference failed for a batch of shape {shape}: {detail}")
-        results = {}
+
+    def download(self) -> dict[str, np.ndarray]:
+        """Enqueue the outputs' copies into pinned memory; the arrays hold them once the stream is synchronized."""
+        pinned = {}
         for name in self.outputs:
-            out = self.host_buffers[name].array(self._output_shape(name), self.dtypes[name])
-            self.device_buffers[name].copy_to_host(out, stream=self.stream)
-            results[name] = out
-        self.stream.synchronize()
-        return {name: np.array(out, dtype=np.float32, copy=True) for name, out in results.items()}  # pinned buffers are reused
+            pinned[name] = self.host_buffers[name].array(self._output_shape(name), self.dtypes[name])
+            self.device_buffers[name].copy_to_host(pinned[name], stream=self.stream)
+        return pinned
 
     def device_io(self, batch_size: int) -> "TensorRTDeviceIO":
         """The engine's own device bindings, for the GPU pipeline (see ``TensorRTDeviceIO``)."""

@@ -65,7 +65,9 @@ class TorchBackend(Backend):
         fp16: bool | None = None,
         channels_last: bool | None = None,
         cuda_graphs: bool | None = None,
+        net=None,
     ):
+        """``net``: a ``FakeLocatorNet`` already in memory (export's parity check) instead of loading ``path``."""
         import torch
 
         from fakelocator.training.checkpoint import load_model
@@ -86,7 +88,10 @@ class TorchBackend(Backend):
         if use_graphs and not gpu:
             raise FakeLocatorError("cuda_graphs needs a CUDA device")
 
-        net, provenance = load_model(path, map_location=self._device)
+        if net is None:
+            net, provenance = load_model(path, map_location=self._device)
+        else:
+            net, provenance = net.to(self._device), {}
         self._dtype = torch.float16 if self.fp16 else torch.float32
         net = net.to(dtype=self._dtype)
         if self.channels_last:

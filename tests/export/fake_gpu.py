@@ -407,11 +407,15 @@ def make_cuda(name: str = "NVIDIA Fake GPU", compute_capability=(8, 9)):
         def close(self):
             pass
 
+    def set_device(index):
+        cuda.events.append(("set_device", int(index)))
+
     def device_properties(index=0):
         return {"name": name, "compute_capability": tuple(compute_capability), "total_memory": 24 << 30}
 
     cuda.CudaError, cuda.check, cuda.Stream = CudaError, check, Stream
     cuda.DeviceBuffer, cuda.PinnedBuffer, cuda.device_properties = DeviceBuffer, PinnedBuffer, device_properties
+    cuda.set_device = set_device
 
     cudart = types.ModuleType("cuda.bindings.runtime")
     cudart.cudaSetDevice = lambda index: (0,)

@@ -101,7 +101,8 @@ def test_onnx_command_exports_and_converts(capsys, tiny_checkpoint, tmp_path):
 
 def test_triton_command_writes_a_repository(capsys, fp32_export, tmp_path):
     code, out, _ = run(capsys, "triton", str(fp32_export.path), "--repo", str(tmp_path), "--preferred", "4,8", "--gpus", "0")
-    assert code == 0 and (tmp_path / "fakelocator" / "config.pbtxt").is_file() and "tritonserver --model-repository" in out
+    assert code == 0 and (tmp_path / "fakelocator" / "config.pbtxt").is_file() and "fakelocator serve" in out
+    assert (tmp_path / "fakelocator_model" / "1" / "model.onnx").is_file()
     code, _, err = run(capsys, "triton", str(fp32_export.path), "--repo", str(tmp_path), "--gpus", "a")
     assert code == 2 and "--gpus 'a'" in err
 

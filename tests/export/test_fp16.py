@@ -7,7 +7,7 @@ import pytest
 from fakelocator.errors import FakeLocatorError
 from fakelocator.export.fp16 import convert_file_to_fp16, fp32_ops, is_fp16
 from fakelocator.export.onnx_file import read_onnx_info
-from fakelocator.export.parity import FP16, OnnxRuntimeRunner, TorchRunner, compare, standard_cases
+from fakelocator.export.parity import FP16, compare, onnxruntime_runner, standard_cases, torch_runner
 
 
 def value_types(path):
@@ -49,7 +49,7 @@ def test_converting_an_fp32_file_gives_the_same_kind_of_model(fp32_export, tmp_p
     meta = read_onnx_info(out).require_fakelocator()
     assert meta.precision == "fp16" and meta.config == read_onnx_info(fp32_export.path).require_fakelocator().config
     cases = standard_cases(tiny_model.config.preprocessing, batch=2)
-    assert compare(TorchRunner(tiny_model), OnnxRuntimeRunner(out), cases, FP16).passed
+    assert compare(torch_runner(tiny_model), onnxruntime_runner(out), cases, FP16).passed
 
 
 def test_an_fp16_model_is_not_converted_twice(fp16_export, tmp_path):
@@ -58,6 +58,6 @@ def test_an_fp16_model_is_not_converted_twice(fp16_export, tmp_path):
 
 
 def test_onnx_runtime_runs_the_fp16_model_at_any_batch(fp16_export):
-    runner = OnnxRuntimeRunner(fp16_export.path)
+    runner = onnxruntime_runner(fp16_export.path)
     out = runner(np.zeros((4, 3, 64, 64), np.float32))
     assert out["map"].dtype == np.float32 and out["map"].shape == (4, 1, 64, 64)

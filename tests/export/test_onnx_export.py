@@ -14,7 +14,7 @@ from fakelocator.errors import FakeLocatorError
 from fakelocator.metadata import ModelMetadata
 from fakelocator.export.onnx_export import DEFAULT_OPSET, export_onnx
 from fakelocator.export.onnx_file import read_onnx_info
-from fakelocator.export.parity import FP32, OnnxRuntimeRunner, TorchRunner, compare, standard_cases
+from fakelocator.export.parity import FP32, compare, onnxruntime_runner, standard_cases, torch_runner
 from fakelocator.export.torch_graph import pooling_matrix
 
 
@@ -68,7 +68,7 @@ def test_dynamic_hw_export_matches_pytorch_at_other_sizes_including_the_classifi
     assert dynamic_export.parity.passed and any(" at " in r.case for r in dynamic_export.parity.results)
     cases = [c for c in standard_cases(tiny_model.config.preprocessing, batch=2, real=False, extra_sizes=[(48, 80), (112, 64), (37, 77)])
              if " at " in c.name]
-    report = compare(TorchRunner(tiny_model), OnnxRuntimeRunner(dynamic_export.path), cases, FP32)
+    report = compare(torch_runner(tiny_model), onnxruntime_runner(dynamic_export.path), cases, FP32)
     assert report.passed, report.format()
 
 

@@ -156,8 +156,8 @@ def test_without_onnxruntime_the_check_says_how_to_get_it(monkeypatch):
     import sys
 
     from fakelocator.errors import FakeLocatorError
-    from fakelocator.export.parity import OnnxRuntimeRunner
+    from fakelocator.export.parity import onnxruntime_runner
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(FakeLocatorError, match=r"pip install 'fakelocator\[runtime\]' \(or export with --no-check\)"):
-        OnnxRuntimeRunner("m.onnx")
+        onnxruntime_runner("m.onnx")

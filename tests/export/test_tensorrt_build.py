@@ -98,7 +98,7 @@ def test_tf32_hardware_and_version_compatibility_flags(fake_trt, fp32_export, tm
 
 def test_a_hardware_level_this_tensorrt_lacks_is_an_error(install, fp32_export, tmp_path):
     install(version="10.8.0.43", same_compute_capability=False)
-    with pytest.raises(FakeLocatorError, match="same_compute_capability needs TensorRT 10.10"):
+    with pytest.raises(FakeLocatorError, match="same_compute_capability needs TensorRT 10.9"):
         build(fp32_export.path, tmp_path, BuildOptions(hardware_compatibility="same_compute_capability"))
 
 
@@ -166,6 +166,18 @@ def test_without_tensorrt_the_error_says_how_to_install_it(monkeypatch):
         import_tensorrt()
     ok, reason = tensorrt_available()
     assert not ok and "pypi.nvidia.com" in reason
+
+
+def test_with_tensorrt_but_without_cuda_python_building_says_which_extra_to_install(fake_gpu, fp32_export, tmp_path, monkeypatch):
+    import sys
+
+    trt, _ = fake_gpu.make_tensorrt()
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    for name in ("cuda", "cuda.bindings", "cuda.bindings.runtime"):
+        monkeypatch.setitem(sys.modules, name, None)  # cuda-python not installed; the real runtime.cuda stays
+    with pytest.raises(FakeLocatorError, match=r"pip install 'fakelocator\[gpu\]'") as info:
+        build_engine(fp32_export.path, tmp_path / "model.engine", log=lambda m: None)
+    assert "\n" not in str(info.value) and not (tmp_path / "model.engine").exists()
 
 
 def test_sidecar_json_is_plain_and_sorted(fake_trt, fp32_export, tmp_path):

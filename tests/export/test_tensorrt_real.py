@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fakelocator.export.engine_spec import BuildOptions, EngineSidecar, parse_hw, sidecar_path
-from fakelocator.export.parity import FP16, FP32, BackendRunner, OnnxRuntimeRunner, TorchRunner, compare, standard_cases
+from fakelocator.export.parity import FP16, FP32, BackendRunner, compare, onnxruntime_runner, standard_cases, torch_runner
 
 pytestmark = [pytest.mark.needs_tensorrt, pytest.mark.needs_cuda]
 
@@ -30,7 +30,7 @@ def test_fp32_engine_without_tf32_matches_onnx_runtime_within_fp32_bounds(fp32_e
     assert sidecar.precision == "fp32"
     with load(tmp_path / "fp32.engine") as backend:
         cases = standard_cases(tiny_model.config.preprocessing, batch=4)
-        report = compare(OnnxRuntimeRunner(fp32_export.path), BackendRunner(backend), cases, FP32)
+        report = compare(onnxruntime_runner(fp32_export.path), BackendRunner(backend), cases, FP32)
         print(report.format())
         assert report.passed
 
@@ -40,7 +40,7 @@ def test_fp16_engine_from_an_fp32_onnx_is_within_the_fp16_bound_of_pytorch(fp32_
     assert sidecar.precision == "fp16" and sidecar.converted_onnx_path
     with load(tmp_path / "fp16.engine") as backend:
         cases = standard_cases(tiny_model.config.preprocessing, batch=4)
-        report = compare(TorchRunner(tiny_model), BackendRunner(backend), cases, FP16)
+        report = compare(torch_runner(tiny_model), BackendRunner(backend), cases, FP16)
         print(report.format())
         assert report.passed
 

@@ -1,4 +1,6 @@
-"""Triton model repositories, read back with Triton's own model-config protobuf."""
+"""Triton model repositories, read back with Triton's own model-config protobuf.
+
+Serving them in a real Triton server is tests/serving/test_triton_server.py."""
 
 import importlib.util
 import json
@@ -27,9 +29,12 @@ def onnx_dims(spec):
     return [d if isinstance(d, int) else -1 for d in spec.shape[1:]]
 
 
+NETWORK_ONLY = TritonOptions(pipeline=False)
+
+
 def test_onnx_repository_declares_the_onnx_tensors(fp32_export, tmp_path):
-    folder = write_repository(fp32_export.path, tmp_path / "repo")
-    assert folder == tmp_path / "repo" / "fakelocator"
+    folder = write_repository(fp32_export.path, tmp_path / "repo", NETWORK_ONLY)
+    assert folder == tmp_path / "repo" / "fakelocator" and not (tmp_path / "repo" / "fakelocator_model").exists()
     assert (folder / "1" / "model.onnx").read_bytes() == fp32_export.path.read_bytes()
     config = parse(folder)
     info = read_onnx_info(fp32_export.path)
@@ -38,7 +43,8 @@ def test_onnx_repository_declares_the_onnx_tensors(fp32_export, tmp_path):
     assert [(t.name, t.data_type, list(t.dims)) for t in config.output] == [(s.name, FP32, onnx_dims(s)) for s in info.outputs]
     assert list(config.dynamic_batching.preferred_batch_size) == []
     assert config.dynamic_batching.max_queue_delay_microseconds == 2000
-    assert [(g.kind, g.count) for g in config.instance_group] == [(model_config_pb2.ModelInstanceGroup.KIND_GPU, 1)]
+    # an ONNX without declared GPUs runs on the CPU
+    assert [(g.kind, g.count) for g in config.instance_group] == [(model_config_pb2.ModelInstanceGroup.KIND_CPU, 1)]
     warmup = config.model_warmup[0]
     assert warmup.batch_size == 1 and warmup.inputs["image"].random_data and list(warmup.inputs["image"].dims) == [3, 64, 64]
     contract = config.parameters["fakelocator.preprocessing"].string_value
@@ -46,14 +52,14 @@ def test_onnx_repository_declares_the_onnx_tensors(fp32_export, tmp_path):
 
 
 def test_dynamic_hw_is_declared_as_minus_one_and_warmed_up_at_the_contract_size(dynamic_export, tmp_path):
-    config = parse(write_repository(dynamic_export.path, tmp_path))
+    config = parse(write_repository(dynamic_export.path, tmp_path, NETWORK_ONLY))
     assert list(config.input[0].dims) == [3, -1, -1] and list(config.output[0].dims) == [1, -1, -1]
     assert list(config.model_warmup[0].inputs["image"].dims) == [3, 64, 64]
 
 
 def test_options_reach_the_config(fp16_export, tmp_path):
     options = TritonOptions(name="locator_fp16", max_batch_size=16, preferred_batch_sizes=(4, 16), max_queue_delay_us=500,
-                            instance_kind="cpu", instance_count=3, warmup=False, version=7, features=False)
+                            instance_kind="cpu", instance_count=3, warmup=False, version=7, features=False, pipeline=False)
     folder = write_repository(fp16_export.path, tmp_path, options)
     config = parse(folder)
     assert (folder / "7" / "model.onnx").is_file()
@@ -65,8 +71,9 @@ def test_options_reach_the_config(fp16_export, tmp_path):
 
 
 def test_gpus_are_listed_per_group(fp32_export, tmp_path):
-    config = parse(write_repository(fp32_export.path, tmp_path, TritonOptions(gpus=(0, 2), instance_count=2)))
-    assert list(config.instance_group[0].gpus) == [0, 2] and config.instance_group[0].count == 2
+    config = parse(write_repository(fp32_export.path, tmp_path, TritonOptions(gpus=(0, 2), instance_count=2, pipeline=False)))
+    group = config.instance_group[0]
+    assert list(group.gpus) == [0, 2] and group.count == 2 and group.kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
 
 
 def fake_plan(tmp_path: Path, fp32_export, profile=(1, 8, 32)) -> Path:
@@ -90,8 +97,9 @@ def fake_plan(tmp_path: Path, fp32_export, profile=(1, 8, 32)) -> Path:
 
 def test_plan_repository_uses_the_tensorrt_backend_and_the_profile(fp32_export, tmp_path):
     engine = fake_plan(tmp_path, fp32_export)
-    folder = write_repository(engine, tmp_path / "repo")
+    folder = write_repository(engine, tmp_path / "repo", NETWORK_ONLY)
     config = parse(folder)
+    assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
     assert config.backend == "tensorrt" and config.default_model_filename == "model.plan"
     assert (folder / "1" / "model.plan").read_bytes() == b"plan"
     assert json.loads((folder / "engine.json").read_text())["tensorrt_version"] == "10.16.1.11"
@@ -111,16 +119,16 @@ def test_plan_repository_uses_the_tensorrt_backend_and_the_profile(fp32_export, 
 )
 def test_configs_the_plan_cannot_serve_are_refused(fp32_export, tmp_path, profile, options, message):
     with pytest.raises(FakeLocatorError, match=message):
-        write_repository(fake_plan(tmp_path, fp32_export, profile), tmp_path / "repo", options)
+        write_repository(fake_plan(tmp_path, fp32_export, profile), tmp_path / "repo", replace(options, pipeline=False))
 
 
 def test_cpu_instances_take_no_gpus_and_an_existing_model_is_kept(fp32_export, tmp_path):
     with pytest.raises(FakeLocatorError, match="gpus apply to GPU instances only"):
         write_repository(fp32_export.path, tmp_path, TritonOptions(instance_kind="cpu", gpus=(0,)))
-    write_repository(fp32_export.path, tmp_path)
+    write_repository(fp32_export.path, tmp_path, NETWORK_ONLY)
     with pytest.raises(FakeLocatorError, match="already holds a model"):
-        write_repository(fp32_export.path, tmp_path)
-    write_repository(fp32_export.path, tmp_path, replace(TritonOptions(), max_queue_delay_us=1), overwrite=True)
+        write_repository(fp32_export.path, tmp_path, NETWORK_ONLY)
+    write_repository(fp32_export.path, tmp_path, replace(NETWORK_ONLY, max_queue_delay_us=1), overwrite=True)
     assert parse(tmp_path / "fakelocator").dynamic_batching.max_queue_delay_microseconds == 1
 
 
@@ -134,3 +142,84 @@ def test_the_client_example_builds_a_request_from_the_served_contract(fp32_expor
     inputs, outputs = example.build_inputs(images, contract)
     assert inputs[0].name() == "image" and inputs[0].shape() == [2, 3, 64, 64] and inputs[0].datatype() == "FP32"
     assert [o.name() for o in outputs] == ["map", "score"]
+
+
+# ---- the server-side pipeline ---------------------------------------------------------------------
+
+STRING = model_config_pb2.DataType.Value("TYPE_STRING")
+UINT8 = model_config_pb2.DataType.Value("TYPE_UINT8")
+FP16 = model_config_pb2.DataType.Value("TYPE_FP16")
+INT32 = model_config_pb2.DataType.Value("TYPE_INT32")
+
+
+def test_the_pipeline_takes_encoded_images_and_sends_batches_to_the_network(fp32_export, tmp_path):
+    folder = write_repository(fp32_export.path, tmp_path, TritonOptions(pipeline_instances=2, pipeline_max_batch=8))
+    assert folder == tmp_path / "fakelocator"
+    pipeline, network = parse(folder), parse(tmp_path / "fakelocator_model")
+    assert pipeline.name == "fakelocator" and pipeline.backend == "python" and pipeline.max_batch_size == 8
+    assert [(t.name, t.data_type, list(t.dims)) for t in pipeline.input] == [("image", STRING, [1])]
+    assert [(t.name, t.data_type, list(t.dims)) for t in pipeline.output] == [
+        ("map", UINT8, [-1, -1]), ("shape", INT32, [2]), ("score", FP32, [1]), ("label", STRING, [1]), ("error", STRING, [1])]
+    assert pipeline.HasField("dynamic_batching") and pipeline.dynamic_batching.max_queue_delay_microseconds == 5000
+    assert [(g.kind, g.count) for g in pipeline.instance_group] == [(model_config_pb2.ModelInstanceGroup.KIND_CPU, 2)]
+    params = {k: v.string_value for k, v in pipeline.parameters.items()}
+    assert params["fakelocator.network_model"] == "fakelocator_model" and params["fakelocator.network_max_batch"] == "32"
+    assert params["fakelocator.preprocessing"] == network.parameters["fakelocator.preprocessing"].string_value
+    assert params["fakelocator.map_dtype"] == "uint8" and float(params["fakelocator.threshold"]) == 0.5
+    source = (folder / "1" / "model.py").read_text()
+    compile(source, "model.py", "exec")  # a valid module, importing the runtime's model class
+    assert "from fakelocator.runtime.triton_models import PipelineModel as TritonPythonModel" in source
+    # the network beside it is today's model, unchanged
+    assert network.name == "fakelocator_model" and network.backend == "onnxruntime" and network.max_batch_size == 32
+    assert (tmp_path / "fakelocator_model" / "1" / "model.onnx").read_bytes() == fp32_export.path.read_bytes()
+
+
+def test_python_model_backend_runs_the_onnx_in_the_python_backend(fp16_export, tmp_path):
+    options = TritonOptions(model_backend="python", map_dtype="float16", threads=2, max_batch_size=8, preferred_batch_sizes=(4, 8))
+    write_repository(fp16_export.path, tmp_path, options)
+    network, pipeline = parse(tmp_path / "fakelocator_model"), parse(tmp_path / "fakelocator")
+    version = tmp_path / "fakelocator_model" / "1"
+    assert network.backend == "python" and not network.default_model_filename
+    assert (version / "model.onnx").read_bytes() == fp16_export.path.read_bytes()
+    assert "import NetworkModel as TritonPythonModel" in (version / "model.py").read_text()
+    assert network.parameters["fakelocator.model_file"].string_value == "model.onnx"
+    assert network.parameters["fakelocator.threads"].string_value == "2"
+    assert network.input[0].data_type == FP32  # the runtime's backend casts to the ONNX's own input type
+    assert list(network.dynamic_batching.preferred_batch_size) == [4, 8]
+    assert pipeline.output[0].data_type == FP16 and pipeline.parameters["fakelocator.network_max_batch"].string_value == "8"
+
+
+def test_no_dynamic_batching_writes_no_batcher(fp32_export, tmp_path):
+    write_repository(fp32_export.path, tmp_path, TritonOptions(dynamic_batching=False))
+    assert not parse(tmp_path / "fakelocator").HasField("dynamic_batching")
+    assert not parse(tmp_path / "fakelocator_model").HasField("dynamic_batching")
+
+
+@pytest.mark.parametrize("options, message", [
+    (TritonOptions(model_backend="tensorrt"), "the tensorrt backend serves plans"),
+    (TritonOptions(model_backend="torch"), "model backend must be one of"),
+    (TritonOptions(map_dtype="float32"), "map dtype must be one of"),
+    (TritonOptions(pipeline_max_batch=0), "pipeline instances and max batch"),
+    (TritonOptions(threshold=1.5), r"threshold must be in \[0, 1\]"),
+])
+def test_pipeline_options_are_checked(fp32_export, tmp_path, options, message):
+    with pytest.raises(FakeLocatorError, match=message):
+        write_repository(fp32_export.path, tmp_path, options)
+    assert not any(tmp_path.iterdir())  # nothing half-written
+
+
+def test_a_plan_is_served_by_the_tensorrt_backend_only(fp32_export, tmp_path):
+    with pytest.raises(FakeLocatorError, match="tensorrt backend only"):
+        write_repository(fake_plan(tmp_path, fp32_export), tmp_path / "repo", TritonOptions(model_backend="python"))
+    folder = write_repository(fake_plan(tmp_path, fp32_export), tmp_path / "repo")
+    assert parse(folder).parameters["fakelocator.network_input_dtype"].string_value == "TYPE_FP32"
+    assert (tmp_path / "repo" / "fakelocator_model" / "engine.json").is_file()
+
+
+def test_overwrite_replaces_both_models_and_drops_stale_files(fp32_export, tmp_path):
+    write_repository(fp32_export.path, tmp_path, TritonOptions(model_backend="python"))
+    with pytest.raises(FakeLocatorError, match="already holds a model"):
+        write_repository(fp32_export.path, tmp_path)
+    write_repository(fp32_export.path, tmp_path, overwrite=True)
+    assert parse(tmp_path / "fakelocator_model").backend == "onnxruntime"
+    assert not (tmp_path / "fakelocator_model" / "1" / "model.py").exists()

@@ -57,7 +57,11 @@ def test_float16_rounding_of_subnormals_and_overflow_matches(emulated, lib):
         np.testing.assert_array_equal(out, lib.preprocess([image], "RGB", contract, np.empty((1, 3, 8, 8), np.float16)))
 
 
-def test_postprocess_kernel_equals_the_cpu(emulated, lib, rng, jet_lut):
+@pytest.mark.parametrize("alpha", ["scalar", "table"])
+def test_postprocess_kernel_equals_the_cpu(emulated, lib, rng, jet_lut, alpha):
+    from fakelocator.runtime.overlay import opacity_table
+
+    alpha = 0.3 if alpha == "scalar" else opacity_table(0.7, (0.2, 0.5))
     sizes = [(130, 200), (1, 1), (5, 300), (300, 5)] + [(17, 11)] * 17  # two launches
     maps = rng.uniform(-0.1, 1.1, size=(len(sizes), 1, 28, 28)).astype(np.float32)
     maps[0, 0, :2, :2] = np.nan
@@ -71,10 +75,10 @@ def test_postprocess_kernel_equals_the_cpu(emulated, lib, rng, jet_lut):
         maps_out=[f.ctypes.data for f in full],
         images=[DeviceImage(b.ctypes.data, h, w, pitch=b.shape[1]) for b, (h, w) in zip(buffers, sizes)],
         overlays_out=[o.ctypes.data for o in overlays],
-        alpha=0.3,
+        alpha=alpha,
         lut=jet_lut,
     )
-    cpu_full, cpu_overlays = lib.postprocess(maps, images=views, alpha=0.3, lut=jet_lut)
+    cpu_full, cpu_overlays = lib.postprocess(maps, images=views, alpha=alpha, lut=jet_lut)
     for ours, theirs in zip(full, cpu_full):
         np.testing.assert_array_equal(ours, theirs)
     for ours, theirs in zip(overlays, cpu_overlays):
@@ -87,3 +91,37 @@ def test_upsample_kernel_alone_equals_the_cpu(emulated, lib, rng):
     emulated.upsample_device(maps.ctypes.data, (7, 9), [(70, 45)] * 3, [f.ctypes.data for f in full])
     for f, m in zip(full, maps):
         np.testing.assert_array_equal(f, lib.upsample(m[0], 70, 45))
+
+
+# --- native analysis: tiles and stitching -------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_tiles_kernel_equals_the_cpu(emulated, lib, rng, dtype):
+    # 16 x 12 tiles, overlap 3: images smaller than a tile (mirrored), larger, and enough tiles
+    # (17 + 14 x 4 = 73) for two 64-tile launches.
+    contract = Preprocessing(height=16, width=12, analysis="native", tile_overlap=3)
+    sizes = [(1, 1), (40, 33), (5, 30), (16, 12)] + [(20, 14)] * 14
+    buffers, views = pitched(rng, sizes, pad=7)
+    images = [DeviceImage(b.ctypes.data, h, w, pitch=b.shape[1]) for b, (h, w) in zip(buffers, sizes)]
+    counts = [lib.tile_count(h, w, (16, 12), 3) for h, w in sizes]
+    assert sum(counts) > 64
+    out = np.full((sum(counts) + 2, 3, 16, 12), 7, dtype)
+    assert emulated.tiles_device(images, "BGR", contract, out.ctypes.data, dtype=dtype, start=2) == counts
+    assert (out[:2] == 7).all()
+    expected = lib.tiles(views, "BGR", contract, np.empty((sum(counts), 3, 16, 12), dtype))
+    np.testing.assert_array_equal(out[2:], expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_stitch_kernel_equals_the_cpu(emulated, lib, rng, dtype):
+    # 17 images (two 16-item launches); tiles 16 x 12, overlap 5; a NaN in one map.
+    sizes = [(40, 33), (1, 1), (16, 12), (17, 13), (9, 70)] + [(30, 20)] * 12
+    counts = [lib.tile_count(h, w, (16, 12), 5) for h, w in sizes]
+    maps = rng.uniform(-0.1, 1.1, (sum(counts) + 1, 1, 16, 12)).astype(np.float32)
+    maps[3, 0, 2, 2] = np.nan
+    firsts = list(np.cumsum([1] + counts[:-1]))  # the batch starts with a tile of no one's
+    outs = [np.full(s, 3, dtype) for s in sizes]
+    emulated.stitch_device(maps.ctypes.data, (16, 12), sizes, 5, [o.ctypes.data for o in outs], first_tiles=firsts, dtype=dtype)
+    for o, first, count, size in zip(outs, firsts, counts, sizes):
+        np.testing.assert_array_equal(o, lib.stitch(maps[first:first + count], size, 5, dtype=dtype))

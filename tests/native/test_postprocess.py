@@ -11,12 +11,14 @@ from fakelocator.contract import to_full_resolution
 from fakelocator.errors import FakeLocatorError
 
 
-def overlay_reference(image_bgr: np.ndarray, map_full: np.ndarray, alpha: float, lut: np.ndarray) -> np.ndarray:
+def overlay_reference(image_bgr: np.ndarray, map_full: np.ndarray, alpha, lut: np.ndarray) -> np.ndarray:
     """The overlay formula, in float32: level = floor(clip(m, 0, 1) * 255 + 0.5), NaN → 0;
-    out = floor(alpha * lut[level] + (1 - alpha) * image + 0.5)."""
+    a = alpha (one number) or alpha[level] (a 256-entry opacity table);
+    out = floor(a * lut[level] + (1 - a) * image + 0.5)."""
     m = np.nan_to_num(np.clip(map_full, 0, 1), nan=0.0)
     level = np.floor(m * np.float32(255) + np.float32(0.5)).astype(np.uint8)
-    a = np.float32(alpha)
+    table = np.asarray(alpha, np.float32)
+    a = table[level][..., None] if table.ndim else table
     blended = a * lut[level].astype(np.float32) + (np.float32(1) - a) * image_bgr.astype(np.float32)
     return np.floor(blended + np.float32(0.5)).astype(np.uint8)
 
@@ -67,6 +69,20 @@ def test_overlay_follows_the_formula_on_the_upsampled_map(lib, rng, jet_lut, alp
     np.testing.assert_array_equal(out[same_level], overlay_reference(image, reference_map, alpha, jet_lut)[same_level])
 
 
+def test_an_opacity_table_gives_the_runtime_overlay_bit_for_bit(lib, rng):
+    from fakelocator.runtime.overlay import colormap_lut, opacity_table, overlay
+
+    image = rng.integers(0, 256, size=(97, 143, 3), dtype=np.uint8)
+    small = rng.uniform(-0.1, 1.1, size=(56, 56)).astype(np.float32)
+    full = np.empty((97, 143), np.float32)
+    table, lut = opacity_table(0.6, (0.1, 0.6)), colormap_lut("inferno")
+    out = lib.overlay(image, small, table, lut, map_out=full)
+    np.testing.assert_array_equal(out, overlay_reference(image, full, table, lut))
+    np.testing.assert_array_equal(out, overlay(image, full, 0.6, ramp=(0.1, 0.6), colormap="inferno"))
+    transparent = full < 0.1 - 0.5 / 255  # levels whose opacity is 0
+    assert transparent.any() and np.array_equal(out[transparent], image[transparent])
+
+
 def test_overlay_without_the_map_is_the_same_overlay(lib, rng, jet_lut):
     image = rng.integers(0, 256, size=(120, 90, 3), dtype=np.uint8)
     small = rng.uniform(0, 1, size=(32, 32)).astype(np.float32)
@@ -105,6 +121,8 @@ def test_results_do_not_depend_on_the_thread_count(lib, rng, jet_lut):
         ({"lut": None}, "colour table"),
         ({"lut": np.zeros((256, 4), np.uint8)}, "256 x 3 uint8"),
         ({"alpha": 1.5}, r"alpha must be in \[0, 1\]"),
+        ({"alpha": np.full(255, 0.5, np.float32)}, "256 values"),
+        ({"alpha": np.r_[np.zeros(255), 1.01]}, r"opacity table's values must be in \[0, 1\]"),
         ({"images": [np.zeros((8, 8, 3), np.float32)]}, "image 0 must be a uint8"),
         ({"images": [np.zeros((8, 8, 3), np.uint8)] * 2}, "1 maps but 2 images"),
         ({"overlays_out": [np.zeros((8, 8, 3), np.float32)]}, "overlay output 0"),

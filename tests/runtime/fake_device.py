@@ -263,9 +263,10 @@ class _Kernels:
         self._device.enqueue(stream, run, "preprocess kernel")
         return 0
 
-    def fl_postprocess_cuda(self, items, n, lut, alpha, stream):
+    def fl_postprocess_cuda(self, items, n, lut, opacity, stream):
         items = type(items).from_buffer_copy(items)
         lut_copy = (ctypes.c_uint8 * 768).from_buffer_copy((ctypes.c_uint8 * 768).from_address(lut)) if lut else None
+        opacity_copy = (ctypes.c_float * 256).from_buffer_copy((ctypes.c_float * 256).from_address(opacity)) if opacity else None
         for k in range(n):
             it = items[k]
             self._check(it.map, it.map_pitch * it.map_height, f"postprocess map {k}")
@@ -276,10 +277,11 @@ class _Kernels:
 
         def run():
             lut_ptr = ctypes.addressof(lut_copy) if lut_copy is not None else None
+            opacity_ptr = ctypes.addressof(opacity_copy) if opacity_copy is not None else None
             if emulated:
-                status = real.fl_postprocess_cuda(items, n, lut_ptr, alpha, None)
+                status = real.fl_postprocess_cuda(items, n, lut_ptr, opacity_ptr, None)
             else:
-                status = real.fl_postprocess_cpu(items, n, lut_ptr, alpha, 1)
+                status = real.fl_postprocess_cpu(items, n, lut_ptr, opacity_ptr, 1)
             self._finish(status, "postprocess")
 
         self._device.enqueue(stream, run, "postprocess kernel")
@@ -360,7 +362,7 @@ class FakeEngineContext:
 def tensorrt_backend(device: FakeDevice, contract, *, batch=(1, 4), input_dtype=np.float32):
     """A ``TensorRTBackend`` as ``_open`` would leave it for an engine running ``tiny_net``, its
     buffers and stream on ``device`` (which must be installed as ``fakelocator.runtime.cuda``)."""
-    from fakelocator.export.engine_spec import ShapeProfile
+    from fakelocator.runtime.engine_sidecar import ShapeProfile
     from fakelocator.runtime.backends.base import ModelInfo
     from fakelocator.runtime.backends.tensorrt import TensorRTBackend
 

@@ -32,7 +32,7 @@ from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError
 from fakelocator.runtime import Locator, device_pipeline
 from fakelocator.runtime.backends import onnxruntime as ort_backend
-from fakelocator.runtime.backends.base import Backend, DeviceIOUnavailable
+from fakelocator.runtime.backends.base import Backend, DeviceIOUnavailable, ModelInfo
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -320,7 +320,8 @@ def test_fallback_when_no_gpu_is_visible(device, engine, caplog):
 
 def test_fallback_for_a_backend_without_device_io(device, caplog):
     class HostOnly(Backend):
-        name, device, max_batch, info = "torch", "cuda:0", None, None
+        name, device, max_batch = "torch", "cuda:0", None
+        info = ModelInfo(path="host-only.pt", format="checkpoint", preprocessing=CONTRACT)
 
         def infer(self, batch):
             raise AssertionError("not called")

@@ -132,8 +132,10 @@ def test_face_maps_are_pasted_back_exactly_where_their_crops_came_from(red_model
     expected = np.zeros((120, 200), np.float32)
     for (x0, y0, x1, y1), r in zip(crops, alone):
         np.maximum(expected[y0:y1, x0:x1], r.map, out=expected[y0:y1, x0:x1])
-    np.testing.assert_array_equal(result.map, expected)
-    assert result.score == max(r.score for r in alone)
+    # The crops ran as one batch of 3, the references one at a time: a backend may pick other kernels
+    # (other rounding) for another batch size, so these compare within float32 tolerances.
+    np.testing.assert_allclose(result.map, expected, rtol=1e-5, atol=1e-6)
+    assert result.score == pytest.approx(max(r.score for r in alone), rel=1e-5, abs=1e-6)
     record = result.to_record()
     assert record["faces"][0] == {"box": [50, 40, 80, 70], "score": 0.9} and len(record["regions"]) == 3
 

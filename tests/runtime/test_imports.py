@@ -45,6 +45,37 @@ def test_every_runtime_module_imports_without_heavy_packages(tmp_path):
     assert int(result.stdout.split()[0]) >= 10
 
 
+def test_no_runtime_module_imports_export_training_or_evaluation(tmp_path):
+    # The layering: export, training and evaluation may use the runtime, never the reverse. With those
+    # three parts made unimportable, every runtime module still imports and none of them is loaded.
+    result = run_python(
+        """
+        import importlib, importlib.abc, pkgutil
+
+        PARTS = ("fakelocator.export", "fakelocator.training", "fakelocator.evaluation")
+
+        class BlockParts(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.startswith(PARTS):
+                    raise ImportError(f"{name} is blocked in this test")
+                return None
+
+        sys.meta_path.insert(0, BlockParts())
+        import fakelocator.runtime as rt
+        names = [m.name for m in pkgutil.walk_packages(rt.__path__, "fakelocator.runtime.")]
+        for name in names:
+            importlib.import_module(name)
+        loaded = sorted(m for m in sys.modules if m.startswith(PARTS))
+        assert not loaded, loaded
+        assert "fakelocator.runtime.backends.tensorrt" in sys.modules
+        print(len(names), "modules")
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.split()[0]) >= 10
+
+
 def test_importing_the_package_does_no_work(tmp_path):
     result = run_python(
         """

@@ -241,7 +241,9 @@ def test_video_frames_stream_then_summarize(locator, video):
     assert (s.frames, s.failed_frames, s.frames_read) == (7, 0, 20)
     assert s.max_score == max(f.score for f in frames)
     assert s.mean_score == pytest.approx(np.mean([f.score for f in frames]))
-    assert s.top_frames[0][0] in (3, 9, 15) and len(s.top_frames) == 5
+    assert s.top_frames[0]["frame"] in (3, 9, 15) and len(s.top_frames) == 5
+    assert s.top_frames == s.to_record()["summary"]["top_frames"], "the same shape in the API and the JSONL"
+    assert s.top_frames[0] == {"frame": s.top_frames[0]["frame"], "score": s.max_score}
     assert s.label == "fake" and s.verdict_by == "p95"
     assert s.fps == pytest.approx(10.0)
 
@@ -251,7 +253,7 @@ def test_summary_reads_the_rest_when_not_iterated(locator, video):
     assert next(iter(clip)).frame == 0
     s = clip.summary
     assert s.frames == 4  # frames 0, 2, 4, 6
-    assert s.top_frames == [] or all(f in (0, 2, 4, 6) for f, _ in s.top_frames)
+    assert s.top_frames == [] or all(t["frame"] in (0, 2, 4, 6) for t in s.top_frames)
 
 
 def test_verdict_statistics(locator, video):

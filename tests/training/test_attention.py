@@ -245,15 +245,24 @@ def no_weights_anywhere(monkeypatch, tmp_path):
 def test_missing_parsing_weights_stop_training_at_the_start_naming_the_file_and_where_it_goes(dataset, monkeypatch, tmp_path):
     no_weights_anywhere(monkeypatch, tmp_path)
     with pytest.raises(FakeLocatorError) as e:
-        build_attention(AttentionConfig(), dataset)
+        build_attention(AttentionConfig(mode="on"), dataset)
     message = str(e.value)
     for words in ("parsing_bisenet.pth", "--parsing-weights", "FAKELOCATOR_PARSING_WEIGHTS", "--attention off",
                   "nothing is downloaded", "training image(s) without a cached parsing"):
         assert words in message, words
     with pytest.raises(FakeLocatorError, match="parsing_parsenet.pth"):
-        build_attention(AttentionConfig(parser="parsenet"), dataset)
+        build_attention(AttentionConfig(mode="on", parser="parsenet"), dataset)
     with pytest.raises(FakeLocatorError, match="nope.pth.*no such file"):
         build_attention(AttentionConfig(weights=str(tmp_path / "nope.pth")), dataset)
+
+
+def test_auto_without_parsing_weights_trains_without_attention_and_says_so(dataset, monkeypatch, tmp_path, caplog):
+    # The default (auto) must not stop `fakelocator synth` → `fakelocator train` for weights that
+    # are neither shipped nor downloaded.
+    no_weights_anywhere(monkeypatch, tmp_path)
+    with caplog.at_level("WARNING"):
+        assert build_attention(AttentionConfig(), dataset) is None
+    assert "face attention: off" in caplog.text and "--parsing-weights" in caplog.text
 
 
 def test_with_every_parsing_cached_no_weights_are_needed(dataset, monkeypatch, tmp_path):

@@ -205,3 +205,24 @@ def test_cli_help_describes_the_command(capsys):
     text = capsys.readouterr().out
     for word in ("OUT", "--photos", "--seed", "--workers", "upsampling", "manifest.csv"):
         assert word in text
+
+
+def test_synth_then_train_with_the_default_attention_works_without_parsing_weights(tmp_path, photo_dir, monkeypatch, capsys):
+    # The path a new user takes: `fakelocator synth`, then `fakelocator train --data` with the
+    # defaults. Face-part regions name facial properties, so attention is auto: it must fall back to
+    # no attention (the parsing weights are not shipped) rather than stop training.
+    from fakelocator.training.attention import parsing
+
+    monkeypatch.delenv(parsing.WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(parsing, "facexlib_weights_dir", lambda: tmp_path / "no-weights-here")
+    data = tmp_path / "data"
+    assert main(["synth", str(data), "--n", "8", "--seed", "1", "--workers", "1", "--sizes", "224", "240",
+                 "--photos", str(photo_dir), "--no-bundled", "--quiet"]) == 0
+    properties = {row["property"] for row in _manifest(data)}
+    assert properties & {"face", "hair", "eyes", "mouth", "nose"}, properties
+    capsys.readouterr()
+    rc = main(["train", "--data", str(data), "--input-size", "32", "32", "--unet-width", "4", "--epochs", "1",
+               "--batch-size", "4", "--max-steps", "1", "--workers", "0", "--threads", "1", "--device", "cpu",
+               "--out", str(tmp_path / "run")])
+    assert rc == 0, capsys.readouterr().err
+    assert (tmp_path / "run" / "model.safetensors").is_file()

@@ -198,11 +198,11 @@ def test_coss_and_psnr_are_the_cosine_of_the_maps_and_ten_log_one_over_mse():
 
 
 def test_without_a_progress_bar_the_log_still_shows_how_far_an_epoch_got(monkeypatch, caplog):
-    from fakelocator.training import trainer
+    from fakelocator.training import progress
 
-    monkeypatch.setattr(trainer, "HEARTBEAT_SECONDS", 0.0)
-    with caplog.at_level("INFO", logger=trainer.log.name):
-        trainer._Heartbeat("epoch 1/3", total=50, enabled=True).beat(10, 80, 0.25)
-        trainer._Heartbeat("epoch 1/3", total=50, enabled=False).beat(11, 88, 0.25)
+    monkeypatch.setattr(progress, "HEARTBEAT_SECONDS", 0.0)
+    with caplog.at_level("INFO", logger=progress.log.name):
+        progress.Heartbeat("epoch 1/3", total=50, enabled=True).beat(10, 80, 0.25)
+        progress.Heartbeat("epoch 1/3", total=50, enabled=False).beat(11, 88, 0.25)
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and lines[0].startswith("epoch 1/3: step 10/50, loss 0.2500")

@@ -46,8 +46,9 @@ class AttentionConfig:
     """Face-parsing attention for training (Sec. IV-C); part of ``TrainConfig``.
 
     Args:
-        mode: ``auto`` (on when a training sample names a facial property), ``on`` (required:
-            an error if none does), ``off``.
+        mode: ``auto`` (on when a training sample names a facial property and the parsing weights,
+            or every needed parsing, are at hand; otherwise off, with a warning), ``on`` (required:
+            an error if no sample names one or the weights are missing), ``off``.
         parser: ``bisenet`` or ``parsenet`` (facexlib).
         weights: the parser's weights file; empty: ``$FAKELOCATOR_PARSING_WEIGHTS``, then
             facexlib's weights folder. Never downloaded.
@@ -299,6 +300,20 @@ def build_attention(
         samples, model=config.parser, weights=weights, cache_dir=config.cache_dir,
         spread=config.spread, floor=config.floor, looked=looked,
     )
+    if config.mode == "auto" and weights is None:
+        # auto never stops a run for weights nobody was asked for (the parsing weights are not
+        # shipped and never downloaded): without them, and with images left to parse, train
+        # without attention and say so; ``on`` makes the missing weights an error instead.
+        uncached = [s for s in attention.samples if attention.needs_parsing(s)
+                    and attention.cache.read(s.image, s.root, None) is None]
+        if uncached:
+            log.warning(
+                "face attention: off: the manifest names facial properties (%s), but no %s parsing weights "
+                "were found for %d image(s) (looked at: %s); give --parsing-weights PATH (docs/faces.md) "
+                "and --attention on to require them",
+                ", ".join(facial), config.parser, len(uncached), "; ".join(looked),
+            )
+            return None
     stats = attention.prepare(device=device, progress=progress)
     log.info(
         "face attention (%s; properties %s): %d images need a parsing: %d cached, %d parsed in %.1f s%s",

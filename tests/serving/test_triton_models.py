@@ -1,0 +1,204 @@
+"""The Triton Python-backend models and the BLS backend, run in-process against a stand-in for
+Triton's ``triton_python_backend_utils`` (the real server runs them in test_triton_server.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from google.protobuf.json_format import MessageToDict
+
+from fakelocator.errors import FakeLocatorError
+from fakelocator.runtime.triton_models import encode_maps
+
+ROOT = Path(__file__).parents[2]
+SAMPLES = sorted((ROOT / "samples").glob("*.png"))
+
+
+def fake_pb_utils() -> types.ModuleType:
+    """What the models use of ``triton_python_backend_utils``; BLS requests go to ``pb.MODELS[name]``."""
+    pb = types.ModuleType("triton_python_backend_utils")
+    pb.MODELS = {}
+    pb.SENT = []  # (model, batch shape, dtype) of every BLS request
+
+    class Tensor:
+        def __init__(self, name, array):
+            self._name, self._array = name, np.asarray(array)
+
+        def name(self):
+            return self._name
+
+        def as_numpy(self):
+            return self._array
+
+    class TritonError:
+        def __init__(self, message):
+            self._message = message
+
+        def message(self):
+            return self._message
+
+    class InferenceResponse:
+        def __init__(self, output_tensors, error=None):
+            self.output_tensors, self._error = output_tensors, error
+
+        def has_error(self):
+            return self._error is not None
+
+        def error(self):
+            return self._error
+
+    class Request:
+        def __init__(self, inputs, requested=()):
+            self.inputs, self.requested = inputs, list(requested)
+
+        def requested_output_names(self):
+            return self.requested
+
+    class InferenceRequest:
+        def __init__(self, model_name, inputs, requested_output_names, timeout=0):
+            self.model_name, self.inputs, self.requested = model_name, inputs, requested_output_names
+
+        def exec(self):
+            pb.SENT.append((self.model_name, self.inputs[0].as_numpy().shape, self.inputs[0].as_numpy().dtype))
+            return pb.MODELS[self.model_name].execute([Request(self.inputs, self.requested)])[0]
+
+    def by_name(tensors, name):
+        return next((t for t in tensors if t.name() == name), None)
+
+    pb.Tensor, pb.TritonError, pb.InferenceResponse, pb.Request, pb.InferenceRequest = (
+        Tensor, TritonError, InferenceResponse, Request, InferenceRequest)
+    pb.get_input_tensor_by_name = lambda request, name: by_name(request.inputs, name)
+    pb.get_output_tensor_by_name = lambda response, name: by_name(response.output_tensors, name)
+    return pb
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """(pb, pipeline model, network model) from a repository of the default model, python network backend."""
+    from fakelocator.export.triton import TritonOptions, parse_config, write_repository
+    from fakelocator.runtime.locator import default_model_path
+    from fakelocator.runtime.triton_models import NetworkModel, PipelineModel
+
+    pb = fake_pb_utils()
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", pb)
+    write_repository(default_model_path(), tmp_path, TritonOptions(model_backend="python", max_batch_size=4, threads=1))
+
+    def args(name):
+        config = parse_config((tmp_path / name / "config.pbtxt").read_text())
+        # Triton hands initialize() the config as JSON in protobuf's field names
+        return {"model_config": json.dumps(MessageToDict(config, preserving_proto_field_name=True)),
+                "model_repository": str(tmp_path / name), "model_version": "1", "model_instance_kind": "CPU"}
+
+    network = NetworkModel()
+    network.initialize(args("fakelocator_model"))
+    pb.MODELS["fakelocator_model"] = network
+    pipeline = PipelineModel()
+    pipeline.initialize(args("fakelocator"))
+    yield pb, pipeline, network
+    pipeline.finalize()
+    network.finalize()
+
+
+def request(pb, blobs, requested=()):
+    data = np.empty((len(blobs), 1), np.object_)
+    for i, blob in enumerate(blobs):
+        data[i, 0] = blob
+    return pb.Request([pb.Tensor("image", data)], requested)
+
+
+def outputs(response) -> dict[str, np.ndarray]:
+    assert not response.has_error(), response.error().message()
+    return {t.name(): t.as_numpy() for t in response.output_tensors}
+
+
+def test_the_pipeline_is_the_locators_pipeline(served):
+    from fakelocator.runtime import Locator
+
+    pb, pipeline, _ = served
+    [response] = pipeline.execute([request(pb, [p.read_bytes() for p in SAMPLES])])
+    out = outputs(response)
+    with Locator.load(device="cpu") as locator:
+        want = locator.locate([str(p) for p in SAMPLES])
+    assert out["map"].dtype == np.uint8 and out["map"].shape == (len(SAMPLES), max(r.height for r in want), max(r.width for r in want))
+    for i, r in enumerate(want):
+        assert out["shape"][i].tolist() == [r.height, r.width]
+        assert abs(float(out["score"][i, 0]) - r.score) <= 1e-5
+        assert out["label"][i, 0] == r.label.encode() and out["error"][i, 0] == b""
+        served_map = out["map"][i, : r.height, : r.width]
+        assert np.abs(served_map.astype(np.int16) - np.round(r.map * 255).astype(np.int16)).max() <= 1
+        assert not out["map"][i, r.height:, :].any() and not out["map"][i, :, r.width:].any()  # padding is zero
+    # the network got batches no larger than its max_batch_size, as float32 (N, 3, 224, 224)
+    assert [shape for _, shape, _ in pb.SENT] == [(4, 3, 224, 224), (2, 3, 224, 224)]
+    assert {dtype for _, _, dtype in pb.SENT} == {np.dtype(np.float32)}
+
+
+def test_requests_of_one_execution_share_batches_and_get_their_own_results(served):
+    pb, pipeline, _ = served
+    good = SAMPLES[0].read_bytes()
+    small = cv2.imencode(".png", np.full((20, 30, 3), 128, np.uint8))[1].tobytes()
+    responses = pipeline.execute([request(pb, [good, b"not an image"]), request(pb, [small]),
+                                  request(pb, [good], requested=["score", "error"])])
+    assert [s for _, s, _ in pb.SENT] == [(3, 3, 224, 224)]  # the three decodable images of the three requests
+    first, second, third = (outputs(r) for r in responses)
+    assert first["map"].shape[0] == 2 and first["shape"].tolist()[1] == [0, 0]
+    assert np.isnan(first["score"][1, 0]) and first["label"][1, 0] == b""
+    assert b"not an image" in first["error"][1, 0] or b"format" in first["error"][1, 0]
+    assert second["map"].shape == (1, 20, 30) and second["shape"].tolist() == [[20, 30]]
+    assert set(third) == {"score", "error"}  # only what was asked for
+    assert third["score"][0, 0] == pytest.approx(first["score"][0, 0], abs=1e-6)
+
+
+def test_a_failing_network_fails_every_request_of_the_execution(served):
+    pb, pipeline, network = served
+
+    class Broken:
+        def execute(self, requests):
+            return [pb.InferenceResponse([], error=pb.TritonError("instance gone")) for _ in requests]
+
+    pb.MODELS["fakelocator_model"] = Broken()
+    responses = pipeline.execute([request(pb, [SAMPLES[0].read_bytes()]), request(pb, [SAMPLES[1].read_bytes()])])
+    assert all(r.has_error() and "instance gone" in r.error().message() for r in responses)
+
+
+def test_the_network_model_concatenates_the_batchers_requests(served):
+    pb, _, network = served
+    x = np.random.default_rng(0).standard_normal((3, 3, 224, 224)).astype(np.float32)
+    together = outputs(network.execute([pb.Request([pb.Tensor("image", x)])])[0])
+    apart = network.execute([pb.Request([pb.Tensor("image", x[:1])]), pb.Request([pb.Tensor("image", x[1:])], ["score"])])
+    one, two = outputs(apart[0]), outputs(apart[1])
+    assert set(one) == {"map", "score", "features"} and set(two) == {"score"}
+    np.testing.assert_allclose(np.concatenate([one["score"], two["score"]]), together["score"], atol=1e-5)
+    np.testing.assert_allclose(one["map"], together["map"][:1], atol=1e-5)
+
+
+def test_encode_maps_rounds_pads_and_leaves_failures_empty():
+    maps = [np.array([[0.0, 0.5], [1.0, 0.2]], np.float32), None, np.full((1, 3), 0.25, np.float32)]
+    u8 = encode_maps(maps, "uint8")
+    assert u8.shape == (3, 2, 3) and u8.dtype == np.uint8
+    assert u8[0].tolist() == [[0, 128, 0], [255, 51, 0]] and not u8[1].any() and u8[2, 0].tolist() == [64, 64, 64]
+    f16 = encode_maps(maps, "float16")
+    assert f16.dtype == np.float16 and f16[0, 0, 1] == np.float16(0.5)
+    assert encode_maps([None], "uint8").shape == (1, 0, 0)
+
+
+def test_the_bls_backend_sends_the_network_input_type_and_reports_errors(served):
+    from fakelocator.runtime.backends.triton_bls import TritonBLSBackend
+
+    pb, pipeline, _ = served
+    info = pipeline.locator.info
+    backend = TritonBLSBackend("fakelocator_model", info, max_batch=4, input_dtype="TYPE_FP16", pb_utils=pb)
+    out = backend.infer(np.zeros((2, 3, 224, 224), np.float32))
+    assert pb.SENT[-1] == ("fakelocator_model", (2, 3, 224, 224), np.dtype(np.float16))
+    assert out["map"].shape == (2, 1, 224, 224) and out["score"].dtype == np.float32
+    with pytest.raises(FakeLocatorError, match="input type TYPE_INT8"):
+        TritonBLSBackend("m", info, max_batch=4, input_dtype="TYPE_INT8", pb_utils=pb)
+    missing = TritonBLSBackend("nope", info, max_batch=4, pb_utils=pb)
+    pb.MODELS["nope"] = types.SimpleNamespace(execute=lambda rs: [pb.InferenceResponse([], pb.TritonError("unknown model"))])
+    with pytest.raises(FakeLocatorError, match="Triton model nope: inference of a batch of 1 failed: unknown model"):
+        missing.infer(np.zeros((1, 3, 224, 224), np.float32))
