@@ -5,6 +5,11 @@ A seeded batch of frames (default 64 × 1080p, BGR) goes through
 - preprocess: frames → (N, 3, 224, 224) network input (fp32 and, on the GPU, fp16);
 - upsample: (N, 1, 224, 224) maps → full-resolution float32 maps;
 - overlay: the same, fused with the colour-map overlay;
+- tiles (``native`` analysis): frames → their (T, 3, 224, 224) normalized tiles at the frames' own
+  scale (fp32 and, on the GPU, fp16; T = N × the tiles per frame, 60 for 1080p with the contract's
+  32-pixel overlap);
+- stitch (``native`` analysis): (T, 1, 224, 224) tile maps → full-resolution float32 maps, blended
+  with the contract's window;
 
 on each requested path, after checking that the paths agree (CUDA == CPU bit for bit, CPU vs the
 Python contract within 1e-5). Times are medians over ``--repeats`` runs after a warm-up; on the GPU
@@ -33,6 +38,7 @@ import numpy as np
 
 from fakelocator.contract import Preprocessing, to_full_resolution, to_network_input
 from fakelocator.errors import FakeLocatorError
+from fakelocator.tiling import tile_count
 
 
 def jet_lut() -> np.ndarray:
@@ -49,15 +55,29 @@ def make_inputs(batch: int, height: int, width: int, contract: Preprocessing, se
     return frames, maps
 
 
+def tiles_per_frame(frames: np.ndarray, contract: Preprocessing) -> int:
+    return tile_count(frames.shape[1], frames.shape[2], contract.height, contract.width, contract.tile_overlap)
+
+
+def make_tile_maps(frames: np.ndarray, contract: Preprocessing, seed: int) -> np.ndarray:
+    """(N × tiles per frame, 1, h, w) float32 tile maps in [0, 1], the frames' tiles in order."""
+    count = len(frames) * tiles_per_frame(frames, contract)
+    return np.random.default_rng(seed + 1).random((count, 1, contract.height, contract.width), dtype=np.float32)
+
+
 def stage_bytes(frames: np.ndarray, maps: np.ndarray, contract: Preprocessing) -> dict[str, int]:
     n, h, w, _ = frames.shape
     net = n * 3 * contract.height * contract.width
+    tiles = n * tiles_per_frame(frames, contract) * contract.height * contract.width  # pixels of all tiles
     full = n * h * w
     return {
         "preprocess_fp32": frames.nbytes + 4 * net,
         "preprocess_fp16": frames.nbytes + 2 * net,
         "upsample": maps.nbytes + 4 * full,
         "upsample+overlay": maps.nbytes + 4 * full + 2 * frames.nbytes,  # + image in, overlay out
+        "tiles_fp32": frames.nbytes + 4 * 3 * tiles,
+        "tiles_fp16": frames.nbytes + 2 * 3 * tiles,
+        "stitch": 4 * tiles + 4 * full,
         "copy_frames_h2d": frames.nbytes,
         "copy_maps_d2h": 4 * full,
     }
@@ -84,7 +104,7 @@ def check_cpu(lib, frames, maps, contract, lut, samples: int = 2) -> dict[str, f
     return {"preprocess_max_abs_vs_contract": pre, "upsample_max_abs_vs_contract": up}
 
 
-def bench_cpu(lib, frames, maps, contract, lut, threads: list[int], repeats: int) -> list[dict]:
+def bench_cpu(lib, frames, maps, contract, lut, threads: list[int], repeats: int, tile_maps: np.ndarray | None = None) -> list[dict]:
     import cv2
 
     rows = []
@@ -93,6 +113,10 @@ def bench_cpu(lib, frames, maps, contract, lut, threads: list[int], repeats: int
     net32 = np.empty((len(frames), 3, contract.height, contract.width), np.float32)
     full = [np.empty(s, np.float32) for s in sizes]
     over = [np.empty((*s, 3), np.uint8) for s in sizes]
+    per = tiles_per_frame(frames, contract)
+    tiles32 = np.empty((len(frames) * per, 3, contract.height, contract.width), np.float32)
+    tile_maps = make_tile_maps(frames, contract, 0) if tile_maps is None else tile_maps
+    per_image = [tile_maps[i * per : (i + 1) * per] for i in range(len(frames))]
     for t in threads:
         path = f"native cpu, {t} thread{'s' if t > 1 else ''}"
         rows.append({"stage": "preprocess_fp32", "path": path, "ms": median_ms(lambda: lib.preprocess(images, "BGR", contract, net32, threads=t), repeats)})
@@ -102,6 +126,14 @@ def bench_cpu(lib, frames, maps, contract, lut, threads: list[int], repeats: int
                 "stage": "upsample+overlay",
                 "path": path,
                 "ms": median_ms(lambda: lib.postprocess(maps, images=images, lut=lut, maps_out=full, overlays_out=over, threads=t), repeats),
+            }
+        )
+        rows.append({"stage": "tiles_fp32", "path": path, "ms": median_ms(lambda: lib.tiles(images, "BGR", contract, tiles32, threads=t), repeats)})
+        rows.append(
+            {
+                "stage": "stitch",
+                "path": path,
+                "ms": median_ms(lambda: lib.stitch_batch(per_image, sizes, contract.tile_overlap, full, window=contract.tile_window, threads=t), repeats),
             }
         )
 
@@ -118,7 +150,9 @@ def bench_cpu(lib, frames, maps, contract, lut, threads: list[int], repeats: int
     return rows
 
 
-def bench_cuda(lib, frames, maps, contract, lut, repeats: int, copy_bytes: int = 1 << 30) -> tuple[list[dict], dict]:
+def bench_cuda(
+    lib, frames, maps, contract, lut, repeats: int, copy_bytes: int = 1 << 30, tile_maps: np.ndarray | None = None
+) -> tuple[list[dict], dict]:
     from fakelocator.runtime import cuda
     from fakelocator.runtime.native import DeviceImage
 
@@ -146,6 +180,13 @@ def bench_cuda(lib, frames, maps, contract, lut, repeats: int, copy_bytes: int =
     overlays_out = [d_over.ptr + i * frame_bytes for i in range(n)]
     cudart = cuda.runtime()
     d_copy_src, d_copy_dst = cuda.DeviceBuffer(copy_bytes), cuda.DeviceBuffer(copy_bytes)
+    # native analysis: every frame's tiles, and a tile map per tile
+    per = tiles_per_frame(frames, contract)
+    tile_shape = (n * per, 3, contract.height, contract.width)
+    tile_maps = make_tile_maps(frames, contract, 0) if tile_maps is None else tile_maps
+    d_tiles32, d_tiles16 = cuda.DeviceBuffer(4 * int(np.prod(tile_shape))), cuda.DeviceBuffer(2 * int(np.prod(tile_shape)))
+    d_tile_maps = cuda.DeviceBuffer(tile_maps.nbytes)
+    d_tile_maps.copy_from_host(tile_maps, stream)
 
     stages = {
         "copy_frames_h2d": lambda: cuda.check(
@@ -156,6 +197,11 @@ def bench_cuda(lib, frames, maps, contract, lut, repeats: int, copy_bytes: int =
         "upsample": lambda: lib.upsample_device(d_maps.ptr, (contract.height, contract.width), sizes, maps_out, stream=stream),
         "upsample+overlay": lambda: lib.postprocess_device(
             d_maps.ptr, (contract.height, contract.width), sizes, maps_out=maps_out, images=images, overlays_out=overlays_out, lut=lut, stream=stream
+        ),
+        "tiles_fp32": lambda: lib.tiles_device(images, "BGR", contract, d_tiles32.ptr, dtype=np.float32, stream=stream),
+        "tiles_fp16": lambda: lib.tiles_device(images, "BGR", contract, d_tiles16.ptr, dtype=np.float16, stream=stream),
+        "stitch": lambda: lib.stitch_device(
+            d_tile_maps.ptr, contract.size, sizes, contract.tile_overlap, maps_out, window=contract.tile_window, stream=stream
         ),
         "copy_maps_d2h": lambda: cuda.check(
             cudart.cudaMemcpyAsync(pinned_full.ptr, d_full.ptr, 4 * n * h * w, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle), "cudaMemcpyAsync"
@@ -187,7 +233,15 @@ def bench_cuda(lib, frames, maps, contract, lut, repeats: int, copy_bytes: int =
     net16 = d_net16.copy_to_host(np.empty(net_shape, np.float16), stream)
     full = d_full.copy_to_host(np.empty((n, h, w), np.float32), stream)
     over = d_over.copy_to_host(np.empty(frames.shape, np.uint8), stream)
+    lib.tiles_device(images, "BGR", contract, d_tiles32.ptr, stream=stream)
+    lib.tiles_device(images, "BGR", contract, d_tiles16.ptr, dtype=np.float16, stream=stream)
+    lib.stitch_device(d_tile_maps.ptr, contract.size, sizes, contract.tile_overlap, maps_out, window=contract.tile_window, stream=stream)
+    tiles32 = d_tiles32.copy_to_host(np.empty((k * per, *tile_shape[1:]), np.float32), stream)  # the first k frames' tiles
+    tiles16 = d_tiles16.copy_to_host(np.empty((k * per, *tile_shape[1:]), np.float16), stream)
+    stitched = d_full.copy_to_host(np.empty((k, h, w), np.float32), stream)
     stream.synchronize()
+    cpu_stitched = lib.stitch_batch([tile_maps[i * per : (i + 1) * per] for i in range(k)], sizes[:k], contract.tile_overlap,
+                                    window=contract.tile_window)
     cpu_full, cpu_over = lib.postprocess(maps[:k], images=list(frames[:k]), lut=lut)
     checks = {
         "cuda_equals_cpu_preprocess_fp32": bool(np.array_equal(net32[:k], lib.preprocess(list(frames[:k]), "BGR", contract))),
@@ -196,9 +250,16 @@ def bench_cuda(lib, frames, maps, contract, lut, repeats: int, copy_bytes: int =
         ),
         "cuda_equals_cpu_upsample": all(np.array_equal(full[i], cpu_full[i]) for i in range(k)),
         "cuda_equals_cpu_overlay": all(np.array_equal(over[i], cpu_over[i]) for i in range(k)),
+        "cuda_equals_cpu_tiles_fp32": bool(np.array_equal(tiles32, lib.tiles(list(frames[:k]), "BGR", contract))),
+        "cuda_equals_cpu_tiles_fp16": bool(
+            np.array_equal(tiles16, lib.tiles(list(frames[:k]), "BGR", contract, np.empty(tiles16.shape, np.float16)))
+        ),
+        "cuda_equals_cpu_stitch": all(np.array_equal(stitched[i], cpu_stitched[i]) for i in range(k)),
+        "tiles_per_frame": per,
         "device": cuda.device_properties(0),
     }
-    for resource in (d_copy_src, d_copy_dst, d_frames, d_net32, d_net16, d_maps, d_full, d_over, pinned_full, pinned, start, end, stream):
+    for resource in (d_copy_src, d_copy_dst, d_tiles32, d_tiles16, d_tile_maps, d_frames, d_net32, d_net16, d_maps, d_full, d_over,
+                     pinned_full, pinned, start, end, stream):
         resource.close()
     return rows, checks
 

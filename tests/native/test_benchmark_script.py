@@ -27,6 +27,7 @@ def test_the_kernel_benchmark_runs_and_writes_its_results(native_path, monkeypat
     assert results["checks"]["preprocess_max_abs_vs_contract"] <= 1e-5
     stages = {(r["stage"], r["path"].split(",")[0]) for r in results["rows"]}
     assert ("preprocess_fp32", "native cpu") in stages and ("upsample+overlay", "native cpu") in stages
+    assert ("tiles_fp32", "native cpu") in stages and ("stitch", "native cpu") in stages
     assert all(r["ms"] > 0 and r["gb_per_s"] > 0 for r in results["rows"])
     assert "preprocess_fp32" in capsys.readouterr().out
 
@@ -98,11 +99,15 @@ def test_the_gpu_benchmark_runs_on_the_kernel_emulator(cpu_only_build, monkeypat
     monkeypatch.setattr(cuda, "Stream", _HostStream)
     monkeypatch.setattr(cuda, "Event", _HostEvent)
     monkeypatch.setattr(cuda, "device_properties", lambda index=0: {"name": "emulated"})
-    contract = Preprocessing(height=32, width=24)
+    contract = Preprocessing(height=32, width=24, tile_overlap=4)
     frames, maps = kernels.make_inputs(3, 40, 60, contract, seed=0)
+    assert kernels.tiles_per_frame(frames, contract) == 2 * 3  # 2 rows × 3 columns of tiles
     rows, checks = kernels.bench_cuda(native.NativeLibrary(emulated), frames, maps, contract, kernels.jet_lut(), repeats=1, copy_bytes=1 << 16)
     assert all(v for k, v in checks.items() if k.startswith("cuda_equals")), checks
     kernels.add_throughput(rows, kernels.stage_bytes(frames, maps, contract), batch=3)
     assert [r["stage"] for r in rows] == [
-        "copy_frames_h2d", "preprocess_fp32", "preprocess_fp16", "upsample", "upsample+overlay", "copy_maps_d2h", "device_copy"
+        "copy_frames_h2d", "preprocess_fp32", "preprocess_fp16", "upsample", "upsample+overlay", "tiles_fp32", "tiles_fp16", "stitch",
+        "copy_maps_d2h", "device_copy"
     ]
+    assert checks["tiles_per_frame"] == 6 and {"cuda_equals_cpu_tiles_fp16", "cuda_equals_cpu_stitch"} <= set(checks)
+    assert all(r["gb_per_s"] > 0 for r in rows)

@@ -213,20 +213,23 @@ def test_the_summary_reads_the_targets_figures_from_the_steps_results(gc, tmp_pa
         {"stage": "preprocess_fp16", "path": "native cuda", "ms": 6.4, "ms_per_frame": 0.1, "gb_per_s": 1000.0},
         {"stage": "upsample", "path": "native cuda", "ms": 6.4, "ms_per_frame": 0.3, "gb_per_s": 2000.0},
         {"stage": "upsample", "path": "native cpu, 1 thread", "ms": 640.0, "ms_per_frame": 10.0, "gb_per_s": 20.0},
+        {"stage": "tiles_fp16", "path": "native cuda", "ms": 32.0, "ms_per_frame": 0.5, "gb_per_s": 3000.0},
+        {"stage": "stitch", "path": "native cuda", "ms": 32.0, "ms_per_frame": 0.5, "gb_per_s": 3000.0},
         {"stage": "device_copy", "path": "native cuda", "ms": 0.5, "ms_per_frame": None, "gb_per_s": 4000.0}],
         "checks": {"cuda_equals_cpu_upsample": True, "device": {"name": "NVIDIA H200"}}})
     assert kernels["stages"]["upsample"] == {"ms_per_frame": 0.3, "gb_per_s": 2000.0, "fraction_of_device_copy": 0.5}
     results = {"bench-r101": {"name": "bench-r101", "status": "passed", "metrics": r101},
-               "kernels": {"name": "kernels", "status": "passed", "metrics": {"fit": kernels}}}
+               "kernels": {"name": "kernels", "status": "passed", "metrics": kernels}}
     h = gc.headline(results)
     assert h["r101_b64_224"]["vs_baseline"] == 40.0 and h["r101_b64_224"]["fraction_of_peak"] == 0.404
     # (0.1 + 0.3) ms of kernels per frame against 2 ms per 1080p frame end to end (500 images/s)
     assert h["kernels_1080p"]["share_of_r101_end_to_end"] == pytest.approx(0.2)
+    assert h["kernels_1080p_native"]["ms_per_frame"] == 1.0 and "share_of_r101_end_to_end" not in h["kernels_1080p_native"]
     steps = [gc.Step(n, "g", n, 0, 1, None) for n in ("bench-r101", "kernels", "train")]
     gc.write_summary(ctx, steps, results, final=True)
     md = (ctx.out / "summary.md").read_text()
     assert "40.00× the naive eager fp32 loop" in md and "40.4 % of 989.4 TFLOP/s dense FP16 (H200 SXM" in md
-    assert "20.0 % of the ResNet-101 end-to-end time" in md and "| train | pending |" in md
+    assert "preprocess_fp16 + upsample 0.400 ms/frame" in md and "20.0 % of the ResNet-101 end-to-end time" in md and "| train | pending |" in md
     assert "target GPU inference, fraction of FP16 peak >= 40%: 0.404 — met" in md
 
 
