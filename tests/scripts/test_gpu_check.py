@@ -156,7 +156,7 @@ def test_a_step_past_its_limit_is_killed_with_its_children_and_keeps_what_it_wro
     with tarfile.open(tmp_path / "export" / "gpu-check.tar.gz") as tar:
         names = tar.getnames()
         assert "gpu-check/slow/log.txt" in names and "gpu-check/big.bin" not in names
-        assert b"big.bin" in tar.extractfile("gpu-check/LEFT_OUT.txt").read()
+        assert b"big.bin (8.0 MiB)" in tar.extractfile("gpu-check/LEFT_OUT.txt").read()
     assert json.loads((tmp_path / "export" / "summary.json").read_text())["final"] is True
 
 
@@ -180,6 +180,21 @@ def test_a_step_waits_a_bounded_time_for_a_background_step_it_needs(gc, tmp_path
     assert results["bg"]["status"] == "timed_out" and results["needs-bg"]["status"] == "passed"
     assert any("ran beside the background step bg" in n for n in results["other"]["notes"])
     assert "building" in (ctx.out / "bg" / "log.txt").read_text() and not ctx.background
+
+
+def test_the_archive_stays_under_what_the_device_tool_brings_back(gc, tmp_path):
+    ctx = context(gc, tmp_path)
+    rng = __import__("numpy").random.default_rng(0)
+    for name in ("a", "b", "c"):  # incompressible: 18 MiB together, each under the 8 MiB cut
+        (ctx.out / f"{name}.bin").write_bytes(rng.bytes(6 << 20))
+    (ctx.out / "log.txt").write_text("kept")
+    (ctx.out / "summary.md").write_text("s")
+    (ctx.out / "summary.json").write_text("{}")
+    gc.export(ctx, tmp_path / "x")
+    assert (tmp_path / "x" / "gpu-check.tar.gz").stat().st_size <= gc.ARCHIVE_MAX_TOTAL
+    with tarfile.open(tmp_path / "x" / "gpu-check.tar.gz") as tar:
+        assert "gpu-check/log.txt" in tar.getnames() and "gpu-check/a.bin" not in tar.getnames()
+        assert b"over 1 MiB" in tar.extractfile("gpu-check/LEFT_OUT.txt").read()
 
 
 # ------------------------------------------------------------------------------ figures
