@@ -53,8 +53,12 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def probe(data: bytes, source: str) -> Header:
-    """Format and size from the header; raises InputError for unknown, corrupt or truncated files."""
+def probe(data: bytes, source: str, *, complete: bool = True) -> Header:
+    """Format and size from the header; raises InputError for unknown, corrupt or truncated files.
+
+    ``complete=False`` reads the size only and leaves a file cut off after its header to the
+    decoder (checking a dataset's pairs, whose pixels are decoded later).
+    """
     if not data:
         raise InputError(source, "empty file")
     fmt = sniff(data)
@@ -63,14 +67,14 @@ def probe(data: bytes, source: str) -> Header:
             source, "not an image in a supported format (" + ", ".join(f.upper() for f in FORMATS) + ")"
         )
     try:
-        width, height, complete = _PARSERS[fmt](data)
+        width, height, whole = _PARSERS[fmt](data)
     except (struct.error, IndexError):  # ran past the end of the data
         raise InputError(source, f"truncated {fmt.upper()} file (header cut off)") from None
     except (ValueError, KeyError):
         raise InputError(source, f"corrupt {fmt.upper()} header") from None
     if width <= 0 or height <= 0:
         raise InputError(source, f"corrupt {fmt.upper()} header (size {width}x{height})")
-    if not complete:
+    if complete and not whole:
         raise InputError(source, f"truncated {fmt.upper()} file ({_MISSING[fmt]})")
     return Header(fmt, width, height)
 
