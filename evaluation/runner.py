@@ -57,7 +57,8 @@ from fakelocator.evaluation.metrics import (
 )
 from fakelocator.evaluation.robustness import CLEAN, DEFAULT_LEVELS, Variant, apply_variant, check_level, sweep_summary, variants_for
 from fakelocator.training.groundtruth import entire_synthesis_map, partial_manipulation_map
-from fakelocator.training.samples import Sample, read_image
+from fakelocator.runtime.decode import decode_image, read_file
+from fakelocator.training.samples import Sample
 
 #: The columns of the paper's Tables IV and V, in their order.
 TABLE_KEYS = ("acc", "real_acc", "fake_acc", "auc", "eer", "coss", "psnr", "ssim", "dice", "iou", "pbca", "iinc")
@@ -174,6 +175,12 @@ class Evaluation:
 
 
 # ------------------------------------------------------------------------------------ shared images
+
+
+def read_image(path: Path) -> np.ndarray:
+    """uint8 (H, W, 3) RGB, decoded as ``trt-locate`` decodes it (``runtime/decode.py``: EXIF
+    orientation applied, the same refusals), so the evaluation measures what users run."""
+    return np.ascontiguousarray(decode_image(read_file(path), str(path))[:, :, ::-1])  # BGR -> RGB
 
 
 class SharedImages:

@@ -52,7 +52,8 @@ def parser_errors(parser) -> list[ParserError]:
     errors = []
     for i in range(parser.num_errors):
         e = parser.get_error(i)
-        errors.append(ParserError(str(e.code()), e.desc(), int(e.node()), e.node_name(), e.node_operator(), e.func()))
+        code = e.code()  # an ErrorCode enum (its name, e.g. UNSUPPORTED_NODE, is what the message shows)
+        errors.append(ParserError(getattr(code, "name", str(code)), e.desc(), int(e.node()), e.node_name(), e.node_operator(), e.func()))
     return errors
 
 

@@ -452,12 +452,6 @@ class NativeLibrary:
 
     # ---------------------------------------------------------------- CUDA, device pointers
 
-    def cuda_device_count(self) -> int:
-        """GPUs the library's CUDA runtime sees; raises FakeLocatorError when there is no driver."""
-        count = ctypes.c_int32(0)
-        self._call("cuda_device_count", self._lib.fl_cuda_device_count(ctypes.byref(count)))
-        return count.value
-
     def preprocess_device(
         self,
         images: Sequence[DeviceImage],
@@ -657,12 +651,6 @@ def require() -> NativeLibrary:
     if lib is None:
         raise FakeLocatorError(f"the native pre/post-processing library is unavailable: {_unavailable}")
     return lib
-
-
-def _reset_for_tests() -> None:
-    global _loaded, _unavailable
-    with _load_lock:
-        _loaded, _unavailable = None, None
 
 
 def _find() -> tuple[NativeLibrary | None, str | None, bool]:

@@ -24,6 +24,15 @@ from pathlib import Path
 from fakelocator.errors import FakeLocatorError
 
 
+def gpu_index(text: str) -> int:
+    """``--device`` of ``export engine`` and ``export check``: ``0``, ``cuda`` or ``cuda:0`` → GPU index 0."""
+    value = text.strip().lower()
+    value = "0" if value == "cuda" else value.removeprefix("cuda:")
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a GPU: give an index (0) or cuda:N")
+    return int(value)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="export_command", metavar="WHAT", required=True)
 
@@ -66,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="build for other GPUs too (slower engine)")
     p.add_argument("--version-compatible", action="store_true", help="runs on later TensorRT versions too (slower engine)")
     p.add_argument("--exclude-lean-runtime", action="store_true", help="with --version-compatible: leave the lean runtime out")
-    p.add_argument("--device", type=int, default=0, help="GPU index (default 0)")
+    p.add_argument("--device", type=gpu_index, default=0, help="GPU: an index or cuda:N (default 0)")
     p.add_argument("--verbose", action="store_true", help="show TensorRT's info messages")
     p.add_argument("--no-check", dest="check", action="store_false", help="skip the TensorRT vs ONNX Runtime parity check")
     p.set_defaults(_export=run_engine)
@@ -125,7 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random cases (default 0)")
     p.add_argument("--max-abs", type=float, help="override the max |Δmap| and |Δscore| bound")
     p.add_argument("--min-cosine", type=float, help="override the map COSS bound")
-    p.add_argument("--device", default="cuda:0", help="GPU for engines (default cuda:0)")
+    p.add_argument("--device", type=gpu_index, default=0, help="GPU for engines: an index or cuda:N (default 0)")
     p.set_defaults(_export=run_check)
 
 
@@ -299,7 +308,7 @@ def run_check(args) -> int:
     model = Path(args.model)
     print(describe(model))
     against = Path(args.against) if args.against else None
-    return _parity(model, against, device=args.device, batch=args.batch, seed=args.seed,
+    return _parity(model, against, device=f"cuda:{args.device}", batch=args.batch, seed=args.seed,
                    max_abs=args.max_abs, min_cosine=args.min_cosine)
 
 

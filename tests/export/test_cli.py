@@ -59,13 +59,24 @@ def test_bad_engine_options_are_reported_before_tensorrt_is_needed(capsys, fp32_
 
 
 def test_engine_through_the_cli_with_fake_tensorrt(capsys, fake_trt, fp32_export, tmp_path):
-    """API-contract test: the CLI wiring, with the fake TensorRT of fake_gpu.py; the parity step runs the fake engine."""
+    """API-contract test: the CLI wiring, with the fake TensorRT of tests/helpers/fake_tensorrt.py; the parity step runs the fake engine."""
     engine = tmp_path / "m.engine"
-    code, out, _ = run(capsys, "engine", str(fp32_export.path), "-o", str(engine), "--batch", "1,2,4", "--no-check")
+    code, out, _ = run(capsys, "engine", str(fp32_export.path), "-o", str(engine), "--batch", "1,2,4", "--no-check",
+                       "--device", "cuda:0")
     assert code == 0 and engine.is_file() and (tmp_path / "m.engine.json").is_file()
     assert "fp32, image: min 1x3x64x64, opt 2x3x64x64, max 4x3x64x64" in out
-    code, out, _ = run(capsys, "check", str(engine))
+    code, out, _ = run(capsys, "check", str(engine), "--device", "0")
     assert code == 0 and "built with TensorRT 10.16.1.11 on NVIDIA Fake GPU (sm_89)" in out and "tensors:" in out
+
+
+def test_device_takes_an_index_or_cuda_n_in_engine_and_check():
+    from fakelocator.commands.export import gpu_index
+
+    assert gpu_index("0") == gpu_index("cuda:0") == gpu_index("cuda") == 0 and gpu_index("CUDA:3") == 3
+    for what in ("engine", "check"):
+        with pytest.raises(SystemExit) as e:
+            main(["export", what, "model.onnx", "--device", "gpu1"])
+        assert e.value.code == 2
 
 
 def test_check_prints_structure_metadata_and_parity_against_the_checkpoint(capsys, fp32_export, tiny_checkpoint):

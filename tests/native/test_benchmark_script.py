@@ -10,19 +10,18 @@ import numpy as np
 import pytest
 
 from fakelocator.benchmarks import kernels
+from helpers.native_build import forget_loaded_library
 
 
 def test_the_kernel_benchmark_runs_and_writes_its_results(native_path, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("FAKELOCATOR_NATIVE_LIB", str(native_path))
-    from fakelocator.runtime import native
-
-    native._reset_for_tests()
+    forget_loaded_library()
     out = tmp_path / "kernels.json"
     try:
         code = kernels.main(["--device", "cpu", "--batch", "2", "--height", "60", "--width", "90", "--threads", "1,2", "--repeats", "1",
                             "--native-sizes", "40x50,300x250", "--output", str(out)])
     finally:
-        native._reset_for_tests()
+        forget_loaded_library()
     assert code == 0
     results = json.loads(out.read_text())
     assert results["checks"]["preprocess_max_abs_vs_contract"] <= 1e-5

@@ -9,6 +9,7 @@ import pytest
 from fakelocator.contract import Preprocessing
 from fakelocator.runtime import cuda
 from fakelocator.runtime.native import DeviceImage
+from helpers.native_build import cuda_device_count
 
 pytestmark = pytest.mark.needs_cuda
 
@@ -100,7 +101,7 @@ def test_upsample_only_on_the_default_stream(gpu_lib, rng):
 
 
 def test_the_library_sees_the_gpu(gpu_lib):
-    assert gpu_lib.cuda_device_count() == cuda.device_count() >= 1
+    assert cuda_device_count(gpu_lib) == cuda.device_count() >= 1
 
 
 # --- native analysis: tiles and stitching -------------------------------------------------------

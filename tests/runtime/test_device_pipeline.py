@@ -1,9 +1,10 @@
-"""ORCHESTRATION TESTS OF THE GPU PIPELINE WITH A FAKE DEVICE (tests/runtime/fake_device.py). No GPU, no CUDA.
+"""ORCHESTRATION TESTS OF THE GPU PIPELINE WITH A FAKE DEVICE (tests/helpers/fake_cuda.py). No GPU, no CUDA.
 
 Host memory stands in for device memory, the native library's CPU kernels (one test: the CUDA
 kernels compiled for the CPU by native/src/emulate.cpp) stand in for the device kernels, and the
 fake streams run their queued work only when the host synchronizes, honouring cross-stream waits.
-Backends: a TensorRTBackend around a fake engine context (``tiny_net`` on the fake stream), and
+Backends: a TensorRTBackend loading an engine of the fake TensorRT (tests/helpers/fake_tensorrt.py:
+``tiny_net`` on the fake stream), and
 the real ONNX Runtime (CPU) with I/O binding to the fake device's host addresses.
 
 What they check: the GPU path gives the host path's maps, scores and features (bit for bit,
@@ -17,7 +18,6 @@ real GPU is tests/runtime/test_device_pipeline_gpu.py's (needs_cuda).
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import json
 import logging
 import os
@@ -33,22 +33,10 @@ from fakelocator.errors import FakeLocatorError
 from fakelocator.runtime import Locator, device_pipeline
 from fakelocator.runtime.backends import onnxruntime as ort_backend
 from fakelocator.runtime.backends.base import Backend, DeviceIOUnavailable, ModelInfo
+from fakelocator.runtime.backends.tensorrt import TensorRTBackend
+from helpers import fake_cuda, fake_tensorrt, native_build
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-
-
-def _load(name: str, path: Path):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fake = _load("fakelocator_tests_fake_device", HERE / "fake_device.py")
-native_build = _load("fakelocator_tests_native_conftest", REPO / "tests" / "native" / "conftest.py")
+REPO = Path(__file__).resolve().parents[2]
 
 CONTRACT = Preprocessing(height=24, width=20)
 SIZES = [(30, 40), (7, 90), (64, 64), (1, 1), (100, 33), (50, 51), (3, 200)]
@@ -66,12 +54,28 @@ def native_path() -> Path:
 
 @pytest.fixture
 def device(monkeypatch, native_path):
-    """A fresh fake device installed as fakelocator.runtime.cuda, with the native library on it."""
-    dev = fake.FakeDevice()
-    monkeypatch.setitem(sys.modules, "fakelocator.runtime.cuda", dev.module)
-    dev.lib = fake.device_library(native_path, dev)
+    """A fresh fake device installed as fakelocator.runtime.cuda, with the native library and the fake TensorRT on it."""
+    dev = fake_cuda.install(monkeypatch)
+    dev.lib = fake_cuda.device_library(native_path, dev)
+    dev.trt, dev.trt_state = fake_tensorrt.install(monkeypatch, device=dev)
     monkeypatch.setattr(device_pipeline, "_native_library", lambda: dev.lib)
     return dev
+
+
+@pytest.fixture
+def tensorrt_backend(device, tmp_path):
+    """``tensorrt_backend(batch=(min, max), input_dtype=...)``: a TensorRTBackend on a fake engine running ``tiny_net``."""
+    made = []
+
+    def make(batch=(1, 4), input_dtype=np.float32):
+        path = fake_tensorrt.write_engine(tmp_path / f"tiny-{len(made)}.engine", device.trt, device, CONTRACT,
+                                          batch=batch, input_dtype=input_dtype)
+        made.append(TensorRTBackend(path))
+        return made[-1]
+
+    yield make
+    for backend in made:
+        backend.close()
 
 
 def images(rng, sizes=SIZES):
@@ -93,10 +97,8 @@ def assert_same_results(got, want, *, outputs=False):
 
 
 @pytest.fixture
-def engine(device):
-    backend = fake.tensorrt_backend(device, CONTRACT, batch=(1, 4))
-    yield backend
-    backend.close()
+def engine(tensorrt_backend):
+    return tensorrt_backend(batch=(1, 4))
 
 
 def locators(backend, **options):
@@ -145,8 +147,8 @@ def test_a_static_batch_model_gets_its_last_batch_padded(device, tmp_path, build
     assert_same_results(on_device.locate(frames), on_host.locate(frames))
 
 
-def test_fp16_engine_input_is_written_as_float16(device, rng):
-    backend = fake.tensorrt_backend(device, CONTRACT, batch=(1, 4), input_dtype=np.float16)
+def test_fp16_engine_input_is_written_as_float16(device, tensorrt_backend, rng):
+    backend = tensorrt_backend(batch=(1, 4), input_dtype=np.float16)
     on_device, on_host = locators(backend, batch_size=4)
     frames = images(rng, SIZES[:3])
     got = on_device.locate(frames)
@@ -159,8 +161,8 @@ def test_fp16_engine_input_is_written_as_float16(device, rng):
     backend.close()
 
 
-def test_a_static_batch_engine_runs_padded_batches(device, engine, rng):
-    static = fake.tensorrt_backend(device, CONTRACT, batch=(4, 4))
+def test_a_static_batch_engine_runs_padded_batches(device, engine, tensorrt_backend, rng):
+    static = tensorrt_backend(batch=(4, 4))
     frames = images(rng, SIZES[:6])  # 4, then 2 padded to 4
     got = Locator(static, pipeline="device", batch_size=4).locate(frames)
     assert [shape[0] for shape, _ in static.context.executions] == [4, 4]
@@ -250,10 +252,10 @@ def test_two_batches_are_in_flight(device, engine, rng, monkeypatch):
 
 def test_a_failed_batch_raises_and_the_next_call_starts_clean(device, engine, rng):
     on_device, on_host = locators(engine, batch_size=2)
-    engine.context.fail = True
+    device.trt_state.execute_ok = False
     with pytest.raises(FakeLocatorError, match="TensorRT inference failed for a device batch"):
         on_device.locate(images(rng))
-    engine.context.fail = False
+    device.trt_state.execute_ok = True
     assert all(p.in_flight == 0 for p in on_device._device_path.pipelines)
     frames = images(rng)
     assert_same_results(on_device.locate(frames), on_host.locate(frames))
@@ -329,8 +331,8 @@ def test_fallback_for_a_backend_without_device_io(device, caplog):
     assert "the torch backend takes host arrays only" in fallback(HostOnly(), caplog)
 
 
-def test_fallback_for_an_engine_with_fp16_outputs(device, caplog):
-    backend = fake.tensorrt_backend(device, CONTRACT, batch=(1, 4))
+def test_fallback_for_an_engine_with_fp16_outputs(device, tensorrt_backend, caplog):
+    backend = tensorrt_backend(batch=(1, 4))
     backend.dtypes["map"] = np.dtype(np.float16)
     assert "output 'map' is float16" in fallback(backend, caplog)
 
@@ -368,7 +370,7 @@ def test_device_path_with_the_emulated_cuda_kernels(device, engine, rng, tmp_pat
         build = tmp_path_factory.mktemp("emulated")
         native_build.build_library(build, "-DFAKELOCATOR_CUDA=OFF", "-DFAKELOCATOR_EMULATED_CUDA=ON")
         emulated = build / "libfakelocator_native_emulated.so"
-    lib = fake.device_library(emulated, device, emulated=True)
+    lib = fake_cuda.device_library(emulated, device, emulated=True)
     monkeypatch.setattr(device_pipeline, "_native_library", lambda: lib)
     on_device, on_host = locators(engine, batch_size=4)
     frames = images(rng, SIZES[:5])
@@ -387,7 +389,7 @@ def test_the_device_pipeline_benchmark_runs_on_the_fake_device(device, tmp_path,
     code = bench.main(["--batch", "3", "--frames", "5", "--height", "40", "--width", "30", "--rounds", "1", "--output", str(out)])
     assert code == 0, capsys.readouterr()
     record = json.loads(out.read_text())
-    assert record["check"]["identical"] is True and record["device"] == "fake device"
+    assert record["check"]["identical"] is True and record["device"] == "NVIDIA Fake GPU"
     assert set(record["device_path"]["stage_ms_per_batch"]) >= {"pack", "h2d", "preprocess", "infer", "postprocess", "d2h"}
     assert "d2d" in {c.kind for c in device.copies}  # the stand-in network's "inference"
 
