@@ -1,11 +1,13 @@
 """``fakelocator bench``: latency and throughput per backend, precision, batch size, input and stage.
 
-For every available backend × precision × batch size × input kind it measures
+For every available backend × precision × batch size × input kind × analysis (``fit``, ``native``;
+default: what the model was made for) it measures
 
 - end to end, through the runtime's own ``Locator`` (``end_to_end.py``): latency p50/p90/p99 of a
   ``locate(batch)`` call and the throughput of a ``locate_iter`` stream;
 - each stage alone, with the runtime's own stage code (``stages.py``): decode, preprocess,
-  host→device, inference, device→host, upsample, write;
+  host→device, inference, device→host, upsample, write (in ``native``: decode, tile, inference,
+  stitch, write; the batch size counts tiles per inference call);
 - the limits: achieved FLOP/s in the inference stage against the device's peak (FLOPs counted from
   the ONNX graph, ``flops.py``; peaks and measured ceilings, ``ceilings.py``), and the bytes moved
   by pre/post-processing against the measured copy bandwidth;
@@ -28,8 +30,11 @@ from typing import Any, Callable
 from fakelocator.benchmarks import ceilings, environment, models, targets
 from fakelocator.benchmarks.end_to_end import measure_end_to_end
 from fakelocator.benchmarks.inputs import KINDS, make_pool
-from fakelocator.benchmarks.stages import PRE_POST, STAGES, StageRunner, stage_bytes, summarize_stages
+from fakelocator.benchmarks.stages import StageRunner, stage_bytes, stages_for, summarize_stages
+from fakelocator.contract import ANALYSES
 from fakelocator.errors import FakeLocatorError
+from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES
+from fakelocator.tiling import TileGrid
 
 DEFAULT_BATCHES = (1, 8, 32, 64, 128)
 PRECISIONS = ("fp32", "fp16")
@@ -62,6 +67,10 @@ class BenchConfig:
     ort_spinning: bool = False  # onnxruntime's spin-waiting intra-op threads (the runtime's default: off)
     workers: int | None = None  # the locator's decoding/upsampling threads; None = its default
     preprocessor: str = "auto"
+    analyses: tuple[str, ...] = ()  # () = what the model was made for; ("fit", "native") sweeps both
+    tile_overlap: int | None = None  # native: None = the model's
+    tile_pooling: str | None = None
+    max_tiles: int | None = DEFAULT_MAX_TILES
     pool_size: int = 16
     seed: int = 0
     argv: tuple[str, ...] | None = None  # the command line, recorded in bench.json
@@ -86,6 +95,9 @@ class BenchConfig:
             problems.append(f"the memory run needs at least 10 images (0 to skip it), got {self.memory_run}")
         if self.baseline_images < 1:
             problems.append(f"baseline images must be >= 1, got {self.baseline_images}")
+        bad = [a for a in self.analyses if a not in ANALYSES]
+        if bad:
+            problems.append(f"analyses must be among {', '.join(ANALYSES)}, got {bad}")
         if problems:
             raise FakeLocatorError("; ".join(problems))
 
@@ -239,7 +251,7 @@ def limits(row: dict, flops_per_image: int | None, ceiling: dict, contract, pool
                 out["fraction_of_measured_matmul"] = achieved / 1e12 / measured
     per_image = stage_bytes(*pool_shape, contract)
     bandwidth = ceiling["host_copy"]["gb_per_s"]  # pre/post run on the host in this runtime
-    for stage in PRE_POST:
+    for stage in stages_for(contract.analysis)[1]:
         s = stages.get(stage, {})
         if s.get("p50_ms"):
             gbps = per_image[stage] * batch / (s["p50_ms"] / 1000) / 1e9
@@ -251,14 +263,15 @@ def limits(row: dict, flops_per_image: int | None, ceiling: dict, contract, pool
 
 def _stage_fields(row: dict) -> None:
     """Per-image p50 of each stage, their serial sum, and the pre/post share of it."""
+    stages, pre_post = stages_for(row.get("analysis", "fit"))
     per_image = {}
-    for stage in (*STAGES, "infer_call"):
+    for stage in (*stages, "infer_call"):
         s = row["stages"].get(stage)
         per_image[stage] = s["p50_ms"] / row["batch"] if s and "p50_ms" in s else None
     row["stage_ms_per_image"] = per_image
-    serial = sum(per_image[s] or 0.0 for s in STAGES if s != "write")
-    row["serial_ms_per_image"] = serial  # decode → upsample, one after the other, without write
-    prepost = sum(per_image[s] or 0.0 for s in PRE_POST)
+    serial = sum(per_image[s] or 0.0 for s in stages if s != "write")
+    row["serial_ms_per_image"] = serial  # decode → upsample (stitch), one after the other, without write
+    prepost = sum(per_image[s] or 0.0 for s in pre_post)
     row["pre_post_fraction"] = prepost / serial if serial else None
     e2e = row["end_to_end"]["images_per_s"]
     row["pre_post_fraction_of_end_to_end"] = prepost / (1000 / e2e) if e2e else None
@@ -394,22 +407,37 @@ def _run_batch_size(config, variant, backend, batch, pools, preprocessor, result
         results["skipped"].append({"backend": variant.backend, "precision": variant.precision, "batch": batch,
                                    "reason": f"over the backend's largest batch {backend.max_batch}"})
         return
-    locator = Locator(backend, batch_size=batch, preprocessor=preprocessor, workers=config.workers)
-    contract = backend.info.preprocessing
+    for analysis in config.analyses or (None,):
+        locator = Locator(backend, batch_size=batch, preprocessor=preprocessor, workers=config.workers,
+                          **analysis_options(config, analysis))
+        _run_analysis(config, variant, backend, batch, pools, preprocessor, results, flops_per_image, progress, locator)
+
+
+def analysis_options(config: BenchConfig, analysis: str | None) -> dict:
+    """The ``Locator`` options of one analysis of the sweep (None: the model's own)."""
+    return {"analysis": analysis, "tile_overlap": config.tile_overlap, "tile_pooling": config.tile_pooling,
+            "max_tiles": config.max_tiles}
+
+
+def _run_analysis(config, variant, backend, batch, pools, preprocessor, results, flops_per_image, progress, locator) -> None:
+    contract = locator.contract
     iterations = config.iterations_for(batch)
     precision = backend.info.precision if variant.precision == "engine" else variant.precision
     for kind, pool in pools.items():
         if kind not in config.inputs:
             continue
-        label = f"{variant.label} batch {batch} {kind}"
+        label = f"{variant.label} batch {batch} {kind} {contract.analysis}"
         row: dict[str, Any] = {
             "input": kind, "backend": variant.backend, "precision": precision, "model": str(variant.model),
-            "device": backend.device, "batch": batch, "preprocessor": preprocessor.name,
+            "device": backend.device, "batch": batch, "preprocessor": preprocessor.name, "analysis": contract.analysis,
             "workers": locator.workers, "threads": config.threads, "iterations": iterations, "warmup": config.warmup,
         }
+        if contract.native:
+            row["tiles_per_image"] = len(TileGrid.of(pool.height, pool.width, *contract.size, contract.tile_overlap))
+            row["tile_overlap"], row["tile_pooling"] = contract.tile_overlap, contract.tile_pooling
         t0 = time.perf_counter()
         if config.stages:
-            runner = StageRunner(backend, preprocessor, write_dir=Path(config.out) / "_write")
+            runner = StageRunner(backend, preprocessor, write_dir=Path(config.out) / "_write", contract=contract)
             try:
                 samples = runner.measure(pool, batch=batch, iterations=iterations, warmup=config.warmup)
             finally:
@@ -475,8 +503,11 @@ def _run_memory(config, variant: Variant, device, pool, preprocessor, progress) 
     batch = config.memory_batch or min(32, max(config.batches))
     progress(f"memory run: {config.memory_run} {pool.kind} images, {variant.label}, batch {batch}")
     backend = load_backend(variant.model, variant.backend, device=device, batch_size=batch, **variant.options)
-    with Locator(backend, batch_size=batch, preprocessor=preprocessor, workers=config.workers) as locator:
+    analysis = config.analyses[-1] if config.analyses else None  # the last of a sweep (native in fit,native)
+    with Locator(backend, batch_size=batch, preprocessor=preprocessor, workers=config.workers,
+                 **analysis_options(config, analysis)) as locator:
         result = memory_run(locator, pool, images=config.memory_run, device=backend.device, progress=progress)
+        result["analysis"] = locator.contract.analysis
     result["precision"] = variant.precision
     rss = result["rss"]
     progress(f"memory run: {result['images_per_s']:.1f} images/s; RSS {rss['at_warmup_mb']:.0f} MB after warm-up, "

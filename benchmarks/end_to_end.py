@@ -22,6 +22,7 @@ from fakelocator.benchmarks.inputs import InputPool
 from fakelocator.benchmarks.stats import measure, summarize, throughput
 
 RUNTIME_TIMINGS = ("decode", "preprocess", "infer", "upsample")
+NATIVE_TIMINGS = ("decode", "tile", "infer", "stitch")
 
 
 def _check(results) -> None:
@@ -44,14 +45,16 @@ def measure_end_to_end(
     latency = summarize(measure(one_call, iterations=iterations, warmup=0, clock=clock), images=batch)
 
     count = iterations * batch
-    recorded = {k: 0.0 for k in RUNTIME_TIMINGS}
+    contract = getattr(locator, "contract", None)
+    keys = NATIVE_TIMINGS if contract is not None and contract.native else RUNTIME_TIMINGS
+    recorded = {k: 0.0 for k in keys}
     cpu_start, start = time.process_time(), clock()
     done = 0
     for r in locator.locate_iter((pool.item(k) for k in range(count)), on_error="record"):
         if r.error is not None:
             raise RuntimeError(f"the benchmark input {r.source} failed: {r.error}")
         done += 1
-        for k in RUNTIME_TIMINGS:
+        for k in keys:
             recorded[k] += r.timings.get(k, 0.0)
     seconds, cpu_seconds = clock() - start, time.process_time() - cpu_start
     return {

@@ -70,23 +70,19 @@ def git_commit(path: Path | None = None) -> dict | None:
 
 
 def gpu_description(device: str) -> dict | None:
-    """Name, compute capability and memory of a CUDA device (torch, else cuda-python); None on the CPU."""
+    """Name, compute capability, memory and CUDA runtime of a CUDA device (cuda-python); None on the CPU.
+
+    Not through torch, which would load itself and a CUDA context into a process that may be
+    measuring the torch-free runtime.
+    """
     if not device.startswith("cuda"):
         return None
     index = int(device.split(":", 1)[1]) if ":" in device else 0
     try:
-        import torch
-
-        if torch.cuda.is_available():
-            p = torch.cuda.get_device_properties(index)
-            return {"name": p.name, "compute_capability": [p.major, p.minor], "total_memory": int(p.total_memory),
-                    "multiprocessors": p.multi_processor_count, "cuda_runtime": torch.version.cuda}
-    except ImportError:
-        pass
-    try:
         from fakelocator.runtime import cuda
 
-        return cuda.device_properties(index)
+        props = cuda.device_properties(index)
+        return {**props, "compute_capability": list(props["compute_capability"]), "cuda_runtime": cuda.runtime_version()}
     except Exception as e:  # noqa: BLE001 - no driver, no cuda-python: recorded, not fatal
         return {"error": f"{type(e).__name__}: {e}"}
 

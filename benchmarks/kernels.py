@@ -7,13 +7,24 @@ A seeded batch of frames (default 64 × 1080p, BGR) goes through
 - overlay: the same, fused with the colour-map overlay;
 
 on each requested path, after checking that the paths agree (CUDA == CPU bit for bit, CPU vs the
-Python contract within 1e-5). Times are medians over ``--repeats`` runs after a warm-up; on the GPU
+Python contract within 1e-5). For ``native`` analysis, one image at each of ``--native-sizes``
+(default 1080p and 4K) goes through
+
+- tiles: image → its normalized 224² tiles (overlap 32), numpy (the runtime's fallback) and C++;
+- stitch: its tile maps → the full-resolution map, float32 or uint8 levels, into reused buffers;
+- map → PNG: the whole way from network output to 8-bit PNG bytes, float32 (the map, then
+  ``encode_map``'s quantization and encoding) against uint8 (levels straight from the kernel, then
+  encoding), for ``native`` (stitch) and ``fit`` (upsample; "fresh" is today's runtime: a new float32
+  map per image);
+
+with smooth synthetic maps (PNG encoding time depends on content; noise would inflate it). Times are medians over ``--repeats`` runs after a warm-up; on the GPU
 they come from CUDA events on one stream, and the device's own copy bandwidth (a device-to-device
 ``cudaMemcpyAsync``) is measured alongside, so that "GB/s" can be read against what the memory
 system delivers. GB/s counts nominal bytes: every input byte once plus every output byte once,
 read and write both counted, as for the copy.
 
     python -m fakelocator.benchmarks.kernels --device cpu --batch 8 --threads 1,2
+    python -m fakelocator.benchmarks.kernels --device cpu --batch 8 --threads 1,2 --native-sizes 1080x1920,2160x3840
     python -m fakelocator.benchmarks.kernels --device cuda --batch 64 --output runs/bench/kernels-h100.json
 """
 
@@ -27,6 +38,7 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,20 +70,32 @@ def stage_bytes(frames: np.ndarray, maps: np.ndarray, contract: Preprocessing) -
         "preprocess_fp16": frames.nbytes + 2 * net,
         "upsample": maps.nbytes + 4 * full,
         "upsample+overlay": maps.nbytes + 4 * full + 2 * frames.nbytes,  # + image in, overlay out
+        "upsample_u8": maps.nbytes + full,
         "copy_frames_h2d": frames.nbytes,
         "copy_maps_d2h": 4 * full,
     }
 
 
 def median_ms(fn, repeats: int, warmup: int = 1) -> float:
+    return timed(fn, repeats, warmup)["ms"]
+
+
+def timed(fn, repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Median wall-clock ms and median CPU ms (this process, all its threads) of ``fn`` over ``repeats`` runs.
+
+    On a machine shared with other jobs the wall time includes waiting for a core; the CPU time
+    does not, so it is the steadier measure of the work a call costs (for a call on t threads it
+    is the sum over them).
+    """
     for _ in range(warmup):
         fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        c0, w0 = time.process_time(), time.perf_counter()
         fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - w0) * 1e3)
+        cpu.append((time.process_time() - c0) * 1e3)
+    return {"ms": statistics.median(wall), "cpu_ms": statistics.median(cpu)}
 
 
 def check_cpu(lib, frames, maps, contract, lut, samples: int = 2) -> dict[str, float]:
@@ -95,13 +119,13 @@ def bench_cpu(lib, frames, maps, contract, lut, threads: list[int], repeats: int
     over = [np.empty((*s, 3), np.uint8) for s in sizes]
     for t in threads:
         path = f"native cpu, {t} thread{'s' if t > 1 else ''}"
-        rows.append({"stage": "preprocess_fp32", "path": path, "ms": median_ms(lambda: lib.preprocess(images, "BGR", contract, net32, threads=t), repeats)})
-        rows.append({"stage": "upsample", "path": path, "ms": median_ms(lambda: lib.postprocess(maps, sizes, maps_out=full, threads=t), repeats)})
+        rows.append({"stage": "preprocess_fp32", "path": path, **timed(lambda: lib.preprocess(images, "BGR", contract, net32, threads=t), repeats)})
+        rows.append({"stage": "upsample", "path": path, **timed(lambda: lib.postprocess(maps, sizes, maps_out=full, threads=t), repeats)})
         rows.append(
             {
                 "stage": "upsample+overlay",
                 "path": path,
-                "ms": median_ms(lambda: lib.postprocess(maps, images=images, lut=lut, maps_out=full, overlays_out=over, threads=t), repeats),
+                **timed(lambda: lib.postprocess(maps, images=images, lut=lut, maps_out=full, overlays_out=over, threads=t), repeats),
             }
         )
 
@@ -112,10 +136,110 @@ def bench_cpu(lib, frames, maps, contract, lut, threads: list[int], repeats: int
             cv2.addWeighted(cv2.applyColorMap(level, cv2.COLORMAP_JET), 0.5, f, 0.5, 0.0)
 
     path = f"opencv/numpy (cv2 threads {cv2.getNumThreads()})"
-    rows.append({"stage": "preprocess_fp32", "path": path, "ms": median_ms(lambda: [to_network_input(f, contract, "BGR") for f in frames], repeats)})
-    rows.append({"stage": "upsample", "path": path, "ms": median_ms(lambda: [to_full_resolution(m[0], *s) for m, s in zip(maps, sizes)], repeats)})
-    rows.append({"stage": "upsample+overlay", "path": path, "ms": median_ms(opencv_overlay, repeats)})
+    rows.append({"stage": "preprocess_fp32", "path": path, **timed(lambda: [to_network_input(f, contract, "BGR") for f in frames], repeats)})
+    rows.append({"stage": "upsample", "path": path, **timed(lambda: [to_full_resolution(m[0], *s) for m, s in zip(maps, sizes)], repeats)})
+    rows.append({"stage": "upsample+overlay", "path": path, **timed(opencv_overlay, repeats)})
     return rows
+
+
+def smooth_map(height: int, width: int, rng) -> np.ndarray:
+    """A float32 (height, width) map in [0, 1] that looks like a localization map: a few soft blobs."""
+    y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    x = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
+    m = np.zeros((height, width), np.float32)
+    for cy, cx, r in rng.uniform((0.1, 0.1, 0.05), (0.9, 0.9, 0.2), (4, 3)):
+        m = np.maximum(m, np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r)))
+    return m.astype(np.float32)
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``"1080x1920,2160x3840"`` → [(1080, 1920), (2160, 3840)] (height x width); "" → []."""
+    sizes = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            h, w = (int(v) for v in part.lower().split("x"))
+        except ValueError:
+            raise FakeLocatorError(f"--native-sizes: {part!r} is not HEIGHTxWIDTH") from None
+        if h < 1 or w < 1:
+            raise FakeLocatorError(f"--native-sizes: {part!r} must be positive")
+        sizes.append((h, w))
+    return sizes
+
+
+def bench_native_cpu(lib, sizes, threads: list[int], repeats: int, seed: int) -> tuple[list[dict], dict]:
+    """Native analysis on the CPU, one image per size: tiles, stitching, and the map's way to PNG bytes.
+
+    Rows are per image (``frames`` = 1); ``checks`` holds the agreement of the C++ path with
+    ``fakelocator.tiling`` and of the uint8 levels with the float32 path's.
+    """
+    import cv2
+
+    from fakelocator.runtime.outputs import encode_map
+    from fakelocator.runtime.preprocess import NumpyPreprocessor, quantize_u8
+    from fakelocator.tiling import TileGrid, extract_tiles
+
+    contract = Preprocessing(analysis="native")
+    numpy_pre = NumpyPreprocessor()
+    rng = np.random.default_rng(seed)
+    rows, checks = [], {}
+
+    def png(levels):
+        ok, buf = cv2.imencode(".png", levels)
+        if not ok:
+            raise OSError("PNG encoding failed")
+        return buf
+
+    for h, w in sizes:
+        tag = f"{h}x{w}"
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        grid = TileGrid.of(h, w, contract.height, contract.width, contract.tile_overlap)
+        # Tile maps cut from a smooth full-resolution map (what a network's maps stitch back to).
+        maps = np.ascontiguousarray(extract_tiles(smooth_map(h, w, rng)[:, :, None], grid)[..., 0])
+        net_map = smooth_map(contract.height, contract.width, rng)  # for the fit rows
+        tiles = np.empty((len(grid), 3, contract.height, contract.width), np.float32)
+        f32, u8 = np.empty((h, w), np.float32), np.empty((h, w), np.uint8)
+        tiles_bytes, stitch_bytes = image.nbytes + tiles.nbytes, maps.nbytes + f32.nbytes
+
+        def row(stage, path, times, nbytes=None):
+            rows.append({"stage": f"{stage} @{tag}", "path": path, **times, "frames": 1, "bytes": nbytes, "tiles": len(grid)})
+
+        # agreement (on this very image)
+        ref_tiles = numpy_pre.tiles(image, grid, "BGR", contract, np.empty_like(tiles))
+        ref_map = numpy_pre.stitch(maps, grid, "linear")
+        checks[f"tiles_max_abs_vs_numpy @{tag}"] = float(np.abs(lib.tiles([image], "BGR", contract, tiles) - ref_tiles).max())
+        checks[f"stitch_max_abs_vs_numpy @{tag}"] = float(np.abs(lib.stitch(maps, (h, w), contract.tile_overlap, f32) - ref_map).max())
+        checks[f"stitch_u8_max_level_diff_vs_float32 @{tag}"] = int(
+            np.abs(lib.stitch(maps, (h, w), contract.tile_overlap, u8, dtype=np.uint8).astype(np.int16) - quantize_u8(ref_map)).max())
+        checks[f"upsample_u8_max_level_diff_vs_contract @{tag}"] = int(
+            np.abs(lib.upsample_u8(net_map, h, w, u8).astype(np.int16) - quantize_u8(to_full_resolution(net_map, h, w))).max())
+
+        row("tiles_fp32", "numpy", timed(lambda: numpy_pre.tiles(image, grid, "BGR", contract, tiles), repeats), tiles_bytes)
+        row("stitch_fp32", "numpy", timed(lambda: numpy_pre.stitch(maps, grid, "linear", f32), repeats), stitch_bytes)
+        row("stitch_u8", "numpy", timed(lambda: numpy_pre.stitch_u8(maps, grid, "linear", u8), repeats), maps.nbytes + u8.nbytes)
+        for t in threads:
+            path = f"native cpu, {t} thread{'s' if t > 1 else ''}"
+            row("tiles_fp32", path, timed(lambda: lib.tiles([image], "BGR", contract, tiles, threads=t), repeats), tiles_bytes)
+            row("stitch_fp32", path, timed(lambda: lib.stitch(maps, (h, w), contract.tile_overlap, f32, threads=t), repeats), stitch_bytes)
+            row("stitch_u8", path, timed(lambda: lib.stitch(maps, (h, w), contract.tile_overlap, u8, dtype=np.uint8, threads=t), repeats),
+                maps.nbytes + u8.nbytes)
+        # The map's whole way to PNG bytes. float32: map, then encode_map (quantize + encode), as the
+        # runtime writes maps today; uint8: levels from the kernel, then the same PNG encoding.
+        t = max(threads)
+        path = f"native cpu, {t} thread{'s' if t > 1 else ''}"
+        row("png_encode_only", f"opencv (cv2 threads {cv2.getNumThreads()})", timed(lambda: png(u8), repeats))
+        row("native_map_to_png_f32", "numpy stitch (reused) + encode_map",
+            timed(lambda: encode_map(numpy_pre.stitch(maps, grid, "linear", f32)), repeats))
+        row("native_map_to_png_f32", f"{path} (reused) + encode_map",
+            timed(lambda: encode_map(lib.stitch(maps, (h, w), contract.tile_overlap, f32, threads=t)), repeats))
+        row("native_map_to_png_u8", f"{path} (reused) + png",
+            timed(lambda: png(lib.stitch(maps, (h, w), contract.tile_overlap, u8, dtype=np.uint8, threads=t)), repeats))
+        row("fit_map_to_png_f32", "opencv upsample (fresh) + encode_map",
+            timed(lambda: encode_map(to_full_resolution(net_map, h, w)), repeats))
+        row("fit_map_to_png_f32", f"{path} (reused) + encode_map",
+            timed(lambda: encode_map(lib.upsample(net_map, h, w, f32, threads=t)), repeats))
+        row("fit_map_to_png_u8", f"{path} (reused) + png",
+            timed(lambda: png(lib.upsample_u8(net_map, h, w, u8, threads=t)), repeats))
+    return rows, checks
 
 
 def bench_cuda(lib, frames, maps, contract, lut, repeats: int, copy_bytes: int = 1 << 30) -> tuple[list[dict], dict]:
@@ -146,6 +270,18 @@ def bench_cuda(lib, frames, maps, contract, lut, repeats: int, copy_bytes: int =
     overlays_out = [d_over.ptr + i * frame_bytes for i in range(n)]
     cudart = cuda.runtime()
     d_copy_src, d_copy_dst = cuda.DeviceBuffer(copy_bytes), cuda.DeviceBuffer(copy_bytes)
+    d_levels = cuda.DeviceBuffer(n * h * w)
+    levels_out = [d_levels.ptr + i * h * w for i in range(n)]
+    # native analysis: the first kn frames' tiles (kn <= 8 keeps 4K batches' tiles within a few GB)
+    kn = min(n, 8)
+    overlap = min(32, min(contract.size) // 2 - 1)
+    native_contract = replace(contract, analysis="native", tile_overlap=overlap)
+    n_tiles = kn * lib.tile_count(h, w, contract.size, overlap)
+    tile_elems = n_tiles * 3 * contract.height * contract.width
+    d_tiles32, d_tiles16 = cuda.DeviceBuffer(4 * tile_elems), cuda.DeviceBuffer(2 * tile_elems)
+    tile_maps = np.random.default_rng(1).random((n_tiles, 1, contract.height, contract.width), dtype=np.float32)
+    d_tile_maps = cuda.DeviceBuffer(tile_maps.nbytes)
+    d_tile_maps.copy_from_host(tile_maps, stream)
 
     stages = {
         "copy_frames_h2d": lambda: cuda.check(
@@ -160,10 +296,17 @@ def bench_cuda(lib, frames, maps, contract, lut, repeats: int, copy_bytes: int =
         "copy_maps_d2h": lambda: cuda.check(
             cudart.cudaMemcpyAsync(pinned_full.ptr, d_full.ptr, 4 * n * h * w, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle), "cudaMemcpyAsync"
         ),
+        "upsample_u8": lambda: lib.postprocess_device(d_maps.ptr, (contract.height, contract.width), sizes, levels_out=levels_out, stream=stream),
+        # native analysis on the first kn frames: their tiles, and tile maps stitched back
+        "tiles_fp32": lambda: lib.tiles_device(images[:kn], "BGR", native_contract, d_tiles32.ptr, stream=stream),
+        "tiles_fp16": lambda: lib.tiles_device(images[:kn], "BGR", native_contract, d_tiles16.ptr, dtype=np.float16, stream=stream),
+        "stitch_fp32": lambda: lib.stitch_device(d_tile_maps.ptr, contract.size, sizes[:kn], overlap, maps_out[:kn], stream=stream),
+        "stitch_u8": lambda: lib.stitch_device(d_tile_maps.ptr, contract.size, sizes[:kn], overlap, levels_out[:kn], dtype=np.uint8, stream=stream),
         "device_copy": lambda: cuda.check(
             cudart.cudaMemcpyAsync(d_copy_dst.ptr, d_copy_src.ptr, copy_bytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice, stream.handle), "cudaMemcpyAsync"
         ),
     }
+    per_k = {"tiles_fp32": (kn, 4), "tiles_fp16": (kn, 2), "stitch_fp32": (kn, 4), "stitch_u8": (kn, 1)}
     start, end = cuda.Event(), cuda.Event()
     rows = []
     for name, enqueue in stages.items():
@@ -176,6 +319,10 @@ def bench_cuda(lib, frames, maps, contract, lut, repeats: int, copy_bytes: int =
             end.record(stream)
             times.append(cuda.Event.elapsed_ms(start, end))
         rows.append({"stage": name, "path": "native cuda", "ms": statistics.median(times)})
+        if name in per_k:  # kn frames; bytes: frames in + tiles out, or tile maps in + maps out
+            frames_k, itemsize = per_k[name]
+            moved = frames_k * h * w * 3 + itemsize * tile_elems if name.startswith("tiles") else tile_maps.nbytes + itemsize * frames_k * h * w
+            rows[-1].update(frames=frames_k, bytes=moved, tiles=n_tiles)
     rows[-1]["bytes"] = 2 * copy_bytes  # the device copy: read + write
 
     # Agreement: the GPU results, copied back, against the CPU implementation on the first frames.
@@ -187,7 +334,21 @@ def bench_cuda(lib, frames, maps, contract, lut, repeats: int, copy_bytes: int =
     net16 = d_net16.copy_to_host(np.empty(net_shape, np.float16), stream)
     full = d_full.copy_to_host(np.empty((n, h, w), np.float32), stream)
     over = d_over.copy_to_host(np.empty(frames.shape, np.uint8), stream)
+    lib.postprocess_device(d_maps.ptr, (contract.height, contract.width), sizes, levels_out=levels_out, stream=stream)
+    levels = d_levels.copy_to_host(np.empty((n, h, w), np.uint8), stream)
+    lib.tiles_device(images[:kn], "BGR", native_contract, d_tiles32.ptr, stream=stream)
+    lib.tiles_device(images[:kn], "BGR", native_contract, d_tiles16.ptr, dtype=np.float16, stream=stream)
+    tiles32 = d_tiles32.copy_to_host(np.empty((n_tiles, 3, *contract.size), np.float32), stream)
+    tiles16 = d_tiles16.copy_to_host(np.empty((n_tiles, 3, *contract.size), np.float16), stream)
+    lib.stitch_device(d_tile_maps.ptr, contract.size, sizes[:kn], overlap, maps_out[:kn], stream=stream)
+    stitched = d_full.copy_to_host(np.empty((n, h, w), np.float32), stream)[:kn]
+    lib.stitch_device(d_tile_maps.ptr, contract.size, sizes[:kn], overlap, levels_out[:kn], dtype=np.uint8, stream=stream)
+    stitched_u8 = d_levels.copy_to_host(np.empty((n, h, w), np.uint8), stream)[:kn]
     stream.synchronize()
+    per_frame_tiles = n_tiles // kn
+    cpu_tiles32 = lib.tiles(list(frames[:kn]), "BGR", native_contract)
+    cpu_stitched = [lib.stitch(tile_maps[i * per_frame_tiles:(i + 1) * per_frame_tiles], (h, w), overlap) for i in range(kn)]
+    cpu_stitched_u8 = [lib.stitch(tile_maps[i * per_frame_tiles:(i + 1) * per_frame_tiles], (h, w), overlap, dtype=np.uint8) for i in range(kn)]
     cpu_full, cpu_over = lib.postprocess(maps[:k], images=list(frames[:k]), lut=lut)
     checks = {
         "cuda_equals_cpu_preprocess_fp32": bool(np.array_equal(net32[:k], lib.preprocess(list(frames[:k]), "BGR", contract))),
@@ -196,16 +357,21 @@ def bench_cuda(lib, frames, maps, contract, lut, repeats: int, copy_bytes: int =
         ),
         "cuda_equals_cpu_upsample": all(np.array_equal(full[i], cpu_full[i]) for i in range(k)),
         "cuda_equals_cpu_overlay": all(np.array_equal(over[i], cpu_over[i]) for i in range(k)),
+        "cuda_equals_cpu_levels": all(np.array_equal(levels[i], lib.upsample_u8(maps[i, 0], h, w)) for i in range(k)),
+        "cuda_equals_cpu_tiles_fp32": bool(np.array_equal(tiles32, cpu_tiles32)),
+        "cuda_equals_cpu_tiles_fp16": bool(np.array_equal(tiles16, lib.tiles(list(frames[:kn]), "BGR", native_contract, np.empty(tiles16.shape, np.float16)))),
+        "cuda_equals_cpu_stitch_fp32": all(np.array_equal(a, b, equal_nan=True) for a, b in zip(stitched, cpu_stitched)),
+        "cuda_equals_cpu_stitch_u8": all(np.array_equal(a, b) for a, b in zip(stitched_u8, cpu_stitched_u8)),
         "device": cuda.device_properties(0),
     }
-    for resource in (d_copy_src, d_copy_dst, d_frames, d_net32, d_net16, d_maps, d_full, d_over, pinned_full, pinned, start, end, stream):
+    for resource in (d_levels, d_tiles32, d_tiles16, d_tile_maps, d_copy_src, d_copy_dst, d_frames, d_net32, d_net16, d_maps, d_full, d_over, pinned_full, pinned, start, end, stream):
         resource.close()
     return rows, checks
 
 
 def add_throughput(rows: list[dict], bytes_by_stage: dict[str, int], batch: int) -> None:
     for row in rows:
-        row["ms_per_frame"] = row["ms"] / batch
+        row["ms_per_frame"] = row["ms"] / row.get("frames", batch)
         nbytes = row.get("bytes", bytes_by_stage.get(row["stage"]))
         if row["stage"] == "device_copy":
             row["ms_per_frame"] = None
@@ -213,11 +379,12 @@ def add_throughput(rows: list[dict], bytes_by_stage: dict[str, int], batch: int)
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'stage':<18} {'path':<34} {'ms/batch':>10} {'ms/frame':>9} {'GB/s':>8}")
+    print(f"{'stage':<34} {'path':<44} {'ms/call':>10} {'cpu-ms':>9} {'ms/frame':>9} {'GB/s':>8}")
     for r in rows:
         per_frame = "" if r["ms_per_frame"] is None else f"{r['ms_per_frame']:.3f}"
         gbs = "" if r["gb_per_s"] is None else f"{r['gb_per_s']:.1f}"
-        print(f"{r['stage']:<18} {r['path']:<34} {r['ms']:>10.3f} {per_frame:>9} {gbs:>8}")
+        cpu = f"{r['cpu_ms']:.3f}" if r.get("cpu_ms") is not None else ""
+        print(f"{r['stage']:<34} {r['path']:<44} {r['ms']:>10.3f} {cpu:>9} {per_frame:>9} {gbs:>8}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", default=f"1,{os.cpu_count() or 1}", help="CPU thread counts, comma-separated")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--native-sizes", default="1080x1920,2160x3840",
+                        help="image sizes (HEIGHTxWIDTH, comma-separated) for the native-analysis CPU stages; '' skips them")
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
 
@@ -253,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         if args.device in ("cpu", "both"):
             results["rows"] += bench_cpu(lib, frames, maps, contract, lut, threads, args.repeats)
+            rows, checks = bench_native_cpu(lib, parse_sizes(args.native_sizes), threads, args.repeats, args.seed)
+            results["rows"] += rows
+            results["checks"].update(checks)
         if args.device in ("cuda", "both"):
             try:
                 rows, checks = bench_cuda(lib, frames, maps, contract, lut, args.repeats)

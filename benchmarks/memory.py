@@ -34,25 +34,20 @@ def rss_bytes() -> int:
 
 
 def gpu_used_bytes(device: str) -> int | None:
-    """Memory in use on the device (all processes), from cudaMemGetInfo through torch or cuda-python."""
+    """Memory in use on the device (all processes), from cudaMemGetInfo through cuda-python.
+
+    Never through torch: importing it would add its own hundreds of MB to the resident set this
+    run measures, and a CUDA context of its own to a process that measures ORT or TensorRT.
+    """
     if not device.startswith("cuda"):
         return None
     index = int(device.split(":", 1)[1]) if ":" in device else 0
     try:
-        import torch
-
-        if torch.cuda.is_available():
-            free, total = torch.cuda.mem_get_info(index)
-            return int(total - free)
-    except ImportError:
-        pass
-    try:
         from fakelocator.runtime import cuda
 
-        rt = cuda.runtime()
-        free, total = cuda.check(rt.cudaMemGetInfo(), "cudaMemGetInfo")
-        return int(total - free)
-    except Exception:  # noqa: BLE001 - no way to read it: reported as None
+        free, total = cuda.memory_info(index)
+        return total - free
+    except Exception:  # noqa: BLE001 - no driver, no cuda-python: reported as None
         return None
 
 

@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from fakelocator.benchmarks.stages import STAGES
+from fakelocator.benchmarks.stages import STAGES, stages_for
 from fakelocator.files import atomic_write_text
 
 
@@ -52,12 +52,24 @@ def _table(header: list[str], rows: list[list[str]], align: str | None = None) -
 
 
 def _stage_cell(row: dict, stage: str) -> str:
+    """``stage`` is a fit stage; a native row shows its counterpart (preprocess → tile, upsample → stitch)."""
+    stage = stages_for(row.get("analysis", "fit"))[0][STAGES.index(stage)]
     s = row["stages"].get(stage)
     if s is None:
         return "–"
     if not s.get("p50_ms") and s.get("applicable") is False:
         return "n/a"
     return _f(s["p50_ms"] / row["batch"], 2)
+
+
+#: Stage column headers: a fit stage, and its native counterpart where it differs.
+STAGE_HEADERS = tuple(f if f == n else f"{f} / {n}" for f, n in zip(STAGES, stages_for("native")[0]))
+
+
+def _analysis_cell(row: dict) -> str:
+    """``fit``, or ``native (T tiles)`` with the tiles one input of the row takes."""
+    analysis = row.get("analysis", "fit")
+    return f"{analysis} ({row['tiles_per_image']} tiles)" if row.get("tiles_per_image") else analysis
 
 
 def markdown(results: dict) -> str:
@@ -101,31 +113,33 @@ def markdown(results: dict) -> str:
               "Latency: one `locate(batch)` call, p50 / p90 / p99 ms. Throughput: a `locate_iter` stream. "
               "CPU ms/image: this process's CPU time (all threads) per image during that stream.", ""]
     lines += _table(
-        ["input", "backend", "precision", "device", "batch", "latency p50 / p90 / p99 ms", "images/s", "CPU ms/image", "× baseline"],
-        [[r["input"], r["backend"], r["precision"], r["device"], str(r["batch"]),
+        ["input", "backend", "precision", "device", "analysis", "batch", "latency p50 / p90 / p99 ms", "images/s",
+         "CPU ms/image", "× baseline"],
+        [[r["input"], r["backend"], r["precision"], r["device"], _analysis_cell(r), str(r["batch"]),
           " / ".join(_f(r["end_to_end"]["latency"][k]) for k in ("p50_ms", "p90_ms", "p99_ms")),
           _f(r["end_to_end"]["images_per_s"]), _f(r["end_to_end"].get("cpu_ms_per_image")), _f(r.get("vs_baseline"), 2)]
          for r in runs],
-        "lllllrrrr",
+        "llllllrrrr",
     )
     if any(r["stages"] for r in runs):
         lines += ["", "## Stages (ms per image: p50 of batch times / batch; n/a = no such step on this device)", ""]
         lines += _table(
-            ["input", "backend", "precision", "batch", *STAGES, "serial", "pre/post share"],
-            [[r["input"], r["backend"], r["precision"], str(r["batch"]), *(_stage_cell(r, s) for s in STAGES),
+            ["input", "backend", "precision", "analysis", "batch", *STAGE_HEADERS, "serial", "pre/post share"],
+            [[r["input"], r["backend"], r["precision"], _analysis_cell(r), str(r["batch"]), *(_stage_cell(r, s) for s in STAGES),
               _f(r.get("serial_ms_per_image"), 2), _pct(r.get("pre_post_fraction"))] for r in runs],
-            "llll" + "r" * (len(STAGES) + 2),
+            "lllll" + "r" * (len(STAGES) + 2),
         )
-        lines += ["", "serial = decode … upsample one after the other (without write); "
-                  "pre/post share = (preprocess + upsample) / serial.", ""]
+        lines += ["", "serial = decode … upsample (stitch) one after the other (without write); "
+                  "pre/post share = (preprocess + upsample) / serial, in native (tile + stitch) / serial. "
+                  "In native, batch counts tiles per inference call and the stages are per image.", ""]
         lines += ["## Limits", ""]
         lines += _table(
             ["input", "backend", "precision", "batch", "inference", "of peak", "of measured matmul",
-             "preprocess GB/s (of copy)", "upsample GB/s (of copy)"],
+             "preprocess / tile GB/s (of copy)", "upsample / stitch GB/s (of copy)"],
             [[r["input"], r["backend"], r["precision"], str(r["batch"]), _throughput_cell(r),
               _pct(r["limits"].get("fraction_of_peak")), _pct(r["limits"].get("fraction_of_measured_matmul")),
-              f"{_f(r['limits'].get('preprocess_gb_per_s'), 2)} ({_pct(r['limits'].get('preprocess_fraction_of_host_copy'))})",
-              f"{_f(r['limits'].get('upsample_gb_per_s'), 2)} ({_pct(r['limits'].get('upsample_fraction_of_host_copy'))})"]
+              *(f"{_f(r['limits'].get(st + '_gb_per_s'), 2)} ({_pct(r['limits'].get(st + '_fraction_of_host_copy'))})"
+                for st in stages_for(r.get("analysis", "fit"))[1])]
              for r in runs],
             "llllrrrrr",
         )
@@ -191,11 +205,12 @@ def plot(results: dict, path: Path) -> Path | None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.5))
     styles = ["-o", "--s", ":^", "-.d"]
     kinds = list(dict.fromkeys(r["input"] for r in runs))
-    for (backend, precision, kind) in dict.fromkeys((r["backend"], r["precision"], r["input"]) for r in runs):
-        rows = sorted((r for r in runs if (r["backend"], r["precision"], r["input"]) == (backend, precision, kind)),
-                      key=lambda r: r["batch"])
+    for (backend, precision, kind, analysis) in dict.fromkeys(
+            (r["backend"], r["precision"], r["input"], r.get("analysis", "fit")) for r in runs):
+        rows = sorted((r for r in runs if (r["backend"], r["precision"], r["input"], r.get("analysis", "fit"))
+                       == (backend, precision, kind, analysis)), key=lambda r: r["batch"])
         ax1.plot([r["batch"] for r in rows], [r["end_to_end"]["images_per_s"] for r in rows],
-                 styles[kinds.index(kind) % len(styles)], label=f"{backend} {precision}, {kind}")
+                 styles[kinds.index(kind) % len(styles)], label=f"{backend} {precision}, {kind}, {analysis}")
     base = results.get("baseline") or {}
     for kind, b in (base.get("inputs") or {}).items():
         ax1.axhline(b["images_per_s"], color="gray", lw=0.8, ls=styles[kinds.index(kind) % len(styles)][:-1] if kind in kinds else "-",
@@ -211,15 +226,16 @@ def plot(results: dict, path: Path) -> Path | None:
     if staged:
         best = {}  # per backend, precision and input: the batch size with the highest throughput
         for r in staged:
-            key = (r["backend"], r["precision"], r["input"])
+            key = (r["backend"], r["precision"], r["input"], r.get("analysis", "fit"))
             if key not in best or r["end_to_end"]["images_per_s"] > best[key]["end_to_end"]["images_per_s"]:
                 best[key] = r
         bars = list(best.values())
-        labels = [f"{r['backend']} {r['precision']}\n{r['input']}, batch {r['batch']}" for r in bars]
+        labels = [f"{r['backend']} {r['precision']} {r.get('analysis', 'fit')}\n{r['input']}, batch {r['batch']}" for r in bars]
         bottom = [0.0] * len(bars)
-        for stage in STAGES:
-            values = [(r["stage_ms_per_image"].get(stage) or 0.0) for r in bars]
-            ax2.bar(range(len(bars)), values, bottom=bottom, label=stage)
+        for slot, header in zip(STAGES, STAGE_HEADERS):
+            values = [(r["stage_ms_per_image"].get(stages_for(r.get("analysis", "fit"))[0][STAGES.index(slot)]) or 0.0)
+                      for r in bars]
+            ax2.bar(range(len(bars)), values, bottom=bottom, label=header)
             bottom = [b + v for b, v in zip(bottom, values)]
         ax2.set_xticks(range(len(bars)), labels, fontsize=7)
         ax2.set_ylabel("ms per image (p50, each stage alone)")

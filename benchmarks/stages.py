@@ -14,6 +14,11 @@ each stage's milliseconds for the whole batch:
 | upsample | ``Preprocessor.upsample`` + ``results.bbox_of`` per image (what ``Runner._finish`` does) |
 | write | ``outputs.encode_map`` (8-bit PNG) + ``outputs.write_atomic`` per image (trt-locate's writer) |
 
+In ``native`` analysis (``NATIVE_STAGES``) ``tile`` replaces preprocess (``Preprocessor.tiles``:
+the batch's images cut into tiles, packed ``batch`` tiles per inference call as the pipeline packs
+them) and ``stitch`` replaces upsample (``Preprocessor.stitch`` + tile-score pooling + ``bbox_of``
+per image); infer is the sum of the batch's inference calls.
+
 ``infer_call`` is the whole ``Backend.infer`` call, as the pipeline sees it (h2d + infer + d2h +
 the backend's own host work). On the CPU there is no copy: h2d and d2h are recorded as not
 applicable (None), never as zeros.
@@ -42,10 +47,20 @@ from fakelocator.benchmarks.stats import summarize
 from fakelocator.runtime.backends.base import Backend
 from fakelocator.runtime.decode import load_image
 from fakelocator.runtime.outputs import encode_map, write_atomic
+from fakelocator.runtime.pipeline import sub_grids
+from fakelocator.runtime.preprocess import stitch_of, tiles_of
 from fakelocator.runtime.results import BBOX_LEVEL, bbox_of
+from fakelocator.tiling import TileGrid, pool_scores
 
 STAGES = ("decode", "preprocess", "h2d", "infer", "d2h", "upsample", "write")
 PRE_POST = ("preprocess", "upsample")
+NATIVE_STAGES = ("decode", "tile", "h2d", "infer", "d2h", "stitch", "write")
+NATIVE_PRE_POST = ("tile", "stitch")
+
+
+def stages_for(analysis: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(stages, pre/post stages) of a row of this analysis ("fit" or "native")."""
+    return (NATIVE_STAGES, NATIVE_PRE_POST) if analysis == "native" else (STAGES, PRE_POST)
 Clock = Callable[[], float]
 
 
@@ -173,16 +188,18 @@ class StageRunner:
     """Times every stage of one batch at a time; see the module docstring.
 
     Args:
-        backend: the loaded backend (its ``info.preprocessing`` is the contract).
+        backend: the loaded backend (its ``info.preprocessing`` is the contract unless ``contract``).
         preprocessor: the ``Preprocessor`` the locator uses.
+        contract: the contract the locator runs (``Locator.contract``: the analysis asked for).
         write_dir: where the write stage puts its PNG maps (emptied by ``close``).
         clock: seconds; ``time.perf_counter`` unless a test brings a fake one.
     """
 
-    def __init__(self, backend: Backend, preprocessor, *, write_dir: Path, clock: Clock = time.perf_counter):
+    def __init__(self, backend: Backend, preprocessor, *, write_dir: Path, clock: Clock = time.perf_counter,
+                 contract=None):
         self.backend = backend
         self.pre = preprocessor
-        self.contract = backend.info.preprocessing
+        self.contract = contract or backend.info.preprocessing
         self.write_dir = Path(write_dir)
         self.clock = clock
 
@@ -195,6 +212,8 @@ class StageRunner:
         images = [load_image(data, color_order="BGR", source=f"<bytes {k}>")[0] for k, data in enumerate(encoded)]
         times["decode"] = _ms(t0, clock())
 
+        if self.contract.native:
+            return self._native_batch(images, times)
         h, w = self.contract.size
         x = np.empty((n, 3, h, w), np.float32)  # (N, 3, h, w)
         t0 = clock()
@@ -219,6 +238,64 @@ class StageRunner:
             times["upsample"] += _ms(t0, t1)
             times["write"] += _ms(t1, t2)
             del full_map
+        return times
+
+    def _native_batch(self, images: list[np.ndarray], times: dict) -> dict[str, float | None]:
+        """``native``: the images' tiles in calls of ``len(images)`` tiles (the batch size), each image
+        stitched and written as soon as its last tile is inferred."""
+        clock, batch = self.clock, len(images)
+        h, w = self.contract.size
+        tiles, stitch = tiles_of(self.pre), stitch_of(self.pre)
+        x = np.empty((batch, 3, h, w), np.float32)  # (batch, 3, h, w) tiles
+        grids = [TileGrid.of(im.shape[0], im.shape[1], h, w, self.contract.tile_overlap) for im in images]
+        maps = [np.empty((len(g), h, w), np.float32) for g in grids]  # per image: (n, h, w) tile maps
+        scores = [np.empty(len(g), np.float32) for g in grids]
+        for stage in ("tile", "infer", "stitch", "write"):
+            times[stage] = 0.0
+        for stage in ("h2d", "d2h"):
+            times[stage] = None
+        queue = [(i, 0) for i in range(batch)]  # (image, next tile), in order
+        k = 0  # next free row of x
+        pieces: list[tuple[int, int, int]] = []  # (image, first tile, count) in x
+
+        def run(n: int) -> None:
+            out, split = infer_stages(self.backend, x[:n], clock=clock)
+            for stage, ms in split.items():
+                if ms is not None:
+                    times[stage] = (times.get(stage) or 0.0) + ms
+            row = 0
+            for i, a, c in pieces:
+                maps[i][a:a + c] = np.asarray(out["map"], np.float32)[row:row + c, 0]
+                scores[i][a:a + c] = np.asarray(out["score"], np.float32).reshape(n, -1)[row:row + c, 0]
+                row += c
+                if a + c == len(grids[i]):  # the image's last tile: stitch, write, drop
+                    t0 = clock()
+                    full_map = stitch(maps[i], grids[i], self.contract.tile_window)
+                    pool_scores(scores[i], self.contract.tile_pooling)
+                    bbox_of(full_map, BBOX_LEVEL)
+                    t1 = clock()
+                    write_atomic(self.write_dir / f"{i:04d}.png", encode_map(full_map, 8))
+                    times["stitch"] += _ms(t0, t1)
+                    times["write"] += _ms(t1, clock())
+                    maps[i] = None
+            pieces.clear()
+
+        for i, _ in queue:
+            start = 0
+            while start < len(grids[i]):
+                count = min(batch - k, len(grids[i]) - start)
+                t0 = clock()
+                for grid in sub_grids(grids[i], start, count):
+                    tiles(images[i], grid, "BGR", self.contract, x[k:k + len(grid)])
+                    k += len(grid)
+                times["tile"] += _ms(t0, clock())
+                pieces.append((i, start, count))
+                start += count
+                if k == batch:
+                    run(k)
+                    k = 0
+        if k:
+            run(k)
         return times
 
     def measure(self, pool, *, batch: int, iterations: int, warmup: int) -> dict[str, list[float | None]]:
@@ -251,9 +328,17 @@ def stage_bytes(height: int, width: int, contract, input_itemsize: int = 4) -> d
     """Nominal bytes moved per image by pre/post: every input byte read once, every output byte written once.
 
     preprocess: the uint8 (H, W, 3) image read + the (3, h, w) network input written;
-    upsample: the (h, w) float32 map read + the (H, W) float32 full-resolution map written.
+    upsample: the (h, w) float32 map read + the (H, W) float32 full-resolution map written;
+    native: tile: the image read + n × (3, h, w) tiles written; stitch: n (h, w) tile maps read +
+    the (H, W) map written (n = the image's tiles).
     """
     h, w = contract.size
+    if contract.native:
+        n = len(TileGrid.of(height, width, h, w, contract.tile_overlap))
+        return {
+            "tile": height * width * 3 + n * 3 * h * w * input_itemsize,
+            "stitch": n * h * w * 4 + height * width * 4,
+        }
     return {
         "preprocess": height * width * 3 + 3 * h * w * input_itemsize,
         "upsample": h * w * 4 + height * width * 4,

@@ -12,6 +12,9 @@ when the run does not contain what the target needs.
   each timed alone). The pipelined throughput overlaps stages on different threads, so its time
   per image cannot be split into shares; bench.json keeps that ratio too
   (``pre_post_fraction_of_end_to_end``), for information.
+- Native analysis (issue 13), 1080p inputs: tile + stitch (each timed alone, per image) under 15 %
+  of the end-to-end time per image (1 / the pipelined throughput). The targets above are for ``fit``
+  rows only.
 - Memory: the long run's RSS (and GPU memory) flat after warm-up, here: growth ≤ max(32 MB, 5 % of
   the value at the end of warm-up).
 """
@@ -26,6 +29,8 @@ GPU_PRE_POST_FRACTION = 0.10
 GPU_BATCH = 64
 MEMORY_FLAT_MB = 32.0
 MEMORY_FLAT_FRACTION = 0.05
+#: Issue 13: tiling and stitching together under 15 % of end-to-end time in native analysis.
+NATIVE_TILE_STITCH_FRACTION = 0.15
 
 
 def _is_default_model(config: dict) -> bool:
@@ -50,8 +55,9 @@ def _best(rows: list[dict]) -> dict | None:
 def evaluate(results: dict) -> list[dict]:
     config = results.get("model", {}).get("config") or {}
     runs = results.get("runs", [])
-    cpu_rows = [r for r in runs if r["device"] == "cpu"]
-    gpu_rows = [r for r in runs if r["device"] != "cpu"]
+    fit_rows = [r for r in runs if r.get("analysis", "fit") == "fit"]  # the targets below were set for fit
+    cpu_rows = [r for r in fit_rows if r["device"] == "cpu"]
+    gpu_rows = [r for r in fit_rows if r["device"] != "cpu"]
     out = []
 
     cores = results.get("environment", {}).get("usable_cores")
@@ -104,6 +110,18 @@ def evaluate(results: dict) -> list[dict]:
         else:
             out.append(_target("GPU pre/post share of end to end, 1080p", f"< {GPU_PRE_POST_FRACTION:.0%}",
                                detail="no 1080p row with stage timings at batch 64"))
+
+    native = [r for r in runs if r.get("analysis") == "native" and r["input"] == "1080p" and r.get("stage_ms_per_image")]
+    best = _best(native)
+    name, required = "native: tile + stitch share of end to end, 1080p", f"< {NATIVE_TILE_STITCH_FRACTION:.0%}"
+    if best is None:
+        out.append(_target(name, required, detail="needs a native run with stage timings on 1080p inputs (--analysis native)"))
+    else:
+        ms = best["stage_ms_per_image"]
+        share = ((ms.get("tile") or 0.0) + (ms.get("stitch") or 0.0)) / (1000 / best["end_to_end"]["images_per_s"])
+        out.append(_target(name, required, round(share, 3), share < NATIVE_TILE_STITCH_FRACTION,
+                           f"{best['backend']} {best['precision']}, batch {best['batch']} tiles: (tile + stitch, each alone, "
+                           "per image) / (1 / images per s end to end)"))
 
     memory = results.get("memory")
     if memory and memory.get("rss"):

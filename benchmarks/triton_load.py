@@ -3,8 +3,8 @@
 Like perf_analyzer's concurrency mode: for each concurrency level C, C client threads (one
 connection each) keep one request in flight apiece until ``requests`` requests have been answered;
 it reports throughput (images/s over the level's wall time) and the latency percentiles of the
-requests (p50/p95/p99, ms, client-side: encode, send, server queue and compute, receive, decode the
-response). Before the timed requests, every thread sends ``warmup`` untimed ones.
+requests (p50/p95/p99, ms, client-side: send, server queue and compute, receive the response as
+arrays; like perf_analyzer, not the client's own conversion of maps to float32). Before the timed requests, every thread sends ``warmup`` untimed ones.
 
 Each level also reads the server's statistics before and after, so it shows what the server did:
 the mean batch the pipeline and the network models executed (inferences / executions), and the
@@ -203,7 +203,7 @@ def _level(config: LoadConfig, blobs: Sequence[bytes], concurrency: int) -> Leve
         try:
             with TritonClient(config.url, model=config.model, timeout_s=config.timeout_s, max_batch=n) as client:
                 for k in range(config.warmup):
-                    client.locate(payload(w + k * concurrency), maps=config.maps)
+                    client.infer(payload(w + k * concurrency), maps=config.maps)
                 ready.wait()
                 while True:
                     with lock:
@@ -212,11 +212,11 @@ def _level(config: LoadConfig, blobs: Sequence[bytes], concurrency: int) -> Leve
                             return
                         next_request[0] += 1
                     t0 = time.perf_counter()
-                    results = client.locate(payload(i), maps=config.maps)
+                    out = client.infer(payload(i), maps=config.maps)
                     elapsed = (time.perf_counter() - t0) * 1000
                     with lock:
                         latencies.append(elapsed)
-                        image_errors[0] += sum(r.error is not None for r in results)
+                        image_errors[0] += int(sum(len(e) > 0 for e in out["error"].reshape(-1)))
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
             errors.append(e)
             ready.abort()

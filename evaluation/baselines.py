@@ -2,7 +2,7 @@
 
 A map that says the same thing for every image scores well on some metrics (COSS rewards any
 positive map that overlaps the ground truth's mass, PSNR rewards a map near the mean), so each
-model figure is shown beside two such maps evaluated on the same images:
+model figure is shown beside such maps evaluated on the same images:
 
 - **constant**: ``c`` at every pixel, with ``c`` the mean ground-truth value of the evaluated
   manipulated images (each image's pixel mean, averaged over the images: the constant with the
@@ -18,6 +18,8 @@ model figure is shown beside two such maps evaluated on the same images:
   the partial edits; it is taken from ``BLOB_SCALES`` (the nearest, in ratio), for which every image
   is scored as it streams by. report.json lists every scale's figures, so the strongest centred
   prior can be read there too.
+- **zero**: the all-zero map, reported for PSNR (and F1) only: on partial edits, whose ground
+  truth is mostly near 0, a map that says nothing everywhere already has a high PSNR.
 
 Per image, ``prior_stats`` keeps what is needed (four sums and the blob scores); ``summarize``
 picks ``c`` and ``s`` and averages, over any subset of the images (a kind, a family, a size bucket).
@@ -151,12 +153,15 @@ def choose(stats: list[dict], kinds: list[str]) -> dict:
 
 
 def means(stats: list[dict], choice: dict) -> dict:
-    """Mean baseline metrics over ``stats`` (one image each): ``constant``, ``centred`` (the
-    chosen scale) and ``centred_scales`` (every scale)."""
+    """Mean baseline metrics over ``stats`` (one image each): ``constant``, ``zero`` (the all-zero
+    map: what PSNR gives for saying "nothing here"), ``centred`` (the chosen scale) and
+    ``centred_scales`` (every scale)."""
     c, s = choice["value"], choice["scale"]
     const = [constant_metrics(st, c) for st in stats] if math.isfinite(c) else []
+    zero = [constant_metrics(st, 0.0) for st in stats]
     out = {
         "constant": {k: _nanmean(r[k] for r in const) for k in BASELINE_KEYS},
+        "zero": {k: _nanmean(r[k] for r in zero) for k in BASELINE_KEYS},
         "centred": {k: _nanmean(st["blob"][scale_key(s)][k] for st in stats) for k in BASELINE_KEYS},
         "centred_scales": {scale_key(t): {k: _nanmean(st["blob"][scale_key(t)][k] for st in stats) for k in BASELINE_KEYS}
                            for t in BLOB_SCALES},

@@ -98,6 +98,14 @@ def _gray(m: np.ndarray) -> np.ndarray:
     return np.repeat(map_levels(m)[:, :, None], 3, axis=2)
 
 
+def _framed(panel: np.ndarray) -> np.ndarray:
+    """A 1-pixel grey frame, so that an all-white map (an entire synthesis) shows on the white sheet."""
+    out = panel.copy()
+    out[[0, -1], :] = 128
+    out[:, [0, -1]] = 128
+    return out
+
+
 def _note(shape: tuple[int, int], text: str) -> np.ndarray:
     import cv2
 
@@ -138,8 +146,8 @@ def render_row(locator, pick: Pick, *, binarize_threshold: float = 0.1, height: 
     size = body.shape[:2]
     panels = [
         body,
-        _panel(_gray(gt), height) if gt is not None else _note(size, "no ground truth"),
-        _panel(_gray(result.map), height),
+        _framed(_panel(_gray(gt), height)) if gt is not None else _note(size, "no ground truth"),
+        _framed(_panel(_gray(result.map), height)),
         with_colorbar(_panel(overlay(bgr, result.map), height)),
     ]
     gap = np.full((height, GAP, 3), 255, np.uint8)

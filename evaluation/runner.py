@@ -57,7 +57,8 @@ from fakelocator.evaluation.metrics import (
 )
 from fakelocator.evaluation.robustness import CLEAN, DEFAULT_LEVELS, Variant, apply_variant, check_level, sweep_summary, variants_for
 from fakelocator.training.groundtruth import entire_synthesis_map, partial_manipulation_map
-from fakelocator.training.samples import Sample, read_image
+from fakelocator.runtime.decode import decode_image, read_file
+from fakelocator.training.samples import Sample
 
 #: The columns of the paper's Tables IV and V, in their order.
 TABLE_KEYS = ("acc", "real_acc", "fake_acc", "auc", "eer", "coss", "psnr", "ssim", "dice", "iou", "pbca", "iinc")
@@ -108,6 +109,9 @@ class EvalSettings:
             problems.append(f"cluster picks must be >= 1, got {self.cluster_picks}")
         if self.save_maps < 0:
             problems.append(f"save_maps must be >= 0, got {self.save_maps}")
+        if isinstance(self.held_out_families, str):
+            problems.append(f"held_out_families must be a sequence of names, got the string {self.held_out_families!r} "
+                            "(groups.parse_families splits 'a,b')")
         if problems:
             raise FakeLocatorError("; ".join(problems))
         for name, levels in self.robustness.items():
@@ -171,6 +175,12 @@ class Evaluation:
 
 
 # ------------------------------------------------------------------------------------ shared images
+
+
+def read_image(path: Path) -> np.ndarray:
+    """uint8 (H, W, 3) RGB, decoded as ``trt-locate`` decodes it (``runtime/decode.py``: EXIF
+    orientation applied, the same refusals), so the evaluation measures what users run."""
+    return np.ascontiguousarray(decode_image(read_file(path), str(path))[:, :, ::-1])  # BGR -> RGB
 
 
 class SharedImages:
@@ -332,6 +342,10 @@ def evaluate(
     labels = np.array([s.label for s in samples], np.int64)
     workers = settings.workers or getattr(locator, "workers", None) or max(2, min(8, os.cpu_count() or 2))
     net_size = locator.info.preprocessing.size
+    contract = getattr(locator, "contract", locator.info.preprocessing)  # the analysis the locator runs
+    if settings.at_model_resolution and contract.native:
+        raise FakeLocatorError("model-resolution maps exist in fit analysis only (native analysis has one map per "
+                               "tile); evaluate native at full resolution, or pass --analysis fit")
     keep_outputs = settings.at_model_resolution or settings.cluster
     if keep_outputs and getattr(locator, "regions", None) is not None:
         raise FakeLocatorError("model-resolution maps and clustering need whole-image inference; "

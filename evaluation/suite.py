@@ -33,6 +33,7 @@ from fakelocator import __version__
 from fakelocator.errors import FakeLocatorError
 from fakelocator.evaluation import clustering, report as report_io, robustness, tables
 from fakelocator.evaluation.runner import EvalSettings, Evaluation, evaluate, evaluation_count
+from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES
 from fakelocator.training.samples import Sample, collect_samples
 
 REPORT = "report.json"
@@ -85,6 +86,8 @@ class SuiteConfig:
         out: the output folder.
         settings: the scoring settings (``EvalSettings``).
         backend, device, batch_size, threads, workers: passed to ``Locator.load``.
+        analysis, tile_overlap, tile_pooling, max_tiles: passed to ``Locator.load`` (None: what
+            each model was made for; see docs/runtime.md).
         skip_invalid: leave out invalid samples (with a warning each) instead of failing.
         limit: evaluate a seeded random subset of at most this many samples per dataset.
         overwrite: replace an existing report in ``out``.
@@ -103,6 +106,10 @@ class SuiteConfig:
     batch_size: int = 8
     threads: int = 0
     workers: int | None = None
+    analysis: str | None = None
+    tile_overlap: int | None = None
+    tile_pooling: str | None = None
+    max_tiles: int | None = DEFAULT_MAX_TILES
     skip_invalid: bool = False
     limit: int | None = None
     overwrite: bool = False
@@ -167,6 +174,8 @@ def describe_model(locator, name: str) -> dict:
         "preprocessing": info.preprocessing.to_dict(), "config": info.config, "provenance": info.provenance,
         "sha256": sha256(info.path), "size_bytes": Path(info.path).stat().st_size if Path(info.path).is_file() else None,
         "batch_size": locator.batch_size, "preprocessor": getattr(locator.preprocessor, "name", None),
+        # the contract evaluated: the model's, with the analysis asked for (--analysis, --tile-*)
+        "analysis": getattr(locator, "contract", info.preprocessing).to_dict(),
     }
 
 
@@ -211,7 +220,9 @@ def run_suite(config: SuiteConfig, *, progress: ProgressFactory | None = None) -
     for model, name in zip(config.models, model_names):
         with Locator.load(
             model, config.backend, config.device, config.batch_size, settings.threshold,
-            workers=config.workers, **({"threads": config.threads} if config.threads else {}),
+            workers=config.workers, analysis=config.analysis, tile_overlap=config.tile_overlap,
+            tile_pooling=config.tile_pooling, max_tiles=config.max_tiles,
+            **({"threads": config.threads} if config.threads else {}),
         ) as locator:
             models.append(describe_model(locator, name))
             for spec, samples in loaded:
@@ -261,6 +272,8 @@ def run_suite(config: SuiteConfig, *, progress: ProgressFactory | None = None) -
         "command": config.command,
         "settings": {**settings.to_dict(), "backend": config.backend, "device": config.device,
                      "batch_size": config.batch_size, "threads": config.threads, "workers": config.workers,
+                     "analysis": config.analysis, "tile_overlap": config.tile_overlap,
+                     "tile_pooling": config.tile_pooling, "max_tiles": config.max_tiles,
                      "limit": config.limit, "skip_invalid": config.skip_invalid},
         "machine": host,
         "models": models,

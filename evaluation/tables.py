@@ -139,7 +139,7 @@ def baselines_md(e: Evaluation) -> str:
     rows = []
     for subset, entry in subsets.items():
         for name, values in (("model", entry["model"]), (f"constant {fmt(b['value'])}", entry["constant"]),
-                             (f"centred prior s={b['scale']:g}", entry["centred"])):
+                             (f"centred prior s={b['scale']:g}", entry["centred"]), ("zero", entry["zero"])):
             r = ratio_of(values.get("coss"), entry["constant"].get("coss"))
             rows.append([subset, name, entry["n"], fmt(values["coss"], "coss"), fmt(r)] + [fmt(values[k], k) for k in keys[1:]])
     return markdown(headers, rows)

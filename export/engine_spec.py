@@ -38,10 +38,19 @@ from fakelocator.runtime.engine_sidecar import (
 
 __all__ = [
     "CACHE_ENV", "CROSS_MAJOR_COMPATIBLE", "DEFAULT_BATCH", "HARDWARE_LEVELS", "PRECISIONS", "SCHEMA", "BuildOptions",
-    "EngineSidecar", "Environment", "ParserError", "PrecisionPlan", "ShapeProfile", "cache_key", "cache_root",
-    "cached_engine_path", "ensure_compatible", "ensure_matches_plan", "format_parser_errors", "make_profile",
+    "EngineSidecar", "Environment", "NATIVE_BATCH", "ParserError", "PrecisionPlan", "ShapeProfile", "cache_key", "cache_root",
+    "cached_engine_path", "default_batch", "ensure_compatible", "ensure_matches_plan", "format_parser_errors", "make_profile",
     "mismatches", "parse_batch", "parse_hw", "parse_size", "plan_precision", "rebuild_command", "sidecar_path",
 ]
+
+#: The batch profile of a model made for ``native`` analysis: its inputs are tiles, tens per image
+#: (a 1080p frame is 45 tiles of 256² with the default overlap), so batches run larger.
+NATIVE_BATCH = (1, 32, 64)
+
+
+def default_batch(native: bool) -> tuple[int, int, int]:
+    """The (min, opt, max) batch profile when none is asked for: ``NATIVE_BATCH`` for a native model."""
+    return NATIVE_BATCH if native else DEFAULT_BATCH
 
 
 # ---- command-line values ------------------------------------------------------------------------

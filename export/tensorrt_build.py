@@ -52,7 +52,8 @@ def parser_errors(parser) -> list[ParserError]:
     errors = []
     for i in range(parser.num_errors):
         e = parser.get_error(i)
-        errors.append(ParserError(str(e.code()), e.desc(), int(e.node()), e.node_name(), e.node_operator(), e.func()))
+        code = e.code()  # an ErrorCode enum (its name, e.g. UNSUPPORTED_NODE, is what the message shows)
+        errors.append(ParserError(getattr(code, "name", str(code)), e.desc(), int(e.node()), e.node_name(), e.node_operator(), e.func()))
     return errors
 
 
@@ -166,7 +167,8 @@ def build_engine(
         convert_file_to_fp16(onnx_path, converted)
         log(f"converted {onnx_path} to mixed precision: {converted}")
         parsed = read_onnx_info(converted)
-    profile, notes = make_profile(INPUT_NAME, parsed.input().shape, options.batch, options.hw, metadata.preprocessing.size)
+    profile, notes = make_profile(INPUT_NAME, parsed.input().shape, options.batch, options.hw, metadata.preprocessing.size,
+                                 native=metadata.preprocessing.native)
     for note in notes:
         log(note)
     here = use_device(device)

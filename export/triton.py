@@ -43,8 +43,8 @@ from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
 from fakelocator.export.onnx_file import INPUT_NAME, OUTPUT_NAMES, read_onnx_info
 from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY
 from fakelocator.runtime.triton_models import (  # the parameters the served models read
-    MAP_DTYPE_KEY, MODEL_FILE_KEY, NETWORK_INPUT_DTYPE_KEY, NETWORK_MAX_BATCH_KEY, NETWORK_MODEL_KEY, THREADS_KEY,
-    THRESHOLD_KEY, WORKERS_KEY,
+    ANALYSIS_KEY, MAP_DTYPE_KEY, MAX_TILES_KEY, MODEL_FILE_KEY, NETWORK_INPUT_DTYPE_KEY, NETWORK_MAX_BATCH_KEY,
+    NETWORK_MODEL_KEY, THREADS_KEY, THRESHOLD_KEY, TILE_OVERLAP_KEY, TILE_POOLING_KEY, WORKERS_KEY,
 )
 
 DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16"}
@@ -87,6 +87,10 @@ class TritonOptions:
         pipeline_queue_delay_us: how long a pipeline request may wait for others (microseconds).
         threshold: the score at or above which the label is "fake".
         threads: intra-op threads of a Python-backend network (0: ONNX Runtime's default).
+        analysis, tile_overlap, tile_pooling: the pipeline's analysis ("fit" or "native") and tile
+            options, as trt-locate's --analysis, --tile-overlap, --tile-pooling; None: the model's.
+        max_tiles: ``native``: images that take more tiles get an error; None: the runtime's
+            default; 0: no limit.
     """
 
     name: str = "fakelocator"
@@ -108,6 +112,10 @@ class TritonOptions:
     pipeline_queue_delay_us: int = 5000
     threshold: float = 0.5
     threads: int = 0
+    analysis: str | None = None
+    tile_overlap: int | None = None
+    tile_pooling: str | None = None
+    max_tiles: int | None = None
 
     @property
     def network_name(self) -> str:
@@ -333,6 +341,13 @@ def pipeline_config(model: ServedModel, options: TritonOptions = TritonOptions()
         raise FakeLocatorError("pipeline instances and max batch must be >= 1 and its queue delay >= 0")
     if not 0.0 <= options.threshold <= 1.0:
         raise FakeLocatorError(f"threshold must be in [0, 1], got {options.threshold}")
+    if options.max_tiles is not None and options.max_tiles < 0:
+        raise FakeLocatorError(f"max tiles must be >= 0 (0: no limit), got {options.max_tiles}")
+    from fakelocator.contract import Preprocessing
+
+    # The contract the pipeline will run, checked now (an overlap too large for the tile is refused here).
+    Preprocessing.from_json(model.parameters[PREPROCESSING_KEY]).with_analysis(
+        options.analysis, tile_overlap=options.tile_overlap, tile_pooling=options.tile_pooling)
     config = pb.ModelConfig(name=options.name, backend="python", max_batch_size=options.pipeline_max_batch)
     _tensor(config.input.add(), Tensor("image", "TYPE_STRING", (1,)), pb)
     for tensor in (
@@ -355,6 +370,10 @@ def pipeline_config(model: ServedModel, options: TritonOptions = TritonOptions()
         MAP_DTYPE_KEY: options.map_dtype,
         THRESHOLD_KEY: repr(float(options.threshold)),
         WORKERS_KEY: "0",
+        ANALYSIS_KEY: options.analysis or "",
+        TILE_OVERLAP_KEY: "" if options.tile_overlap is None else str(options.tile_overlap),
+        TILE_POOLING_KEY: options.tile_pooling or "",
+        MAX_TILES_KEY: "" if options.max_tiles is None else str(options.max_tiles),
     })
     return config
 

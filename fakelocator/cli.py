@@ -37,16 +37,26 @@ SUBCOMMANDS = (
 )
 
 
+def missing_dependency(sub: Subcommand, e: ModuleNotFoundError) -> FakeLocatorError | None:
+    """The one-line error for a third-party package ``sub`` needs and that is not installed (None
+    when ``e`` is about fakelocator itself, a bug rather than a missing extra)."""
+    name = (e.name or "").split(".")[0]
+    if not name or name == "fakelocator":
+        return None
+    return FakeLocatorError(
+        f"`fakelocator {sub.name}` needs the Python package {name!r}, which is not installed "
+        f"(a runtime-only install?): pip install 'fakelocator[{sub.needs}]'"
+    )
+
+
 def _load(sub: Subcommand):
     try:
         return importlib.import_module(sub.module)
     except ModuleNotFoundError as e:
-        if e.name and e.name.startswith("fakelocator"):
+        error = missing_dependency(sub, e)
+        if error is None:
             raise
-        raise FakeLocatorError(
-            f"`fakelocator {sub.name}` needs the Python package {e.name!r}: "
-            f"pip install 'fakelocator[{sub.needs}]'"
-        ) from None
+        raise error from None
 
 
 def build_parser(sub: Subcommand | None = None) -> argparse.ArgumentParser:
@@ -75,12 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((s for s in SUBCOMMANDS if argv and argv[0] == s.name), None)
     try:
-        parser = build_parser(chosen)
-        args = parser.parse_args(argv)
-        if chosen is None:
-            parser.print_help()
-            return 0 if not argv else 2
-        return int(args._run(args) or 0)
+        try:
+            parser = build_parser(chosen)
+            args = parser.parse_args(argv)
+            if chosen is None:
+                parser.print_help()
+                return 0 if not argv else 2
+            return int(args._run(args) or 0)
+        except ModuleNotFoundError as e:  # an optional dependency, imported when the subcommand needs it
+            error = missing_dependency(chosen, e) if chosen is not None else None
+            if error is None:
+                raise
+            raise error from None
     except FakeLocatorError as e:
         prog = f"fakelocator {chosen.name}" if chosen else "fakelocator"
         print(f"{prog}: error: {e}", file=sys.stderr)

@@ -16,6 +16,7 @@ _EXPORTS = {
     "VideoSummary": "fakelocator.runtime.results",
     "RegionResult": "fakelocator.runtime.results",
     "Face": "fakelocator.runtime.results",
+    "TopFrame": "fakelocator.runtime.results",
     "FaceOptions": "fakelocator.runtime.faces",
     "VideoResults": "fakelocator.runtime.video",
     "load_image": "fakelocator.runtime.decode",

@@ -66,6 +66,27 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _thread_count(text: str, *, allow_zero: bool) -> int:
+    from fakelocator.runtime.limits import max_threads
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    low, high = (0 if allow_zero else 1), max_threads()
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be between {low} and {high} (4 per usable CPU, at least 16), got {value}")
+    return value
+
+
+def _threads(text: str) -> int:
+    return _thread_count(text, allow_zero=True)
+
+
+def _workers(text: str) -> int:
+    return _thread_count(text, allow_zero=False)
+
+
 def _max_tiles(text: str) -> int | None:
     value = _non_negative_int(text)
     return value or None
@@ -96,9 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"),
                    help="inference backend; auto takes the fastest available for the model (default: auto)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    g.add_argument("--batch", type=_positive_int, default=8, metavar="N", help="images per inference batch (default: 8)")
+    g.add_argument("--batch", type=_positive_int, default=8, metavar="N",
+                   help="network inputs per inference batch: images in fit analysis, tiles in native (default: 8)")
     g.add_argument("--threshold", type=float, default=0.5, help="score at or above which the label is fake (default: 0.5)")
-    g.add_argument("--threads", type=int, default=0, metavar="N",
+    g.add_argument("--threads", type=_threads, default=0, metavar="N",
                    help="CPU inference threads, onnxruntime and torch backends (default: 0 = the backend's default)")
     g.add_argument("--pipeline", default="auto", choices=("auto", "host", "device"),
                    help="where pre/post-processing runs: device keeps each batch on the GPU between one upload and "
@@ -123,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("inputs")
     g.add_argument("--max-pixels", type=_max_pixels, default="64M", metavar="N",
                    help="refuse images and frames larger than this, from their header (default: 64M; 0 = no limit)")
-    g.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--workers", type=_workers, default=None, metavar="N",
                    help="decoding, upsampling and writing threads each (default: min(8, CPUs))")
     video = g.add_mutually_exclusive_group()
     video.add_argument("--every", type=_positive_int, metavar="N", help="videos: analyse every N-th frame")
@@ -159,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _printable(text: str) -> str:
+    """One terminal line: control characters (a file name can hold newlines or escapes) shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class _Progress:
     """A tqdm bar on stderr when it is a terminal; per-input error lines otherwise."""
 
@@ -176,7 +203,7 @@ class _Progress:
     def error(self, path: str, reason: str) -> None:
         if self.quiet:
             return
-        line = f"{PROG}: {path}: {reason}"
+        line = _printable(f"{PROG}: {path}: {reason}")
         if self.bar is not None:
             self.bar.write(line, file=sys.stderr)
         else:
@@ -193,10 +220,13 @@ class _Progress:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from fakelocator.runtime.stderr import native_stderr_silenced
+
     try:
-        return run_cli(args)
+        with native_stderr_silenced():
+            return run_cli(args)
     except FakeLocatorError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(_printable(f"{PROG}: error: {e}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; rerun with --resume to continue", file=sys.stderr)
@@ -223,17 +253,29 @@ def face_options(args: argparse.Namespace):
 def run_cli(args: argparse.Namespace) -> int:
     import cv2
 
-    from fakelocator.runtime.inputs import expand
-    from fakelocator.runtime.locator import Locator
-    from fakelocator.runtime.outputs import Journal, Layout
-    from fakelocator.runtime.run import RunOptions, run
+    from fakelocator.runtime.outputs import OutputLock
 
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # errors only: decode failures are reported per input, not as library warnings
+    # Decode failures are reported per input; OpenCV's own log lines would only repeat them as noise.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     if not 0.0 <= args.overlay_alpha <= 1.0:
         raise FakeLocatorError(f"--overlay-alpha must be in [0, 1], got {args.overlay_alpha}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise FakeLocatorError(f"--out {out}: exists and is not a folder")
+    faces = face_options(args)  # usage errors before --out is created
+    lock = OutputLock(out)  # this run owns --out until it ends (another run on it stops here)
+    try:
+        return _run_locked(args, out, faces)
+    finally:
+        lock.release()
+
+
+def _run_locked(args: argparse.Namespace, out: Path, faces) -> int:
+    from fakelocator.runtime.inputs import expand
+    from fakelocator.runtime.locator import Locator
+    from fakelocator.runtime.outputs import Journal, Layout, OutputError
+    from fakelocator.runtime.run import RunOptions, run
+
     inputs = expand(args.inputs, exclude=out)
     if not inputs:
         raise FakeLocatorError("no inputs (an empty list?)")
@@ -241,14 +283,25 @@ def run_cli(args: argparse.Namespace) -> int:
     backend_options = {"threads": args.threads} if args.threads else {}
     locator = Locator.load(
         args.model, backend=args.backend, device=args.device, batch_size=args.batch, threshold=args.threshold,
-        workers=args.workers, max_pixels=args.max_pixels, faces=face_options(args), pipeline=args.pipeline,
+        workers=args.workers, max_pixels=args.max_pixels, faces=faces, pipeline=args.pipeline,
         analysis=args.analysis, tile_overlap=args.tile_overlap, tile_pooling=args.tile_pooling, max_tiles=args.max_tiles,
         **backend_options,
     )
     layout = Layout(out)
-    journal = Journal(layout.results, resume=args.resume, overwrite=args.overwrite)
+    try:
+        journal = Journal(layout.results, resume=args.resume, overwrite=args.overwrite)
+    except BaseException:
+        locator.close()
+        raise
+    if journal.bad_lines:
+        print(_printable(f"{PROG}: warning: {journal.describe_bad_lines()}"), file=sys.stderr)
     if args.resume:
-        layout.remove_temporaries()
+        try:
+            layout.remove_temporaries()
+        except OSError as e:
+            journal.close()
+            locator.close()
+            raise OutputError(f"cannot clean up {out}: {e.strerror or e}") from None
     options = RunOptions(
         every=args.every, fps=args.fps, max_frames=args.max_frames, map_depth=args.map_depth,
         overlay=args.overlay, overlay_alpha=args.overlay_alpha, writers=locator.workers,
@@ -266,6 +319,11 @@ def run_cli(args: argparse.Namespace) -> int:
         with locator:
             stats = run(locator, inputs, layout, journal, options, on_record=on_record,
                         on_input_done=lambda item, ok: progress.advance())
+    except OutputError as e:
+        raise OutputError(
+            f"{e}; the {journal.records} record(s) this run completed are kept in {layout.results}: "
+            "rerun with --resume once it can be written"
+        ) from None
     finally:
         progress.close()
         journal.close()

@@ -76,6 +76,19 @@ def set_device(index: int) -> None:
     check(runtime().cudaSetDevice(int(index)), f"cudaSetDevice({index})")
 
 
+def memory_info(index: int) -> tuple[int, int]:
+    """(free, total) bytes of GPU ``index`` (``cudaMemGetInfo``; all processes' use counts), made current first."""
+    set_device(index)
+    free, total = check(runtime().cudaMemGetInfo(), "cudaMemGetInfo")
+    return int(free), int(total)
+
+
+def runtime_version() -> str:
+    """The CUDA runtime's version, e.g. "12.6" (``cudaRuntimeGetVersion`` gives 12060)."""
+    version = int(check(runtime().cudaRuntimeGetVersion(), "cudaRuntimeGetVersion"))
+    return f"{version // 1000}.{version % 1000 // 10}"
+
+
 #: ``memcpy_async`` directions.
 COPY_KINDS = ("h2d", "d2h", "d2d")
 

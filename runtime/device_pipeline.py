@@ -21,6 +21,12 @@ batch k + 1, whose upload (on a copy stream of its own) overlaps batch k's compu
 download (on a third stream) overlaps batch k + 1's compute. Slot buffers grow when a batch needs
 more (with headroom) and are otherwise reused: after the first batches, no batch allocates.
 
+With a ``native`` contract (``fakelocator.tiling``) the same batch is analysed tile by tile: the
+tiles kernel cuts every crop into normalized tiles straight into the input binding (crop k's
+tiles after crop k − 1's, one network row each), and the stitch kernel blends the tile maps from
+the map binding into each crop's full-resolution map; scores, features and network maps come back
+per tile (``DeviceBatch.tiles`` says how many rows each crop took).
+
 Every stage is timed with CUDA events: ``pack`` (host), ``h2d``, ``preprocess``, ``infer``,
 ``postprocess``, ``d2h`` (device), in ms per batch.
 
@@ -101,6 +107,9 @@ class DeviceBatch:
         network_maps: (n, h, w) float32 maps at network resolution, when asked for at submit.
         timings: ms for the whole batch per stage (``STAGES``).
         tag: what ``submit`` was given.
+        tiles: with a ``native`` contract, how many tiles (network rows) each crop took; its
+            rows of ``scores``, ``features`` and ``network_maps`` are consecutive, in
+            ``fakelocator.tiling``'s layout order. None in ``fit`` analysis (one row per crop).
     """
 
     maps: list[np.ndarray]
@@ -109,6 +118,7 @@ class DeviceBatch:
     network_maps: np.ndarray | None
     timings: dict[str, float]
     tag: Any = None
+    tiles: list[int] | None = None
 
 
 @dataclass
@@ -120,6 +130,12 @@ class _Pending:
     network_maps: bool
     pack_ms: float
     tag: Any
+    tiles: list[int] | None = None  # per crop, in native analysis
+
+    @property
+    def rows(self) -> int:
+        """Network rows the batch used: one per crop, or one per tile."""
+        return self.n if self.tiles is None else sum(self.tiles)
 
 
 @dataclass
@@ -211,10 +227,10 @@ class DevicePipeline:
             raise FakeLocatorError(f"submit: {n} images but {len(color_orders)} colour orders")
         if self.in_flight >= self.depth:
             raise FakeLocatorError(f"submit: {self.in_flight} batches already in flight; collect one first")
-        self.io.batch_rows(n)  # refuses a batch that does not fit the bindings
         for k, image in enumerate(images):
             if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
                 raise FakeLocatorError(f"submit: image {k} must be uint8 (H, W, 3), got {getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}")
+        self.io.batch_rows(sum(self.tile_counts(images)) if self.contract.native else n)  # refuses what does not fit the bindings
         slot = self._slots[self._next]
         try:
             self._submit(slot, list(images), list(color_orders), network_maps, tag)
@@ -224,10 +240,22 @@ class DevicePipeline:
         self._next = (self._next + 1) % self.depth
         self._queue.append(slot)
 
+    def tile_counts(self, images: Sequence[np.ndarray]) -> list[int]:
+        """With a ``native`` contract, the tiles (network rows) each image takes."""
+        c = self.contract
+        return [self.lib.tile_count(im.shape[0], im.shape[1], c.size, c.tile_overlap) for im in images]
+
     def _submit(self, slot: _Slot, images: list[np.ndarray], orders: list[str], network_maps: bool, tag: Any) -> None:
         cuda, io, lib, ev = self._cuda, self.io, self.lib, slot.events
         n = len(images)
         sizes = [(int(im.shape[0]), int(im.shape[1])) for im in images]
+        native = self.contract.native
+        tiles = self.tile_counts(images) if native else None
+        rows = sum(tiles) if native else n
+        first_rows = np.concatenate([[0], np.cumsum(tiles)[:-1]]).astype(int).tolist() if native else list(range(n))
+        if native and tuple(io.map_size) != tuple(self.contract.size):
+            raise FakeLocatorError(f"native analysis stitches tile maps of the tile size {self.contract.size}, "
+                                   f"but the model's maps are {tuple(io.map_size)}")
         cuda.set_device(io.device_index)  # the calling thread's current device
         offsets, frame_bytes = _layout(sizes, 3)
         map_offsets, map_bytes = _layout(sizes, 4)
@@ -258,29 +286,37 @@ class DevicePipeline:
             stream = io.stream
             stream.wait(ev["up1"])
             ev["pre0"].record(stream)
-            x = io.input(n)  # (rows, 3, h, w) on the device
+            x = io.input(rows)  # (rows, 3, h, w) on the device
             start = 0
             while start < n:  # one call per run of crops in the same colour order
                 end = start + 1
                 while end < n and orders[end] == orders[start]:
                     end += 1
                 crops = [DeviceImage(frames.ptr + offsets[k], *sizes[k]) for k in range(start, end)]
-                lib.preprocess_device(crops, orders[start], self.contract, x.ptr, dtype=x.dtype, start=start, stream=stream)
+                if native:  # the crops' tiles, from the first one's first row on
+                    lib.tiles_device(crops, orders[start], self.contract, x.ptr, dtype=x.dtype, start=first_rows[start], stream=stream)
+                else:
+                    lib.preprocess_device(crops, orders[start], self.contract, x.ptr, dtype=x.dtype, start=start, stream=stream)
                 start = end
             ev["pre1"].record(stream)
-            out = io.run(n, stream)
+            out = io.run(rows, stream)
             ev["infer1"].record(stream)
             net_map = out["map"]  # (rows, 1, mh, mw) float32
             if tuple(net_map.shape[1:]) != (1, *io.map_size):
                 raise FakeLocatorError(f"the backend's map output is {net_map.shape}, expected (N, 1, {io.map_size[0]}, {io.map_size[1]})")
-            lib.postprocess_device(
-                net_map.ptr, io.map_size, sizes, maps_out=[maps.ptr + o for o in map_offsets], stream=stream
-            )
+            if native:
+                lib.stitch_device(net_map.ptr, self.contract.size, sizes, self.contract.tile_overlap,
+                                  [maps.ptr + o for o in map_offsets], first_tiles=first_rows,
+                                  window=self.contract.tile_window, stream=stream)
+            else:
+                lib.postprocess_device(
+                    net_map.ptr, io.map_size, sizes, maps_out=[maps.ptr + o for o in map_offsets], stream=stream
+                )
             ev["post1"].record(stream)
             # The output bindings are reused by the next batch: their few bytes come back in stream order.
             for name, (offset, nbytes) in layout.items():
                 if nbytes and name in out:
-                    count = nbytes // io.max_batch * n
+                    count = nbytes // io.max_batch * rows
                     cuda.memcpy_async(small.ptr + offset, out[name].ptr, count, "d2h", stream)
             ev["computed"].record(stream)
 
@@ -288,7 +324,7 @@ class DevicePipeline:
         ev["down0"].record(self.download)
         cuda.memcpy_async(slot.buffers["maps_host"].ptr, maps.ptr, map_bytes, "d2h", self.download)
         ev["down1"].record(self.download)
-        slot.pending = _Pending(n, sizes, map_offsets, map_bytes, network_maps, pack_ms, tag)
+        slot.pending = _Pending(n, sizes, map_offsets, map_bytes, network_maps, pack_ms, tag, tiles)
 
     def collect(self) -> DeviceBatch:
         """Wait for the oldest batch in flight; its results, copied out of the slot's buffers."""
@@ -327,12 +363,12 @@ class DevicePipeline:
             count = int(np.prod(shape))
             return raw[offset:offset + 4 * count].view(np.float32).reshape(shape).copy()
 
-        scores = take("score", (p.n,))
-        features = take("features", (p.n, self.io.feature_size)) if self.io.feature_size else None
-        network = take("map", (p.n, *self.io.map_size)) if p.network_maps else None
+        scores = take("score", (p.rows,))
+        features = take("features", (p.rows, self.io.feature_size)) if self.io.feature_size else None
+        network = take("map", (p.rows, *self.io.map_size)) if p.network_maps else None
         slot.pending = None
         self._queue.popleft()
-        return DeviceBatch(maps, scores, features, network, timings, p.tag)
+        return DeviceBatch(maps, scores, features, network, timings, p.tag, p.tiles)
 
     def discard(self) -> None:
         """Drop every batch in flight (after waiting for the device to finish with its buffers)."""
@@ -507,8 +543,10 @@ def choose_pipeline(backend: Backend, pipeline: str, batch_size: int, contract: 
     """The DevicePath for ``pipeline`` "device" (or FakeLocatorError why not), None for "host", and
     for "auto" the device path when it is possible, else None after logging why.
 
-    ``contract`` is the analysis the locator runs (default: the model's). The device path does the
-    ``fit`` analysis only: ``native`` tiling and stitching run on the host.
+    ``contract`` is the analysis the locator runs (default: the model's). The locator's device path
+    does the ``fit`` analysis only: ``DevicePipeline`` tiles and stitches a ``native`` batch
+    (``DeviceBatch.tiles``), but ``DeviceRunner`` does not pool tile scores into results yet, so
+    ``native`` tiling and stitching run on the host.
     """
     if pipeline not in PIPELINES:
         raise FakeLocatorError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
@@ -516,7 +554,7 @@ def choose_pipeline(backend: Backend, pipeline: str, batch_size: int, contract: 
         return None
     contract = contract or backend.info.preprocessing
     if contract.native:
-        reason = "native analysis (tiles) has no GPU pre/post-processing yet"
+        reason = "native analysis (tiles) is not wired into the GPU path's runner yet"
         if pipeline == "device":
             raise FakeLocatorError(f"the GPU pipeline is not available: {reason}; use --pipeline host or --analysis fit")
         log.info("GPU pipeline unavailable (%s); pre/post-processing runs on the host", reason)

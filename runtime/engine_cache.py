@@ -100,7 +100,8 @@ def cached_engine(
     onnx_path = Path(onnx_path)
     info = read_onnx_info(onnx_path)
     metadata = info.require_fakelocator()
-    profile, _ = make_profile(INPUT_NAME, info.input().shape, options.batch, options.hw, metadata.preprocessing.size)
+    profile, _ = make_profile(INPUT_NAME, info.input().shape, options.batch, options.hw, metadata.preprocessing.size,
+                              native=metadata.preprocessing.native)
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     engine = cached_engine_path(root, onnx_path, cache_key(here, info.sha256, profile, options))
     side = sidecar_path(engine)

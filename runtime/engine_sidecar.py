@@ -74,8 +74,13 @@ def make_profile(
     batch: tuple[int, int, int],
     hw: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None,
     contract_size: tuple[int, int],
+    *,
+    native: bool = False,
 ) -> tuple[ShapeProfile, list[str]]:
     """The profile for an ONNX input of shape (N, 3, H, W) whose dims are ints or named dynamic axes.
+
+    ``native``: the model is made for ``native`` analysis, whose every input is a tile of
+    ``contract_size``: the profile is batch-only dynamic, H × W the tile's.
 
     Returns the profile and notes for the user (e.g. a default chosen for dynamic H/W).
     """
@@ -88,12 +93,23 @@ def make_profile(
     if isinstance(n, int) and batch != (n, n, n):
         raise FakeLocatorError(f"input {input_name!r} has a fixed batch of {n}; --batch must be {n} (got {batch})")
     static_hw = isinstance(h, int) and isinstance(w, int)
+    if native and hw is not None and any(size != tuple(contract_size) for size in hw):
+        raise FakeLocatorError(
+            f"input {input_name!r}: the model is made for native analysis, whose inputs are its "
+            f"{contract_size[0]}x{contract_size[1]} tiles; --hw does not apply"
+        )
+    if native and static_hw and (h, w) != tuple(contract_size):
+        raise FakeLocatorError(f"input {input_name!r} is {h}x{w} but the model's native tiles are "
+                               f"{contract_size[0]}x{contract_size[1]}")
     if static_hw:
         if hw is not None and any(size != (h, w) for size in hw):
             raise FakeLocatorError(
                 f"input {input_name!r} has a fixed size {h}x{w}; --hw applies only to an ONNX exported with dynamic H/W"
             )
         hw = ((h, w),) * 3
+    elif hw is None and native:
+        hw = (tuple(contract_size),) * 3
+        notes.append(f"native analysis: the engine takes {contract_size[0]}x{contract_size[1]} tiles (dynamic batch only)")
     elif hw is None:
         hw = (contract_size,) * 3
         notes.append(

@@ -55,10 +55,14 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def probe(data: bytes, source: str) -> Header:
-    """Format and size from the header; raises InputError for unknown, corrupt or truncated files."""
-    header, complete = _parse(data, source)
-    if not complete():
+def probe(data: bytes, source: str, *, complete: bool = True) -> Header:
+    """Format and size from the header; raises InputError for unknown, corrupt or truncated files.
+
+    ``complete=False`` reads the size only and leaves a file cut off after its header to the
+    decoder (checking a dataset's pairs, whose pixels are decoded later).
+    """
+    header, is_complete = _parse(data, source)
+    if complete and not is_complete():
         raise InputError(source, f"truncated {header.format.upper()} file ({_MISSING[header.format]})")
     return header
 

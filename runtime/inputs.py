@@ -5,8 +5,9 @@ An argument is
 - ``-``: a list of inputs, one per line, read from stdin (relative entries: from the current folder);
 - a ``.txt`` / ``.lst`` / ``.list`` file: a list of inputs, one per line (relative entries: from the
   list file's folder); blank lines and lines starting with ``#`` are skipped;
-- a folder: every image and video under it, recursively, sorted (hidden files and folders, and the
-  output folder, are skipped);
+- a folder: every image and video under it, recursively, sorted (hidden files and folders are
+  skipped; a subfolder that cannot be listed becomes an input with its error, e.g. "permission
+  denied");
 - a glob (``*``, ``?``, ``[``; ``**`` recurses) that matches no file literally;
 - any other path: one image, or a video when its suffix is a video suffix. Whether it is really an
   image is found out when it is decoded.
@@ -14,6 +15,10 @@ An argument is
 Arguments that name nothing (a missing path, a glob without matches, a folder without images)
 become inputs with an error, recorded like any other bad input. The same file named twice is
 processed once.
+
+Nothing inside the output folder is ever an input (a run would otherwise read its own maps, and
+every ``--resume`` would find more of them): folders and globs skip it, and a path inside it given
+explicitly becomes an input with an error.
 
 Output keys. An input's outputs are named by its path without its suffix: ``a/b.jpg`` →
 ``maps/a/b.png``; a video ``v/c.mp4`` → ``maps/v/c/000012.png``. Paths outside the current folder
@@ -58,6 +63,8 @@ def expand(
         found.extend(_expand_one(arg, stdin=stdin or sys.stdin, excluded=excluded, base=None, nested=False))
     unique, seen = [], set()
     for item in found:
+        if item.error is None and _inside(item.path, excluded):
+            item = replace(item, error="is inside the output folder (--out); outputs are never taken as inputs")
         ident = os.path.realpath(item.path) if item.error is None else ("error", item.path)
         if ident in seen:
             continue
@@ -71,29 +78,56 @@ def _expand_one(arg: str, *, stdin: TextIO, excluded: str | None, base: str | No
         return _expand_list(stdin.read().splitlines(), stdin=stdin, excluded=excluded, base=None)
     path = os.path.normpath(os.path.join(base, arg)) if base and not os.path.isabs(arg) else os.path.normpath(arg)
     if os.path.isdir(path):
-        files = list(_walk(path, excluded))
-        if not files:
+        if _inside(path, excluded):
+            return [Input(path, "image", error="is the output folder (--out) or inside it; outputs are never taken as inputs")]
+        found = list(_walk(path, excluded))
+        if not found:
             return [Input(path, "image", error="folder has no images or videos")]
-        return [Input(f, _kind(f)) for f in files]
+        return found
     if os.path.isfile(path) and Path(path).suffix.lower() in LIST_SUFFIXES and not nested:
         try:
             lines = Path(path).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as e:
             return [Input(path, "image", error=f"list file cannot be read ({e})")]
         return _expand_list(lines, stdin=stdin, excluded=excluded, base=os.path.dirname(path))
-    if not os.path.lexists(path) and _GLOB_CHARS & set(arg):
+    missing = _missing(path)
+    if missing == "no such file" and _GLOB_CHARS & set(arg):
         pattern = os.path.join(base, arg) if base and not os.path.isabs(arg) else arg
         matches = sorted(glob.glob(pattern, recursive=True))
-        files = [os.path.normpath(m) for m in matches if os.path.isfile(m) and _wanted(m)]
+        found = [Input(os.path.normpath(m), _kind(m)) for m in matches
+                 if not os.path.isdir(m) and _wanted(m) and not _inside(m, excluded)]
         for m in matches:
-            if os.path.isdir(m):
-                files.extend(_walk(os.path.normpath(m), excluded))
-        if not files:
+            if os.path.isdir(m) and not _inside(m, excluded):
+                found.extend(_walk(os.path.normpath(m), excluded))
+        if not found:
             return [Input(arg, "image", error="no image or video matches this pattern")]
-        return [Input(f, _kind(f)) for f in files]
-    if not os.path.lexists(path):
-        return [Input(path, _kind(path), error="no such file")]
+        return found
+    if missing is not None:
+        return [Input(path, _kind(path), error=missing)]
     return [Input(path, _kind(path))]
+
+
+def _missing(path: str) -> str | None:
+    """None when ``path`` exists; else why it cannot be seen (``no such file``, ``permission denied``...)."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return "no such file"
+    except PermissionError:
+        return "permission denied"
+    except NotADirectoryError:
+        return "no such file (a parent is not a folder)"
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    return None
+
+
+def _inside(path: str, folder: str | None) -> bool:
+    """Whether ``path`` is ``folder`` or under it (symlinks resolved)."""
+    if folder is None:
+        return False
+    real = os.path.realpath(path)
+    return real == folder or real.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _expand_list(lines: list[str], *, stdin: TextIO, excluded: str | None, base: str | None) -> list[Input]:
@@ -105,15 +139,24 @@ def _expand_list(lines: list[str], *, stdin: TextIO, excluded: str | None, base:
     return out
 
 
-def _walk(folder: str, excluded: str | None) -> Iterable[str]:
-    for dirpath, dirnames, filenames in os.walk(folder):
+def _walk(folder: str, excluded: str | None) -> list[Input]:
+    """Images and videos under ``folder`` in sorted order, and an error input for every subfolder
+    that cannot be listed (an unreadable folder hides its files; it must not hide them silently)."""
+    out: list[Input] = []
+
+    def failed(e: OSError) -> None:  # called by os.walk where the listing fails, so the order is kept
+        where = os.path.normpath(e.filename) if e.filename else folder
+        reason = "permission denied" if isinstance(e, PermissionError) else f"cannot be read ({e.strerror or e})"
+        out.append(Input(where, "image", error=f"folder {reason}; its files cannot be listed"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=failed):
         dirnames[:] = sorted(
-            d for d in dirnames
-            if not d.startswith(".") and os.path.realpath(os.path.join(dirpath, d)) != excluded
+            d for d in dirnames if not d.startswith(".") and not _inside(os.path.join(dirpath, d), excluded)
         )
         for name in sorted(filenames):
             if not name.startswith(".") and _wanted(name):
-                yield os.path.join(dirpath, name)
+                out.append(Input(os.path.join(dirpath, name), _kind(name)))
+    return out
 
 
 def _wanted(name: str) -> bool:

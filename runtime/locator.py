@@ -28,6 +28,7 @@ import numpy as np
 from fakelocator.errors import FakeLocatorError, InputError
 from fakelocator.runtime.backends import load_backend
 from fakelocator.runtime.backends.base import Backend, ModelInfo
+from fakelocator.runtime.limits import check_threads
 from fakelocator.runtime.decode import DEFAULT_MAX_PIXELS, load_image, to_color_image
 from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES, Job, Runner, background, prefetch
 from fakelocator.runtime.preprocess import Preprocessor, select_preprocessor
@@ -144,7 +145,7 @@ class Locator:
         self.batch_size = batch_size
         self.threshold = threshold
         self.preprocessor = select_preprocessor(preprocessor) if isinstance(preprocessor, str) else preprocessor
-        self.workers = workers or _default_workers()
+        self.workers = _default_workers() if workers in (None, 0) else check_threads("workers", workers)
         self.prefetch = prefetch or max(2 * batch_size, self.workers)
         self.max_pixels = max_pixels
         self.regions = regions

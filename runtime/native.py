@@ -38,7 +38,7 @@ log = logging.getLogger("fakelocator")
 
 LIBRARY_ENV = "FAKELOCATOR_NATIVE_LIB"
 #: Must equal FL_ABI_VERSION in native/include/fakelocator_native.h.
-ABI_VERSION = 3
+ABI_VERSION = 4
 #: Largest image or map side the library accepts (FL_MAX_SIDE).
 MAX_SIDE = 32767
 
@@ -78,6 +78,8 @@ class _PostprocessItem(ctypes.Structure):
         ("image_pitch", ctypes.c_int64),
         ("overlay_out", ctypes.c_void_p),
         ("overlay_out_pitch", ctypes.c_int64),
+        ("levels_out", ctypes.c_void_p),
+        ("levels_out_pitch", ctypes.c_int64),
     ]
 
 
@@ -236,6 +238,13 @@ class NativeLibrary:
         maps, _ = self.postprocess([map_hw], [(height, width)], maps_out=None if out is None else [out], threads=threads)
         return maps[0]
 
+    def upsample_u8(self, map_hw: np.ndarray, height: int, width: int, out: np.ndarray | None = None, *, threads: int | None = None) -> np.ndarray:
+        """:meth:`upsample` as 8-bit levels ``floor(clip(m, 0, 1) * 255 + 0.5)`` (NaN → 0): uint8 (height, width),
+        what an 8-bit PNG map stores, without a float32 full-resolution map in between."""
+        out = np.empty((height, width), np.uint8) if out is None else out
+        self.postprocess([map_hw], [(height, width)], maps_out=False, levels_out=[out], threads=threads)
+        return out
+
     def overlay(
         self,
         image_bgr: np.ndarray,
@@ -275,6 +284,7 @@ class NativeLibrary:
         lut: np.ndarray | None = None,
         maps_out: Sequence[np.ndarray] | bool | None = None,
         overlays_out: Sequence[np.ndarray] | None = None,
+        levels_out: Sequence[np.ndarray] | None = None,
         threads: int | None = None,
     ) -> tuple[list[np.ndarray] | None, list[np.ndarray] | None]:
         """A batch of maps → full-resolution maps and, with ``images``, colour-map overlays, in one pass.
@@ -288,6 +298,8 @@ class NativeLibrary:
             maps_out: float32 (H, W) arrays to write the maps into; None (or True) allocates
                 them; False skips the full-resolution maps (overlays only).
             overlays_out: uint8 (H, W, 3) arrays for the overlays; None allocates them.
+            levels_out: uint8 (H, W) arrays to write the maps' 8-bit levels into
+                (``floor(clip(m, 0, 1) * 255 + 0.5)``, NaN → 0), in the same pass; None: none.
 
         Returns:
             (maps or None, overlays or None).
@@ -312,9 +324,9 @@ class NativeLibrary:
             maps_out = [np.empty(s, np.float32) for s in sizes] if want_maps else None
         if images is not None and overlays_out is None:
             overlays_out = [np.empty((*s, 3), np.uint8) for s in sizes]
-        if maps_out is None and images is None:
-            raise FakeLocatorError("postprocess: nothing to do: maps_out=False and no images to overlay")
-        for name, arrays in (("maps_out", maps_out), ("overlays_out", overlays_out)):
+        if maps_out is None and images is None and levels_out is None:
+            raise FakeLocatorError("postprocess: nothing to do: maps_out=False, no levels_out and no images to overlay")
+        for name, arrays in (("maps_out", maps_out), ("overlays_out", overlays_out), ("levels_out", levels_out)):
             if arrays is not None and len(arrays) != n:
                 raise FakeLocatorError(f"postprocess: {name} has {len(arrays)} arrays for {n} maps")
 
@@ -331,6 +343,9 @@ class NativeLibrary:
                 _check_output(overlays_out[k], (h, w, 3), (np.uint8,), f"overlay output {k}")
                 item.image, item.image_pitch = images[k].ctypes.data, images[k].strides[0]
                 item.overlay_out, item.overlay_out_pitch = overlays_out[k].ctypes.data, 3 * w
+            if levels_out is not None:
+                _check_output(levels_out[k], (h, w), (np.uint8,), f"levels output {k}")
+                item.levels_out, item.levels_out_pitch = levels_out[k].ctypes.data, w
         lut_ptr = lut.ctypes.data if lut is not None else None
         opacity_ptr = opacity.ctypes.data if opacity is not None else None
         status = self._lib.fl_postprocess_cpu(items, n, lut_ptr, opacity_ptr, _threads(threads))
@@ -437,12 +452,6 @@ class NativeLibrary:
 
     # ---------------------------------------------------------------- CUDA, device pointers
 
-    def cuda_device_count(self) -> int:
-        """GPUs the library's CUDA runtime sees; raises FakeLocatorError when there is no driver."""
-        count = ctypes.c_int32(0)
-        self._call("cuda_device_count", self._lib.fl_cuda_device_count(ctypes.byref(count)))
-        return count.value
-
     def preprocess_device(
         self,
         images: Sequence[DeviceImage],
@@ -481,6 +490,7 @@ class NativeLibrary:
         maps_out: Sequence[int] | None = None,
         images: Sequence[DeviceImage] | None = None,
         overlays_out: Sequence[int] | None = None,
+        levels_out: Sequence[int] | None = None,
         alpha: float | np.ndarray = 0.5,
         lut: np.ndarray | None = None,
         stream=None,
@@ -490,16 +500,17 @@ class NativeLibrary:
         ``maps_ptr`` is a device buffer holding (N, 1, h, w) float32 maps (e.g. the TensorRT
         ``map`` output binding), ``map_size`` = (h, w), ``sizes`` the (H, W) of each image.
         ``maps_out[k]``: device buffer for a packed float32 (H, W) map (None: no maps);
-        ``images[k]`` with ``overlays_out[k]`` (a packed uint8 (H, W, 3) buffer): the overlays.
+        ``images[k]`` with ``overlays_out[k]`` (a packed uint8 (H, W, 3) buffer): the overlays;
+        ``levels_out[k]``: device buffer for the packed uint8 (H, W) 8-bit levels of the map.
         """
         n = len(sizes)
         map_h, map_w = _size(map_size, "map size")
         base = _device_ptr(maps_ptr, "postprocess_device maps")
-        if maps_out is None and overlays_out is None:
-            raise FakeLocatorError("postprocess_device: give maps_out, overlays_out (with images), or both")
+        if maps_out is None and overlays_out is None and levels_out is None:
+            raise FakeLocatorError("postprocess_device: give maps_out, levels_out, overlays_out (with images), or several")
         if (images is None) != (overlays_out is None):
             raise FakeLocatorError("postprocess_device: overlays need both images and overlays_out")
-        for name, seq in (("maps_out", maps_out), ("images", images), ("overlays_out", overlays_out)):
+        for name, seq in (("maps_out", maps_out), ("images", images), ("overlays_out", overlays_out), ("levels_out", levels_out)):
             if seq is not None and len(seq) != n:
                 raise FakeLocatorError(f"postprocess_device: {name} has {len(seq)} entries for {n} sizes")
         opacity = None
@@ -521,6 +532,8 @@ class NativeLibrary:
                 item.image = _device_image(image, f"device image {k}").data
                 item.image_pitch = image.row_pitch
                 item.overlay_out, item.overlay_out_pitch = _device_ptr(overlays_out[k], f"overlays_out {k}"), 3 * w
+            if levels_out is not None:
+                item.levels_out, item.levels_out_pitch = _device_ptr(levels_out[k], f"levels_out {k}"), w
         lut_ptr = lut.ctypes.data if lut is not None else None
         opacity_ptr = opacity.ctypes.data if opacity is not None else None
         status = self._lib.fl_postprocess_cuda(items, n, lut_ptr, opacity_ptr, _stream_handle(stream))
@@ -638,12 +651,6 @@ def require() -> NativeLibrary:
     if lib is None:
         raise FakeLocatorError(f"the native pre/post-processing library is unavailable: {_unavailable}")
     return lib
-
-
-def _reset_for_tests() -> None:
-    global _loaded, _unavailable
-    with _load_lock:
-        _loaded, _unavailable = None, None
 
 
 def _find() -> tuple[NativeLibrary | None, str | None, bool]:

@@ -130,7 +130,6 @@ COLORBAR_TICKS = (0.0, 0.5, 1.0)
 def colorbar(
     height: int,
     *,
-    alpha: float = DEFAULT_ALPHA,
     ramp: tuple[float, float] = DEFAULT_RAMP,
     colormap: str = DEFAULT_COLORMAP,
     bar_width: int = 14,
@@ -139,9 +138,10 @@ def colorbar(
 ) -> np.ndarray:
     """A vertical colour-bar legend, uint8 (height, W, 3) BGR: map value 1 at the top, 0 at the bottom.
 
-    The bar is the overlay formula applied to a mid-grey/white checkerboard, so it shows what each
-    value does to a picture: the checkerboard shows through unchanged below ``lo`` (transparent),
-    the colour strengthens up to ``hi``. Ticks are labelled (``0``, ``0.5``, ``1``).
+    The bar is the overlay formula with full opacity at ``hi`` applied to a grey checkerboard: the
+    colours show at full strength from ``hi`` up (the overlay draws them at its ``alpha``), fade
+    into the checkerboard down the ramp, and below ``lo`` the checkerboard shows unchanged (the
+    overlay is transparent there). Ticks are labelled (``0``, ``0.5``, ``1``).
     """
     import cv2
 
@@ -152,8 +152,8 @@ def colorbar(
     values = 1.0 - (np.arange(bar_h, dtype=np.float64) + 0.5) / bar_h  # top row = 1
     levels = np.repeat(map_levels(values.astype(np.float32))[:, None], bar_width, axis=1)
     yy, xx = np.mgrid[0:bar_h, 0:bar_width]
-    checker = np.where(((yy // 4) + (xx // 4)) % 2 == 0, 255, 160).astype(np.uint8)
-    bar = blend_levels(np.repeat(checker[:, :, None], 3, axis=2), levels, colormap_lut(colormap), opacity_table(alpha, ramp))
+    checker = np.where(((yy // 4) + (xx // 4)) % 2 == 0, 150, 90).astype(np.uint8)  # mid greys: pale colours show
+    bar = blend_levels(np.repeat(checker[:, :, None], 3, axis=2), levels, colormap_lut(colormap), opacity_table(1.0, ramp))
     label_w = 34
     out = np.full((height, 2 + bar_width + 4 + label_w, 3), background, np.uint8)
     out[pad:pad + bar_h, 2:2 + bar_width] = bar

@@ -41,6 +41,9 @@ class Preprocessor(Protocol):
     def upsample(self, map_hw: np.ndarray, height: int, width: int, out: np.ndarray | None = None) -> np.ndarray:
         """(h, w) float32 map → (height, width) float32 in [0, 1] by the contract's bilinear rule."""
 
+    def upsample_u8(self, map_hw: np.ndarray, height: int, width: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Like ``upsample``, as the 8-bit levels ``floor(clip(map, 0, 1) * 255 + 0.5)`` (NaN → 0), (height, width) uint8."""
+
     def tiles(self, image: np.ndarray, grid: TileGrid, color_order: str, contract: Preprocessing, out: np.ndarray) -> np.ndarray:
         """uint8 (H, W, 3) image in ``color_order`` → ``out`` (len(grid), 3, h, w) float32 tiles, filled and returned.
 
@@ -132,6 +135,9 @@ class NumpyPreprocessor:
         out[...] = full
         return out
 
+    def upsample_u8(self, map_hw, height, width, out=None):
+        return quantize_u8(to_full_resolution(np.asarray(map_hw, np.float32), height, width), out=out)
+
     def tiles(self, image, grid, color_order, contract, out):
         """``fakelocator.tiling``'s extract + normalize, the same float32 operations per value, but
         planar first and written tile by tile into ``out`` (7x faster at 1080p than the reference's
@@ -182,6 +188,9 @@ class NativePreprocessor:
 
     def upsample(self, map_hw, height, width, out=None):
         return self._lib.upsample(np.ascontiguousarray(map_hw, np.float32), height, width, out=out)
+
+    def upsample_u8(self, map_hw, height, width, out=None):
+        return self._lib.upsample_u8(np.ascontiguousarray(map_hw, np.float32), height, width, out=out)
 
     def tiles(self, image, grid, color_order, contract, out):
         check_color_image(image)

@@ -19,7 +19,9 @@ import numpy as np
 from fakelocator.errors import InputError
 from fakelocator.runtime.inputs import Input
 from fakelocator.runtime.locator import Locator
-from fakelocator.runtime.outputs import Journal, Layout, encode_jpeg, encode_map, write_atomic
+from fakelocator.runtime.outputs import (
+    Journal, Layout, encode_jpeg, encode_map, is_output_folder_error, output_error, write_atomic,
+)
 from fakelocator.runtime.overlay import DEFAULT_ALPHA, colormap_lut, opacity_table, overlay
 from fakelocator.runtime.results import LocateResult, VideoSummary
 
@@ -95,6 +97,8 @@ class OutputWriter:
                     write_atomic(over_path, encode_jpeg(self.overlay(image, result.map, self.options.overlay_alpha)))
                     record["overlay"] = self.layout.relative(over_path)
             except OSError as e:
+                if is_output_folder_error(e):  # disk full, read-only, ...: every later input would fail too
+                    raise output_error(self.layout.root, e) from None
                 record.update(map=None, overlay=None, error=f"cannot write outputs ({e})")
         result.map = result.image = None
         record["timings_ms"]["write"] = round((time.perf_counter() - t0) * 1000, 3)

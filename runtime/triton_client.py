@@ -184,12 +184,17 @@ class TritonClient:
                 results[i] = result
         return results
 
-    def _request(self, blobs: list[bytes], sources: list[str], maps: bool) -> list[LocateResult]:
+    def infer(self, blobs: Sequence[bytes], *, maps: bool = True) -> dict[str, np.ndarray]:
+        """One request with these encoded images; the outputs as Triton returns them: ``map`` (N, H_max,
+        W_max) uint8 or float16 (unless ``maps=False``), ``shape`` (N, 2) int32, ``score`` (N, 1) float32,
+        ``label`` and ``error`` (N, 1) bytes. ``locate`` builds its results from this."""
         m = self._module
         n = len(blobs)
+        if n < 1:
+            raise FakeLocatorError("a request needs at least one image")
         data = np.empty((n, 1), np.object_)
         for i, blob in enumerate(blobs):
-            data[i, 0] = blob
+            data[i, 0] = bytes(blob)
         tensor = m.InferInput("image", [n, 1], "BYTES")
         tensor.set_data_from_numpy(data)
         names = [o for o in OUTPUTS if maps or o != "map"]
@@ -199,11 +204,16 @@ class TritonClient:
             outputs = [m.InferRequestedOutput(o) for o in names]
         response = self._call(f"inference of {n} image(s)", self._client.infer, self.model, [tensor], outputs=outputs,
                               **self._grpc_kwargs())
-        shape = response.as_numpy("shape").reshape(n, 2)
-        score = response.as_numpy("score").reshape(n)
-        label = response.as_numpy("label").reshape(n)
-        error = response.as_numpy("error").reshape(n)
-        full = response.as_numpy("map") if maps else None  # (n, H_max, W_max) uint8 or float16
+        return {name: response.as_numpy(name) for name in names}
+
+    def _request(self, blobs: list[bytes], sources: list[str], maps: bool) -> list[LocateResult]:
+        n = len(blobs)
+        out = self.infer(blobs, maps=maps)
+        shape = out["shape"].reshape(n, 2)
+        score = out["score"].reshape(n)
+        label = out["label"].reshape(n)
+        error = out["error"].reshape(n)
+        full = out.get("map")  # (n, H_max, W_max) uint8 or float16
         results = []
         for i in range(n):
             message = _text(error[i])

@@ -4,7 +4,8 @@ Each repository's ``model.py`` imports one of these as ``TritonPythonModel``:
 
 - ``PipelineModel``: encoded images in (TYPE_STRING, one per row of a batch), and per image the map
   at the image's own height x width, its shape, the score, the label and the error. It runs the
-  runtime's own ``Locator`` (decoding, the contract's ``fit`` resize or ``native`` tiles, batching,
+  runtime's own ``Locator`` (decoding, the contract's ``fit`` resize or ``native`` tiles — the
+  model's analysis, or the one the repository was exported with — batching,
   upsampling or stitching, per-image errors), whose backend sends each network batch to the network
   model by BLS (``fakelocator.runtime.backends.triton_bls``). All requests of one execution (Triton's
   dynamic batcher hands it several) are analysed as one stream, so their crops share network batches.
@@ -27,13 +28,17 @@ import numpy as np
 from fakelocator.contract import Preprocessing
 from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY
 
-# The pipeline model's parameters (written by fakelocator.export.triton, which owns the same names).
+# The served models' parameters: fakelocator.export.triton writes them (importing these names).
 NETWORK_MODEL_KEY = "fakelocator.network_model"
 NETWORK_INPUT_DTYPE_KEY = "fakelocator.network_input_dtype"
 NETWORK_MAX_BATCH_KEY = "fakelocator.network_max_batch"
 MAP_DTYPE_KEY = "fakelocator.map_dtype"
 THRESHOLD_KEY = "fakelocator.threshold"
 WORKERS_KEY = "fakelocator.workers"
+ANALYSIS_KEY = "fakelocator.analysis"  # "fit" | "native" | "" (the model's)
+TILE_OVERLAP_KEY = "fakelocator.tile_overlap"  # "" : the model's
+TILE_POOLING_KEY = "fakelocator.tile_pooling"  # "" : the model's
+MAX_TILES_KEY = "fakelocator.max_tiles"  # "" : the runtime's default; "0": no limit
 MODEL_FILE_KEY = "fakelocator.model_file"
 THREADS_KEY = "fakelocator.threads"
 
@@ -87,8 +92,17 @@ class PipelineModel:
         if self.map_dtype not in MAP_DTYPES:
             raise ValueError(f"{MAP_DTYPE_KEY} must be one of {MAP_DTYPES}, got {self.map_dtype!r}")
         workers = int(params.get(WORKERS_KEY, "0")) or None
+        analysis = {}
+        if params.get(ANALYSIS_KEY):
+            analysis["analysis"] = params[ANALYSIS_KEY]
+        if params.get(TILE_OVERLAP_KEY):
+            analysis["tile_overlap"] = int(params[TILE_OVERLAP_KEY])
+        if params.get(TILE_POOLING_KEY):
+            analysis["tile_pooling"] = params[TILE_POOLING_KEY]
+        if params.get(MAX_TILES_KEY):
+            analysis["max_tiles"] = int(params[MAX_TILES_KEY]) or None
         self.locator = Locator(backend, batch_size=max_batch, threshold=float(params.get(THRESHOLD_KEY, "0.5")),
-                               workers=workers, pipeline="host")
+                               workers=workers, pipeline="host", **analysis)
         self.name = config.get("name", "fakelocator")
 
     def execute(self, requests: list) -> list:

@@ -269,6 +269,7 @@ class TritonServer:
         self._workdir: Path | None = None
         self._log_path: Path | None = None
         self._log_handle = None
+        self._python_folders: list[str] = []
 
     # ---- addresses ----------------------------------------------------------------------------
 
@@ -366,13 +367,14 @@ class TritonServer:
     def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         url = f"{self.http_url}/v2/health/ready"
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an http_proxy
         while True:
             code = self.process.poll()
             if code is not None:
                 raise FakeLocatorError(f"{self.install.describe()} exited with status {code} before it was ready"
                                        + self._log_tail())
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:
+                with opener.open(url, timeout=2) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError):

@@ -103,16 +103,14 @@ def _images_by_key(folder: Path, problems: list[str]) -> dict[str, Path]:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the file header without decoding the pixels (Pillow); a file Pillow
-    cannot identify is decoded by OpenCV instead, which reads the training images."""
-    from PIL import Image, UnidentifiedImageError
+    """(height, width) as stored, from the file header without decoding the pixels (the runtime's
+    ``headers.probe``); InputError when the header cannot be read. Pixels missing after a good
+    header are found when the image is decoded."""
+    from fakelocator.runtime.decode import read_file
+    from fakelocator.runtime.headers import probe
 
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-        return h, w
-    except (UnidentifiedImageError, OSError):
-        return read_image(path).shape[:2]
+    header = probe(read_file(path), str(path), complete=False)
+    return header.height, header.width
 
 
 def _check_images(samples: list[Sample], problems: list[str]) -> list[Sample]:

@@ -3,10 +3,12 @@
   fakelocator bench --out runs/bench [--model model.onnx] [--backend onnxruntime,torch]
                     [--batch 1,8,32,64,128] [--inputs 1080p,crop256,direct224] [--iterations 20]
                     [--warmup 3] [--baseline | --no-baseline] [--memory-run 10000] [--device auto]
+                    [--analysis fit,native] [--tile-overlap N] [--tile-pooling max|mean|top2]
 
-For every available backend × precision × batch × input kind: latency p50/p90/p99 of a
+For every available backend × precision × batch × input kind × analysis: latency p50/p90/p99 of a
 locate(batch) call and the throughput of a locate_iter stream (images/s), each stage alone
-(decode, preprocess, host→device, inference, device→host, upsample, write), achieved FLOP/s against
+(decode, preprocess, host→device, inference, device→host, upsample, write; with --analysis native:
+decode, tile, inference, stitch, write), achieved FLOP/s against
 the device's peak and pre/post bytes against the copy bandwidth; the naive PyTorch baseline (needs
 torch) with the speed-up ratio; a long run for memory growth; the project's targets.
 
@@ -62,6 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--batch", type=_ints, default=DEFAULT_BATCHES, help=f"batch sizes (default {','.join(map(str, DEFAULT_BATCHES))})")
     what.add_argument("--inputs", type=_names, default=tuple(KINDS), help=f"input kinds (default {','.join(KINDS)})")
     what.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto: a GPU when a backend can use one)")
+    what.add_argument("--analysis", type=_names, default=(), metavar="fit,native",
+                      help="analyses to measure, comma-separated: fit (one resized input per image), native (tiles at "
+                      "the image's own scale; --batch then counts tiles per inference call); default: the model's own")
+    what.add_argument("--tile-overlap", type=int, metavar="N", help="native: pixels neighbouring tiles share (default: the model's)")
+    what.add_argument("--tile-pooling", choices=("max", "mean", "top2"), help="native: tile score pooling (default: the model's)")
+    what.add_argument("--max-tiles", type=int, default=1024, metavar="N",
+                      help="native: tile budget per image (default 1024; 0 = no limit)")
 
     how = parser.add_argument_group("how")
     how.add_argument("--iterations", type=int, default=20, help="timed batches per measurement, at least (default 20)")
@@ -115,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         baseline_images=args.baseline_images, memory_run=args.memory_run, memory_batch=args.memory_batch,
         memory_input=args.memory_input, device=args.device, threads=args.threads, ort_spinning=args.ort_spinning, workers=args.workers,
         preprocessor=args.preprocessor, pool_size=args.pool, seed=args.seed,
+        analyses=args.analysis, tile_overlap=args.tile_overlap, tile_pooling=args.tile_pooling,
+        max_tiles=args.max_tiles or None,
         argv=tuple(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None,  # None: called as a library
     )
     if args.out.exists() and not args.out.is_dir():

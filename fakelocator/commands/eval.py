@@ -60,6 +60,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--batch", type=int, default=8, metavar="N", help="images per inference call (default: 8)")
     run.add_argument("--threads", type=int, default=0, metavar="N", help="backend CPU threads, 0 = its default")
     run.add_argument("--workers", type=int, metavar="N", help="threads for reading, degrading and scoring images")
+    run.add_argument("--analysis", choices=("native", "fit"),
+                     help="native: overlapping tiles at each image's own scale; fit: the image resized to the network "
+                     "input (default: what each model was made for; docs/runtime.md)")
+    run.add_argument("--tile-overlap", type=int, metavar="N", help="native: pixels neighbouring tiles share (default: the model's)")
+    run.add_argument("--tile-pooling", choices=("max", "mean", "top2"),
+                     help="native: how tile scores become the image's score (default: the model's)")
+    run.add_argument("--max-tiles", type=int, default=1024, metavar="N",
+                     help="native: images taking more tiles fail with an error instead of being downscaled "
+                     "(default: 1024; 0 = no limit)")
 
     score = parser.add_argument_group("scoring")
     score.add_argument("--threshold", type=float, default=0.5, metavar="T",
@@ -117,6 +126,8 @@ def build_config(args: argparse.Namespace):
 
     if args.batch < 1:
         raise FakeLocatorError(f"--batch must be >= 1, got {args.batch}")
+    if args.max_tiles < 0:
+        raise FakeLocatorError(f"--max-tiles must be >= 0, got {args.max_tiles}")
     if args.limit is not None and args.limit < 1:
         raise FakeLocatorError(f"--limit must be >= 1, got {args.limit}")
     if args.contact_sheet < 0:
@@ -145,6 +156,10 @@ def build_config(args: argparse.Namespace):
         batch_size=args.batch,
         threads=args.threads,
         workers=args.workers,
+        analysis=args.analysis,
+        tile_overlap=args.tile_overlap,
+        tile_pooling=args.tile_pooling,
+        max_tiles=args.max_tiles or None,
         skip_invalid=args.skip_invalid,
         limit=args.limit,
         overwrite=args.overwrite,

@@ -24,6 +24,15 @@ from pathlib import Path
 from fakelocator.errors import FakeLocatorError
 
 
+def gpu_index(text: str) -> int:
+    """``--device`` of ``export engine`` and ``export check``: ``0``, ``cuda`` or ``cuda:0`` → GPU index 0."""
+    value = text.strip().lower()
+    value = "0" if value == "cuda" else value.removeprefix("cuda:")
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a GPU: give an index (0) or cuda:N")
+    return int(value)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="export_command", metavar="WHAT", required=True)
 
@@ -31,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        description="Export a checkpoint to one self-contained ONNX file and check it against PyTorch. "
                        "Given an .onnx and --fp16, convert it to mixed precision and check it against the fp32 file.")
     p.add_argument("model", help="a .safetensors/.pt checkpoint (or, with --fp16, an fp32 .onnx)")
-    p.add_argument("-o", "--output", help="the .onnx to write (default: beside MODEL, model.onnx or model.fp16.onnx)")
+    p.add_argument("-o", "--output", help="the .onnx to write (default: beside MODEL, model.onnx or model.fp16.onnx; "
+                   "never inside the installed fakelocator package)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18: ONNX Runtime and TensorRT >= 10 run it)")
     p.add_argument("--dynamic-hw", action="store_true", help="dynamic height and width (batch is always dynamic)")
     p.add_argument("--fp16", action="store_true", help="mixed precision: fp16 inside, fp32 inputs and outputs")
@@ -44,8 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "ONNX (strongly typed network); --fp16 with an fp32 ONNX converts it first. Needs TensorRT and a GPU.")
     p.add_argument("onnx", help="an ONNX file written by `fakelocator export onnx`")
     p.add_argument("-o", "--output", help="the engine to write (default: ONNX with .engine)")
-    p.add_argument("--batch", default="1,8,32", help="batch profile MIN,OPT,MAX or MAX (default 1,8,32)")
-    p.add_argument("--hw", help="for an ONNX with dynamic H/W: HxW or MINHxMINW,OPTHxOPTW,MAXHxMAXW")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing engine (and its sidecar)")
+    p.add_argument("--batch", help="batch profile MIN,OPT,MAX or MAX (default 1,8,32; 1,32,64 for a model made for "
+                   "native analysis, whose inputs are tiles, tens per image)")
+    p.add_argument("--hw", help="for an ONNX with dynamic H/W: HxW or MINHxMINW,OPTHxOPTW,MAXHxMAXW (not for a native "
+                   "model: its engine takes its tiles only)")
     precision = p.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_const", dest="precision", const="fp16",
                            help="FP16 engine: an fp32 ONNX is converted to mixed precision first")
@@ -61,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="build for other GPUs too (slower engine)")
     p.add_argument("--version-compatible", action="store_true", help="runs on later TensorRT versions too (slower engine)")
     p.add_argument("--exclude-lean-runtime", action="store_true", help="with --version-compatible: leave the lean runtime out")
-    p.add_argument("--device", type=int, default=0, help="GPU index (default 0)")
+    p.add_argument("--device", type=gpu_index, default=0, help="GPU: an index or cuda:N (default 0)")
     p.add_argument("--verbose", action="store_true", help="show TensorRT's info messages")
     p.add_argument("--no-check", dest="check", action="store_false", help="skip the TensorRT vs ONNX Runtime parity check")
     p.set_defaults(_export=run_engine)
@@ -100,6 +114,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=0.5, help="score at or above which the label is fake (default 0.5)")
     p.add_argument("--threads", type=int, default=0,
                    help="intra-op threads of a python-backend network (default 0: ONNX Runtime's)")
+    p.add_argument("--analysis", choices=("fit", "native"),
+                   help="the pipeline's analysis, as trt-locate's --analysis (default: the model's)")
+    p.add_argument("--tile-overlap", type=int, help="native analysis: pixels neighbouring tiles share (default: the model's)")
+    p.add_argument("--tile-pooling", choices=("max", "mean", "top2"),
+                   help="native analysis: how tile scores become the image's (default: the model's)")
+    p.add_argument("--max-tiles", type=int,
+                   help="native analysis: images taking more tiles get an error (default: the runtime's; 0: no limit)")
     p.add_argument("--overwrite", action="store_true", help="replace existing models of the same names")
     p.set_defaults(_export=run_triton)
 
@@ -113,12 +134,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random cases (default 0)")
     p.add_argument("--max-abs", type=float, help="override the max |Δmap| and |Δscore| bound")
     p.add_argument("--min-cosine", type=float, help="override the map COSS bound")
-    p.add_argument("--device", default="cuda:0", help="GPU for engines (default cuda:0)")
+    p.add_argument("--device", type=gpu_index, default=0, help="GPU for engines: an index or cuda:N (default 0)")
     p.set_defaults(_export=run_check)
 
 
 def run(args: argparse.Namespace) -> int:
     return int(args._export(args) or 0)
+
+
+def package_folder() -> Path:
+    """Where the fakelocator package is installed (its shipped weights live under it)."""
+    import fakelocator
+
+    return Path(fakelocator.__file__).resolve().parent
+
+
+def output_path(given: str | None, default: Path, *, overwrite: bool, also: tuple[str, ...] = ()) -> Path:
+    """The file an export writes: ``given`` or ``default``; refused inside the installed package
+    (its shipped model must not be replaced by accident) and, without ``overwrite``, when it (or a
+    companion file named ``output + suffix`` for each of ``also``) exists."""
+    output = Path(given) if given else default
+    package = package_folder()
+    resolved = output.resolve()
+    if resolved == package or package in resolved.parents:
+        hint = "" if given else " (the default, beside MODEL)"
+        raise FakeLocatorError(
+            f"{output}{hint} is inside the installed fakelocator package ({package}); exports are never written "
+            "there: give -o PATH outside it"
+        )
+    existing = [p for p in [output, *(Path(f"{output}{suffix}") for suffix in also)] if p.exists()]
+    if existing and not overwrite:
+        raise FakeLocatorError(f"{existing[0]} exists: pass --overwrite to replace it, or give another -o")
+    return output
 
 
 # ---- onnx ---------------------------------------------------------------------------------------
@@ -128,9 +175,10 @@ def run_onnx(args) -> int:
     model = Path(args.model)
     if model.suffix.lower() == ".onnx":
         return _convert_fp16(args, model)
+    output = output_path(args.output, model.with_name(model.stem + (".fp16.onnx" if args.fp16 else ".onnx")),
+                         overwrite=args.overwrite)  # checked before torch is imported
     from fakelocator.export.onnx_export import export_onnx
 
-    output = Path(args.output) if args.output else model.with_name(model.stem + (".fp16.onnx" if args.fp16 else ".onnx"))
     result = export_onnx(model, output, opset=args.opset, dynamic_hw=args.dynamic_hw, fp16=args.fp16,
                          check=args.check, exporter=args.exporter)
     print(result.summary())
@@ -149,7 +197,7 @@ def _convert_fp16(args, source: Path) -> int:
     from fakelocator.export.onnx_file import read_onnx_info
     from fakelocator.export.parity import FP16, compare, onnxruntime_runner, standard_cases
 
-    output = Path(args.output) if args.output else source.with_name(source.stem + ".fp16.onnx")
+    output = output_path(args.output, source.with_name(source.stem + ".fp16.onnx"), overwrite=args.overwrite)
     metadata = read_onnx_info(source).require_fakelocator()
     convert_file_to_fp16(source, output, check=args.check)
     info = read_onnx_info(output)
@@ -166,11 +214,12 @@ def _convert_fp16(args, source: Path) -> int:
 # ---- engine -------------------------------------------------------------------------------------
 
 
-def build_options(args):
-    from fakelocator.export.engine_spec import BuildOptions, parse_batch, parse_hw, parse_size
+def build_options(args, native: bool = False):
+    """``BuildOptions`` from the command line; ``native``: the ONNX is made for native analysis (default batch)."""
+    from fakelocator.export.engine_spec import BuildOptions, default_batch, parse_batch, parse_hw, parse_size
 
     return BuildOptions(
-        batch=parse_batch(args.batch),
+        batch=parse_batch(args.batch) if args.batch else default_batch(native),
         hw=parse_hw(args.hw) if args.hw else None,
         precision=args.precision,
         weak_fp16=args.weak_fp16,
@@ -187,10 +236,15 @@ def build_options(args):
 def run_engine(args) -> int:
     from fakelocator.export.tensorrt_build import build_engine, import_tensorrt
 
-    options = build_options(args)  # bad options are reported before anything is imported
-    import_tensorrt()
     onnx_path = Path(args.onnx)
-    output = Path(args.output) if args.output else onnx_path.with_suffix(".engine")
+    native = False
+    if not args.batch:  # the default profile follows the model's analysis
+        from fakelocator.export.onnx_file import read_onnx_info
+
+        native = read_onnx_info(onnx_path).require_fakelocator().preprocessing.native
+    options = build_options(args, native)  # bad options are reported before TensorRT is imported
+    import_tensorrt()
+    output = output_path(args.output, onnx_path.with_suffix(".engine"), overwrite=args.overwrite, also=(".json",))
     sidecar = build_engine(onnx_path, output, options, device=args.device, verbose=args.verbose)
     print(f"wrote {output} and {output}.json: {sidecar.precision}, {sidecar.profile.describe()}, "
           f"TensorRT {sidecar.tensorrt_version} on {sidecar.gpu_name}")
@@ -234,6 +288,10 @@ def run_triton(args) -> int:
         pipeline_queue_delay_us=args.pipeline_queue_delay_us,
         threshold=args.threshold,
         threads=args.threads,
+        analysis=args.analysis,
+        tile_overlap=args.tile_overlap,
+        tile_pooling=args.tile_pooling,
+        max_tiles=args.max_tiles,
     )
     write_repository(args.model, args.repo, options, overwrite=args.overwrite)
     repo = Path(args.repo).resolve()
@@ -250,7 +308,7 @@ def run_check(args) -> int:
     model = Path(args.model)
     print(describe(model))
     against = Path(args.against) if args.against else None
-    return _parity(model, against, device=args.device, batch=args.batch, seed=args.seed,
+    return _parity(model, against, device=f"cuda:{args.device}", batch=args.batch, seed=args.seed,
                    max_abs=args.max_abs, min_cosine=args.min_cosine)
 
 

@@ -42,7 +42,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature or struct below changes; Python refuses a library with another. */
-#define FL_ABI_VERSION 3
+#define FL_ABI_VERSION 4
 
 /* Images and maps larger than this on a side are refused (keeps the exact coordinate
  * arithmetic in 32-bit integers on the GPU). */
@@ -78,8 +78,10 @@ typedef struct fl_preprocess_params {
 } fl_preprocess_params;
 
 /* One map to bring back to an image's full resolution. `map` is (map_height, map_width) float32
- * with `map_pitch` bytes per row. At least one of `map_out` and `overlay_out` is set:
+ * with `map_pitch` bytes per row. At least one of `map_out`, `levels_out` and `overlay_out` is set:
  *   map_out:     (height, width) float32, the upsampled map clipped to [0, 1];
+ *   levels_out:  (height, width) uint8, its 8-bit levels floor(clip(m, 0, 1) * 255 + 0.5) (NaN -> 0),
+ *                what an 8-bit PNG map stores (no float32 full-resolution map needed);
  *   overlay_out: (height, width, 3) uint8 BGR colour-map overlay of `image` (BGR, same size).
  * Host pointers for the CPU entry points, device pointers for the CUDA ones. */
 typedef struct fl_postprocess_item {
@@ -95,6 +97,8 @@ typedef struct fl_postprocess_item {
   int64_t image_pitch;
   uint8_t* overlay_out;
   int64_t overlay_out_pitch;
+  uint8_t* levels_out;
+  int64_t levels_out_pitch;
 } fl_postprocess_item;
 
 /* Native analysis, tiles: one image and where its tiles go. The tile size and the normalization

@@ -135,35 +135,31 @@ FL_ROW_LOOP void vresize_clip_row(const float* __restrict r0, const float* __res
   for (int32_t x = 0; x < w; ++x) dst[x] = clip01(lerp(r0[x], r1[x], w0, w1));
 }
 
+// 8-bit levels of a row (floor(clip(v, 0, 1) * 255 + 0.5), NaN -> 0).
+FL_ROW_LOOP void level_row(const float* __restrict row, uint8_t* __restrict out, int32_t w) {
+  for (int32_t x = 0; x < w; ++x) out[x] = static_cast<uint8_t>(level(row[x]));
+}
+
 // Per-worker scratch of the overlay.
 struct OverlayScratch {
-  std::vector<int32_t> levels;  // (w,)
-  std::vector<uint8_t> heat;    // (3 w,): the colour of each pixel, BGR
-  std::vector<float> alpha;     // (3 w,): its opacity, repeated per channel
-  std::vector<float> beta;      // (3 w,): 1 - opacity
-  explicit OverlayScratch(size_t w) : levels(w), heat(3 * w), alpha(3 * w), beta(3 * w) {}
+  std::vector<int32_t> base;  // (w,): where each pixel's level starts in the blend table
+  explicit OverlayScratch(size_t w) : base(w) {}
 };
 
-// A clipped map row (values in [0, 1] or NaN) and an image row -> an overlay row. `opacity` and
-// `beta` (= 1 - opacity, rounded) are indexed by level.
-FL_ROW_LOOP void overlay_row(const float* __restrict m, const uint8_t* __restrict image, const uint8_t* __restrict lut,
-                 const float* __restrict opacity, const float* __restrict beta, OverlayScratch& scratch,
-                 uint8_t* __restrict out, int32_t w) {
-  int32_t* __restrict levels = scratch.levels.data();
-  uint8_t* __restrict heat = scratch.heat.data();
-  float* __restrict a = scratch.alpha.data();
-  float* __restrict b = scratch.beta.data();
-  for (int32_t x = 0; x < w; ++x) levels[x] = level(m[x]);
+// A clipped map row (values in [0, 1] or NaN) and an image row -> an overlay row. The overlay of a
+// pixel channel depends only on the map level, the channel and the image value, so `table` holds
+// blend() for all 256 x 3 x 256 of them (196 KB, built once per call: stays in L2), and the row
+// is two lookups per byte.
+FL_ROW_LOOP void overlay_row(const float* __restrict m, const uint8_t* __restrict image, const uint8_t* __restrict table,
+                 OverlayScratch& scratch, uint8_t* __restrict out, int32_t w) {
+  int32_t* __restrict base = scratch.base.data();
+  for (int32_t x = 0; x < w; ++x) base[x] = level(m[x]) * (3 * 256);
   for (int32_t x = 0; x < w; ++x) {
-    const int32_t l = levels[x];
-    const uint8_t* h = lut + 3 * l;
-    heat[3 * x] = h[0];
-    heat[3 * x + 1] = h[1];
-    heat[3 * x + 2] = h[2];
-    a[3 * x] = a[3 * x + 1] = a[3 * x + 2] = opacity[l];
-    b[3 * x] = b[3 * x + 1] = b[3 * x + 2] = beta[l];
+    const uint8_t* t = table + base[x];
+    out[3 * x] = t[image[3 * x]];
+    out[3 * x + 1] = t[256 + image[3 * x + 1]];
+    out[3 * x + 2] = t[512 + image[3 * x + 2]];
   }
-  for (int32_t j = 0; j < 3 * w; ++j) out[j] = blend(heat[j], image[j], a[j], b[j]);
 }
 
 int32_t preprocess(const fl_image* images, int32_t n, const fl_preprocess_params& p, void* out, int32_t threads) {
@@ -217,9 +213,14 @@ int32_t postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* 
     yts[k] = taps(items[k].map_height, items[k].height);
     first_unit[k + 1] = first_unit[k] + (items[k].height + kPostRowsPerUnit - 1) / kPostRowsPerUnit;
   }
-  float beta[256];  // 1 - opacity per level, rounded once, as the CUDA kernel does
-  if (opacity != nullptr)
-    for (int32_t l = 0; l < 256; ++l) beta[l] = sub(1.0f, opacity[l]);
+  // blend() of every (level, channel, image value): [level][channel][value], 196 KB.
+  std::vector<uint8_t> table(lut != nullptr && opacity != nullptr ? 256 * 3 * 256 : 0);
+  if (!table.empty())
+    for (int32_t l = 0; l < 256; ++l) {
+      const float a = opacity[l], b = sub(1.0f, opacity[l]);  // rounded once, as the CUDA kernel does
+      for (int32_t c = 0; c < 3; ++c)
+        for (int32_t v = 0; v < 256; ++v) table[(l * 3 + c) * 256 + v] = blend(lut[3 * l + c], v, a, b);
+    }
   const int32_t workers = resolve_threads(threads);
   int32_t max_width = 1;
   for (int32_t k = 0; k < n; ++k) max_width = std::max(max_width, items[k].width);
@@ -245,8 +246,9 @@ int32_t postprocess(const fl_postprocess_item* items, int32_t n, const uint8_t* 
       float* m = it.map_out != nullptr ? reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(it.map_out) + y * it.map_out_pitch)
                                        : rows[worker].data();
       vresize_clip_row(r0, r1, ty.w0, ty.w1, m, w);
+      if (it.levels_out != nullptr) level_row(m, it.levels_out + y * it.levels_out_pitch, w);
       if (it.overlay_out != nullptr)
-        overlay_row(m, it.image + y * it.image_pitch, lut, opacity, beta, overlay_scratch[worker],
+        overlay_row(m, it.image + y * it.image_pitch, table.data(), overlay_scratch[worker],
                     it.overlay_out + y * it.overlay_out_pitch, w);
     }
   });
@@ -335,10 +337,6 @@ FL_ROW_LOOP void accumulate_row(float* __restrict acc, const float* __restrict m
 
 FL_ROW_LOOP void clip_row(float* __restrict row, int32_t w) {
   for (int32_t x = 0; x < w; ++x) row[x] = clip01(row[x]);
-}
-
-FL_ROW_LOOP void level_row(const float* __restrict row, uint8_t* __restrict out, int32_t w) {
-  for (int32_t x = 0; x < w; ++x) out[x] = static_cast<uint8_t>(level(row[x]));
 }
 
 // One axis of a stitching: the tiles' starts and, per tile, its normalized weights over its valid

@@ -17,7 +17,7 @@ namespace fl {
 namespace kernels {
 
 constexpr int kPreChunk = 64;   // 64 x 24-byte descriptors: well under the 4 KB parameter limit
-constexpr int kPostChunk = 16;  // 16 x 80-byte items + the 768-byte colour table + 1 KB of opacities: 3 KB of the 4 KB
+constexpr int kPostChunk = 16;  // 16 x 96-byte items + the 768-byte colour table + 1 KB of opacities: 3.3 KB of the 4 KB
 constexpr int kBlockX = 32, kBlockY = 8;
 // Output rows per postprocess thread. Staging the colour and opacity tables costs each block 448
 // serialized reads of the parameter space (divergent addresses in the constant cache), so blocks
@@ -95,6 +95,7 @@ __global__ void __launch_bounds__(kBlockX* kBlockY) postprocess_kernel(const __g
     const float v = lerp(h0, h1, ty.w0, ty.w1);
     if (it.map_out != nullptr)
       reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(it.map_out) + y * it.map_out_pitch)[x] = clip01(v);
+    if (it.levels_out != nullptr) it.levels_out[y * it.levels_out_pitch + x] = static_cast<uint8_t>(level(v));
     if (overlay) {
       const int32_t l = level(v);
       const uint8_t* heat = lut + 3 * l;

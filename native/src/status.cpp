@@ -60,8 +60,10 @@ int32_t check_postprocess(const fl_postprocess_item* items, int32_t n, const uin
                                                std::to_string(FL_MAX_SIDE) + " on each side");
     if (it.map_pitch < 4 * static_cast<int64_t>(it.map_width))
       return fail(FL_ERR_INVALID_ARGUMENT, where("map", k) + "map row pitch is smaller than 4 * map width");
-    if (it.map_out == nullptr && it.overlay_out == nullptr)
-      return fail(FL_ERR_INVALID_ARGUMENT, where("map", k) + "neither map_out nor overlay_out is set");
+    if (it.map_out == nullptr && it.overlay_out == nullptr && it.levels_out == nullptr)
+      return fail(FL_ERR_INVALID_ARGUMENT, where("map", k) + "none of map_out, levels_out and overlay_out is set");
+    if (it.levels_out != nullptr && it.levels_out_pitch < static_cast<int64_t>(it.width))
+      return fail(FL_ERR_INVALID_ARGUMENT, where("map", k) + "levels_out row pitch is smaller than the width");
     if (it.map_out != nullptr && it.map_out_pitch < 4 * static_cast<int64_t>(it.width))
       return fail(FL_ERR_INVALID_ARGUMENT, where("map", k) + "map_out row pitch is smaller than 4 * width");
     if (it.overlay_out != nullptr) {

@@ -20,6 +20,7 @@ import numpy as np
 
 from fakelocator.errors import FakeLocatorError
 from fakelocator.model_io import INPUT_NAME, OUTPUT_NAMES, check_io_names
+from fakelocator.runtime.limits import check_threads
 from fakelocator.runtime.backends.base import Backend, DeviceIO, DeviceIOUnavailable, DeviceTensor, ModelInfo
 
 FORMATS = ("onnx",)
@@ -46,6 +47,7 @@ def load(
 ) -> "OnnxRuntimeBackend":
     if options:
         raise FakeLocatorError(f"onnxruntime backend: unknown options {sorted(options)}; it takes threads, spinning")
+    check_threads("threads", threads, allow_zero=True)
     return OnnxRuntimeBackend(model, device=device, threads=threads, spinning=spinning)
 
 
@@ -70,7 +72,9 @@ class OnnxRuntimeBackend(Backend):
         if device.startswith("cuda") and not has_cuda():
             raise FakeLocatorError(
                 f"device {device}: this onnxruntime has no CUDA provider (providers: "
-                f"{', '.join(ort.get_available_providers())}); pip install 'fakelocator[gpu]' or use device cpu"
+                f"{', '.join(ort.get_available_providers())}); for the GPU, first pip uninstall onnxruntime "
+                "(onnxruntime and onnxruntime-gpu install the same Python package, and the CPU one shadows the "
+                "GPU one), then pip install 'fakelocator[gpu]'; or use device cpu"
             )
         index = _cuda_index(device) if device.startswith("cuda") else 0
         providers = [(CUDA, {"device_id": index}), CPU] if want_cuda else [CPU]

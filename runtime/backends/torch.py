@@ -18,6 +18,7 @@ import numpy as np
 
 from fakelocator import __version__
 from fakelocator.errors import FakeLocatorError
+from fakelocator.runtime.limits import check_threads
 from fakelocator.runtime.backends.base import Backend, ModelInfo
 
 FORMATS = ("checkpoint",)
@@ -44,6 +45,7 @@ def load(
         raise FakeLocatorError(
             f"torch backend: unknown options {sorted(options)}; it takes fp16, channels_last, cuda_graphs, threads"
         )
+    check_threads("threads", threads, allow_zero=True)
     if threads:
         import torch
 

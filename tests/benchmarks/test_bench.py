@@ -99,7 +99,7 @@ def test_writes_json_markdown_and_png(results):
     md = paths["markdown"].read_text()
     for heading in ("## End to end", "## Stages", "## Limits", "## Naive baseline", "## Memory", "## Targets", "## Skipped"):
         assert heading in md
-    assert "| crop256 | onnxruntime | fp32 | cpu | 2 |" in md and "n/a" in md
+    assert "| crop256 | onnxruntime | fp32 | cpu | fit | 2 |" in md and "n/a" in md
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any("images/s" in m for m in results["_messages"])
 
@@ -146,3 +146,29 @@ def test_a_gpu_run_times_the_copies_and_reads_the_device_ceilings(tiny_files, tm
         assert row["limits"]["achieved_tflops"] > 0 and row["limits"]["measured_matmul_tflops"] > 0
     assert r["ceilings"]["device_copy"]["gb_per_s"] > 0 and r["ceilings"]["matmul"]["fp16_tflops"] > 0
     assert r["environment"]["gpu"]["name"] and r["baseline"]["inputs"]["crop256"]["device"] == "cuda:0"
+
+
+def test_an_analysis_sweep_times_fit_and_native_with_their_own_stages(mean_model, tmp_path):
+    from fakelocator.benchmarks.report import markdown
+    from fakelocator.benchmarks.stages import NATIVE_STAGES
+    from fakelocator.tiling import TileGrid
+
+    config = small_config(tmp_path, model=mean_model, backends=("onnxruntime",), batches=(4,), inputs=("crop256",),
+                          baseline=False, memory_run=12, analyses=("fit", "native"), tile_overlap=8, tile_pooling="top2")
+    results = run_bench(config, progress=lambda m: None)
+    rows = {r["analysis"]: r for r in results["runs"]}
+    assert set(rows) == {"fit", "native"}
+    assert set(rows["fit"]["stages"]) == {*STAGES, "infer_call"} and "tiles_per_image" not in rows["fit"]
+    native = rows["native"]
+    assert set(native["stages"]) == {*NATIVE_STAGES, "infer_call"}
+    assert native["tiles_per_image"] == len(TileGrid.of(256, 256, 32, 32, 8)) == 121
+    assert (native["tile_overlap"], native["tile_pooling"]) == (8, "top2")
+    for stage in ("decode", "tile", "infer", "stitch", "write"):
+        assert native["stages"][stage]["p50_ms"] > 0 and native["stage_ms_per_image"][stage] > 0
+    assert set(native["end_to_end"]["runtime_timings_ms_per_image"]) == {"decode", "tile", "infer", "stitch"}
+    assert native["limits"]["tile_gb_per_s"] > 0 and native["limits"]["stitch_bytes_per_image"] == 121 * 32 * 32 * 4 + 256 * 256 * 4
+    assert 0 < native["pre_post_fraction"] < 1
+    assert results["memory"]["analysis"] == "native"
+    text = markdown(results)
+    assert "native (121 tiles)" in text and "preprocess / tile" in text
+    assert any(t["target"].startswith("native: tile + stitch share") for t in results["targets"])

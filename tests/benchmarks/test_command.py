@@ -28,7 +28,7 @@ def test_runs_and_writes_its_results_only_under_out(mean_model, tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # nothing in the current folder
     assert {"bench.json", "bench.md", "bench.png"} <= {p.name for p in out.iterdir()}
     captured = capsys.readouterr()
-    assert "| direct224 | onnxruntime | fp32 | cpu | 1 |" in captured.out  # the table on stdout
+    assert "| direct224 | onnxruntime | fp32 | cpu | fit | 1 |" in captured.out  # the table on stdout
     assert "bench: " in captured.err  # progress on stderr
     data = json.loads((out / "bench.json").read_text())
     assert [r["batch"] for r in data["runs"]] == [1, 2] and data["baseline"] is None and data["memory"] is None

@@ -50,3 +50,57 @@ def test_a_failed_input_stops_the_run():
 
     with pytest.raises(RuntimeError, match="corrupt"):
         memory.memory_run(Failing(), make_pool("direct224", size=1), images=10)
+
+
+class _NoTorch:
+    """Stands in for torch in sys.modules: any use of it fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"torch.{name} used by a torch-free measurement")
+
+
+def _fake_cudart(free: int, total: int):
+    import types
+
+    cudart = types.ModuleType("cuda.bindings.runtime")
+    cudart.calls = []
+
+    class Props:
+        name, major, minor, totalGlobalMem, multiProcessorCount = b"NVIDIA Fake GPU\0", 8, 9, total, 128
+
+    def call(name, *result):
+        return lambda *args: cudart.calls.append((name, *args)) or (0, *result)
+
+    cudart.cudaSetDevice = call("cudaSetDevice")
+    cudart.cudaMemGetInfo = call("cudaMemGetInfo", free, total)
+    cudart.cudaGetDeviceProperties = call("cudaGetDeviceProperties", Props())
+    cudart.cudaRuntimeGetVersion = call("cudaRuntimeGetVersion", 12060)
+    bindings = types.ModuleType("cuda.bindings")
+    bindings.runtime = cudart
+    package = types.ModuleType("cuda")
+    package.bindings, package.__path__, bindings.__path__ = bindings, [], []
+    return cudart, {"cuda": package, "cuda.bindings": bindings, "cuda.bindings.runtime": cudart}
+
+
+def test_gpu_memory_and_description_come_from_cuda_python_never_torch(monkeypatch):
+    import sys
+
+    from fakelocator.benchmarks import environment
+
+    cudart, modules = _fake_cudart(free=3 * memory.MB, total=10 * memory.MB)
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setitem(sys.modules, "torch", _NoTorch())
+    assert memory.gpu_used_bytes("cuda:1") == 7 * memory.MB
+    assert ("cudaSetDevice", 1) in cudart.calls  # the device asked about, not whichever is current
+    gpu = environment.gpu_description("cuda:0")
+    assert gpu["name"] == "NVIDIA Fake GPU" and gpu["compute_capability"] == [8, 9]
+    assert gpu["total_memory"] == 10 * memory.MB and gpu["cuda_runtime"] == "12.6"
+
+
+def test_without_cuda_python_gpu_memory_is_unknown_not_an_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cuda", None)
+    monkeypatch.setitem(sys.modules, "torch", _NoTorch())
+    assert memory.gpu_used_bytes("cuda:0") is None

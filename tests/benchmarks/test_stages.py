@@ -1,10 +1,6 @@
 """The per-stage timer: every stage recorded, warm-up excluded, copies n/a on the CPU, and the GPU
 splits of ``Backend.infer`` computing what the backends compute."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -14,6 +10,7 @@ from fakelocator.benchmarks.inputs import make_pool
 from fakelocator.benchmarks.stages import STAGES, HostEvent, StageRunner, infer_stages, stage_bytes, summarize_stages
 from fakelocator.contract import Preprocessing
 from fakelocator.runtime.backends.base import Backend, ModelInfo
+from helpers import fake_cuda, fake_tensorrt
 
 CONTRACT = Preprocessing(height=32, width=32)
 
@@ -120,46 +117,26 @@ def test_the_torch_split_computes_what_infer_computes(tiny_files, clock):
         np.testing.assert_allclose(out[name], expected[name], rtol=1e-6, atol=1e-7)
 
 
-def _fake_gpu():
-    """tests/export/fake_gpu.py: fake TensorRT and CUDA modules (not TensorRT, not CUDA)."""
-    name = "fakelocator_tests_fake_gpu"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "export" / "fake_gpu.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+def test_the_tensorrt_split_drives_the_real_backend_like_infer_does(tmp_path, monkeypatch):
+    """With the fake CUDA device and TensorRT (tests/helpers): same buffers, same stream, same outputs."""
+    from fakelocator.runtime.backends.tensorrt import TensorRTBackend
 
-
-def test_the_tensorrt_split_drives_the_real_backend_like_infer_does(tiny_files, tmp_path, monkeypatch, clock):
-    """Against the export tests' fake TensorRT/CUDA: same buffers, same stream, same outputs."""
-    fake = _fake_gpu()
-    trt, state = fake.make_tensorrt()
-    cuda, bindings = fake.make_cuda()
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    monkeypatch.setitem(sys.modules, "fakelocator.runtime.cuda", cuda)
-    for name, module in bindings.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    from fakelocator.export.engine_spec import BuildOptions
-    from fakelocator.export.tensorrt_build import build_engine
-    from fakelocator.runtime.backends import tensorrt as backend_module
-
-    onnx_path, _ = tiny_files
-    engine = tmp_path / "model.engine"
-    build_engine(onnx_path, engine, BuildOptions(batch=(1, 4, 8)), log=lambda m: None)
-    with backend_module.load(str(engine), device="cuda:0") as backend:
-        x = np.random.default_rng(2).normal(size=(3, 3, 64, 64)).astype(np.float32)
-        cuda.events.clear()
-        out, split = stages.tensorrt_split(backend, x, event=lambda: HostEvent(clock), clock=clock)
-        events = list(cuda.events)
+    device = fake_cuda.install(monkeypatch)
+    trt, state = fake_tensorrt.install(monkeypatch, device=device)
+    engine = fake_tensorrt.write_engine(tmp_path / "model.engine", trt, device, CONTRACT, batch=(1, 8))
+    with TensorRTBackend(engine) as backend:
+        x = np.random.default_rng(2).normal(size=(3, 3, 32, 32)).astype(np.float32)
+        device.copies.clear()
+        out, split = stages.tensorrt_split(backend, x, event=device.module.Event)
+        copies = list(device.copies)
+        assert device.idle(), "the split returns after its stream has run everything it queued"
         expected = backend.infer(x)
         handle, outputs = backend.stream.handle, list(backend.outputs)
-    assert set(split) == {"h2d", "infer", "d2h"}
+    assert set(split) == {"h2d", "infer", "d2h"} and all(v >= 0 for v in split.values())
     for name in expected:
         np.testing.assert_array_equal(out[name], expected[name])
-    kinds = [e[0] for e in events]
-    assert kinds[0] == "h2d" and kinds[-1] == "synchronize" and kinds.count("d2h") == len(outputs)
-    assert all(e[2] == handle for e in events if e[0] in ("h2d", "d2h"))
+    assert [c.kind for c in copies] == ["h2d"] + ["d2h"] * len(outputs)
+    assert all(c.stream == handle for c in copies)
     assert ("execute_async_v3", handle) in state.calls
 
 

@@ -12,57 +12,17 @@ rectangle painted on the real image of the same name) and ``entire/`` (red-domin
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fakelocator.contract import Preprocessing, to_network_input
+from helpers.models import build_red_model
 
 SIZE = 32
 CONTRACT = Preprocessing(height=SIZE, width=SIZE)
 SIZES = ((48, 64), (40, 40), (33, 57), (64, 48))
-
-
-def build_red_model(path: Path, *, features: bool = True) -> Path:
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    weight = np.zeros((1, 3, 3, 3), np.float32)
-    weight[0, 0, 1, 1] = 4.0  # channel 0 is red: the contract's order is RGB
-    bias = np.array([-4.0], np.float32)
-    nodes = [
-        helper.make_node("Conv", ["image", "w", "b"], ["logits"], pads=[1, 1, 1, 1]),
-        helper.make_node("Sigmoid", ["logits"], ["map"]),
-        helper.make_node("GlobalMaxPool", ["map"], ["peak"]),
-        helper.make_node("Flatten", ["peak"], ["score"], axis=1),
-    ]
-    outputs = [
-        helper.make_tensor_value_info("map", TensorProto.FLOAT, ["N", 1, SIZE, SIZE]),
-        helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 1]),
-    ]
-    if features:
-        nodes += [
-            helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
-            helper.make_node("Flatten", ["pooled"], ["features"], axis=1),
-        ]
-        outputs.append(helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 3]))
-    graph = helper.make_graph(
-        nodes, "red", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, SIZE, SIZE])], outputs,
-        initializer=[numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
-    helper.set_model_props(model, {
-        "fakelocator.preprocessing": CONTRACT.to_json(),
-        "fakelocator.model_config": json.dumps({"backbone": "red-test"}),
-        "fakelocator.provenance": json.dumps({"made_by": "tests/evaluation/conftest.py"}),
-        "fakelocator.version": "test",
-        "fakelocator.precision": "fp32",
-    })
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-    return path
 
 
 def reference_small_map(image_rgb: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ def test_help_lists_the_options():
     assert proc.returncode == 0, proc.stderr
     for option in ("--model", "--data", "--real-dir", "--entire-dir", "--backend", "--device", "--batch", "--threshold",
                    "--binarize-threshold", "--at-model-resolution", "--robustness", "--levels", "--cluster",
-                   "--save-maps", "--quiet", "--out"):
+                   "--save-maps", "--quiet", "--out", "--held-out-families", "--contact-sheet", "--contact-include"):
         assert option in proc.stdout
     assert "Sec. V" in proc.stdout  # the module docstring is the description
 
@@ -42,6 +42,39 @@ def test_end_to_end(tmp_path, red_model, dataset, capsys):
     assert report["command"] == "" or report["command"].startswith("fakelocator eval")
     assert (out / "report.md").read_text().startswith("# fakelocator eval")
     assert not captured.err  # no progress bar: stderr is not a terminal
+
+
+def test_baselines_groups_held_out_families_and_contact_sheet(tmp_path, red_model, dataset, capsys):
+    out = tmp_path / "out"
+    demo = tmp_path / "demo.png"
+    cv2.imwrite(str(demo), np.full((40, 60, 3), 120, np.uint8))
+    rc = main(["eval", "--model", str(red_model), "--data", str(dataset), "--out", str(out), "--device", "cpu",
+               "--held-out-families", "eyes,absent", "--contact-sheet", "3", "--contact-include", str(demo)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "(constant map 0." in captured.out and "pixel AUC 0.99" in captured.out
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["held_out_families"] == ["eyes", "absent"]
+    e = report["evaluations"][0]
+    assert {"manipulated", "partial", "entire"} == set(e["baselines"]["subsets"])
+    partial = e["baselines"]["subsets"]["partial"]
+    assert partial["coss_ratio"] > 2  # the red model beats the constant map by far on its own task
+    assert partial["constant"]["pixel_auc"] == 0.5
+    assert set(partial["centred_scales"]) == {f"{s:g}" for s in (0.05, 0.075, 0.11, 0.17, 0.25, 0.38)}
+    held = [g for g in e["groups"] if g["group"] == "held-out family"]
+    assert [(g["name"], g["n"]) for g in held] == [("eyes", 3), ("absent", 0)]
+    sheet = out / report["files"]["contact_sheets"]["red on pairs"]
+    assert sheet.is_file() and cv2.imread(str(sheet)).shape[0] > 3 * 192
+    rows = report["files"]["contact_rows"]["red on pairs"]
+    assert rows[0]["image"] == str(demo) and len(rows) == 3
+    assert all(r["family"] == "eyes" for r in rows[1:])  # filled from the held-out family
+    md = (out / "report.md").read_text()
+    for text in ("COSS / constant", "### By manipulation family", "### By image size", "### Leave-families-out",
+                 "![contact sheet of red on pairs](contact/red__pairs.png)", "pixel AUC"):
+        assert text in md
+    with open(out / "per_image.csv") as f:
+        header = f.readline().strip().split(",")
+    assert {"family", "width", "height", "pixel_auc", "f1_best", "f1_05"} <= set(header)
 
 
 def test_progress_bar_on_a_terminal_and_quiet(tmp_path, red_model, dataset, capsys, monkeypatch):
@@ -72,6 +105,9 @@ def test_failed_images_give_exit_status_1(tmp_path, red_model, dataset, capsys, 
     (["--robustness", "rain"], "unknown robustness test"),
     (["--threshold", "2"], "threshold must be in [0, 1]"),
     (["--data", "nowhere"], "nowhere: no such directory"),
+    (["--held-out-families", "a,,b"], "empty family name"),
+    (["--contact-sheet", "-1"], "--contact-sheet must be >= 0"),
+    (["--contact-include", "nowhere.png"], "nowhere.png: no such file or folder"),
 ])
 def test_user_errors_are_one_line(tmp_path, red_model, dataset, capsys, args, message):
     base = ["eval", "--model", str(red_model), "--data", str(dataset), "--out", str(tmp_path / "out"), "--device", "cpu"]
@@ -115,3 +151,26 @@ def test_the_default_model_is_used_without_model(tmp_path, dataset, capsys, monk
     monkeypatch.setattr("fakelocator.runtime.locator.default_model_path", lambda: tmp_path / "model.onnx")
     assert main(["eval", "--data", str(dataset), "--out", str(tmp_path / "out")]) == 2
     assert "the default model is not installed" in capsys.readouterr().err
+
+
+def test_analysis_options_reach_the_locator_and_the_report(tmp_path, red_model, dataset, capsys):
+    from fakelocator.runtime import Locator
+
+    out = tmp_path / "native"
+    rc = main(["eval", "--model", str(red_model), "--data", str(dataset), "--out", str(out), "--device", "cpu",
+               "--analysis", "native", "--tile-overlap", "4", "--tile-pooling", "top2", "--cluster", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    s = report["settings"]
+    assert (s["analysis"], s["tile_overlap"], s["tile_pooling"], s["max_tiles"]) == ("native", 4, "top2", 1024)
+    run = report["models"][0]["analysis"]
+    assert (run["analysis"], run["tile_overlap"], run["tile_pooling"]) == ("native", 4, "top2")
+    assert report["models"][0]["preprocessing"]["analysis"] == "fit", "what the model was made for, kept apart"
+    # what the evaluation scored is what a user's Locator returns for the same image and options
+    per_image = (out / "per_image.csv").read_text().splitlines()
+    assert len(per_image) > 1
+    with Locator.load(red_model, device="cpu", analysis="native", tile_overlap=4, tile_pooling="top2") as loc:
+        assert loc.contract.to_dict() == run
+    rc = main(["eval", "--model", str(red_model), "--data", str(dataset), "--out", str(tmp_path / "x"), "--device", "cpu",
+               "--analysis", "native", "--tile-overlap", "4", "--at-model-resolution", "--quiet"])
+    assert rc == 2 and "fit analysis only" in capsys.readouterr().err

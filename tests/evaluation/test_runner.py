@@ -11,6 +11,8 @@ import pytest
 from fakelocator.contract import resize_bilinear
 from fakelocator.evaluation import metrics as M
 from fakelocator.evaluation.runner import EvalSettings, SharedImages, _group_order, evaluate, evaluation_count
+from fakelocator.errors import InputError
+from fakelocator.runtime.decode import load_image
 from fakelocator.training.samples import Sample, load_samples, read_image
 
 
@@ -97,6 +99,22 @@ def test_each_file_is_read_once_however_many_variants_use_it(locator, samples):
     assert got.timings["evaluations"] == 4 * len(samples)
 
 
+def test_images_are_decoded_as_trt_locate_decodes_them_exif_orientation_included(tmp_path):
+    pil = pytest.importorskip("PIL.Image")
+    pixels = np.zeros((40, 80, 3), np.uint8)
+    pixels[:, :20] = 255  # a white band on the left, as stored
+    image = pil.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    path = tmp_path / "rotated.jpg"
+    image.save(path, format="JPEG", exif=exif.tobytes())
+    got = SharedImages({path: 1}).get(path)
+    shown, order, _ = load_image(str(path))
+    assert got.shape == shown.shape == (80, 40, 3) and order == "BGR"
+    np.testing.assert_array_equal(got, shown[:, :, ::-1])  # the same pixels, in RGB
+    assert got[:20].mean() > 200 and got[-20:].mean() < 50  # the band is on top, as viewers show it
+
+
 def test_real_images_come_right_before_their_fakes(samples):
     order = [samples[i] for i in _group_order(samples)]
     for i, s in enumerate(order):
@@ -119,7 +137,9 @@ def test_an_unreadable_image_is_an_error_and_the_rest_is_evaluated(locator, samp
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     got = evaluate(locator, samples + [Sample(broken, "real")], EvalSettings())
-    assert [e["image"] for e in got.errors] == [str(broken)] and "decodable" in got.errors[0]["reason"]
+    with pytest.raises(InputError) as runtime_error:
+        load_image(str(broken))  # the reason trt-locate gives for the same file
+    assert [e["image"] for e in got.errors] == [str(broken)] and runtime_error.value.reason in got.errors[0]["reason"]
     assert got.metrics["n_real"] == 6 and got.records[-1]["score"] is None
 
 

@@ -8,30 +8,14 @@ per session and shared: a static fp32 export, a dynamic-H/W fp32 export and a st
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import fake_cuda, fake_tensorrt
+
 DATA = Path(__file__).with_name("data")
 TINY = DATA / "tiny_trained.safetensors"
-
-
-def _load_fake_gpu():
-    name = "fakelocator_tests_fake_gpu"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("fake_gpu.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while the file executes
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-@pytest.fixture(scope="session")
-def fake_gpu():
-    """The module with the fake TensorRT and CUDA (tests/export/fake_gpu.py)."""
-    return _load_fake_gpu()
 
 
 @pytest.fixture(scope="session")
@@ -74,22 +58,19 @@ def fp16_export(export_dir):
 
 
 @pytest.fixture
-def fake_trt(fake_gpu, monkeypatch):
-    """Install a fake ``tensorrt`` (10.16, with the FP16 flag) and fake CUDA helpers; returns (trt, state, cuda)."""
-    return install_fakes(fake_gpu, monkeypatch)
-
-
-def install_fakes(fake_gpu, monkeypatch, **tensorrt_options):
-    trt, state = fake_gpu.make_tensorrt(**tensorrt_options)
-    cuda, bindings = fake_gpu.make_cuda()
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    monkeypatch.setitem(sys.modules, "fakelocator.runtime.cuda", cuda)
-    for name, module in bindings.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    return trt, state, cuda
+def fake_device(monkeypatch) -> fake_cuda.FakeDevice:
+    """A fresh fake CUDA device installed as ``fakelocator.runtime.cuda`` (tests/helpers/fake_cuda.py)."""
+    return fake_cuda.install(monkeypatch)
 
 
 @pytest.fixture
-def install(fake_gpu, monkeypatch):
-    """``install(**options)`` installs a fake TensorRT with other options, e.g. ``version="11.1.0.5", fp16_flag=False``."""
-    return lambda **options: install_fakes(fake_gpu, monkeypatch, **options)
+def fake_trt(fake_device, monkeypatch):
+    """A fake ``tensorrt`` 10.16 (tests/helpers/fake_tensorrt.py) on the fake device; returns (trt, state, device)."""
+    trt, state = fake_tensorrt.install(monkeypatch, device=fake_device)
+    return trt, state, fake_device
+
+
+@pytest.fixture
+def install(fake_device, monkeypatch):
+    """``install(version)`` installs a fake TensorRT of another version (e.g. "11.1.0.5") on the same device."""
+    return lambda version: (*fake_tensorrt.install(monkeypatch, version, device=fake_device), fake_device)

@@ -59,13 +59,24 @@ def test_bad_engine_options_are_reported_before_tensorrt_is_needed(capsys, fp32_
 
 
 def test_engine_through_the_cli_with_fake_tensorrt(capsys, fake_trt, fp32_export, tmp_path):
-    """API-contract test: the CLI wiring, with the fake TensorRT of fake_gpu.py; the parity step runs the fake engine."""
+    """API-contract test: the CLI wiring, with the fake TensorRT of tests/helpers/fake_tensorrt.py; the parity step runs the fake engine."""
     engine = tmp_path / "m.engine"
-    code, out, _ = run(capsys, "engine", str(fp32_export.path), "-o", str(engine), "--batch", "1,2,4", "--no-check")
+    code, out, _ = run(capsys, "engine", str(fp32_export.path), "-o", str(engine), "--batch", "1,2,4", "--no-check",
+                       "--device", "cuda:0")
     assert code == 0 and engine.is_file() and (tmp_path / "m.engine.json").is_file()
     assert "fp32, image: min 1x3x64x64, opt 2x3x64x64, max 4x3x64x64" in out
-    code, out, _ = run(capsys, "check", str(engine))
+    code, out, _ = run(capsys, "check", str(engine), "--device", "0")
     assert code == 0 and "built with TensorRT 10.16.1.11 on NVIDIA Fake GPU (sm_89)" in out and "tensors:" in out
+
+
+def test_device_takes_an_index_or_cuda_n_in_engine_and_check():
+    from fakelocator.commands.export import gpu_index
+
+    assert gpu_index("0") == gpu_index("cuda:0") == gpu_index("cuda") == 0 and gpu_index("CUDA:3") == 3
+    for what in ("engine", "check"):
+        with pytest.raises(SystemExit) as e:
+            main(["export", what, "model.onnx", "--device", "gpu1"])
+        assert e.value.code == 2
 
 
 def test_check_prints_structure_metadata_and_parity_against_the_checkpoint(capsys, fp32_export, tiny_checkpoint):
@@ -114,3 +125,59 @@ def test_check_errors_are_one_line(capsys, tmp_path, argv, message):
     argv = [str(tmp_path / a) if "." in a else a for a in argv]
     code, _, err = run(capsys, *argv)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def _runtime_only(code: str, cwd) -> subprocess.CompletedProcess:
+    """``code`` in a Python where torch, torchvision and onnx cannot be imported (a runtime-only install)."""
+    blocker = (
+        "import sys\n"
+        "for name in ('torch', 'torchvision', 'onnx', 'onnxscript', 'safetensors', 'facexlib'):\n"
+        "    sys.modules[name] = None\n"
+    )
+    return subprocess.run([sys.executable, "-c", blocker + code], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--data", "d", "--out", "o"],
+    ["export", "onnx", "model.safetensors", "-o", "m.onnx"],
+    ["export", "check", "model.onnx"],
+    ["synth", "out", "--n", "2"],
+])
+def test_training_commands_in_a_runtime_only_install_are_one_line_naming_the_extra(tmp_path, argv):
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    (tmp_path / "d").mkdir()
+    result = _runtime_only(f"from fakelocator.cli import main\nraise SystemExit(main({argv!r}))\n", tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "pip install 'fakelocator[train]'" in lines[0] and "is not installed" in lines[0]
+
+
+def test_export_never_writes_into_the_installed_package(capsys, tmp_path):
+    from fakelocator.commands.export import package_folder
+
+    shipped = package_folder() / "weights" / "default" / "model.safetensors"
+    onnx = shipped.with_suffix(".onnx")
+    before = onnx.stat().st_mtime_ns if onnx.exists() else None
+    code, _, err = run(capsys, "onnx", str(shipped))
+    assert code == 2 and "inside the installed fakelocator package" in err and "-o PATH" in err
+    code, _, err = run(capsys, "onnx", str(tmp_path / "x.safetensors"), "-o", str(package_folder() / "x.onnx"))
+    assert code == 2 and "inside the installed fakelocator package" in err
+    assert (onnx.stat().st_mtime_ns if onnx.exists() else None) == before
+    assert not (package_folder() / "x.onnx").exists()
+
+
+def test_export_refuses_to_overwrite_without_overwrite(capsys, tiny_checkpoint, tmp_path):
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"precious")
+    code, _, err = run(capsys, "onnx", str(tiny_checkpoint), "-o", str(target))
+    assert code == 2 and "m.onnx exists: pass --overwrite" in err
+    assert target.read_bytes() == b"precious"
+    code, _, err = run(capsys, "onnx", str(tiny_checkpoint), "-o", str(target), "--overwrite", "--no-check")
+    assert code == 0, err
+    assert target.read_bytes() != b"precious"
+    engine = tmp_path / "m.engine.json"
+    engine.write_text("{}")
+    code, _, err = run(capsys, "engine", str(target), "-o", str(tmp_path / "m.engine"))
+    assert code == 2 and "m.engine.json exists: pass --overwrite" in err

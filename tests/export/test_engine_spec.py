@@ -325,3 +325,16 @@ def test_cache_root_follows_the_environment(tmp_path):
 def test_cached_engine_names_are_safe_file_names(tmp_path):
     path = cached_engine_path(tmp_path, "weird name;rm -rf.onnx", "0123")
     assert path.parent == tmp_path and path.name == "weird_name_rm_-rf-0123.engine"
+
+
+def test_a_native_model_gets_a_batch_only_profile_of_its_tiles():
+    from fakelocator.export.engine_spec import NATIVE_BATCH, default_batch
+
+    assert default_batch(True) == NATIVE_BATCH == (1, 32, 64) and default_batch(False) == (1, 8, 32)
+    profile, notes = make_profile("image", ("batch", 3, "height", "width"), NATIVE_BATCH, None, (224, 224), native=True)
+    assert profile.min == (1, 3, 224, 224) and profile.opt == (32, 3, 224, 224) and profile.max == (64, 3, 224, 224)
+    assert notes == ["native analysis: the engine takes 224x224 tiles (dynamic batch only)"]
+    with pytest.raises(FakeLocatorError, match="native analysis"):
+        make_profile("image", ("batch", 3, "height", "width"), NATIVE_BATCH, ((224, 224), (448, 448), (512, 512)), (224, 224), native=True)
+    with pytest.raises(FakeLocatorError, match="native tiles are 224x224"):
+        make_profile("image", ("batch", 3, 256, 256), NATIVE_BATCH, None, (224, 224), native=True)

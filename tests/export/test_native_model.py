@@ -211,3 +211,30 @@ def test_an_old_model_loads_as_fit():
         assert loc.info.preprocessing.analysis == "fit" and loc.contract.analysis == "fit"
         result = loc.locate(np.zeros((300, 500, 3), np.uint8))
     assert result.tiles == 1 and "upsample" in result.timings and "stitch" not in result.timings
+
+
+def test_export_engine_builds_the_tile_profile_and_the_sidecar_keeps_the_analysis(native_model, fake_trt, tmp_path, capsys):
+    """API-contract test with the fake TensorRT (tests/export/fake_gpu.py): batch-only dynamic, the tile's H × W."""
+    from fakelocator.cli import main
+    from fakelocator.export.engine_spec import NATIVE_BATCH, EngineSidecar, sidecar_path
+
+    out, _ = native_model
+    _, state, _ = fake_trt
+    engine = tmp_path / "native.engine"
+    assert main(["export", "engine", str(out / "model.onnx"), "-o", str(engine), "--no-check"]) == 0
+    assert state.find("set_shape") == [("set_shape", "image", (1, 3, TILE, TILE), (32, 3, TILE, TILE), (64, 3, TILE, TILE))]
+    sidecar = EngineSidecar.read(sidecar_path(engine))
+    assert sidecar.profile.batch == NATIVE_BATCH and sidecar.options.batch == NATIVE_BATCH
+    assert Preprocessing.from_dict(sidecar.preprocessing) == CONTRACT
+    assert main(["export", "engine", str(out / "model.onnx"), "-o", str(engine), "--no-check", "--hw", "64x64"]) != 0
+    assert "native analysis" in capsys.readouterr().err
+
+
+def test_triton_configs_declare_the_analysis(native_model, tmp_path):
+    from fakelocator.export.triton import write_repository
+    from fakelocator.metadata import PREPROCESSING_KEY
+
+    out, _ = native_model
+    repo = write_repository(out / "model.onnx", tmp_path / "repo")
+    config = next(repo.rglob("config.pbtxt")).read_text()
+    assert PREPROCESSING_KEY in config and '\\"analysis\\": \\"native\\"' in config

@@ -1,4 +1,5 @@
-"""API-contract tests of the TensorRT runtime backend against FAKE tensorrt and CUDA modules.
+"""API-contract tests of the TensorRT runtime backend against FAKE tensorrt and CUDA modules
+(tests/helpers/fake_tensorrt.py, fake_cuda.py).
 
 They check the calls (execute_async_v3 on the backend's own stream, every status checked, output
 shapes read after the input shape is set), the refusal of engines that do not fit, and the engine
@@ -15,6 +16,7 @@ from fakelocator.export.engine_spec import BuildOptions, sidecar_path
 from fakelocator.export.tensorrt_build import build_engine
 from fakelocator.runtime.backends import tensorrt as backend_module
 from fakelocator.runtime.backends.base import Backend
+from helpers.fake_tensorrt import tiny_net
 
 
 @pytest.fixture
@@ -24,14 +26,14 @@ def engine(fake_trt, fp32_export, tmp_path):
     return path
 
 
-def test_loads_an_engine_and_runs_it_on_its_own_stream(fake_trt, fake_gpu, engine):
-    _, state, cuda = fake_trt
+def test_loads_an_engine_and_runs_it_on_its_own_stream(fake_trt, engine):
+    _, state, device = fake_trt
     with backend_module.load(str(engine), device="cuda:0") as b:
         assert isinstance(b, Backend) and b.name == "tensorrt" and b.device == "cuda:0" and b.max_batch == 8
         state.calls.clear()
         x = np.random.default_rng(0).normal(size=(3, 3, 64, 64)).astype(np.float32)
         out = b.infer(x)
-        expected = fake_gpu.fake_outputs(x)
+        expected = tiny_net(x)
         for name in ("map", "score", "features"):
             np.testing.assert_allclose(out[name], expected[name], rtol=1e-6)
             assert out[name].dtype == np.float32
@@ -39,8 +41,9 @@ def test_loads_an_engine_and_runs_it_on_its_own_stream(fake_trt, fake_gpu, engin
         assert names.index("set_input_shape") < names.index("execute_async_v3") < names.index("get_tensor_shape")
         assert state.find("execute_async_v3") == [("execute_async_v3", b.stream.handle)] and b.stream.handle != 0
         assert ("set_input_shape", "image", (3, 3, 64, 64)) in state.calls
-        assert all(e[2] == b.stream.handle for e in cuda.events if e[0] in ("h2d", "d2h"))
-        assert cuda.events[-1] == ("synchronize", b.stream.handle)
+        assert device.copies and all(c.stream == b.stream.handle for c in device.copies)
+        assert device.idle(), "infer returns after its stream has run everything it queued"
+        assert device.current == 0
 
 
 def test_outputs_are_copies_not_views_of_reused_buffers(fake_trt, engine):
@@ -75,10 +78,10 @@ def test_a_failed_execution_is_an_error(fake_trt, engine):
 
 
 def test_an_engine_from_another_tensorrt_is_refused_with_the_rebuild_command(install, fp32_export, tmp_path):
-    install(version="10.14.1.48")
+    install("10.14.1.48")
     path = tmp_path / "model.engine"
     build_engine(fp32_export.path, path, BuildOptions(batch=(1, 4, 8)), log=lambda m: None)
-    install(version="10.16.1.11")
+    install("10.16.1.11")
     with pytest.raises(FakeLocatorError) as e:
         backend_module.load(str(path))
     assert "built with TensorRT 10.14.1.48, this machine has TensorRT 10.16.1.11" in str(e.value)
@@ -162,11 +165,12 @@ def test_engines_take_no_build_options_and_the_device_must_be_a_gpu(fake_trt, en
 
 
 def test_close_is_idempotent_and_frees_the_buffers(fake_trt, engine):
-    _, _, cuda = fake_trt
+    _, _, device = fake_trt
     b = backend_module.load(str(engine))
+    assert device.live_device_buffers() == 4  # image, map, score, features
     b.close()
     b.close()
-    assert sum(1 for e in cuda.events if e[0] == "free") == 4  # image, map, score, features
+    assert device.live_device_buffers() == 0
     with pytest.raises(FakeLocatorError, match="closed"):
         b.infer(np.zeros((1, 3, 64, 64), np.float32))
 

@@ -1,4 +1,4 @@
-"""API-contract tests of the engine builder against a FAKE tensorrt module (tests/export/fake_gpu.py).
+"""API-contract tests of the engine builder against a FAKE tensorrt module (tests/helpers/fake_tensorrt.py).
 
 These check which TensorRT calls fakelocator makes, and with what: network flags, builder flags,
 the optimization profile, the timing cache, parser and build failures, the plan and sidecar written.
@@ -13,6 +13,7 @@ import pytest
 from fakelocator.errors import FakeLocatorError
 from fakelocator.export.engine_spec import BuildOptions, EngineSidecar, sidecar_path
 from fakelocator.export.tensorrt_build import TensorRTMissing, build_engine, import_tensorrt, tensorrt_available
+from helpers import fake_tensorrt
 
 
 def build(onnx, tmp_path, options=BuildOptions(), **kwargs):
@@ -27,7 +28,7 @@ def test_strongly_typed_fp32_build_call_sequence(fake_trt, fp32_export, tmp_path
     assert state.names()[:3] == ["Builder", "create_network", "OnnxParser"]
     assert state.find("create_network") == [("create_network", 1 << 1)]
     assert state.find("parse_from_file") == [("parse_from_file", str(fp32_export.path))]
-    assert ("set_memory_pool_limit", "WORKSPACE", 2 << 30) in state.calls
+    assert ("set_memory_pool_limit", trt.MemoryPoolType.WORKSPACE, 2 << 30) in state.calls
     assert ("builder_optimization_level", 4) in state.calls
     assert state.find("set_shape") == [("set_shape", "image", (1, 3, 64, 64), (16, 3, 64, 64), (64, 3, 64, 64))]
     assert not state.find("set_flag"), "a strongly typed build sets no precision flag"
@@ -81,23 +82,28 @@ def test_weak_typing_sets_the_fp16_flag_on_an_untyped_network_when_asked(fake_tr
 
 
 def test_weak_typing_on_tensorrt_11_is_refused(install, fp32_export, tmp_path):
-    _, state, _ = install(version="11.1.0.5", fp16_flag=False)
+    _, state, _ = install("11.1.0.5")
     with pytest.raises(FakeLocatorError, match="TensorRT 11.1.0.5 has no FP16 builder flag"):
         build(fp32_export.path, tmp_path, BuildOptions(weak_fp16=True))
     assert not state.find("Builder")
 
 
-def test_tf32_hardware_and_version_compatibility_flags(fake_trt, fp32_export, tmp_path):
-    _, state, _ = fake_trt
+@pytest.mark.parametrize("version, strongly_typed, version_compatible, exclude_lean", [
+    ("10.16.1.11", 1, 13, 14),  # NvInfer.h at release/10.16
+    ("11.1.0.5", 0, 12, 13),  # TensorRT 11 dropped the weak-typing flags and renumbered the rest
+])
+def test_tf32_hardware_and_version_compatibility_flags(install, fp32_export, tmp_path, version, strongly_typed, version_compatible, exclude_lean):
+    trt, state, _ = install(version)
     options = BuildOptions(tf32=False, hardware_compatibility="same_compute_capability", version_compatible=True, exclude_lean_runtime=True)
     build(fp32_export.path, tmp_path, options)
+    assert state.find("create_network") == [("create_network", 1 << strongly_typed)]
     assert ("clear_flag", 6) in state.calls
-    assert ("hardware_compatibility_level", "SAME_COMPUTE_CAPABILITY") in state.calls
-    assert ("set_flag", 13) in state.calls and ("set_flag", 14) in state.calls
+    assert ("hardware_compatibility_level", 2) in state.calls  # SAME_COMPUTE_CAPABILITY
+    assert ("set_flag", version_compatible) in state.calls and ("set_flag", exclude_lean) in state.calls
 
 
 def test_a_hardware_level_this_tensorrt_lacks_is_an_error(install, fp32_export, tmp_path):
-    install(version="10.8.0.43", same_compute_capability=False)
+    install("10.8.0.43")
     with pytest.raises(FakeLocatorError, match="same_compute_capability needs TensorRT 10.9"):
         build(fp32_export.path, tmp_path, BuildOptions(hardware_compatibility="same_compute_capability"))
 
@@ -168,11 +174,10 @@ def test_without_tensorrt_the_error_says_how_to_install_it(monkeypatch):
     assert not ok and "pypi.nvidia.com" in reason
 
 
-def test_with_tensorrt_but_without_cuda_python_building_says_which_extra_to_install(fake_gpu, fp32_export, tmp_path, monkeypatch):
+def test_with_tensorrt_but_without_cuda_python_building_says_which_extra_to_install(fp32_export, tmp_path, monkeypatch):
     import sys
 
-    trt, _ = fake_gpu.make_tensorrt()
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    fake_tensorrt.install(monkeypatch)
     for name in ("cuda", "cuda.bindings", "cuda.bindings.runtime"):
         monkeypatch.setitem(sys.modules, name, None)  # cuda-python not installed; the real runtime.cuda stays
     with pytest.raises(FakeLocatorError, match=r"pip install 'fakelocator\[gpu\]'") as info:

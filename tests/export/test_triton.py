@@ -2,7 +2,6 @@
 
 Serving them in a real Triton server is tests/serving/test_triton_server.py."""
 
-import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -133,10 +132,8 @@ def test_cpu_instances_take_no_gpus_and_an_existing_model_is_kept(fp32_export, t
 
 
 def test_the_client_example_builds_a_request_from_the_served_contract(fp32_export):
-    path = Path(__file__).parents[2] / "examples" / "triton_client.py"
-    spec = importlib.util.spec_from_file_location("triton_client_example", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    import triton_client as example  # examples/ is on the tests' path (pyproject.toml)
+
     contract = read_onnx_info(fp32_export.path).require_fakelocator().preprocessing
     images = [np.zeros((120, 90, 3), np.uint8), np.full((30, 40, 3), 255, np.uint8)]
     inputs, outputs = example.build_inputs(images, contract)
@@ -166,6 +163,7 @@ def test_the_pipeline_takes_encoded_images_and_sends_batches_to_the_network(fp32
     assert params["fakelocator.network_model"] == "fakelocator_model" and params["fakelocator.network_max_batch"] == "32"
     assert params["fakelocator.preprocessing"] == network.parameters["fakelocator.preprocessing"].string_value
     assert params["fakelocator.map_dtype"] == "uint8" and float(params["fakelocator.threshold"]) == 0.5
+    assert params["fakelocator.analysis"] == "" and params["fakelocator.max_tiles"] == ""  # the model's, the runtime's
     source = (folder / "1" / "model.py").read_text()
     compile(source, "model.py", "exec")  # a valid module, importing the runtime's model class
     assert "from fakelocator.runtime.triton_models import PipelineModel as TritonPythonModel" in source
@@ -201,6 +199,8 @@ def test_no_dynamic_batching_writes_no_batcher(fp32_export, tmp_path):
     (TritonOptions(map_dtype="float32"), "map dtype must be one of"),
     (TritonOptions(pipeline_max_batch=0), "pipeline instances and max batch"),
     (TritonOptions(threshold=1.5), r"threshold must be in \[0, 1\]"),
+    (TritonOptions(analysis="native", tile_overlap=40), "tile_overlap must be an integer in"),
+    (TritonOptions(analysis="sideways"), "analysis must be one of"),
 ])
 def test_pipeline_options_are_checked(fp32_export, tmp_path, options, message):
     with pytest.raises(FakeLocatorError, match=message):

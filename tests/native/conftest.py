@@ -8,40 +8,13 @@ Without cmake or a C++ compiler the tests skip with the reason; CI and the dev m
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fakelocator.runtime import native
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def build_library(build_dir: Path, *options: str) -> Path:
-    """Configures (once) and builds native/ into ``build_dir``; returns the library's path.
-
-    Skips the calling test, with the reason, when cmake or a compiler is missing or the build fails.
-    """
-    path = build_dir / native.library_filename()
-    if shutil.which("cmake") is None:
-        if path.is_file() and not options:
-            return path  # built elsewhere (e.g. carried to a GPU machine without cmake)
-        pytest.skip("cmake is not installed: cannot build the native library (see docs/native.md)")
-    steps = []
-    if not (build_dir / "CMakeCache.txt").exists() or options:
-        steps.append(["cmake", "-S", str(REPO), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release", *options])
-    steps.append(["cmake", "--build", str(build_dir), "-j", str(os.cpu_count() or 1)])
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True)
-        if done.returncode != 0:
-            tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
-            pytest.skip(f"the native library did not build ({' '.join(step)}):\n{tail}")
-    if not path.is_file():
-        pytest.skip(f"the build produced no {path}")
-    return path
+from helpers.native_build import REPO, build_library
 
 
 @pytest.fixture(scope="session")

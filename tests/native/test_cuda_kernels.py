@@ -9,6 +9,7 @@ import pytest
 from fakelocator.contract import Preprocessing
 from fakelocator.runtime import cuda
 from fakelocator.runtime.native import DeviceImage
+from helpers.native_build import cuda_device_count
 
 pytestmark = pytest.mark.needs_cuda
 
@@ -100,7 +101,7 @@ def test_upsample_only_on_the_default_stream(gpu_lib, rng):
 
 
 def test_the_library_sees_the_gpu(gpu_lib):
-    assert gpu_lib.cuda_device_count() == cuda.device_count() >= 1
+    assert cuda_device_count(gpu_lib) == cuda.device_count() >= 1
 
 
 # --- native analysis: tiles and stitching -------------------------------------------------------
@@ -139,4 +140,19 @@ def test_stitch_on_the_gpu_equals_the_cpu(gpu_lib, rng, stream, dtype):
         np.testing.assert_array_equal(g, gpu_lib.stitch(maps[first:first + count], size, 32, dtype=dtype))
         first += count
     for b in outs + [d_maps]:
+        b.close()
+
+
+def test_levels_on_the_gpu_equal_the_cpu(gpu_lib, rng, stream):
+    sizes = [(1080, 1920), (1, 1), (2160, 3840)] + [(40, 30)] * 16  # > one 16-map launch
+    maps = rng.uniform(-0.1, 1.1, size=(len(sizes), 1, 224, 224)).astype(np.float32)
+    maps[0, 0, :3, :3] = np.nan
+    d_maps = upload(maps, stream)
+    d_levels = [cuda.DeviceBuffer(h * w) for h, w in sizes]
+    gpu_lib.postprocess_device(d_maps.ptr, (224, 224), sizes, levels_out=[b.ptr for b in d_levels], stream=stream)
+    got = [b.copy_to_host(np.empty(s, np.uint8), stream) for b, s in zip(d_levels, sizes)]
+    stream.synchronize()
+    for g, m, (h, w) in zip(got, maps, sizes):
+        np.testing.assert_array_equal(g, gpu_lib.upsample_u8(m[0], h, w))
+    for b in d_levels + [d_maps]:
         b.close()

@@ -125,3 +125,12 @@ def test_stitch_kernel_equals_the_cpu(emulated, lib, rng, dtype):
     emulated.stitch_device(maps.ctypes.data, (16, 12), sizes, 5, [o.ctypes.data for o in outs], first_tiles=firsts, dtype=dtype)
     for o, first, count, size in zip(outs, firsts, counts, sizes):
         np.testing.assert_array_equal(o, lib.stitch(maps[first:first + count], size, 5, dtype=dtype))
+
+
+def test_levels_kernel_equals_the_cpu(emulated, lib, rng):
+    maps = rng.uniform(-0.1, 1.1, size=(17, 1, 7, 9)).astype(np.float32)  # two launches
+    maps[0, 0, 0, 0] = np.nan
+    levels = [np.full((30, 21), 3, np.uint8) for _ in range(17)]
+    emulated.postprocess_device(maps.ctypes.data, (7, 9), [(30, 21)] * 17, levels_out=[lv.ctypes.data for lv in levels])
+    for lv, m in zip(levels, maps):
+        np.testing.assert_array_equal(lv, lib.upsample_u8(m[0], 30, 21))

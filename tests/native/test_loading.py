@@ -12,6 +12,7 @@ import pytest
 from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError
 from fakelocator.runtime import native
+from helpers.native_build import cuda_device_count, forget_loaded_library
 
 HEADER = Path(__file__).resolve().parents[2] / "native" / "include" / "fakelocator_native.h"
 
@@ -19,9 +20,9 @@ HEADER = Path(__file__).resolve().parents[2] / "native" / "include" / "fakelocat
 @pytest.fixture
 def fresh_loader(monkeypatch):
     """load() forgets its cached result before and after the test."""
-    native._reset_for_tests()
+    forget_loaded_library()
     yield monkeypatch
-    native._reset_for_tests()
+    forget_loaded_library()
 
 
 def test_python_and_c_agree_on_the_abi_version_and_size_limit(lib):
@@ -61,7 +62,7 @@ def test_a_missing_or_broken_library_falls_back_with_the_reason(fresh_loader, tm
     assert native.load() is None
     with pytest.raises(FakeLocatorError, match="nowhere.so, which does not exist"):
         native.require()
-    native._reset_for_tests()
+    forget_loaded_library()
     broken = tmp_path / "libfakelocator_native.so"
     broken.write_bytes(b"not a shared library")
     fresh_loader.setenv(native.LIBRARY_ENV, str(broken))
@@ -83,7 +84,7 @@ def test_importing_the_module_loads_nothing():
 def test_gpu_entry_points_explain_why_they_cannot_run_here(lib):
     """Without a driver (this CI) or without CUDA compiled in, the GPU path fails with a clear reason."""
     try:
-        if lib.has_cuda and lib.cuda_device_count() > 0:
+        if lib.has_cuda and cuda_device_count(lib) > 0:
             pytest.skip("a GPU is present: the CUDA path is tested by test_cuda_kernels.py")
     except FakeLocatorError:
         pass  # no driver: what this test is about
@@ -126,7 +127,7 @@ def test_a_broken_library_is_a_warning_a_missing_one_only_information(fresh_load
     fresh_loader.setenv(native.LIBRARY_ENV, str(broken))
     with caplog.at_level(logging.INFO, logger="fakelocator"):
         native.load()
-        native._reset_for_tests()
+        forget_loaded_library()
         fresh_loader.setenv(native.LIBRARY_ENV, "off")
         native.load()
     assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.INFO]

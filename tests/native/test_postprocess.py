@@ -127,6 +127,8 @@ def test_results_do_not_depend_on_the_thread_count(lib, rng, jet_lut):
         ({"images": [np.zeros((8, 8, 3), np.uint8)] * 2}, "1 maps but 2 images"),
         ({"overlays_out": [np.zeros((8, 8, 3), np.float32)]}, "overlay output 0"),
         ({"maps_out": [np.zeros((9, 8), np.float32)]}, "map output 0"),
+        ({"levels_out": [np.zeros((8, 8), np.float32)]}, "levels output 0"),
+        ({"levels_out": []}, "levels_out has 0 arrays"),
     ],
 )
 def test_bad_postprocess_arguments_are_refused_with_the_reason(lib, jet_lut, kwargs, reason):
@@ -151,3 +153,28 @@ def test_bad_maps_are_refused_with_the_reason(lib, small, reason):
 def test_an_output_size_beyond_the_limit_is_refused(lib):
     with pytest.raises(FakeLocatorError, match="1..32767"):
         lib.upsample(np.zeros((4, 4), np.float32), 40000, 8)
+
+
+@pytest.mark.parametrize("map_size, size", [((224, 224), (1080, 1920)), ((1, 1), (5, 7)), ((28, 28), (3840, 2160))])
+def test_uint8_levels_are_the_float_maps_levels(lib, rng, map_size, size):
+    """The uint8 path (no float32 full-resolution map) gives the levels of the float32 path exactly, and is
+    within one level of the contract's OpenCV upsampling quantized the same way (encode_map's rule)."""
+    from fakelocator.runtime.preprocess import quantize_u8
+
+    small = rng.uniform(-0.2, 1.2, map_size).astype(np.float32)
+    small.flat[0] = np.nan
+    reused = np.full(size, 7, np.uint8)
+    levels = lib.upsample_u8(small, *size, out=reused)
+    assert levels is reused
+    np.testing.assert_array_equal(levels, quantize_u8(lib.upsample(small, *size)))
+    assert np.abs(levels.astype(np.int16) - quantize_u8(to_full_resolution(small, *size))).max() <= 1
+
+
+def test_levels_come_with_maps_and_overlays_in_one_pass(lib, rng, jet_lut):
+    small = rng.random((2, 1, 16, 16), dtype=np.float32)
+    images = [rng.integers(0, 256, (40, 30, 3), dtype=np.uint8) for _ in range(2)]
+    levels = [np.empty((40, 30), np.uint8) for _ in range(2)]
+    maps, overlays = lib.postprocess(small, images=images, lut=jet_lut, levels_out=levels)
+    for m, lv, o, i in zip(maps, levels, overlays, range(2)):
+        np.testing.assert_array_equal(lv, np.floor(m * np.float32(255) + np.float32(0.5)).astype(np.uint8))
+        np.testing.assert_array_equal(o, lib.overlay(images[i], small[i, 0], 0.5, jet_lut))

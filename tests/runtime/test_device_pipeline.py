@@ -1,9 +1,10 @@
-"""ORCHESTRATION TESTS OF THE GPU PIPELINE WITH A FAKE DEVICE (tests/runtime/fake_device.py). No GPU, no CUDA.
+"""ORCHESTRATION TESTS OF THE GPU PIPELINE WITH A FAKE DEVICE (tests/helpers/fake_cuda.py). No GPU, no CUDA.
 
 Host memory stands in for device memory, the native library's CPU kernels (one test: the CUDA
 kernels compiled for the CPU by native/src/emulate.cpp) stand in for the device kernels, and the
 fake streams run their queued work only when the host synchronizes, honouring cross-stream waits.
-Backends: a TensorRTBackend around a fake engine context (``tiny_net`` on the fake stream), and
+Backends: a TensorRTBackend loading an engine of the fake TensorRT (tests/helpers/fake_tensorrt.py:
+``tiny_net`` on the fake stream), and
 the real ONNX Runtime (CPU) with I/O binding to the fake device's host addresses.
 
 What they check: the GPU path gives the host path's maps, scores and features (bit for bit,
@@ -17,7 +18,6 @@ real GPU is tests/runtime/test_device_pipeline_gpu.py's (needs_cuda).
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import json
 import logging
 import os
@@ -33,22 +33,10 @@ from fakelocator.errors import FakeLocatorError
 from fakelocator.runtime import Locator, device_pipeline
 from fakelocator.runtime.backends import onnxruntime as ort_backend
 from fakelocator.runtime.backends.base import Backend, DeviceIOUnavailable, ModelInfo
+from fakelocator.runtime.backends.tensorrt import TensorRTBackend
+from helpers import fake_cuda, fake_tensorrt, native_build
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-
-
-def _load(name: str, path: Path):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fake = _load("fakelocator_tests_fake_device", HERE / "fake_device.py")
-native_build = _load("fakelocator_tests_native_conftest", REPO / "tests" / "native" / "conftest.py")
+REPO = Path(__file__).resolve().parents[2]
 
 CONTRACT = Preprocessing(height=24, width=20)
 SIZES = [(30, 40), (7, 90), (64, 64), (1, 1), (100, 33), (50, 51), (3, 200)]
@@ -66,12 +54,28 @@ def native_path() -> Path:
 
 @pytest.fixture
 def device(monkeypatch, native_path):
-    """A fresh fake device installed as fakelocator.runtime.cuda, with the native library on it."""
-    dev = fake.FakeDevice()
-    monkeypatch.setitem(sys.modules, "fakelocator.runtime.cuda", dev.module)
-    dev.lib = fake.device_library(native_path, dev)
+    """A fresh fake device installed as fakelocator.runtime.cuda, with the native library and the fake TensorRT on it."""
+    dev = fake_cuda.install(monkeypatch)
+    dev.lib = fake_cuda.device_library(native_path, dev)
+    dev.trt, dev.trt_state = fake_tensorrt.install(monkeypatch, device=dev)
     monkeypatch.setattr(device_pipeline, "_native_library", lambda: dev.lib)
     return dev
+
+
+@pytest.fixture
+def tensorrt_backend(device, tmp_path):
+    """``tensorrt_backend(batch=(min, max), input_dtype=...)``: a TensorRTBackend on a fake engine running ``tiny_net``."""
+    made = []
+
+    def make(batch=(1, 4), input_dtype=np.float32):
+        path = fake_tensorrt.write_engine(tmp_path / f"tiny-{len(made)}.engine", device.trt, device, CONTRACT,
+                                          batch=batch, input_dtype=input_dtype)
+        made.append(TensorRTBackend(path))
+        return made[-1]
+
+    yield make
+    for backend in made:
+        backend.close()
 
 
 def images(rng, sizes=SIZES):
@@ -93,10 +97,8 @@ def assert_same_results(got, want, *, outputs=False):
 
 
 @pytest.fixture
-def engine(device):
-    backend = fake.tensorrt_backend(device, CONTRACT, batch=(1, 4))
-    yield backend
-    backend.close()
+def engine(tensorrt_backend):
+    return tensorrt_backend(batch=(1, 4))
 
 
 def locators(backend, **options):
@@ -145,8 +147,8 @@ def test_a_static_batch_model_gets_its_last_batch_padded(device, tmp_path, build
     assert_same_results(on_device.locate(frames), on_host.locate(frames))
 
 
-def test_fp16_engine_input_is_written_as_float16(device, rng):
-    backend = fake.tensorrt_backend(device, CONTRACT, batch=(1, 4), input_dtype=np.float16)
+def test_fp16_engine_input_is_written_as_float16(device, tensorrt_backend, rng):
+    backend = tensorrt_backend(batch=(1, 4), input_dtype=np.float16)
     on_device, on_host = locators(backend, batch_size=4)
     frames = images(rng, SIZES[:3])
     got = on_device.locate(frames)
@@ -159,8 +161,8 @@ def test_fp16_engine_input_is_written_as_float16(device, rng):
     backend.close()
 
 
-def test_a_static_batch_engine_runs_padded_batches(device, engine, rng):
-    static = fake.tensorrt_backend(device, CONTRACT, batch=(4, 4))
+def test_a_static_batch_engine_runs_padded_batches(device, engine, tensorrt_backend, rng):
+    static = tensorrt_backend(batch=(4, 4))
     frames = images(rng, SIZES[:6])  # 4, then 2 padded to 4
     got = Locator(static, pipeline="device", batch_size=4).locate(frames)
     assert [shape[0] for shape, _ in static.context.executions] == [4, 4]
@@ -250,10 +252,10 @@ def test_two_batches_are_in_flight(device, engine, rng, monkeypatch):
 
 def test_a_failed_batch_raises_and_the_next_call_starts_clean(device, engine, rng):
     on_device, on_host = locators(engine, batch_size=2)
-    engine.context.fail = True
+    device.trt_state.execute_ok = False
     with pytest.raises(FakeLocatorError, match="TensorRT inference failed for a device batch"):
         on_device.locate(images(rng))
-    engine.context.fail = False
+    device.trt_state.execute_ok = True
     assert all(p.in_flight == 0 for p in on_device._device_path.pipelines)
     frames = images(rng)
     assert_same_results(on_device.locate(frames), on_host.locate(frames))
@@ -329,8 +331,8 @@ def test_fallback_for_a_backend_without_device_io(device, caplog):
     assert "the torch backend takes host arrays only" in fallback(HostOnly(), caplog)
 
 
-def test_fallback_for_an_engine_with_fp16_outputs(device, caplog):
-    backend = fake.tensorrt_backend(device, CONTRACT, batch=(1, 4))
+def test_fallback_for_an_engine_with_fp16_outputs(device, tensorrt_backend, caplog):
+    backend = tensorrt_backend(batch=(1, 4))
     backend.dtypes["map"] = np.dtype(np.float16)
     assert "output 'map' is float16" in fallback(backend, caplog)
 
@@ -368,7 +370,7 @@ def test_device_path_with_the_emulated_cuda_kernels(device, engine, rng, tmp_pat
         build = tmp_path_factory.mktemp("emulated")
         native_build.build_library(build, "-DFAKELOCATOR_CUDA=OFF", "-DFAKELOCATOR_EMULATED_CUDA=ON")
         emulated = build / "libfakelocator_native_emulated.so"
-    lib = fake.device_library(emulated, device, emulated=True)
+    lib = fake_cuda.device_library(emulated, device, emulated=True)
     monkeypatch.setattr(device_pipeline, "_native_library", lambda: lib)
     on_device, on_host = locators(engine, batch_size=4)
     frames = images(rng, SIZES[:5])
@@ -387,7 +389,7 @@ def test_the_device_pipeline_benchmark_runs_on_the_fake_device(device, tmp_path,
     code = bench.main(["--batch", "3", "--frames", "5", "--height", "40", "--width", "30", "--rounds", "1", "--output", str(out)])
     assert code == 0, capsys.readouterr()
     record = json.loads(out.read_text())
-    assert record["check"]["identical"] is True and record["device"] == "fake device"
+    assert record["check"]["identical"] is True and record["device"] == "NVIDIA Fake GPU"
     assert set(record["device_path"]["stage_ms_per_batch"]) >= {"pack", "h2d", "preprocess", "infer", "postprocess", "d2h"}
     assert "d2d" in {c.kind for c in device.copies}  # the stand-in network's "inference"
 
@@ -418,3 +420,117 @@ def test_trt_locate_pipeline_option(device, tmp_path, red_model, rng, monkeypatc
     assert "device pre/post-processing" in capsys.readouterr().err
     for k in range(5):
         assert (tmp_path / "device" / "maps" / f"{k}.png").read_bytes() == (tmp_path / "host" / "maps" / f"{k}.png").read_bytes()
+
+
+# ---- native analysis: tiles and stitching on the device ----------------------------------------------
+
+NATIVE = Preprocessing(height=24, width=20, analysis="native", tile_overlap=4)
+
+
+def native_reference(frames, orders, contract=NATIVE):
+    """What the device pipeline must give for a native contract, computed on the host: the numpy
+    tiles, the stand-in network per tile, the numpy stitching (fakelocator.tiling)."""
+    from fakelocator.runtime.preprocess import NumpyPreprocessor
+    from fakelocator.tiling import TileGrid
+
+    pre = NumpyPreprocessor()
+    maps, outputs = [], []
+    for frame, order in zip(frames, orders):
+        grid = TileGrid.of(frame.shape[0], frame.shape[1], *contract.size, contract.tile_overlap)
+        x = pre.tiles(frame, grid, order, contract, np.empty((len(grid), 3, *contract.size), np.float32))
+        out = fake.tiny_net(x)
+        maps.append(pre.stitch(out["map"][:, 0], grid, contract.tile_window))
+        outputs.append(out)
+    return maps, outputs
+
+
+def run_native(pipeline, batches):
+    done = []
+    for frames, orders in batches:
+        if pipeline.in_flight >= pipeline.depth:
+            done.append(pipeline.collect())
+        pipeline.submit(frames, orders, network_maps=True)
+    while pipeline.in_flight:
+        done.append(pipeline.collect())
+    return done
+
+
+@pytest.mark.parametrize("input_dtype", [np.float32, np.float16])
+def test_native_analysis_on_the_device_is_the_host_rule(device, rng, input_dtype):
+    # tiles of 24 x 20 with overlap 4: images smaller than a tile (padded), larger (several tiles)
+    backend = fake.tensorrt_backend(device, NATIVE, batch=(1, 16), input_dtype=input_dtype)
+    pipeline = device_pipeline.DevicePipeline(backend.device_io(16), device.lib, NATIVE)
+    try:
+        sizes = [(30, 40), (7, 9), (24, 20), (1, 1), (50, 33)]
+        frames = [rng.integers(0, 256, (h, w + 5, 3), dtype=np.uint8)[:, 2:w + 2] for h, w in sizes]  # crops of wider rows
+        orders = ["BGR", "BGR", "RGB", "BGR", "RGB"]
+        counts = pipeline.tile_counts(frames)
+        assert counts == [6, 1, 1, 1, 6]
+        batches = [(frames[:3], orders[:3]), (frames[3:], orders[3:]), (frames[:2], orders[:2])]  # 8, 7 and 7 rows
+        done = run_native(pipeline, batches)
+        assert [kind for kind, _ in device.kernels].count("tiles") == 2 + 2 + 1  # one call per run of a colour order
+        assert [kind for kind, _ in device.kernels].count("stitch") == 3
+        for batch, (frames_b, orders_b) in zip(done, batches):
+            want_maps, want_out = native_reference(frames_b, orders_b)
+            assert batch.tiles == pipeline.tile_counts(frames_b)
+            rows = np.cumsum([0] + batch.tiles)
+            for k, (got, want) in enumerate(zip(batch.maps, want_maps)):
+                assert got.shape == frames_b[k].shape[:2]
+                if input_dtype == np.float32:  # the same arithmetic as the host
+                    np.testing.assert_array_equal(got, want)
+                    np.testing.assert_array_equal(batch.scores[rows[k]:rows[k + 1]], want_out[k]["score"][:, 0])
+                    np.testing.assert_array_equal(batch.features[rows[k]:rows[k + 1]], want_out[k]["features"])
+                    np.testing.assert_array_equal(batch.network_maps[rows[k]:rows[k + 1]], want_out[k]["map"][:, 0])
+                else:  # the network saw fp16 tiles
+                    np.testing.assert_allclose(got, want, atol=2e-3)
+    finally:
+        pipeline.close()
+        backend.close()
+
+
+def test_native_batches_that_do_not_fit_the_bindings_are_refused(device, rng):
+    backend = fake.tensorrt_backend(device, NATIVE, batch=(1, 4))
+    pipeline = device_pipeline.DevicePipeline(backend.device_io(4), device.lib, NATIVE)
+    try:
+        with pytest.raises(FakeLocatorError, match="6"):
+            pipeline.submit([rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)], ["BGR"])  # 6 tiles > 4 rows
+        assert pipeline.in_flight == 0
+        pipeline.submit([rng.integers(0, 256, (30, 20, 3), dtype=np.uint8)], ["BGR"])  # 2 tiles
+        assert pipeline.collect().tiles == [2]
+    finally:
+        pipeline.close()
+        backend.close()
+
+
+@pytest.mark.slow  # the emulation build (shared with the test above it)
+@pytest.mark.skipif(sys.platform != "linux", reason="the kernel emulator uses ucontext (Linux)")
+def test_native_analysis_with_the_emulated_cuda_kernels(device, rng, tmp_path_factory):
+    emulated = REPO / "build" / "libfakelocator_native_emulated.so"
+    if not emulated.is_file():
+        build = tmp_path_factory.mktemp("emulated-native")
+        native_build.build_library(build, "-DFAKELOCATOR_CUDA=OFF", "-DFAKELOCATOR_EMULATED_CUDA=ON")
+        emulated = build / "libfakelocator_native_emulated.so"
+    lib = fake.device_library(emulated, device, emulated=True)
+    backend = fake.tensorrt_backend(device, NATIVE, batch=(1, 16))
+    pipeline = device_pipeline.DevicePipeline(backend.device_io(16), lib, NATIVE)
+    try:
+        frames = images(rng, [(30, 40), (1, 1), (50, 33)])
+        (batch,) = run_native(pipeline, [(frames, ["BGR", "RGB", "BGR"])])
+        for got, want in zip(batch.maps, native_reference(frames, ["BGR", "RGB", "BGR"])[0]):
+            np.testing.assert_array_equal(got, want)
+    finally:
+        pipeline.close()
+        backend.close()
+
+
+
+def test_a_native_model_runs_on_the_host_path_until_the_runner_pools_tiles(device, caplog):
+    backend = fake.tensorrt_backend(device, NATIVE, batch=(1, 4))
+    try:
+        with caplog.at_level(logging.DEBUG, logger="fakelocator"):
+            assert Locator(backend, batch_size=4).pipeline == "host"
+        assert any("native analysis (tiles) is not wired into the GPU path's runner yet" in r.getMessage() for r in caplog.records)
+        with pytest.raises(FakeLocatorError, match="use --pipeline host or --analysis fit"):
+            Locator(backend, batch_size=4, pipeline="device")
+    finally:
+        backend.close()

@@ -246,6 +246,7 @@ def test_trt_locate_faces_end_to_end_and_resume(tmp_path, monkeypatch, red_model
 def test_face_options_need_faces(tmp_path, red_model, capsys):
     assert main(["x.png", "--out", str(tmp_path / "o"), "--model", str(red_model), "--face-margin", "0.5"]) == 2
     assert "--face-margin only apply with --faces" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists(), "a usage error creates no output folder"
 
 
 # ------------------------------------------------------------------------------------ imports

@@ -36,6 +36,13 @@ def test_truncated_files_are_refused_as_truncated(fmt):
             probe(data[: int(len(data) * keep)], "x")
 
 
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "bmp", "pnm"])
+def test_the_size_alone_reads_from_a_file_cut_after_its_header(fmt):
+    data = encode(ENCODED[fmt])
+    header = probe(data[: int(len(data) * 0.6)], "x", complete=False)
+    assert (header.width, header.height) == (53, 37)
+
+
 def test_jpeg_eoi_check_ignores_an_exif_thumbnail():
     """A JPEG whose APP1 segment carries a complete thumbnail (its own SOS and EOI) is still cut."""
     thumb = encode(".jpg", 8, 8)

@@ -67,8 +67,10 @@ def test_cuda_request_without_a_cuda_provider_fails_loudly(red_model):
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
-    with pytest.raises(FakeLocatorError, match="no CUDA provider"):
+    with pytest.raises(FakeLocatorError, match="no CUDA provider") as e:
         Locator.load(red_model, backend="onnxruntime", device="cuda")
+    # the two wheels share one package: installing the gpu extra over the CPU one does not help
+    assert "first pip uninstall onnxruntime" in str(e.value) and "fakelocator[gpu]" in str(e.value)
 
 
 # ---- images ----------------------------------------------------------------------------------

@@ -258,3 +258,22 @@ def test_native_falls_back_to_the_host_path(red_native, caplog):
         with pytest.raises(FakeLocatorError, match="native analysis"):
             choose_pipeline(backend, "device", 4, loc.contract)
     assert any("native analysis" in r.getMessage() for r in caplog.records)
+
+
+def test_the_analysis_picture_script_renders_fit_and_native_side_by_side(red_native, tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    import cv2
+
+    pytest.importorskip("skimage")
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "picture.png"
+    proc = subprocess.run([str(root / "scripts" / "analysis-picture"), str(red_native), str(out), "--threads", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("fit: ") and "tiles 1," in lines[0] and "pixel AUC" in lines[0]
+    assert lines[1].startswith("native: ") and f"tiles {len(TileGrid.of(400, 600, 32, 32, OVERLAP))}," in lines[1]
+    picture = cv2.imread(str(out))
+    assert picture is not None and picture.shape[1] > 3 * 400

@@ -79,30 +79,43 @@ def fake_pb_utils() -> types.ModuleType:
 
 
 @pytest.fixture
-def served(tmp_path, monkeypatch):
-    """(pb, pipeline model, network model) from a repository of the default model, python network backend."""
+def serve(tmp_path, monkeypatch):
+    """A function: TritonOptions → (pb, pipeline model, network model) from a repository of the default model."""
     from fakelocator.export.triton import TritonOptions, parse_config, write_repository
     from fakelocator.runtime.locator import default_model_path
     from fakelocator.runtime.triton_models import NetworkModel, PipelineModel
 
     pb = fake_pb_utils()
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", pb)
-    write_repository(default_model_path(), tmp_path, TritonOptions(model_backend="python", max_batch_size=4, threads=1))
+    started = []
 
-    def args(name):
-        config = parse_config((tmp_path / name / "config.pbtxt").read_text())
-        # Triton hands initialize() the config as JSON in protobuf's field names
-        return {"model_config": json.dumps(MessageToDict(config, preserving_proto_field_name=True)),
-                "model_repository": str(tmp_path / name), "model_version": "1", "model_instance_kind": "CPU"}
+    def start(**options):
+        repo = tmp_path / f"repo{len(started)}"
+        write_repository(default_model_path(), repo, TritonOptions(model_backend="python", threads=1, **options))
 
-    network = NetworkModel()
-    network.initialize(args("fakelocator_model"))
-    pb.MODELS["fakelocator_model"] = network
-    pipeline = PipelineModel()
-    pipeline.initialize(args("fakelocator"))
-    yield pb, pipeline, network
-    pipeline.finalize()
-    network.finalize()
+        def args(name):
+            config = parse_config((repo / name / "config.pbtxt").read_text())
+            # Triton hands initialize() the config as JSON in protobuf's field names
+            return {"model_config": json.dumps(MessageToDict(config, preserving_proto_field_name=True)),
+                    "model_repository": str(repo / name), "model_version": "1", "model_instance_kind": "CPU"}
+
+        network = NetworkModel()
+        network.initialize(args("fakelocator_model"))
+        pb.MODELS["fakelocator_model"] = network
+        pipeline = PipelineModel()
+        pipeline.initialize(args("fakelocator"))
+        started.extend([pipeline, network])
+        return pb, pipeline, network
+
+    yield start
+    for model in started:
+        model.finalize()
+
+
+@pytest.fixture
+def served(serve):
+    """(pb, pipeline model, network model), the network's max batch 4."""
+    return serve(max_batch_size=4)
 
 
 def request(pb, blobs, requested=()):
@@ -136,6 +149,26 @@ def test_the_pipeline_is_the_locators_pipeline(served):
     # the network got batches no larger than its max_batch_size, as float32 (N, 3, 224, 224)
     assert [shape for _, shape, _ in pb.SENT] == [(4, 3, 224, 224), (2, 3, 224, 224)]
     assert {dtype for _, _, dtype in pb.SENT} == {np.dtype(np.float32)}
+
+
+def test_native_analysis_is_served_as_trt_locate_runs_it(serve):
+    from fakelocator.runtime import Locator
+
+    pb, pipeline, _ = serve(analysis="native", tile_pooling="mean", max_batch_size=8)
+    assert pipeline.locator.contract.analysis == "native" and pipeline.locator.contract.tile_pooling == "mean"
+    from fakelocator.tiling import TileGrid
+
+    paths = SAMPLES[:3]  # 259-427 px sides: 2 or 3 tiles of 224 along each
+    out = outputs(pipeline.execute([request(pb, [p.read_bytes() for p in paths])])[0])
+    with Locator.load(device="cpu", analysis="native", tile_pooling="mean") as locator:
+        want = locator.locate([str(p) for p in paths])
+    tiles = sum(len(g.ys) * len(g.xs) for g in (TileGrid.of(r.height, r.width, 224, 224, 32) for r in want))
+    assert tiles > len(paths) and sum(shape[0] for _, shape, _ in pb.SENT) == tiles  # every tile went to the network
+    for i, r in enumerate(want):
+        assert out["shape"][i].tolist() == [r.height, r.width]
+        assert abs(float(out["score"][i, 0]) - r.score) <= 1e-5
+        served_map = out["map"][i, : r.height, : r.width].astype(np.int16)
+        assert np.abs(served_map - np.round(r.map * 255).astype(np.int16)).max() <= 1
 
 
 def test_requests_of_one_execution_share_batches_and_get_their_own_results(served):

@@ -1,21 +1,16 @@
-"""The attention experiment script (docs/experiments/attention_experiment.py) still runs, on a tiny setting."""
+"""The attention experiment script (scripts/experiments/attention_experiment.py) still runs, on a tiny setting."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 
-SCRIPT = Path(__file__).parents[2] / "docs" / "experiments" / "attention_experiment.py"
+import attention_experiment  # scripts/experiments/ is on the tests' path (pyproject.toml)
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("attention_experiment", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return attention_experiment
 
 
 def test_the_generator_edits_only_around_the_propertys_region():

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 from fakelocator.training.groundtruth import partial_manipulation_map
-from fakelocator.training.synth.families import FAMILIES, GROUPS, HELD_OUT, training_families
+from fakelocator.training.synth.families import FAMILIES, GROUPS, HELD_OUT, blend, sample_family, training_families
 from fakelocator.training.synth.post import PostConfig, postprocess
 from fakelocator.training.synth.shapes import SHAPES, make_mask, sample_shape
-from fakelocator.training.synth.signatures import period2_statistic
+from helpers.signatures import period2_statistic
 from fakelocator.training.synth.textures import procedural_texture
 
 
-def photo(seed: int = 0, h: int = 96, w: int = 112) -> np.ndarray:
+def photo(seed: int = 0, h: int = 90, w: int = 117) -> np.ndarray:
     """A camera-like uint8 RGB image: smooth colour structure, an edge and noise, no resampling trace."""
     import cv2
 
@@ -44,12 +44,20 @@ def test_blended_ground_truth_lives_inside_the_mask(name):
     rng = np.random.default_rng([7, 2])
     mask = make_mask("ellipse", real.shape[:2], rng)
     cand = FAMILIES[name].make(real, rng)
-    fake = np.clip(np.rint(real + mask[..., None] * (cand.astype(np.float32) - real)), 0, 255).astype(np.uint8)
+    fake = blend(real, cand, mask)
     gt = partial_manipulation_map(real, fake)
     assert gt[mask == 0].max() == 0.0, "nothing changes outside the mask"
     assert gt[mask > 0.5].mean() > 0.5 / 255, "the manipulation shows inside the mask"
     diff = np.abs(fake.astype(np.float32) - real) @ np.float32([0.299, 0.587, 0.114]) / 255
     np.testing.assert_allclose(gt, diff, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_every_family_handles_the_smallest_and_odd_sizes(name):
+    for h, w in ((16, 16), (17, 29)):
+        real = photo(2, h, w)
+        out = FAMILIES[name].make(real, np.random.default_rng([h, w]))
+        assert out.shape == real.shape and out.dtype == np.uint8
 
 
 def test_held_out_families_exist_and_are_of_different_groups():
@@ -58,6 +66,20 @@ def test_held_out_families_exist_and_are_of_different_groups():
     assert set(training_families()) == set(FAMILIES) - set(HELD_OUT)
     with pytest.raises(ValueError, match="unknown families"):
         training_families(("no_such_family",))
+
+
+def test_sample_family_follows_the_weights():
+    rng = np.random.default_rng(0)
+    drawn = [sample_family(rng).name for _ in range(3000)]
+    counts = {n: drawn.count(n) for n in FAMILIES}
+    assert min(counts.values()) > 0
+    repo = np.mean([counts[n] for n in FAMILIES if FAMILIES[n].group == "repo_decoder"])
+    other = np.mean([counts[n] for n in FAMILIES if FAMILIES[n].group != "repo_decoder"])
+    assert 0.35 < repo / other < 0.7, "repo decoders have half the weight"
+    train = training_families()
+    assert all(sample_family(rng, train).name not in HELD_OUT for _ in range(200))
+    with pytest.raises(ValueError, match="no families"):
+        sample_family(rng, {})
 
 
 def test_family_rejects_bad_input():
@@ -124,8 +146,8 @@ def test_postprocess_keeps_image_and_ground_truth_aligned():
 def test_procedural_textures_are_varied_deterministic_and_free_of_period2_trace():
     stats, means = [], []
     for seed in range(12):
-        t = procedural_texture((96, 128), np.random.default_rng(seed))
-        assert t.shape == (96, 128, 3) and t.dtype == np.uint8
+        t = procedural_texture((128, 160), np.random.default_rng(seed))
+        assert t.shape == (128, 160, 3) and t.dtype == np.uint8
         stats.append(period2_statistic(t))
         means.append(t.mean())
     assert np.array_equal(procedural_texture((64, 64), np.random.default_rng(5)),
@@ -134,9 +156,11 @@ def test_procedural_textures_are_varied_deterministic_and_free_of_period2_trace(
     # an upsampled copy of the same textures shows the trace these must not have
     import cv2
 
-    up = [period2_statistic(cv2.resize(procedural_texture((48, 64), np.random.default_rng(s)), (128, 96),
+    up = [period2_statistic(cv2.resize(procedural_texture((64, 80), np.random.default_rng(s)), (160, 128),
                                        interpolation=cv2.INTER_LINEAR)) for s in range(12)]
-    assert np.median(stats) < 0.05 < np.median(up), (np.median(stats), np.median(up))
+    # a camera photo scores about 0.03 on this statistic, a ×2 enlargement 0.1 or more
+    assert np.median(stats) < 0.06, stats
+    assert np.median(up) > 10 * np.median(stats), (np.median(stats), np.median(up))
 
 
 @pytest.mark.parametrize("kind", ["tconv2", "tconv3", "tconv4", "pixelshuffle", "nearest_conv", "bilinear_conv"])
@@ -186,3 +210,22 @@ def test_fingerprint_puts_peaks_in_the_spectrum():
     for s in range(4):
         fake = FAMILIES["fingerprint_periodic"].make(real, np.random.default_rng([s, 4]))
         assert peak_share(fake) > 1.5 * base, (s, base, peak_share(fake))
+
+
+@pytest.mark.slow
+def test_family_report_writes_a_sheet_and_times_every_item(tmp_path, capsys):
+    import cv2
+
+    from fakelocator.training.synth.family_report import TILE, main
+
+    names = ["gan_tconv", "upscale_nearest", "selfblend_colour"]
+    assert main(["--sheet", str(tmp_path / "sheet.png"), "--timing", "--size", "64", "--n", "1", "--families", *names]) == 0
+    sheet = cv2.imread(str(tmp_path / "sheet.png"))
+    assert sheet is not None and sheet.shape[0] >= 2 * TILE and sheet.shape[1] >= 8 * TILE  # 2 rows of 2 panels
+    out = capsys.readouterr().out
+    for name in [*names, *SHAPES, "postprocess", "procedural_texture"]:
+        assert f"| {name} |" in out
+    assert "| repo_decoder |" not in out
+    for bad in ([], ["--timing", "--families", "nope"]):
+        with pytest.raises(SystemExit):
+            main(bad)

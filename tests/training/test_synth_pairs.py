@@ -11,7 +11,7 @@ from fakelocator.training.synth import SynthConfig, synthesize_one
 from fakelocator.training.synth.config import EDITS, FAMILIES, REGIONS
 from fakelocator.training.synth.edits import LUMA, apply_edit
 from fakelocator.training.synth.regions import make_region
-from fakelocator.training.synth.signatures import period2_statistic
+from helpers.signatures import period2_statistic
 from fakelocator.training.synth.synthesize import resynthesize
 from fakelocator.training.synth.views import make_view
 

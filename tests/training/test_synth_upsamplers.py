@@ -6,7 +6,7 @@ import torch
 
 from fakelocator.training.synth.config import FAMILIES
 from fakelocator.training.synth.decoder import DecoderSpec, run_decoder
-from fakelocator.training.synth.signatures import period2_statistic
+from helpers.signatures import period2_statistic
 from fakelocator.training.synth.upsamplers import make_upsampler
 
 

@@ -16,8 +16,8 @@ Groups (``Family.group``):
 - ``fingerprint``: ``fingerprint_periodic``, a brightness-modulated periodic pattern added to the
   image (the spectral peaks of a generator without its other changes);
 - ``repo_decoder``: the repository's decoders of ``decoder.py`` (Sec. III families incl.
-  unpooling), here run at the image's own pixels: ``repo_decoder``, and ``repo_latent_edit`` with an
-  attribute edit (``edits.py``) of the latent image.
+  unpooling), here run at the image's own pixels: ``repo_decoder``, ``repo_unpool`` (unpooling
+  layers only), and ``repo_latent_edit`` with an attribute edit (``edits.py``) of the latent image.
 
 Every ``make`` is deterministic given ``rng`` (numpy draws only; torch runs fixed weights), returns
 uint8 (H, W, 3) of the input's size, and for a non-flat input differs from it. ``HELD_OUT`` names
@@ -129,16 +129,17 @@ def _fingerprint(real: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # --- (d) the repository's decoders at native scale ---------------------------------------------
 
 _REPO_CFG = SynthConfig()
+_UNPOOL_CFG = SynthConfig(family_weights={"unpool": 1.0}, decoder_weights={"single": 0.6, "stack": 0.4})
 
 
-def _repo_decoder(real: np.ndarray, rng: np.random.Generator, edit: bool) -> np.ndarray:
+def _repo_decoder(real: np.ndarray, rng: np.random.Generator, edit: bool, cfg: SynthConfig = _REPO_CFG) -> np.ndarray:
     import cv2
 
     from fakelocator.training.synth.decoder import draw_spec, run_decoder
     from fakelocator.training.synth.edits import apply_edit
     from fakelocator.training.synth.sampling import choice
 
-    spec = draw_spec(rng, _REPO_CFG)
+    spec = draw_spec(rng, cfg)
     h, w = real.shape[:2]
     unit = 1 << spec.depth
     ph, pw = (-h) % unit, (-w) % unit
@@ -184,16 +185,43 @@ _SPECS = (
     ("selfblend_warp", "self_blend", selfblend.warp, "itself slightly shifted, scaled, rotated"),
     ("selfblend_sbi", "self_blend", selfblend.sbi, "SBI recipe: colour and frequency change, slight move"),
     ("repo_decoder", "repo_decoder", partial(_repo_decoder, edit=False), "decoder.py decoders (incl. unpooling) at native scale"),
+    ("repo_unpool", "repo_decoder", partial(_repo_decoder, edit=False, cfg=_UNPOOL_CFG),
+     "decoder.py unpooling decoders (max-unpool or fixed phase, zero fill or conv) at native scale"),
     ("repo_latent_edit", "repo_decoder", partial(_repo_decoder, edit=True), "decoder.py decoder with an attribute edit of its latent"),
 )
 
 #: Every family by name.
-FAMILIES: dict[str, Family] = {name: Family(name, group, fn, desc) for name, group, fn, desc in _SPECS}
+FAMILIES: dict[str, Family] = {
+    name: Family(name, group, fn, desc, weight=0.5 if group == "repo_decoder" else 1.0)  # repo: slower, overlaps gan
+    for name, group, fn, desc in _SPECS
+}
 
 #: Families to keep out of training for a leave-families-out evaluation: three mechanisms unlike
 #: the rest of their groups — a decoder whose upsampling is a learned sub-pixel convolution,
 #: a self-blend whose trace is compression (not resampling or colour), and a Lanczos enlargement.
 HELD_OUT: tuple[str, ...] = ("gan_pixelshuffle", "selfblend_jpeg", "upscale_lanczos")
+
+
+def blend(real: np.ndarray, candidate: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``real + mask · (candidate − real)``, rounded to uint8: the skip-connection repair that puts a
+    re-synthesized candidate into the real through a soft ``mask`` (H, W) in [0, 1]. Where the mask
+    is 0 the pixels are exactly the real ones, so Eq. 7 of (real, result) is 0 there."""
+    if candidate.shape != real.shape or mask.shape != real.shape[:2]:
+        raise ValueError(f"blend: real {real.shape}, candidate {candidate.shape} and mask {mask.shape} differ in size")
+    base = real.astype(np.float32)
+    out = base + mask[..., None].astype(np.float32) * (candidate.astype(np.float32) - base)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def sample_family(rng: np.random.Generator, families: dict[str, Family] | None = None) -> Family:
+    """A family drawn from ``families`` (default ``FAMILIES``) with probability proportional to its
+    ``weight`` (one draw from ``rng``)."""
+    table = FAMILIES if families is None else families
+    if not table:
+        raise ValueError("sample_family: no families to draw from")
+    names = sorted(table)  # a canonical order: the draw does not depend on the dict's order
+    p = np.asarray([table[n].weight for n in names], np.float64)
+    return table[names[int(rng.choice(len(names), p=p / p.sum()))]]
 
 
 def training_families(held_out: tuple[str, ...] = HELD_OUT) -> dict[str, Family]:

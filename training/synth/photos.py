@@ -31,7 +31,8 @@ class BundledPhoto:
 #: Camera photographs shipped by scikit-image, matplotlib and scikit-learn. Left out on purpose:
 #: drawings and synthetic images (``color.png``, ``phantom.png``, ``logo.png``, ``horse.png``,
 #: ``chessboard_*.png``), a reconstructed phase image (``cell.png``), and files smaller than a model
-#: input (``page.png``, ``text.png``, ``microaneurysms.png``).
+#: input (``page.png``, ``text.png``, ``microaneurysms.png``). The installed packages hold no other
+#: camera photos (searched: every image and array file over 15 kB; docs/synthesis.md, "Sources").
 BUNDLED = (
     BundledPhoto("skimage", "data/astronaut.png", "NASA; no known copyright restrictions, public domain (scikit-image)",
                  (512, 512), ((176, 66, 95, 95),)),

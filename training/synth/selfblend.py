@@ -46,17 +46,17 @@ def colour_shift(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Brightness, contrast, channel gains and a hue rotation, each mild (SBI's source-target jitter)."""
     x = image.astype(np.float32)
     luma = x @ np.asarray((0.299, 0.587, 0.114), np.float32)
-    angle = rng.normal(0, 0.08) * math.pi  # hue: rotate the chroma plane of YCbCr
+    angle = rng.normal(0, 0.05) * math.pi  # hue: rotate the chroma plane of YCbCr
     cb, cr = (x[..., 2] - luma) * 0.564, (x[..., 0] - luma) * 0.713
     ca, sa = math.cos(angle), math.sin(angle)
     cb, cr = cb * ca - cr * sa, cb * sa + cr * ca
-    sat = math.exp(rng.normal(0, 0.12))
+    sat = math.exp(rng.normal(0, 0.1))
     cb, cr = cb * sat, cr * sat
-    contrast = math.exp(rng.normal(0, 0.08))
-    luma = (luma - luma.mean()) * contrast + luma.mean() + rng.normal(0, 8.0)
+    contrast = math.exp(rng.normal(0, 0.06))
+    luma = (luma - luma.mean()) * contrast + luma.mean() + rng.normal(0, 5.0)
     r, b = luma + cr / 0.713, luma + cb / 0.564
     g = (luma - 0.299 * r - 0.114 * b) / 0.587
-    out = np.stack([r, g, b], axis=-1) * rng.uniform(0.95, 1.05, size=3).astype(np.float32)
+    out = np.stack([r, g, b], axis=-1) * rng.uniform(0.96, 1.04, size=3).astype(np.float32)
     return _u8(out)
 
 
@@ -92,14 +92,15 @@ def smooth(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def warp(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A slight sub-pixel shift, scale (±4 %) and rotation (±2°), resampled linearly or cubically."""
+    """A slight sub-pixel shift (±1.5 px), scale (±3 %) and rotation (±1.5°), resampled linearly or
+    cubically."""
     import cv2
 
     h, w = image.shape[:2]
-    scale = math.exp(rng.uniform(-0.04, 0.04))
-    angle = rng.uniform(-2.0, 2.0)
+    scale = math.exp(rng.uniform(-0.03, 0.03))
+    angle = rng.uniform(-1.5, 1.5)
     m = cv2.getRotationMatrix2D((w / 2 + rng.uniform(-0.1, 0.1) * w, h / 2 + rng.uniform(-0.1, 0.1) * h), angle, scale)
-    m[:, 2] += rng.uniform(-2.5, 2.5, size=2)
+    m[:, 2] += rng.uniform(-1.5, 1.5, size=2)
     flag = (cv2.INTER_LINEAR, cv2.INTER_CUBIC)[int(rng.integers(2))]
     return cv2.warpAffine(image, m, (w, h), flags=flag, borderMode=cv2.BORDER_REFLECT_101)
 

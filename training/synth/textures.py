@@ -2,7 +2,7 @@
 
 The model learns the trace that upsampling and interpolation leave, so a real source must never be
 made by resizing, not even a little: every layer here is computed per pixel at the output's own
-size. ``procedural_texture((H, W), rng)`` composes 2–4 of these layers through smooth masks:
+size. ``procedural_texture((H, W), rng)`` composes 2–3 of these layers through smooth masks:
 
 - ``spectral``: 1/f^β noise (β 1–3, the range of natural images) shaped in the Fourier domain of
   the full-size image, coloured through a random 3×3 colour mix;
@@ -10,14 +10,15 @@ size. ``procedural_texture((H, W), rng)`` composes 2–4 of these layers through
 - ``shapes``: random filled polygons, circles, ellipses and lines, drawn antialiased by OpenCV at
   the full resolution (antialiasing is coverage, not interpolation);
 - ``voronoi``: a cellular pattern (each pixel takes its nearest seed's colour, computed per pixel
-  by an exact distance transform), with an optional shading by the distance to the seed;
+  by an distance transform with labels), with an optional shading by the distance to the seed;
 
-then sensor-like noise (per-pixel Gaussian, σ 0.5–2.5 grey levels). The result is uint8 RGB.
+then sensor-like noise (per pixel, σ 0.5–2.5 grey levels). The result is uint8 RGB.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -34,38 +35,55 @@ def _colour(rng, n=None) -> np.ndarray:
     return c if n else c[0]
 
 
-def _spectral(h: int, w: int, rng, beta: float | None = None) -> np.ndarray:
-    """(h, w) float32 noise with power spectrum ~ 1/f^β, zero mean, unit standard deviation."""
-    beta = rng.uniform(1.0, 3.0) if beta is None else beta
+@lru_cache(maxsize=16)
+def _log_frequency(h: int, w: int) -> np.ndarray:
+    """log of the radial frequency of the (h, w // 2 + 1) half spectrum, DC set to 0 (cached per size)."""
     fy = np.fft.fftfreq(h).astype(np.float32)[:, None]
     fx = np.fft.rfftfreq(w).astype(np.float32)[None, :]
     f = np.sqrt(fy * fy + fx * fx)
     f[0, 0] = 1.0
-    amp = f ** np.float32(-beta / 2.0)
+    return np.log(f)
+
+
+def _spectral(h: int, w: int, rng, beta: float | None = None, channels: int = 1) -> np.ndarray:
+    """(h, w) (or (h, w, channels)) float32 noise with power spectrum ~ 1/f^β, zero mean and unit
+    standard deviation per channel; β is drawn in 1–3 when not given."""
+    from scipy import fft
+
+    beta = rng.uniform(1.0, 3.0) if beta is None else beta
+    amp = np.exp(np.float32(-beta / 2.0) * _log_frequency(h, w))
     amp[0, 0] = 0.0
-    spectrum = (rng.standard_normal((h, fx.shape[1]), np.float32) + 1j * rng.standard_normal((h, fx.shape[1]), np.float32)) * amp
-    field = np.fft.irfft2(spectrum, s=(h, w)).astype(np.float32)
-    sd = float(field.std())
-    return field / sd if sd > 0 else field
+    shape = (channels, h, amp.shape[1])
+    # independent uniform real and imaginary parts: cheaper to draw than normals, and the filtered
+    # field, a sum of many such terms, is Gaussian all the same
+    spectrum = np.empty(shape, np.complex64)
+    spectrum.real = rng.random(shape, np.float32)
+    spectrum.imag = rng.random(shape, np.float32)
+    spectrum -= np.complex64(0.5 + 0.5j)
+    spectrum *= amp
+    field = fft.irfft2(spectrum, s=(h, w), workers=1)  # (channels, h, w) float32
+    field /= np.maximum(field.std(axis=(1, 2), keepdims=True), np.float32(1e-12))
+    return field[0] if channels == 1 else np.ascontiguousarray(field.transpose(1, 2, 0))
 
 
 def _spectral_layer(h, w, rng) -> np.ndarray:
+    import cv2
+
     beta = rng.uniform(1.0, 3.0)
-    channels = np.stack([_spectral(h, w, rng, beta) for _ in range(3)], axis=-1)  # (h, w, 3)
-    mix = np.eye(3, dtype=np.float32) * rng.uniform(0.1, 0.6) + rng.uniform(0.4, 1.0)  # mostly shared
-    mix = mix + rng.normal(0, 0.1, size=(3, 3)).astype(np.float32)
+    fields = _spectral(h, w, rng, beta, channels=2)  # (h, w, 2): a shared and a colour-varying field
+    mix = np.stack([np.full(3, rng.uniform(0.6, 1.0)), rng.normal(0, 0.35, size=3)], axis=1)  # (3, 2)
     contrast = rng.uniform(0.06, 0.22)
-    return _colour(rng) + contrast * (channels @ mix.T) / np.float32(mix.sum(1).max())
+    return cv2.transform(fields, (contrast * mix).astype(np.float32)) + _colour(rng)
 
 
 def _gradient_layer(h, w, rng) -> np.ndarray:
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy, xx = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)[None, :]
     if rng.random() < 0.5:
         a = rng.uniform(0, 2 * math.pi)
-        t = (xx * math.cos(a) + yy * math.sin(a))
+        t = xx * np.float32(math.cos(a)) + yy * np.float32(math.sin(a))
     else:
         cx, cy = rng.uniform(-0.2, 1.2) * w, rng.uniform(-0.2, 1.2) * h
-        t = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
+        t = np.sqrt((xx - np.float32(cx)) ** 2 + (yy - np.float32(cy)) ** 2)
     t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
     c0, c1 = _colour(rng), _colour(rng)
     return c0 + t[..., None] * (c1 - c0)
@@ -110,7 +128,7 @@ def _voronoi_layer(h, w, rng) -> np.ndarray:
     seeds = np.ones((h, w), np.uint8)
     ys, xs = rng.integers(0, h, n), rng.integers(0, w, n)
     seeds[ys, xs] = 0
-    dist, labels = cv2.distanceTransformWithLabels(seeds, cv2.DIST_L2, cv2.DIST_MASK_PRECISE,
+    dist, labels = cv2.distanceTransformWithLabels(seeds, cv2.DIST_L2, cv2.DIST_MASK_5,
                                                    labelType=cv2.DIST_LABEL_PIXEL)
     palette = _colour(rng, int(labels.max()) + 1)
     out = palette[labels]
@@ -128,7 +146,7 @@ def procedural_texture(hw: tuple[int, int], rng: np.random.Generator) -> np.ndar
     h, w = int(hw[0]), int(hw[1])
     if h < 8 or w < 8:
         raise ValueError(f"procedural_texture: size {h}x{w} is too small (at least 8x8)")
-    n = int(rng.integers(2, 5))
+    n = int(rng.integers(2, 4))
     kinds = [LAYERS[int(i)] for i in rng.choice(len(LAYERS), size=n, replace=True)]
     out = _MAKERS[kinds[0]](h, w, rng)
     for kind in kinds[1:]:
@@ -142,6 +160,6 @@ def procedural_texture(hw: tuple[int, int], rng: np.random.Generator) -> np.ndar
         out = out + alpha * (layer - out)
     if rng.random() < 0.5:  # multiplicative shading from a low-frequency field
         out = out * (1.0 + 0.15 * _spectral(h, w, rng, beta=3.0)[..., None])
-    sigma = rng.uniform(0.5, 2.5) / 255.0
-    out = out + rng.standard_normal((h, w, 3), np.float32) * np.float32(sigma)
+    sigma = rng.uniform(0.5, 2.5) / 255.0  # sensor-like noise, uniform with that standard deviation
+    out = out + (rng.random((h, w, 3), np.float32) - np.float32(0.5)) * np.float32(sigma * math.sqrt(12.0))
     return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)

@@ -4,7 +4,7 @@ The same training run, with and without attention maps, on synthetic faces whose
 property-like region; each model is then tested on fakes of another property. See
 docs/attention_experiment.md for the setup, the numbers and what they do and do not show.
 
-    python docs/experiments/attention_experiment.py --out runs/attention_experiment
+    python scripts/experiments/attention_experiment.py --out runs/attention_experiment
 
 Synthetic data (no dataset or parsing weights can be downloaded here):
 
@@ -294,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
             )
             t0 = time.perf_counter()
             trained = train(config, attention_provider=attention if use_attention else None, progress=False,
-                            command="docs/experiments/attention_experiment.py")
+                            command="scripts/experiments/attention_experiment.py")
             train_s = time.perf_counter() - t0
             for prop in TEST_PROPERTIES:
                 metrics = evaluate(trained.weights, data / f"test_{prop.replace(' ', '_')}")

@@ -1,7 +1,7 @@
 """A small sanity check of the built-in LBP face detector on frames built from photos that packages ship.
 
-    python docs/experiments/face_detector_check.py --size 1280 720
-    python docs/experiments/face_detector_check.py --size 1920 1080
+    python scripts/experiments/face_detector_check.py --size 1280 720
+    python scripts/experiments/face_detector_check.py --size 1920 1080
 
 Frames: 14 face-free scikit-image photos (coffee, rocket, cat, Hubble field, textures, text...)
 resized to the frame size; each is searched once as it is (any detection is false), then with

@@ -1,4 +1,4 @@
-"""A FAKE CUDA device for orchestration tests of the GPU pipeline. NOT CUDA, NOT a GPU.
+"""The one FAKE CUDA device of the tests: NOT CUDA, NOT a GPU.
 
 Host memory stands in for device memory: ``DeviceBuffer.ptr`` and ``PinnedBuffer.ptr`` are host
 addresses, so the native library's CPU kernels (or the CUDA kernels compiled for the CPU by
@@ -9,8 +9,10 @@ So a missing synchronization, a missing cross-stream wait, or host memory reused
 it is still queued gives wrong results here instead of passing by luck. Every copy and allocation
 is logged, and copies are checked to go between pinned and device memory in the direction named.
 
-``FakeDevice.module`` has the API of ``fakelocator.runtime.cuda`` that the pipeline uses; install
-it in ``sys.modules["fakelocator.runtime.cuda"]``.
+``FakeDevice.module`` has the API of ``fakelocator.runtime.cuda`` that the backends and the pipeline
+use; ``install(monkeypatch, device)`` puts it in ``sys.modules["fakelocator.runtime.cuda"]``, with
+stand-ins for cuda-python's ``cuda.bindings.runtime``. The fake TensorRT (``fake_tensorrt.py``) runs
+its engines on this device's streams and memory.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ class FakeDevice:
     executed: list[str] = field(default_factory=list)  # what ran, in order
     kernels: list[tuple[str, int]] = field(default_factory=list)  # (name, stream handle) as enqueued
     count: int = 1  # devices that device_count() reports
+    name: str = "NVIDIA Fake GPU"
+    compute_capability: tuple[int, int] = (8, 9)
+    current: int | None = None  # the device set_device made current
 
     def __post_init__(self):
         self.queues: dict[int, deque[_Op]] = {}
@@ -214,10 +219,25 @@ class FakeDevice:
 
         cuda.CudaError, cuda.Stream, cuda.Event = CudaError, Stream, Event
         cuda.DeviceBuffer, cuda.PinnedBuffer, cuda.memcpy_async = DeviceBuffer, PinnedBuffer, memcpy_async
-        cuda.set_device = lambda index: None
+        def set_device(index):
+            device.current = int(index)
+
+        cuda.set_device = set_device
         cuda.device_count = lambda: device.count
-        cuda.device_properties = lambda index=0: {"name": "fake device", "compute_capability": (9, 0), "total_memory": 1 << 34}
+        cuda.device_properties = lambda index=0: {
+            "name": device.name, "compute_capability": device.compute_capability, "total_memory": 1 << 34,
+        }
         return cuda
+
+    # ---- what the tests ask --------------------------------------------------------------------
+
+    def idle(self) -> bool:
+        """Nothing is left queued on any stream."""
+        return not any(self.queues.values())
+
+    def live_device_buffers(self) -> int:
+        """Device allocations not yet freed."""
+        return len(self._device)
 
 
 # ---- the native library's kernels on the fake device --------------------------------------------
@@ -272,6 +292,7 @@ class _Kernels:
             self._check(it.map, it.map_pitch * it.map_height, f"postprocess map {k}")
             self._check(it.map_out, it.map_out_pitch * it.height, f"postprocess map output {k}")
             self._check(it.overlay_out, it.overlay_out_pitch * it.height, f"postprocess overlay output {k}")
+            self._check(it.levels_out, it.levels_out_pitch * it.height, f"postprocess levels output {k}")
         real, emulated = self._real, self._emulated
         self._device.kernels.append(("postprocess", int(stream or 0)))
 
@@ -288,6 +309,43 @@ class _Kernels:
         return 0
 
 
+    def fl_tiles_cuda(self, items, n, overlap, params, out, stream):
+        items = type(items).from_buffer_copy(items)
+        params = type(params._obj).from_buffer_copy(params._obj)
+        for k in range(n):
+            image = items[k].image
+            self._check(image.data, image.pitch * image.height, f"tiles image {k}")
+        self._check(out, 1, "tiles output")
+        real, emulated = self._real, self._emulated
+        self._device.kernels.append(("tiles", int(stream or 0)))
+
+        def run():
+            if emulated:
+                status = real.fl_tiles_cuda(items, n, overlap, ctypes.byref(params), out, None)
+            else:
+                status = real.fl_tiles_cpu(items, n, overlap, ctypes.byref(params), out, 1)
+            self._finish(status, "tiles")
+
+        self._device.enqueue(stream, run, "tiles kernel")
+        return 0
+
+    def fl_stitch_cuda(self, items, n, stream):
+        items = type(items).from_buffer_copy(items)
+        for k in range(n):
+            it = items[k]
+            self._check(it.maps, it.tile_stride, f"stitch maps {k}")
+            self._check(it.out, it.out_pitch * it.height, f"stitch output {k}")
+        real, emulated = self._real, self._emulated
+        self._device.kernels.append(("stitch", int(stream or 0)))
+
+        def run():
+            status = real.fl_stitch_cuda(items, n, None) if emulated else real.fl_stitch_cpu(items, n, 1)
+            self._finish(status, "stitch")
+
+        self._device.enqueue(stream, run, "stitch kernel")
+        return 0
+
+
 def device_library(path, device: FakeDevice, *, emulated: bool = False):
     """A ``NativeLibrary`` loaded from ``path`` whose device entry points run on ``device``."""
     from fakelocator.runtime import native
@@ -298,94 +356,23 @@ def device_library(path, device: FakeDevice, *, emulated: bool = False):
     return lib
 
 
-# ---- a stand-in network and a TensorRT engine running it ------------------------------------------
+def cuda_bindings() -> dict[str, types.ModuleType]:
+    """Stand-ins for cuda-python's ``cuda``, ``cuda.bindings`` and ``cuda.bindings.runtime`` (imports only)."""
+    cudart = types.ModuleType("cuda.bindings.runtime")
+    bindings = types.ModuleType("cuda.bindings")
+    bindings.runtime = cudart
+    package = types.ModuleType("cuda")
+    package.bindings = bindings
+    package.__path__, bindings.__path__ = [], []
+    return {"cuda": package, "cuda.bindings": bindings, "cuda.bindings.runtime": cudart}
 
 
-def tiny_net(x: np.ndarray) -> dict[str, np.ndarray]:
-    """What the fake engine computes from an (N, 3, h, w) float32 input: a map that depends on the
-    channel order (so a swapped red and blue shows), its mean as the score, channel means as features."""
-    x = x.astype(np.float32)
-    logits = np.float32(2) * x[:, 0:1] - x[:, 2:3] + np.float32(0.25) * x[:, 1:2]
-    fakeness = (np.float32(1) / (np.float32(1) + np.exp(-logits))).astype(np.float32)  # (N, 1, h, w)
-    return {
-        "map": fakeness,
-        "score": fakeness.mean(axis=(2, 3)).astype(np.float32),  # (N, 1)
-        "features": x.mean(axis=(2, 3)).astype(np.float32),  # (N, 3)
-    }
+def install(monkeypatch, device: FakeDevice | None = None) -> FakeDevice:
+    """Install ``device`` (a new one by default) as ``fakelocator.runtime.cuda``, with cuda-python stand-ins."""
+    import sys
 
-
-class FakeEngineContext:
-    """A TensorRT execution context's calls that the backend makes; ``execute_async_v3`` queues
-    ``tiny_net`` on the fake stream, reading and writing the tensors at their set addresses."""
-
-    def __init__(self, device: FakeDevice, input_dtype, profile: tuple[tuple, tuple]):
-        self.device, self.input_dtype = device, np.dtype(input_dtype)
-        self.lo, self.hi = profile
-        self.shape = None
-        self.addresses: dict[str, int] = {}
-        self.executions: list[tuple[tuple, int]] = []
-        self.fail = False
-
-    def set_input_shape(self, name, shape):
-        shape = tuple(int(s) for s in shape)
-        ok = name == "image" and len(shape) == 4 and all(a <= s <= b for a, s, b in zip(self.lo, shape, self.hi))
-        if ok:
-            self.shape = shape
-        return ok
-
-    def get_tensor_shape(self, name):
-        n, c, h, w = self.shape
-        return {"image": (n, c, h, w), "map": (n, 1, h, w), "score": (n, 1), "features": (n, 3)}[name]
-
-    def set_tensor_address(self, name, ptr):
-        self.addresses[name] = int(ptr)
-        return True
-
-    def execute_async_v3(self, handle):
-        if self.fail:
-            return False
-        shape, addresses = self.shape, dict(self.addresses)
-        self.executions.append((shape, int(handle)))
-        dtype = self.input_dtype
-
-        def run():
-            count = int(np.prod(shape))
-            raw = (ctypes.c_char * (count * dtype.itemsize)).from_address(addresses["image"])
-            x = np.frombuffer(raw, dtype=dtype, count=count).reshape(shape).astype(np.float32)
-            for name, value in tiny_net(x).items():
-                ctypes.memmove(addresses[name], np.ascontiguousarray(value).ctypes.data, value.nbytes)
-
-        self.device.enqueue(handle, run, "engine")
-        return True
-
-
-def tensorrt_backend(device: FakeDevice, contract, *, batch=(1, 4), input_dtype=np.float32):
-    """A ``TensorRTBackend`` as ``_open`` would leave it for an engine running ``tiny_net``, its
-    buffers and stream on ``device`` (which must be installed as ``fakelocator.runtime.cuda``)."""
-    from fakelocator.runtime.engine_sidecar import ShapeProfile
-    from fakelocator.runtime.backends.base import ModelInfo
-    from fakelocator.runtime.backends.tensorrt import TensorRTBackend
-
-    cuda = device.module
-    h, w = contract.size
-    lo, hi = batch
-    b = TensorRTBackend.__new__(TensorRTBackend)
-    b._buffers = []
-    b.stream = cuda.Stream()
-    b.context = FakeEngineContext(device, input_dtype, ((lo, 3, h, w), (hi, 3, h, w)))
-    b.engine = b._runtime = object()
-    b._logger = types.SimpleNamespace(errors=["fake engine: execution refused"])
-    b.device = "cuda:0"
-    b.info = ModelInfo(path="fake.engine", format="engine", preprocessing=contract)
-    b.profile = ShapeProfile("image", (lo, 3, h, w), (hi, 3, h, w), (hi, 3, h, w))
-    b.max_batch = hi
-    b.outputs = ["map", "score", "features"]
-    b.dtypes = {"image": np.dtype(input_dtype), "map": np.dtype(np.float32), "score": np.dtype(np.float32), "features": np.dtype(np.float32)}
-    b._set_input_shape((hi, 3, h, w))
-    b.device_buffers, b.host_buffers = {}, {}
-    for name in ["image", *b.outputs]:
-        nbytes = int(np.prod(b._output_shape(name))) * b.dtypes[name].itemsize
-        b.device_buffers[name], b.host_buffers[name] = cuda.DeviceBuffer(nbytes), cuda.PinnedBuffer(nbytes)
-        b._buffers += [b.device_buffers[name], b.host_buffers[name]]
-        b.context.set_tensor_address(name, b.device_buffers[name].ptr)
-    return b
+    device = device if device is not None else FakeDevice()
+    monkeypatch.setitem(sys.modules, "fakelocator.runtime.cuda", device.module)
+    for name, module in cuda_bindings().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return device

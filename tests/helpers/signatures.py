@@ -1,4 +1,4 @@
-"""Measurements of upsampling texture, used to check that the generator's fakes carry it."""
+"""Measurements of upsampling texture, used by the synthesis tests to check that the generator's fakes carry it."""
 
 from __future__ import annotations
 

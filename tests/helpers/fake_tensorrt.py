@@ -1,19 +1,23 @@
-"""Stand-ins for TensorRT's Python API and for ``fakelocator.runtime.cuda``. NOT TensorRT, NOT CUDA.
+"""The one FAKE ``tensorrt`` module of the tests. NOT TensorRT.
 
-The API-contract tests install these in ``sys.modules`` to check which calls fakelocator makes, in
+The API-contract tests install it in ``sys.modules`` to check which calls fakelocator makes, in
 which order and with which arguments: network flags, builder flags, optimization profiles, the
 timing cache, parser error handling, ``execute_async_v3`` on a non-default stream, output shapes
 read after the input shape is set. Names and signatures follow TensorRT's bindings
-(python/src/infer/pyCore.cpp and python/src/parsers/pyOnnx.cpp at release/10.16 and 11.1). They
-say nothing about whether TensorRT builds or runs the models; the ``needs_tensorrt`` tests do.
+(python/src/infer/pyCore.cpp and python/src/parsers/pyOnnx.cpp at release/10.16 and 11.1), and the
+enum values those of each major version (include/NvInfer.h, NvOnnxParser.h); every name used here
+is checked against the real bindings' wheels by tests/export/test_fake_tensorrt_names.py. They say
+nothing about whether TensorRT builds or runs the models; the ``needs_tensorrt`` tests do.
 
-The fake "engine" computes ``map = sigmoid(mean over channels)``, ``score = mean(map)``,
-``features = mean over pixels``, so data movement through the buffers can be checked exactly.
+Its engines run on the fake CUDA device (``fake_cuda.FakeDevice``): ``execute_async_v3`` queues
+``tiny_net`` on the given stream, reading and writing the tensors at their bound device addresses,
+so a missing synchronization gives wrong outputs here, as on a GPU.
 """
 
 from __future__ import annotations
 
-import itertools
+import ctypes
+import enum
 import json
 import types
 from dataclasses import dataclass, field
@@ -21,13 +25,52 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-def fake_outputs(x: np.ndarray) -> dict[str, np.ndarray]:
-    """What the fake engine computes from an (N, 3, h, w) input."""
-    fakeness = 1.0 / (1.0 + np.exp(-x.mean(axis=1, keepdims=True)))
+def tiny_net(x: np.ndarray) -> dict[str, np.ndarray]:
+    """What the fake engine computes from an (N, 3, h, w) input: a map that depends on the channel
+    order (so a swapped red and blue shows), its mean as the score, channel means as features."""
+    x = x.astype(np.float32)
+    logits = np.float32(2) * x[:, 0:1] - x[:, 2:3] + np.float32(0.25) * x[:, 1:2]
+    fakeness = (np.float32(1) / (np.float32(1) + np.exp(-logits))).astype(np.float32)  # (N, 1, h, w)
     return {
-        "map": fakeness.astype(np.float32),
-        "score": fakeness.mean(axis=(2, 3)).astype(np.float32),
-        "features": x.mean(axis=(2, 3)).astype(np.float32),
+        "map": fakeness,
+        "score": fakeness.mean(axis=(2, 3)).astype(np.float32),  # (N, 1)
+        "features": x.mean(axis=(2, 3)).astype(np.float32),  # (N, 3)
+    }
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".")[:2])
+
+
+def enums(version: str) -> dict[str, type[enum.IntEnum]]:
+    """The enums fakelocator uses, with the values of this TensorRT version (NvInfer.h, NvOnnxParser.h).
+
+    TensorRT 11 removed the weak-typing precision flags (``BuilderFlag.FP16``) and renumbered the
+    flags after them; ``STRONGLY_TYPED`` became 0 (deprecated: always on). ``SAME_COMPUTE_CAPABILITY``
+    appeared in 10.9.
+    """
+    v = _version(version)
+    if v >= (11,):
+        builder = dict(TF32=6, VERSION_COMPATIBLE=12, EXCLUDE_LEAN_RUNTIME=13)
+        network = dict(STRONGLY_TYPED=0, PREFER_JIT_PYTHON_PLUGINS=1, PREFER_AOT_PYTHON_PLUGINS=2)
+    else:
+        builder = dict(FP16=0, TF32=6, VERSION_COMPATIBLE=13, EXCLUDE_LEAN_RUNTIME=14)
+        network = dict(EXPLICIT_BATCH=0, STRONGLY_TYPED=1, PREFER_JIT_PYTHON_PLUGINS=2, PREFER_AOT_PYTHON_PLUGINS=3)
+    levels = dict(NONE=0, AMPERE_PLUS=1)
+    if v >= (10, 9):
+        levels["SAME_COMPUTE_CAPABILITY"] = 2
+    errors = ("SUCCESS INTERNAL_ERROR MEM_ALLOC_FAILED MODEL_DESERIALIZE_FAILED INVALID_VALUE INVALID_GRAPH INVALID_NODE "
+              "UNSUPPORTED_GRAPH UNSUPPORTED_NODE UNSUPPORTED_NODE_ATTR UNSUPPORTED_NODE_INPUT UNSUPPORTED_NODE_DATATYPE "
+              "UNSUPPORTED_NODE_DYNAMIC UNSUPPORTED_NODE_SHAPE REFIT_FAILED").split()
+    return {
+        "BuilderFlag": enum.IntEnum("BuilderFlag", builder),
+        "NetworkDefinitionCreationFlag": enum.IntEnum("NetworkDefinitionCreationFlag", network),
+        "HardwareCompatibilityLevel": enum.IntEnum("HardwareCompatibilityLevel", levels),
+        "MemoryPoolType": enum.IntEnum("MemoryPoolType", dict(WORKSPACE=0, DLA_MANAGED_SRAM=1)),
+        "TensorIOMode": enum.IntEnum("TensorIOMode", dict(NONE=0, INPUT=1, OUTPUT=2)),
+        "DataType": enum.IntEnum("DataType", dict(FLOAT=0, HALF=1, INT8=2, INT32=3, BOOL=4)),
+        "Severity": enum.IntEnum("Severity", dict(INTERNAL_ERROR=0, ERROR=1, WARNING=2, INFO=3, VERBOSE=4)),
+        "ErrorCode": enum.IntEnum("ErrorCode", {name: i for i, name in enumerate(errors)}),
     }
 
 
@@ -49,21 +92,19 @@ class State:
         return [c for c in self.calls if c[0] == name]
 
 
-class _Enum:
-    def __init__(self, **values):
-        for k, v in values.items():
-            setattr(self, k, v)
-
-
-def make_tensorrt(version: str = "10.16.1.11", *, fp16_flag: bool = True, same_compute_capability: bool = True):
-    """A fresh fake ``tensorrt`` module and its ``State``. TensorRT 11 has no ``BuilderFlag.FP16``: ``fp16_flag=False``."""
+def make_tensorrt(version: str = "10.16.1.11", *, device=None):
+    """A fresh fake ``tensorrt`` module of ``version`` and its ``State``; its engines run on ``device``
+    (a ``fake_cuda.FakeDevice``; needed only to run engines, not to build them)."""
     state = State()
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version
     trt.state = state
+    for name, values in enums(version).items():
+        setattr(trt, name, values)
 
     class ILogger:
-        INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = 0, 1, 2, 3, 4
+        Severity = trt.Severity
+        INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = (trt.Severity[n] for n in ("INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE"))
 
         def __init__(self):
             pass
@@ -72,19 +113,8 @@ def make_tensorrt(version: str = "10.16.1.11", *, fp16_flag: bool = True, same_c
             raise NotImplementedError
 
     trt.ILogger = ILogger
-    trt.NetworkDefinitionCreationFlag = _Enum(STRONGLY_TYPED=1)
-    flags = dict(TF32=6, VERSION_COMPATIBLE=13, EXCLUDE_LEAN_RUNTIME=14)
-    if fp16_flag:
-        flags["FP16"] = 0
-    trt.BuilderFlag = _Enum(**flags)
-    trt.MemoryPoolType = _Enum(WORKSPACE="WORKSPACE")
-    levels = dict(NONE="NONE", AMPERE_PLUS="AMPERE_PLUS")
-    if same_compute_capability:
-        levels["SAME_COMPUTE_CAPABILITY"] = "SAME_COMPUTE_CAPABILITY"
-    trt.HardwareCompatibilityLevel = _Enum(**levels)
-    trt.TensorIOMode = _Enum(INPUT="INPUT", OUTPUT="OUTPUT")
-    trt.float32, trt.float16 = "DataType.FLOAT", "DataType.HALF"
-    trt.nptype = lambda dtype: {"DataType.FLOAT": np.float32, "DataType.HALF": np.float16}[dtype]
+    trt.float32, trt.float16 = trt.DataType.FLOAT, trt.DataType.HALF
+    trt.nptype = lambda dtype: {trt.DataType.FLOAT: np.float32, trt.DataType.HALF: np.float16}[trt.DataType(dtype)]
 
     class Tensor:
         def __init__(self, name, dtype, shape):
@@ -109,7 +139,7 @@ def make_tensorrt(version: str = "10.16.1.11", *, fp16_flag: bool = True, same_c
             self.e = e
 
         def code(self):
-            return self.e.get("code", "UNSUPPORTED_NODE")
+            return trt.ErrorCode[self.e.get("code", "UNSUPPORTED_NODE")]  # an enum, as in TensorRT
 
         def desc(self):
             return self.e["desc"]
@@ -166,7 +196,7 @@ def make_tensorrt(version: str = "10.16.1.11", *, fp16_flag: bool = True, same_c
             self.profiles = []
             self.timing_cache = None
             self.builder_optimization_level_value = 3
-            self.hardware_compatibility_level_value = "NONE"
+            self.hardware_compatibility_level_value = trt.HardwareCompatibilityLevel.NONE
             self.flags.add(trt.BuilderFlag.TF32)  # on by default, as in TensorRT
 
         def set_memory_pool_limit(self, pool, size):
@@ -245,16 +275,16 @@ def make_tensorrt(version: str = "10.16.1.11", *, fp16_flag: bool = True, same_c
             if state.build_fails:
                 self.logger.log(ILogger.ERROR, "out of memory while timing tactic 7")
                 return None
-            io = [{"name": t.name, "mode": "INPUT", "dtype": t.dtype, "shape": list(t.shape)} for t in network.inputs]
-            io += [{"name": t.name, "mode": "OUTPUT", "dtype": t.dtype, "shape": list(t.shape)} for t in network.outputs]
-            profile = {k: [list(s) for s in v] for k, v in config.profiles[0].shapes.items()}
-            return b"FAKEPLAN" + json.dumps({"io": io, "profile": profile}).encode()
+            io = [(t.name, trt.TensorIOMode.INPUT, t.dtype, t.shape) for t in network.inputs]
+            io += [(t.name, trt.TensorIOMode.OUTPUT, t.dtype, t.shape) for t in network.outputs]
+            return plan_bytes(io, config.profiles[0].shapes)
 
     class Context:
         def __init__(self, engine):
             self.engine = engine
             self.input_shape = None
             self.addresses = {}
+            self.executions: list[tuple[tuple, int]] = []  # (input shape, stream handle)
 
         def set_input_shape(self, name, shape):
             state.calls.append(("set_input_shape", name, tuple(shape)))
@@ -279,17 +309,30 @@ def make_tensorrt(version: str = "10.16.1.11", *, fp16_flag: bool = True, same_c
         def execute_async_v3(self, stream_handle):
             state.calls.append(("execute_async_v3", stream_handle))
             if not state.execute_ok:
+                self.engine.logger.log(ILogger.ERROR, "fake engine: execution refused")
                 return False
-            x = MEMORY.read(self.addresses["image"], self.input_shape, np.float32)
-            for name, value in fake_outputs(x).items():
-                if name in self.addresses:
-                    MEMORY.write(self.addresses[name], value)
+            if device is None:
+                raise AssertionError("this fake TensorRT has no device to run engines on: make_tensorrt(device=...)")
+            shape, addresses = self.input_shape, dict(self.addresses)
+            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype("image")))
+            self.executions.append((shape, int(stream_handle)))
+
+            def run():  # on the stream, when the fake device gets to it
+                count = int(np.prod(shape))
+                raw = (ctypes.c_char * (count * dtype.itemsize)).from_address(addresses["image"])
+                x = np.frombuffer(raw, dtype=dtype, count=count).reshape(shape).astype(np.float32)
+                for name, value in tiny_net(x).items():
+                    if name in addresses:
+                        ctypes.memmove(addresses[name], np.ascontiguousarray(value).ctypes.data, value.nbytes)
+
+            device.enqueue(stream_handle, run, "engine")
             return True
 
     class Engine:
-        def __init__(self, spec):
+        def __init__(self, spec, logger):
             self.io = spec["io"]
             self.profile = {k: [tuple(s) for s in v] for k, v in spec["profile"].items()}
+            self.logger = logger
 
         num_io_tensors = property(lambda self: len(self.io))
 
@@ -297,10 +340,10 @@ def make_tensorrt(version: str = "10.16.1.11", *, fp16_flag: bool = True, same_c
             return self.io[i]["name"]
 
         def get_tensor_mode(self, name):
-            return next(t["mode"] for t in self.io if t["name"] == name)
+            return trt.TensorIOMode(next(t["mode"] for t in self.io if t["name"] == name))
 
         def get_tensor_dtype(self, name):
-            return next(t["dtype"] for t in self.io if t["name"] == name)
+            return trt.DataType(next(t["dtype"] for t in self.io if t["name"] == name))
 
         def get_tensor_profile_shape(self, name, profile_index):
             return self.profile[name]
@@ -319,110 +362,50 @@ def make_tensorrt(version: str = "10.16.1.11", *, fp16_flag: bool = True, same_c
             if not data.startswith(b"FAKEPLAN"):
                 self.logger.log(ILogger.ERROR, "magic tag does not match")
                 return None
-            return Engine(json.loads(data[len(b"FAKEPLAN"):]))
+            return Engine(json.loads(data[len(b"FAKEPLAN"):]), self.logger)
 
     trt.Builder, trt.OnnxParser, trt.Runtime = Builder, OnnxParser, Runtime
+    # Every fake class, for the check of their names against the real bindings (test_fake_tensorrt_names.py).
+    trt.FAKE_CLASSES = (ILogger, Tensor, Network, ParserError, OnnxParser, TimingCache, Config, Profile, Builder,
+                        Context, Engine, Runtime)
     return trt, state
 
 
-# ---- CUDA ---------------------------------------------------------------------------------------
+def plan_bytes(io, profile: dict) -> bytes:
+    """A fake plan: ``io`` as (name, TensorIOMode, DataType, shape) and the profile {input: (min, opt, max)}."""
+    tensors = [{"name": n, "mode": int(m), "dtype": int(d), "shape": [int(x) for x in shape]} for n, m, d, shape in io]
+    return b"FAKEPLAN" + json.dumps({"io": tensors, "profile": {k: [list(s) for s in v] for k, v in profile.items()}}).encode()
 
 
-class _Memory:
-    """Fake device memory: pointer → bytearray."""
+def write_engine(path, trt, device, contract, *, batch=(1, 4), input_dtype=np.float32):
+    """A fake engine running ``tiny_net`` at the contract's size for batches ``batch`` (min, max), with
+    its sidecar for ``trt``'s version and ``device``'s GPU, as ``fakelocator export engine`` leaves one."""
+    import hashlib
+    from pathlib import Path
 
-    def __init__(self):
-        self.blocks: dict[int, bytearray] = {}
-        self._ids = itertools.count(0x7F0000000000, 0x100000)
+    from fakelocator.runtime.engine_sidecar import EngineSidecar, ShapeProfile, sidecar_path
 
-    def alloc(self, nbytes: int) -> int:
-        ptr = next(self._ids)
-        self.blocks[ptr] = bytearray(nbytes)
-        return ptr
-
-    def read(self, ptr, shape, dtype) -> np.ndarray:
-        count = int(np.prod(shape))
-        return np.frombuffer(self.blocks[ptr], dtype=dtype, count=count).reshape(shape).copy()
-
-    def write(self, ptr, array: np.ndarray) -> None:
-        data = np.ascontiguousarray(array).tobytes()
-        self.blocks[ptr][: len(data)] = data
-
-
-MEMORY = _Memory()
+    path = Path(path)
+    (h, w), (lo, hi) = contract.size, batch
+    half = np.dtype(input_dtype) == np.float16
+    io = [("image", trt.TensorIOMode.INPUT, trt.DataType.HALF if half else trt.DataType.FLOAT, (-1, 3, h, w))]
+    io += [(name, trt.TensorIOMode.OUTPUT, trt.DataType.FLOAT, shape)
+           for name, shape in (("map", (-1, 1, h, w)), ("score", (-1, 1)), ("features", (-1, 3)))]
+    profile = ShapeProfile("image", (lo, 3, h, w), (hi, 3, h, w), (hi, 3, h, w))
+    plan = plan_bytes(io, {"image": (profile.min, profile.opt, profile.max)})
+    path.write_bytes(plan)
+    EngineSidecar(
+        tensorrt_version=trt.__version__, gpu_name=device.name, compute_capability=tuple(device.compute_capability),
+        precision="fp16" if half else "fp32", strongly_typed=True, profiles=(profile,), onnx_path="tiny.onnx",
+        onnx_sha256="0" * 64, engine_sha256=hashlib.sha256(plan).hexdigest(), preprocessing=contract.to_dict(),
+    ).write(sidecar_path(path))
+    return path
 
 
-def make_cuda(name: str = "NVIDIA Fake GPU", compute_capability=(8, 9)):
-    """A fake ``fakelocator.runtime.cuda`` (the brief's API) and a fake ``cuda.bindings.runtime``."""
-    cuda = types.ModuleType("fakelocator.runtime.cuda")
-    cuda.events = []
+def install(monkeypatch, version: str = "10.16.1.11", device=None):
+    """Install a fake ``tensorrt`` of ``version`` running on ``device``; returns (trt, state)."""
+    import sys
 
-    class CudaError(RuntimeError):
-        pass
-
-    def check(result, what):
-        err, *values = result
-        if err != 0:
-            raise CudaError(f"{what} failed: {err}")
-        return values[0] if len(values) == 1 else tuple(values)
-
-    class Stream:
-        def __init__(self):
-            self.handle = 0xABC0
-            self.closed = False
-
-        def synchronize(self):
-            cuda.events.append(("synchronize", self.handle))
-
-        def close(self):
-            self.closed = True
-
-    class DeviceBuffer:
-        def __init__(self, nbytes):
-            self.nbytes = int(nbytes)
-            self.ptr = MEMORY.alloc(self.nbytes)
-
-        def copy_from_host(self, array, stream=None):
-            assert array.nbytes <= self.nbytes
-            cuda.events.append(("h2d", self.ptr, getattr(stream, "handle", None)))
-            MEMORY.write(self.ptr, array)
-
-        def copy_to_host(self, array, stream=None):
-            cuda.events.append(("d2h", self.ptr, getattr(stream, "handle", None)))
-            array[...] = MEMORY.read(self.ptr, array.shape, array.dtype)
-
-        def close(self):
-            cuda.events.append(("free", self.ptr))
-
-    class PinnedBuffer:
-        def __init__(self, nbytes):
-            self.nbytes = int(nbytes)
-            self._data = bytearray(self.nbytes)
-            self.ptr = id(self._data)
-
-        def array(self, shape, dtype):
-            count = int(np.prod(shape))
-            return np.frombuffer(self._data, dtype=dtype, count=count).reshape(shape)
-
-        def close(self):
-            pass
-
-    def set_device(index):
-        cuda.events.append(("set_device", int(index)))
-
-    def device_properties(index=0):
-        return {"name": name, "compute_capability": tuple(compute_capability), "total_memory": 24 << 30}
-
-    cuda.CudaError, cuda.check, cuda.Stream = CudaError, check, Stream
-    cuda.DeviceBuffer, cuda.PinnedBuffer, cuda.device_properties = DeviceBuffer, PinnedBuffer, device_properties
-    cuda.set_device = set_device
-
-    cudart = types.ModuleType("cuda.bindings.runtime")
-    cudart.cudaSetDevice = lambda index: (0,)
-    bindings = types.ModuleType("cuda.bindings")
-    bindings.runtime = cudart
-    package = types.ModuleType("cuda")
-    package.bindings = bindings
-    package.__path__ = []
-    bindings.__path__ = []
-    return cuda, {"cuda": package, "cuda.bindings": bindings, "cuda.bindings.runtime": cudart}
+    trt, state = make_tensorrt(version, device=device)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    return trt, state
