@@ -90,6 +90,13 @@ def _check_standard_grid(grid: TileGrid, image_size: tuple[int, int], contract: 
         raise FakeLocatorError("the native tiles follow fakelocator.tiling's layout; this grid has other tile starts")
 
 
+def _is_part_of_grid(grid: TileGrid, contract: Preprocessing) -> bool:
+    """Whether ``grid`` is a proper part (some rows and columns) of its image's standard grid."""
+    full = TileGrid.of(grid.height, grid.width, grid.tile_h, grid.tile_w, grid.overlap)
+    return (grid != full and set(grid.ys) <= set(full.ys) and set(grid.xs) <= set(full.xs)
+            and (grid.tile_h, grid.tile_w) == contract.size)
+
+
 def quantize_u8(map_full: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """float32 map → uint8 levels ``floor(clip(m, 0, 1) * 255 + 0.5)`` (NaN → 0), what an 8-bit PNG map stores."""
     x = np.nan_to_num(np.clip(map_full, 0.0, 1.0), nan=0.0)
@@ -194,6 +201,10 @@ class NativePreprocessor:
 
     def tiles(self, image, grid, color_order, contract, out):
         check_color_image(image)
+        if _is_part_of_grid(grid, contract):
+            # the kernels lay out an image's whole grid; a part of it (an image whose tiles span
+            # batches, see Preprocessor.tiles) is cut by the reference arithmetic (same values)
+            return NumpyPreprocessor.tiles(self, image, grid, color_order, contract, out)
         _check_standard_grid(grid, image.shape[:2], contract)
         check_tiles_out(out, grid)
         self._lib.tiles([image if image.strides[1:] == (3, 1) else np.ascontiguousarray(image)], color_order, contract, out,
