@@ -243,8 +243,8 @@ def run_engine(args) -> int:
 
         native = read_onnx_info(onnx_path).require_fakelocator().preprocessing.native
     options = build_options(args, native)  # bad options are reported before TensorRT is imported
-    import_tensorrt()
     output = output_path(args.output, onnx_path.with_suffix(".engine"), overwrite=args.overwrite, also=(".json",))
+    import_tensorrt()
     sidecar = build_engine(onnx_path, output, options, device=args.device, verbose=args.verbose)
     print(f"wrote {output} and {output}.json: {sidecar.precision}, {sidecar.profile.describe()}, "
           f"TensorRT {sidecar.tensorrt_version} on {sidecar.gpu_name}")

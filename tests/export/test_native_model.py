@@ -226,7 +226,7 @@ def test_export_engine_builds_the_tile_profile_and_the_sidecar_keeps_the_analysi
     sidecar = EngineSidecar.read(sidecar_path(engine))
     assert sidecar.profile.batch == NATIVE_BATCH and sidecar.options.batch == NATIVE_BATCH
     assert Preprocessing.from_dict(sidecar.preprocessing) == CONTRACT
-    assert main(["export", "engine", str(out / "model.onnx"), "-o", str(engine), "--no-check", "--hw", "64x64"]) != 0
+    assert main(["export", "engine", str(out / "model.onnx"), "-o", str(engine), "--no-check", "--overwrite", "--hw", "64x64"]) != 0
     assert "native analysis" in capsys.readouterr().err
 
 

@@ -68,8 +68,8 @@ def tensorrt_backend(device, tmp_path, monkeypatch):
     device.trt, device.trt_state = fake_tensorrt.install(monkeypatch, device=device)
     made = []
 
-    def make(batch=(1, 4), input_dtype=np.float32):
-        path = fake_tensorrt.write_engine(tmp_path / f"tiny-{len(made)}.engine", device.trt, device, CONTRACT,
+    def make(batch=(1, 4), input_dtype=np.float32, contract=CONTRACT):
+        path = fake_tensorrt.write_engine(tmp_path / f"tiny-{len(made)}.engine", device.trt, device, contract,
                                           batch=batch, input_dtype=input_dtype)
         made.append(TensorRTBackend(path))
         return made[-1]
@@ -439,7 +439,7 @@ def native_reference(frames, orders, contract=NATIVE):
     for frame, order in zip(frames, orders):
         grid = TileGrid.of(frame.shape[0], frame.shape[1], *contract.size, contract.tile_overlap)
         x = pre.tiles(frame, grid, order, contract, np.empty((len(grid), 3, *contract.size), np.float32))
-        out = fake.tiny_net(x)
+        out = fake_tensorrt.tiny_net(x)
         maps.append(pre.stitch(out["map"][:, 0], grid, contract.tile_window))
         outputs.append(out)
     return maps, outputs
@@ -457,9 +457,9 @@ def run_native(pipeline, batches):
 
 
 @pytest.mark.parametrize("input_dtype", [np.float32, np.float16])
-def test_native_analysis_on_the_device_is_the_host_rule(device, rng, input_dtype):
+def test_native_analysis_on_the_device_is_the_host_rule(device, tensorrt_backend, rng, input_dtype):
     # tiles of 24 x 20 with overlap 4: images smaller than a tile (padded), larger (several tiles)
-    backend = fake.tensorrt_backend(device, NATIVE, batch=(1, 16), input_dtype=input_dtype)
+    backend = tensorrt_backend(batch=(1, 16), input_dtype=input_dtype, contract=NATIVE)
     pipeline = device_pipeline.DevicePipeline(backend.device_io(16), device.lib, NATIVE)
     try:
         sizes = [(30, 40), (7, 9), (24, 20), (1, 1), (50, 33)]
@@ -489,8 +489,8 @@ def test_native_analysis_on_the_device_is_the_host_rule(device, rng, input_dtype
         backend.close()
 
 
-def test_native_batches_that_do_not_fit_the_bindings_are_refused(device, rng):
-    backend = fake.tensorrt_backend(device, NATIVE, batch=(1, 4))
+def test_native_batches_that_do_not_fit_the_bindings_are_refused(device, tensorrt_backend, rng):
+    backend = tensorrt_backend(batch=(1, 4), contract=NATIVE)
     pipeline = device_pipeline.DevicePipeline(backend.device_io(4), device.lib, NATIVE)
     try:
         with pytest.raises(FakeLocatorError, match="6"):
@@ -505,14 +505,14 @@ def test_native_batches_that_do_not_fit_the_bindings_are_refused(device, rng):
 
 @pytest.mark.slow  # the emulation build (shared with the test above it)
 @pytest.mark.skipif(sys.platform != "linux", reason="the kernel emulator uses ucontext (Linux)")
-def test_native_analysis_with_the_emulated_cuda_kernels(device, rng, tmp_path_factory):
+def test_native_analysis_with_the_emulated_cuda_kernels(device, tensorrt_backend, rng, tmp_path_factory):
     emulated = REPO / "build" / "libfakelocator_native_emulated.so"
     if not emulated.is_file():
         build = tmp_path_factory.mktemp("emulated-native")
         native_build.build_library(build, "-DFAKELOCATOR_CUDA=OFF", "-DFAKELOCATOR_EMULATED_CUDA=ON")
         emulated = build / "libfakelocator_native_emulated.so"
-    lib = fake.device_library(emulated, device, emulated=True)
-    backend = fake.tensorrt_backend(device, NATIVE, batch=(1, 16))
+    lib = fake_cuda.device_library(emulated, device, emulated=True)
+    backend = tensorrt_backend(batch=(1, 16), contract=NATIVE)
     pipeline = device_pipeline.DevicePipeline(backend.device_io(16), lib, NATIVE)
     try:
         frames = images(rng, [(30, 40), (1, 1), (50, 33)])
@@ -525,8 +525,8 @@ def test_native_analysis_with_the_emulated_cuda_kernels(device, rng, tmp_path_fa
 
 
 
-def test_a_native_model_runs_on_the_host_path_until_the_runner_pools_tiles(device, caplog):
-    backend = fake.tensorrt_backend(device, NATIVE, batch=(1, 4))
+def test_a_native_model_runs_on_the_host_path_until_the_runner_pools_tiles(device, tensorrt_backend, caplog):
+    backend = tensorrt_backend(batch=(1, 4), contract=NATIVE)
     try:
         with caplog.at_level(logging.DEBUG, logger="fakelocator"):
             assert Locator(backend, batch_size=4).pipeline == "host"

@@ -17,7 +17,8 @@ from fakelocator.errors import FakeLocatorError
 from fakelocator.runtime.triton_models import encode_maps
 
 ROOT = Path(__file__).parents[2]
-SAMPLES = sorted((ROOT / "samples").glob("*.png"))
+#: The six samples of the first demo (sides 259–512 px), whatever samples/ gains later.
+SAMPLES = sorted(p for p in (ROOT / "samples").glob("*.png") if p.name.startswith(("fake-", "real-")))
 
 
 def fake_pb_utils() -> types.ModuleType:
@@ -78,11 +79,13 @@ def fake_pb_utils() -> types.ModuleType:
     return pb
 
 
+LEGACY_FIT_MODEL = Path(__file__).resolve().parents[1] / "data" / "legacy_fit_model.onnx"
+
 @pytest.fixture
 def serve(tmp_path, monkeypatch):
-    """A function: TritonOptions → (pb, pipeline model, network model) from a repository of the default model."""
+    """A function: TritonOptions → (pb, pipeline model, network model) from a repository of a `fit` model
+    with 224² inputs (the first default model, kept in tests/data; the shapes below are its)."""
     from fakelocator.export.triton import TritonOptions, parse_config, write_repository
-    from fakelocator.runtime.locator import default_model_path
     from fakelocator.runtime.triton_models import NetworkModel, PipelineModel
 
     pb = fake_pb_utils()
@@ -91,7 +94,7 @@ def serve(tmp_path, monkeypatch):
 
     def start(**options):
         repo = tmp_path / f"repo{len(started)}"
-        write_repository(default_model_path(), repo, TritonOptions(model_backend="python", threads=1, **options))
+        write_repository(LEGACY_FIT_MODEL, repo, TritonOptions(model_backend="python", threads=1, **options))
 
         def args(name):
             config = parse_config((repo / name / "config.pbtxt").read_text())
@@ -136,7 +139,7 @@ def test_the_pipeline_is_the_locators_pipeline(served):
     pb, pipeline, _ = served
     [response] = pipeline.execute([request(pb, [p.read_bytes() for p in SAMPLES])])
     out = outputs(response)
-    with Locator.load(device="cpu") as locator:
+    with Locator.load(LEGACY_FIT_MODEL, device="cpu") as locator:
         want = locator.locate([str(p) for p in SAMPLES])
     assert out["map"].dtype == np.uint8 and out["map"].shape == (len(SAMPLES), max(r.height for r in want), max(r.width for r in want))
     for i, r in enumerate(want):
@@ -160,7 +163,7 @@ def test_native_analysis_is_served_as_trt_locate_runs_it(serve):
 
     paths = SAMPLES[:3]  # 259-427 px sides: 2 or 3 tiles of 224 along each
     out = outputs(pipeline.execute([request(pb, [p.read_bytes() for p in paths])])[0])
-    with Locator.load(device="cpu", analysis="native", tile_pooling="mean") as locator:
+    with Locator.load(LEGACY_FIT_MODEL, device="cpu", analysis="native", tile_pooling="mean") as locator:
         want = locator.locate([str(p) for p in paths])
     tiles = sum(len(g.ys) * len(g.xs) for g in (TileGrid.of(r.height, r.width, 224, 224, 32) for r in want))
     assert tiles > len(paths) and sum(shape[0] for _, shape, _ in pb.SENT) == tiles  # every tile went to the network
