@@ -21,6 +21,16 @@ ROOT = Path(__file__).parents[2]
 SAMPLES = sorted(p for p in (ROOT / "samples").glob("*.png") if p.name.startswith(("fake-", "real-")))
 
 
+def crops(contract, height: int, width: int) -> int:
+    """Network inputs one image takes under ``contract``: 1 in fit analysis, its tiles in native."""
+    from fakelocator.tiling import TileGrid
+
+    if contract.analysis != "native":
+        return 1
+    grid = TileGrid.of(height, width, contract.height, contract.width, contract.tile_overlap)
+    return len(grid.ys) * len(grid.xs)
+
+
 def fake_pb_utils() -> types.ModuleType:
     """What the models use of ``triton_python_backend_utils``; BLS requests go to ``pb.MODELS[name]``."""
     pb = types.ModuleType("triton_python_backend_utils")
@@ -149,8 +159,10 @@ def test_the_pipeline_is_the_locators_pipeline(served):
         served_map = out["map"][i, : r.height, : r.width]
         assert np.abs(served_map.astype(np.int16) - np.round(r.map * 255).astype(np.int16)).max() <= 1
         assert not out["map"][i, r.height:, :].any() and not out["map"][i, :, r.width:].any()  # padding is zero
-    # the network got batches no larger than its max_batch_size, as float32 (N, 3, 224, 224)
-    assert [shape for _, shape, _ in pb.SENT] == [(4, 3, 224, 224), (2, 3, 224, 224)]
+    # the network got every crop, in batches no larger than its max_batch_size, as float32 (N, 3, h, w)
+    contract = pipeline.locator.contract
+    assert sum(shape[0] for _, shape, _ in pb.SENT) == sum(crops(contract, r.height, r.width) for r in want)
+    assert all(1 <= shape[0] <= 4 and shape[1:] == (3, *contract.size) for _, shape, _ in pb.SENT)
     assert {dtype for _, _, dtype in pb.SENT} == {np.dtype(np.float32)}
 
 
@@ -159,13 +171,11 @@ def test_native_analysis_is_served_as_trt_locate_runs_it(serve):
 
     pb, pipeline, _ = serve(analysis="native", tile_pooling="mean", max_batch_size=8)
     assert pipeline.locator.contract.analysis == "native" and pipeline.locator.contract.tile_pooling == "mean"
-    from fakelocator.tiling import TileGrid
-
-    paths = SAMPLES[:3]  # 259-427 px sides: 2 or 3 tiles of 224 along each
+    paths = SAMPLES[:3]  # a few hundred pixels a side: several tiles each
     out = outputs(pipeline.execute([request(pb, [p.read_bytes() for p in paths])])[0])
     with Locator.load(LEGACY_FIT_MODEL, device="cpu", analysis="native", tile_pooling="mean") as locator:
         want = locator.locate([str(p) for p in paths])
-    tiles = sum(len(g.ys) * len(g.xs) for g in (TileGrid.of(r.height, r.width, 224, 224, 32) for r in want))
+    tiles = sum(crops(pipeline.locator.contract, r.height, r.width) for r in want)
     assert tiles > len(paths) and sum(shape[0] for _, shape, _ in pb.SENT) == tiles  # every tile went to the network
     for i, r in enumerate(want):
         assert out["shape"][i].tolist() == [r.height, r.width]
@@ -180,7 +190,9 @@ def test_requests_of_one_execution_share_batches_and_get_their_own_results(serve
     small = cv2.imencode(".png", np.full((20, 30, 3), 128, np.uint8))[1].tobytes()
     responses = pipeline.execute([request(pb, [good, b"not an image"]), request(pb, [small]),
                                   request(pb, [good], requested=["score", "error"])])
-    assert [s for _, s, _ in pb.SENT] == [(3, 3, 224, 224)]  # the three decodable images of the three requests
+    contract = pipeline.locator.contract
+    rows = 2 * crops(contract, *cv2.imdecode(np.frombuffer(good, np.uint8), cv2.IMREAD_COLOR).shape[:2]) + crops(contract, 20, 30)
+    assert sum(s[0] for _, s, _ in pb.SENT) == rows  # the three decodable images of the three requests, in shared batches
     first, second, third = (outputs(r) for r in responses)
     assert first["map"].shape[0] == 2 and first["shape"].tolist()[1] == [0, 0]
     assert np.isnan(first["score"][1, 0]) and first["label"][1, 0] == b""
@@ -204,7 +216,8 @@ def test_a_failing_network_fails_every_request_of_the_execution(served):
 
 def test_the_network_model_concatenates_the_batchers_requests(served):
     pb, _, network = served
-    x = np.random.default_rng(0).standard_normal((3, 3, 224, 224)).astype(np.float32)
+    h, w = network.backend.info.preprocessing.size
+    x = np.random.default_rng(0).standard_normal((3, 3, h, w)).astype(np.float32)
     together = outputs(network.execute([pb.Request([pb.Tensor("image", x)])])[0])
     apart = network.execute([pb.Request([pb.Tensor("image", x[:1])]), pb.Request([pb.Tensor("image", x[1:])], ["score"])])
     one, two = outputs(apart[0]), outputs(apart[1])
@@ -228,13 +241,14 @@ def test_the_bls_backend_sends_the_network_input_type_and_reports_errors(served)
 
     pb, pipeline, _ = served
     info = pipeline.locator.info
+    h, w = info.preprocessing.size
     backend = TritonBLSBackend("fakelocator_model", info, max_batch=4, input_dtype="TYPE_FP16", pb_utils=pb)
-    out = backend.infer(np.zeros((2, 3, 224, 224), np.float32))
-    assert pb.SENT[-1] == ("fakelocator_model", (2, 3, 224, 224), np.dtype(np.float16))
-    assert out["map"].shape == (2, 1, 224, 224) and out["score"].dtype == np.float32
+    out = backend.infer(np.zeros((2, 3, h, w), np.float32))
+    assert pb.SENT[-1] == ("fakelocator_model", (2, 3, h, w), np.dtype(np.float16))
+    assert out["map"].shape == (2, 1, h, w) and out["score"].dtype == np.float32
     with pytest.raises(FakeLocatorError, match="input type TYPE_INT8"):
         TritonBLSBackend("m", info, max_batch=4, input_dtype="TYPE_INT8", pb_utils=pb)
     missing = TritonBLSBackend("nope", info, max_batch=4, pb_utils=pb)
     pb.MODELS["nope"] = types.SimpleNamespace(execute=lambda rs: [pb.InferenceResponse([], pb.TritonError("unknown model"))])
     with pytest.raises(FakeLocatorError, match="Triton model nope: inference of a batch of 1 failed: unknown model"):
-        missing.infer(np.zeros((1, 3, 224, 224), np.float32))
+        missing.infer(np.zeros((1, 3, h, w), np.float32))
