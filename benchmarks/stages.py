@@ -44,6 +44,7 @@ from typing import Callable
 import numpy as np
 
 from fakelocator.benchmarks.stats import summarize
+from fakelocator.model_io import INPUT_NAME
 from fakelocator.runtime.backends.base import Backend
 from fakelocator.runtime.decode import load_image
 from fakelocator.runtime.outputs import encode_map, write_atomic
@@ -173,7 +174,7 @@ def onnxruntime_split(backend, batch: np.ndarray, *, device_type: str, device_id
     x = ort.OrtValue.ortvalue_from_numpy(feed, device_type, device_id)
     t1 = clock()
     binding = session.io_binding()
-    binding.bind_ortvalue_input("image", x)
+    binding.bind_ortvalue_input(INPUT_NAME, x)
     for name in backend._outputs:
         binding.bind_output(name, device_type, device_id)
     session.run_with_iobinding(binding)  # synchronizes the provider's stream before returning

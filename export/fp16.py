@@ -53,6 +53,7 @@ def convert_model_to_fp16(model, *, keep_fp32_nodes: list[str] | None = None):
     if is_fp16(model):
         raise FakeLocatorError("the model already holds fp16 tensors; convert its fp32 export instead")
     props = props_of(model)
+    model = _separate_consumed_outputs(model)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         converted = float16.convert_float_to_float16(
@@ -72,6 +73,30 @@ def convert_model_to_fp16(model, *, keep_fp32_nodes: list[str] | None = None):
     if PREPROCESSING_KEY in props:  # a fakelocator export; other models get no fakelocator keys
         write_metadata(converted, ModelMetadata.from_props(props, source="model").with_precision("fp16"))
     return converted
+
+
+def _separate_consumed_outputs(model):
+    """A copy of ``model`` where no graph output also feeds another node.
+
+    With ``keep_io_types`` the converter casts each graph output back to fp32 at the end, but a
+    node that reads the same tensor inside the graph keeps reading the fp32 name next to fp16
+    inputs (seen: ``features``, a ReduceMean the exporter shares with the classifier's Concat →
+    "Concat: inputs has inconsistent type"). An Identity between the producer and the output makes
+    the output a tensor of its own.
+    """
+    import onnx
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    consumed = {i for n in graph.node for i in n.input} & outputs
+    for name in sorted(consumed):
+        inner = f"{name}__inner"
+        for node in graph.node:
+            node.output[:] = [inner if o == name else o for o in node.output]
+            node.input[:] = [inner if i == name else i for i in node.input]
+        graph.node.append(onnx.helper.make_node("Identity", [inner], [name], name=f"{name}__output"))
+    return model
 
 
 def convert_file_to_fp16(src: str | Path, dst: str | Path, *, check: bool = True) -> Path:

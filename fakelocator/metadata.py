@@ -12,7 +12,7 @@ The same keys label a ``.safetensors`` weights file (training/checkpoint.py), an
 ``metadata_props`` (export) and a Triton model's parameters. ``ModelMetadata.from_props`` takes any
 ``Mapping[str, str]`` (``onnx.ModelProto.metadata_props`` as a dict, ONNX Runtime's
 ``custom_metadata_map``, an engine sidecar), so this module needs neither torch nor onnx
-(``fakelocator.export.onnx_file.read_onnx_info`` reads an ONNX file's).
+(``fakelocator.runtime.onnx_info.read_onnx_info`` reads an ONNX file's).
 """
 
 from __future__ import annotations

@@ -84,7 +84,8 @@ class _PostprocessItem(ctypes.Structure):
 
 
 class _TileItem(ctypes.Structure):
-    _fields_ = [("image", _Image), ("first", ctypes.c_int32)]
+    _fields_ = [("image", _Image), ("first", ctypes.c_int32), ("row0", ctypes.c_int32), ("rows", ctypes.c_int32),
+                ("col0", ctypes.c_int32), ("cols", ctypes.c_int32)]
 
 
 class _StitchItem(ctypes.Structure):
@@ -370,18 +371,35 @@ class NativeLibrary:
         *,
         overlap: int | None = None,
         start: int = 0,
+        rects: Sequence[tuple[int, int, int, int] | None] | None = None,
         threads: int | None = None,
     ) -> np.ndarray:
         """uint8 (H_i, W_i, 3) images in ``color_order`` → their normalized tiles (``native`` analysis).
 
         Each image is cut into contract-size tiles with ``overlap`` (None: the contract's
         ``tile_overlap``) by the rule of ``fakelocator.tiling``; image 0's tiles go to ``out[start:]``
-        in layout order, image 1's right after, and so on. ``out`` is a C-contiguous (N, 3, h, w)
-        float32 or float16 array (None: a new float32 one holding exactly the tiles). Returns ``out``.
+        in layout order, image 1's right after, and so on. ``rects[k]`` = (row0, rows, col0, cols)
+        limits image k to that rectangle of its tile rows and columns (None: all its tiles), e.g.
+        the part of a large image that fits the rest of a batch. ``out`` is a C-contiguous
+        (N, 3, h, w) float32 or float16 array (None: a new float32 one holding exactly the tiles).
+        Returns ``out``.
         """
         params = _preprocess_params(color_order, contract, None)
         overlap = contract.tile_overlap if overlap is None else overlap
-        counts = [self.tile_count(*_image_size(image, f"image {k}"), contract.size, overlap) for k, image in enumerate(images)]
+        if rects is not None and len(rects) != len(images):
+            raise FakeLocatorError(f"tiles: {len(images)} images but {len(rects)} tile rectangles")
+        rects = [None] * len(images) if rects is None else list(rects)
+        counts = []
+        for k, image in enumerate(images):
+            h, w = _image_size(image, f"image {k}")
+            ny, nx = (self.tile_count(h, 1, contract.size, overlap), self.tile_count(1, w, contract.size, overlap))
+            if rects[k] is None:
+                rects[k] = (0, ny, 0, nx)
+            row0, rows, col0, cols = (int(v) for v in rects[k])
+            if not (0 <= row0 and rows >= 1 and row0 + rows <= ny and 0 <= col0 and cols >= 1 and col0 + cols <= nx):
+                raise FakeLocatorError(f"tiles: image {k}'s tile rectangle {rects[k]} (row0, rows, col0, cols) is outside its {ny} x {nx} tiles")
+            rects[k] = (row0, rows, col0, cols)
+            counts.append(rows * cols)
         if out is None:
             out = np.empty((start + sum(counts), 3, contract.height, contract.width), np.float32)
         _check_output(out, (None, 3, contract.height, contract.width), tuple(_OUT_DTYPES), "tiles output")
@@ -392,6 +410,7 @@ class NativeLibrary:
         first = start
         for k, (image, count) in enumerate(zip(images, counts)):
             items[k].image, items[k].first = _host_image(image, f"image {k}"), first
+            items[k].row0, items[k].rows, items[k].col0, items[k].cols = rects[k]
             first += count
         status = self._lib.fl_tiles_cpu(items, len(images), int(overlap), ctypes.byref(params), out.ctypes.data, _threads(threads))
         self._call("tiles", status)

@@ -80,14 +80,26 @@ def check_map_out(out: np.ndarray | None, grid: TileGrid, dtype) -> np.ndarray:
     return out
 
 
-def _check_standard_grid(grid: TileGrid, image_size: tuple[int, int], contract: Preprocessing) -> None:
-    """The native kernels compute the layout themselves: ``grid`` must be the rule's for the image."""
+def _tile_rect(grid: TileGrid, image_size: tuple[int, int], contract: Preprocessing) -> tuple[int, int, int, int]:
+    """(row0, rows, col0, cols) of ``grid`` inside the image's layout: the native kernels compute the
+    layout themselves, so ``grid`` must be the rule's or a rectangle of it (as the pipeline cuts
+    a large image's tiles across batches)."""
     if tuple(image_size) != (grid.height, grid.width):
         raise FakeLocatorError(f"image of shape {tuple(image_size)} does not match its tile grid {grid.height}x{grid.width}")
     if (grid.tile_h, grid.tile_w) != contract.size:
         raise FakeLocatorError(f"tile grid of {grid.tile_h}x{grid.tile_w} tiles does not match the contract's {contract.height}x{contract.width}")
-    if grid != TileGrid.of(grid.height, grid.width, grid.tile_h, grid.tile_w, grid.overlap):
-        raise FakeLocatorError("the native tiles follow fakelocator.tiling's layout; this grid has other tile starts")
+    full = TileGrid.of(grid.height, grid.width, grid.tile_h, grid.tile_w, grid.overlap)
+
+    def span(part: tuple[int, ...], whole: tuple[int, ...]) -> int | None:
+        for i in range(len(whole) - len(part) + 1):
+            if whole[i:i + len(part)] == part:
+                return i
+        return None
+
+    row0, col0 = span(grid.ys, full.ys), span(grid.xs, full.xs)
+    if not grid.ys or not grid.xs or row0 is None or col0 is None:
+        raise FakeLocatorError("the native tiles follow fakelocator.tiling's layout; this grid's tiles are not a rectangle of it")
+    return row0, len(grid.ys), col0, len(grid.xs)
 
 
 def quantize_u8(map_full: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -194,10 +206,10 @@ class NativePreprocessor:
 
     def tiles(self, image, grid, color_order, contract, out):
         check_color_image(image)
-        _check_standard_grid(grid, image.shape[:2], contract)
+        rect = _tile_rect(grid, image.shape[:2], contract)
         check_tiles_out(out, grid)
         self._lib.tiles([image if image.strides[1:] == (3, 1) else np.ascontiguousarray(image)], color_order, contract, out,
-                        overlap=grid.overlap)
+                        overlap=grid.overlap, rects=[rect])
         return out
 
     def stitch(self, maps, grid, window, out=None):

@@ -102,11 +102,17 @@ typedef struct fl_postprocess_item {
 } fl_postprocess_item;
 
 /* Native analysis, tiles: one image and where its tiles go. The tile size and the normalization
- * are the fl_preprocess_params' (out_height x out_width); the image's tiles (its layout, see the
- * top of this file) are written to batch indices first, first + 1, ... of the output. */
+ * are the fl_preprocess_params' (out_height x out_width). Of the image's layout (ny x nx tiles,
+ * see the top of this file) the rectangle of tile rows row0 .. row0 + rows - 1 and tile columns
+ * col0 .. col0 + cols - 1 is written, row-major, to batch indices first, first + 1, ... of the
+ * output; rows = 0 (cols = 0) means through the last row (column): 0, 0, 0, 0 is every tile. */
 typedef struct fl_tile_item {
   fl_image image;
   int32_t first;
+  int32_t row0;
+  int32_t rows;
+  int32_t col0;
+  int32_t cols;
 } fl_tile_item;
 
 /* Native analysis, stitching: one image's tile maps -> its (height, width) map.

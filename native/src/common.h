@@ -186,6 +186,21 @@ FL_HD Cover axis_weights_at(int32_t p, int32_t n, int32_t length, int32_t tile, 
   return cover;
 }
 
+// The rectangle of an fl_tile_item's layout to write: [row0, row_end) x [col0, col_end).
+struct TileRect {
+  int32_t ny, nx, row0, row_end, col0, col_end;
+};
+FL_HD TileRect tile_rect(const fl_tile_item& it, int32_t tile_h, int32_t tile_w, int32_t overlap) {
+  TileRect r;
+  r.ny = axis_tiles(it.image.height, tile_h, overlap);
+  r.nx = axis_tiles(it.image.width, tile_w, overlap);
+  r.row0 = it.row0;
+  r.row_end = it.rows > 0 ? it.row0 + it.rows : r.ny;
+  r.col0 = it.col0;
+  r.col_end = it.cols > 0 ? it.col0 + it.cols : r.nx;
+  return r;
+}
+
 // Pixel p of an axis of `length` pixels extended by mirroring (numpy's "symmetric": abc|cba|abc).
 FL_HD int32_t mirror(int32_t p, int32_t length) {
   if (p < length) return p;

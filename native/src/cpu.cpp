@@ -287,11 +287,11 @@ int32_t tiles(const fl_tile_item* items, int32_t n, int32_t overlap, const fl_pr
   std::vector<TileJob> jobs;
   for (int32_t k = 0; k < n; ++k) {
     const fl_image& im = items[k].image;
-    const int32_t ny = axis_tiles(im.height, th, overlap), nx = axis_tiles(im.width, tw, overlap);
-    for (int32_t i = 0; i < ny; ++i)
-      for (int32_t j = 0; j < nx; ++j)
-        jobs.push_back({k, axis_start(i, ny, im.height, th), axis_start(j, nx, im.width, tw),
-                        static_cast<int64_t>(items[k].first) + static_cast<int64_t>(i) * nx + j});
+    const TileRect r = tile_rect(items[k], th, tw, overlap);
+    int64_t index = items[k].first;
+    for (int32_t i = r.row0; i < r.row_end; ++i)
+      for (int32_t j = r.col0; j < r.col_end; ++j)
+        jobs.push_back({k, axis_start(i, r.ny, im.height, th), axis_start(j, r.nx, im.width, tw), index++});
   }
   const int64_t blocks = (th + kTileRowsPerUnit - 1) / kTileRowsPerUnit;
   const int32_t workers = resolve_threads(threads);

@@ -251,12 +251,12 @@ int32_t tiles_launches(const fl_tile_item* items, int32_t n, int32_t overlap, co
   };
   for (int32_t k = 0; k < n; ++k) {
     const fl_image& im = items[k].image;
-    const int32_t ny = axis_tiles(im.height, p.out_height, overlap), nx = axis_tiles(im.width, p.out_width, overlap);
-    for (int32_t i = 0; i < ny; ++i)
-      for (int32_t j = 0; j < nx; ++j) {
-        batch.tiles[count++] = TileDesc{im.data, im.pitch, im.height, im.width, axis_start(i, ny, im.height, p.out_height),
-                                        axis_start(j, nx, im.width, p.out_width),
-                                        static_cast<int64_t>(items[k].first) + static_cast<int64_t>(i) * nx + j};
+    const TileRect r = tile_rect(items[k], p.out_height, p.out_width, overlap);
+    int64_t index = items[k].first;
+    for (int32_t i = r.row0; i < r.row_end; ++i)
+      for (int32_t j = r.col0; j < r.col_end; ++j) {
+        batch.tiles[count++] = TileDesc{im.data, im.pitch, im.height, im.width, axis_start(i, r.ny, im.height, p.out_height),
+                                        axis_start(j, r.nx, im.width, p.out_width), index++};
         if (count == kTileChunk)
           if (int32_t s = flush()) return s;
       }

@@ -109,6 +109,16 @@ int32_t check_tiles(const fl_tile_item* items, int32_t n, int32_t overlap, const
       return s;
     }
     if (items[k].first < 0) return fail(FL_ERR_INVALID_ARGUMENT, where("tile image", k) + "negative batch index");
+    const fl_tile_item& it = items[k];
+    if (check_tiling("tiles", p->out_height, p->out_width, overlap) == FL_OK) {
+      const int32_t ny = axis_tiles(it.image.height, p->out_height, overlap), nx = axis_tiles(it.image.width, p->out_width, overlap);
+      if (it.row0 < 0 || it.col0 < 0 || it.rows < 0 || it.cols < 0 || it.row0 >= ny || it.col0 >= nx ||
+          static_cast<int64_t>(it.row0) + it.rows > ny || static_cast<int64_t>(it.col0) + it.cols > nx)
+        return fail(FL_ERR_INVALID_ARGUMENT, where("tile image", k) + "tile rectangle rows " + std::to_string(it.row0) + "+" +
+                                                 std::to_string(it.rows) + ", columns " + std::to_string(it.col0) + "+" +
+                                                 std::to_string(it.cols) + " is outside its " + std::to_string(ny) + " x " +
+                                                 std::to_string(nx) + " tiles");
+    }
   }
   if (n == 0) {
     if (int32_t s = check_preprocess(nullptr, 0, p, out)) return s;

@@ -75,7 +75,7 @@ def test_report_json_is_strict_json_with_every_section(run):
     report = json.loads(run.report_json.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert [m["name"] for m in report["models"]] == ["red", "tiny_trained"]
     assert [m["backend"] for m in report["models"]] == ["onnxruntime", "torch"]
-    assert report["models"][0]["sha256"] and report["models"][0]["provenance"] == {"made_by": "tests/evaluation/conftest.py"}
+    assert report["models"][0]["sha256"] and report["models"][0]["provenance"] == {"made_by": "tests/helpers/models.py"}
     assert [d["name"] for d in report["datasets"]] == ["pairs", "folders"]
     assert report["datasets"][1]["counts"] == {"real": 4, "partial": 4, "entire": 1}
     assert len(report["evaluations"]) == 4

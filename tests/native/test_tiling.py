@@ -145,3 +145,20 @@ def test_the_native_preprocessor_is_the_numpy_one(lib, height, width):
     np.testing.assert_allclose(buf, ref.stitch(maps, grid, "linear"), rtol=0, atol=1e-6)
     levels = ours.stitch_u8(maps, grid, "linear")
     assert np.abs(levels.astype(np.int16) - ref.stitch_u8(maps, grid, "linear")).max() <= 1
+
+
+def test_a_rectangle_of_the_layout_is_those_tiles(lib, rng):
+    """The pipeline cuts a large image's tiles across batches (runtime.pipeline.sub_grids): rectangles of its grid."""
+    from dataclasses import replace
+
+    image = rng.integers(0, 256, (700, 1000, 3), dtype=np.uint8)
+    grid = TileGrid.of(700, 1000, 224, 224, 32)  # 4 x 6 tiles
+    ours, ref = NativePreprocessor(lib), NumpyPreprocessor()
+    for ys, xs in ((slice(1, 3), slice(None)), (slice(3, 4), slice(2, 5)), (slice(0, 1), slice(0, 1)), (slice(None), slice(None))):
+        sub = replace(grid, ys=grid.ys[ys], xs=grid.xs[xs])
+        got = ours.tiles(image, sub, "RGB", CONTRACT, np.empty((len(sub), 3, 224, 224), np.float32))
+        np.testing.assert_allclose(got, ref.tiles(image, sub, "RGB", CONTRACT, np.empty_like(got)), rtol=0, atol=1e-6)
+    with pytest.raises(FakeLocatorError, match="not a rectangle"):
+        ours.tiles(image, replace(grid, ys=grid.ys[::2]), "RGB", CONTRACT, np.empty((2 * 6, 3, 224, 224), np.float32))
+    with pytest.raises(FakeLocatorError, match="outside its 4 x 6 tiles"):
+        lib.tiles([image], "RGB", CONTRACT, rects=[(3, 2, 0, 6)])

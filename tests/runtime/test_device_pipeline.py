@@ -54,17 +54,18 @@ def native_path() -> Path:
 
 @pytest.fixture
 def device(monkeypatch, native_path):
-    """A fresh fake device installed as fakelocator.runtime.cuda, with the native library and the fake TensorRT on it."""
+    """A fresh fake device installed as fakelocator.runtime.cuda, with the native library on it."""
     dev = fake_cuda.install(monkeypatch)
     dev.lib = fake_cuda.device_library(native_path, dev)
-    dev.trt, dev.trt_state = fake_tensorrt.install(monkeypatch, device=dev)
     monkeypatch.setattr(device_pipeline, "_native_library", lambda: dev.lib)
     return dev
 
 
 @pytest.fixture
-def tensorrt_backend(device, tmp_path):
-    """``tensorrt_backend(batch=(min, max), input_dtype=...)``: a TensorRTBackend on a fake engine running ``tiny_net``."""
+def tensorrt_backend(device, tmp_path, monkeypatch):
+    """``tensorrt_backend(batch=(min, max), input_dtype=...)``: a TensorRTBackend on a fake engine running
+    ``tiny_net``, with the fake TensorRT (``device.trt``, its calls in ``device.trt_state``) on the device."""
+    device.trt, device.trt_state = fake_tensorrt.install(monkeypatch, device=device)
     made = []
 
     def make(batch=(1, 4), input_dtype=np.float32):

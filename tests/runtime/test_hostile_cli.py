@@ -240,8 +240,8 @@ def _unprivileged(cmd, cwd):
         pytest.skip("running as root without setpriv: permissions cannot be enforced")
     result = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd], cwd=cwd,
                             capture_output=True, text=True, timeout=120)
-    if "Permission denied" in result.stderr and "python" in result.stderr.lower() and result.returncode not in (0, 1, 2):
-        pytest.skip(f"the test's Python cannot run as nobody: {result.stderr.strip()[:200]}")
+    if not (Path(cwd) / "out").exists():  # trt-locate creates --out first thing: it never started
+        pytest.skip(f"this Python and fakelocator cannot run as nobody: {result.stderr.strip()[-300:]}")
     return result
 
 

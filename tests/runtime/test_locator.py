@@ -22,7 +22,7 @@ def test_model_metadata_is_read(locator, contract):
     info = locator.info
     assert info.format == "onnx"
     assert info.preprocessing == contract
-    assert info.provenance == {"made_by": "tests/runtime/conftest.py"}
+    assert info.provenance == {"made_by": "tests/helpers/models.py"}
     assert (info.version, info.precision) == ("test", "fp32")
     assert (locator.backend.name, locator.backend.device) == ("onnxruntime", "cpu")
 

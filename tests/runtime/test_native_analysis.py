@@ -277,3 +277,21 @@ def test_the_analysis_picture_script_renders_fit_and_native_side_by_side(red_nat
     assert lines[1].startswith("native: ") and f"tiles {len(TileGrid.of(400, 600, 32, 32, OVERLAP))}," in lines[1]
     picture = cv2.imread(str(out))
     assert picture is not None and picture.shape[1] > 3 * 400
+
+
+def test_the_native_preprocessor_cuts_a_part_of_a_grid_like_the_reference():
+    """An image whose tiles span two batches is cut in parts (``pipeline.sub_grids``); the native
+    kernels lay out whole grids, so a part must still come out as the reference's tiles."""
+    from dataclasses import replace
+
+    from fakelocator.runtime.preprocess import NumpyPreprocessor, select_preprocessor
+    from fakelocator.tiling import TileGrid
+
+    pre = select_preprocessor("auto")
+    contract = Preprocessing(64, 64, analysis="native", tile_overlap=8)
+    image = np.random.default_rng(0).integers(0, 256, (150, 200, 3), dtype=np.uint8)
+    full = TileGrid.of(150, 200, 64, 64, 8)
+    part = replace(full, ys=full.ys[1:2], xs=full.xs[1:])
+    got = pre.tiles(image, part, "BGR", contract, np.empty((len(part), 3, 64, 64), np.float32))
+    want = NumpyPreprocessor().tiles(image, part, "BGR", contract, np.empty((len(part), 3, 64, 64), np.float32))
+    np.testing.assert_allclose(got, want, atol=1e-6)

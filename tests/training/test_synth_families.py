@@ -7,7 +7,7 @@ from fakelocator.training.groundtruth import partial_manipulation_map
 from fakelocator.training.synth.families import FAMILIES, GROUPS, HELD_OUT, blend, sample_family, training_families
 from fakelocator.training.synth.post import PostConfig, postprocess
 from fakelocator.training.synth.shapes import SHAPES, make_mask, sample_shape
-from fakelocator.training.synth.signatures import period2_statistic
+from helpers.signatures import period2_statistic
 from fakelocator.training.synth.textures import procedural_texture
 
 
