@@ -229,7 +229,7 @@ def test_the_summary_reads_the_targets_figures_from_the_steps_results(gc, tmp_pa
         {"stage": "upsample", "path": "native cuda", "ms": 6.4, "ms_per_frame": 0.3, "gb_per_s": 2000.0},
         {"stage": "upsample", "path": "native cpu, 1 thread", "ms": 640.0, "ms_per_frame": 10.0, "gb_per_s": 20.0},
         {"stage": "tiles_fp16", "path": "native cuda", "ms": 32.0, "ms_per_frame": 0.5, "gb_per_s": 3000.0},
-        {"stage": "stitch", "path": "native cuda", "ms": 32.0, "ms_per_frame": 0.5, "gb_per_s": 3000.0},
+        {"stage": "stitch_fp32", "path": "native cuda", "ms": 32.0, "ms_per_frame": 0.5, "gb_per_s": 3000.0},
         {"stage": "device_copy", "path": "native cuda", "ms": 0.5, "ms_per_frame": None, "gb_per_s": 4000.0}],
         "checks": {"cuda_equals_cpu_upsample": True, "device": {"name": "NVIDIA H200"}}})
     assert kernels["stages"]["upsample"] == {"ms_per_frame": 0.3, "gb_per_s": 2000.0, "fraction_of_device_copy": 0.5}
@@ -240,12 +240,24 @@ def test_the_summary_reads_the_targets_figures_from_the_steps_results(gc, tmp_pa
     # (0.1 + 0.3) ms of kernels per frame against 2 ms per 1080p frame end to end (500 images/s)
     assert h["kernels_1080p"]["share_of_r101_end_to_end"] == pytest.approx(0.2)
     assert h["kernels_1080p_native"]["ms_per_frame"] == 1.0 and "share_of_r101_end_to_end" not in h["kernels_1080p_native"]
-    steps = [gc.Step(n, "g", n, 0, 1, None) for n in ("bench-r101", "kernels", "train")]
+    native = bench_json()
+    for r in native["runs"]:
+        r.update(analysis="native", tiles_per_image=60 if r["input"] == "1080p" else 1)
+    (tmp_path / "native.json").write_text(json.dumps(native))
+    results["bench-r101-native"] = {"name": "bench-r101-native", "status": "passed",
+                                    "metrics": gc.parse_bench(ctx, tmp_path / "native.json")}
+    h = gc.headline(results)
+    assert h["r101_native_1080p"]["tiles_per_image"] == 60
+    assert h["kernels_1080p_native"]["share_of_r101_end_to_end"] == pytest.approx(0.5)  # 1 ms of 2 ms per frame
+    assert h["r101_b64_224"]["vs_baseline"] == 40.0  # the fit figures come from the fit rows only
+    steps = [gc.Step(n, "g", n, 0, 1, None) for n in ("bench-r101", "bench-r101-native", "kernels", "train")]
     gc.write_summary(ctx, steps, results, final=True)
     md = (ctx.out / "summary.md").read_text()
     assert "40.00× the naive eager fp32 loop" in md and "40.4 % of 989.4 TFLOP/s dense FP16 (H200 SXM" in md
     assert "preprocess_fp16 + upsample 0.400 ms/frame" in md and "20.0 % of the ResNet-101 end-to-end time" in md and "| train | pending |" in md
     assert "target GPU inference, fraction of FP16 peak >= 40%: 0.404 — met" in md
+    assert "native analysis (60 tiles per image, 64 tiles per call): 500.0 images/s" in md
+    assert "| native | 1080p | 64 | 500.0 |" in md
 
 
 def test_a_bench_cut_off_before_its_end_still_gets_its_targets_evaluated(gc, tmp_path):
@@ -305,6 +317,7 @@ def test_train_default_model_runs_the_given_cli_instead_of_installing(tmp_path):
     done = subprocess.run([str(script)], env={**os.environ, "DEVICE": "cuda", "FAKELOCATOR_CLI": f"{fake}"},
                           capture_output=True, text=True, timeout=60)
     lines = calls.read_text().splitlines()
-    assert lines[0] == "train --config configs/default_model.yaml --device cuda"  # the stream needs no dataset
+    assert lines[0] == "train --config configs/default_model.yaml --device cuda"
+    assert any(line.startswith("export onnx runs/") for line in lines)
     assert not (tmp_path / ".venv").exists()
     assert done.returncode != 0 and "model.safetensors" in done.stderr  # the fake trained nothing to install
