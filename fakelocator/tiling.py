@@ -125,6 +125,15 @@ def axis_weights(length: int, tile: int, overlap: int, window: str = "linear") -
     return tuple(out)
 
 
+def pad_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``image`` (H, W, ...) extended at the bottom and right by mirroring (numpy ``"symmetric"``,
+    rule 2) to at least ``height`` × ``width``; the image itself when it is that large already."""
+    ph, pw = max(0, height - image.shape[0]), max(0, width - image.shape[1])
+    if not (ph or pw):
+        return image
+    return np.pad(image, ((0, ph), (0, pw)) + ((0, 0),) * (image.ndim - 2), mode="symmetric")
+
+
 def extract_tiles(image: np.ndarray, grid: TileGrid, out: np.ndarray | None = None) -> np.ndarray:
     """(H, W, C) image → (len(grid), tile_h, tile_w, C) tiles of the same dtype, padded by mirroring."""
     if image.shape[:2] != (grid.height, grid.width):
@@ -132,9 +141,7 @@ def extract_tiles(image: np.ndarray, grid: TileGrid, out: np.ndarray | None = No
     c = image.shape[2:]
     if out is None:
         out = np.empty((len(grid), grid.tile_h, grid.tile_w) + c, image.dtype)
-    ph, pw = max(0, grid.tile_h - grid.height), max(0, grid.tile_w - grid.width)
-    if ph or pw:  # only an image smaller than a tile along an axis needs padding
-        image = np.pad(image, ((0, ph), (0, pw)) + ((0, 0),) * len(c), mode="symmetric")
+    image = pad_to(image, grid.tile_h, grid.tile_w)  # only an image smaller than a tile needs it
     k = 0
     for y in grid.ys:
         for x in grid.xs:

@@ -29,6 +29,7 @@ from torch.utils.data import Dataset, Sampler
 
 from fakelocator.contract import Preprocessing, resize_bilinear, to_network_input, to_network_tiles
 from fakelocator.errors import FakeLocatorError
+from fakelocator.tiling import pad_to
 from fakelocator.training.augment import AugmentConfig, augment_sample
 from fakelocator.training.samples import Sample, ground_truth, read_image
 
@@ -175,16 +176,9 @@ def native_crop(image: np.ndarray, gt: np.ndarray, attention: np.ndarray | None,
         y0, x0 = int(np.clip(cy - size // 2, 0, max(0, h - size))), int(np.clip(cx - size // 2, 0, max(0, w - size)))
     else:
         y0, x0 = int(rng.integers(0, max(1, h - size + 1))), int(rng.integers(0, max(1, w - size + 1)))
-    out = []
-    for a in (image, gt, attention):
-        if a is None:
-            out.append(None)
-            continue
-        ph, pw = max(0, size - h), max(0, size - w)
-        if ph or pw:
-            a = np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="symmetric")
-        out.append(np.ascontiguousarray(a[y0:y0 + size, x0:x0 + size]))
-    return out[0], out[1], out[2]
+    image, gt, attention = (None if a is None else np.ascontiguousarray(pad_to(a, size, size)[y0:y0 + size, x0:x0 + size])
+                            for a in (image, gt, attention))
+    return image, gt, attention
 
 
 class EpochSampler(Sampler[int]):

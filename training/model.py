@@ -28,21 +28,14 @@ from torch import nn
 
 from fakelocator.errors import FakeLocatorError
 from fakelocator.training.config import ModelConfig
-from fakelocator.training.unet_res import PooledClassifier, UNetResDecoder, UNetResEncoder
+from fakelocator.training.layers import StagedEncoder, UNetDecoder, conv_bn_relu
+from fakelocator.training.unet_res import PooledClassifier, UNetResEncoder
 
 SCORE_CELL = 8  # pixels per side of the map cells whose strongest mean is the score without a classifier
 #: Initial bias of the map's last layer: sigmoid(-4) ≈ 0.018. Most ground-truth pixels are near 0
 #: (every real image, and the unmanipulated part of every fake), so starting near 0 instead of 0.5
 #: spares the first epochs from unlearning a grey map (the prior-probability init of RetinaNet).
 MAP_PRIOR_BIAS = -4.0
-
-
-def _conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
 
 
 class HighPassStem(nn.Module):
@@ -64,7 +57,7 @@ class HighPassStem(nn.Module):
         return torch.cat([x, self.gain * (x - blurred)], dim=1)
 
 
-class UNetLiteEncoder(nn.Module):
+class UNetLiteEncoder(StagedEncoder):
     """Four stages at strides 1, 2, 4, 8; returns every stage, deepest last.
 
     The first stage works at full resolution: the upsampling artifacts this model looks for
@@ -77,45 +70,24 @@ class UNetLiteEncoder(nn.Module):
         w = width
         self.stem = HighPassStem() if highpass_stem else nn.Identity()
         self.stages = nn.ModuleList([
-            nn.Sequential(_conv_bn_relu(6 if highpass_stem else 3, w), _conv_bn_relu(w, w)),
-            nn.Sequential(_conv_bn_relu(w, 2 * w, stride=2), _conv_bn_relu(2 * w, 2 * w)),
-            nn.Sequential(_conv_bn_relu(2 * w, 4 * w, stride=2), _conv_bn_relu(4 * w, 4 * w)),
+            nn.Sequential(conv_bn_relu(6 if highpass_stem else 3, w), conv_bn_relu(w, w)),
+            nn.Sequential(conv_bn_relu(w, 2 * w, stride=2), conv_bn_relu(2 * w, 2 * w)),
+            nn.Sequential(conv_bn_relu(2 * w, 4 * w, stride=2), conv_bn_relu(4 * w, 4 * w)),
             nn.Sequential(
-                _conv_bn_relu(4 * w, 8 * w, stride=2),
-                _conv_bn_relu(8 * w, 8 * w),
-                _conv_bn_relu(8 * w, 8 * w, dilation=2),
+                conv_bn_relu(4 * w, 8 * w, stride=2),
+                conv_bn_relu(8 * w, 8 * w),
+                conv_bn_relu(8 * w, 8 * w, dilation=2),
             ),
         ])
         self.out_channels = 8 * w
         self.stride = 8
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-            feats.append(x)
-        return feats
 
-
-class UNetLiteDecoder(nn.Module):
-    """Top-down path: project the deeper map to the shallower width, upsample ×2, add the skip, refine."""
+class UNetLiteDecoder(UNetDecoder):
+    """The ``UNetDecoder`` over the four ``unet_lite`` stages (``width`` × 1, 2, 4, 8 channels)."""
 
     def __init__(self, width: int):
-        super().__init__()
-        w = width
-        chans = [w, 2 * w, 4 * w, 8 * w]
-        self.project = nn.ModuleList([nn.Conv2d(chans[i + 1], chans[i], 1) for i in range(3)])
-        self.refine = nn.ModuleList([_conv_bn_relu(chans[i], chans[i]) for i in range(3)])
-        self.head = nn.Conv2d(w, 1, 1)
-
-    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        x = feats[-1]
-        for i in (2, 1, 0):
-            skip = feats[i]
-            x = F.interpolate(self.project[i](x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = self.refine[i](x + skip)
-        return self.head(x)
+        super().__init__((width, 2 * width, 4 * width, 8 * width))
 
 
 class ClassifierBranch(nn.Module):
@@ -214,7 +186,7 @@ def _build_backbone(config: ModelConfig) -> tuple[nn.Module, nn.Module, int, int
         return enc, UNetLiteDecoder(config.unet_width), enc.out_channels, enc.stride
     if config.backbone == "unet_res":
         enc = UNetResEncoder(config.unet_res_widths)
-        return enc, UNetResDecoder(config.unet_res_widths), enc.out_channels, enc.stride
+        return enc, UNetDecoder(config.unet_res_widths), enc.out_channels, enc.stride
 
     from torchvision.models import segmentation
 

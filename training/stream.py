@@ -34,14 +34,15 @@ itself prefers the unscaled values). The crop's label is "fake" when enough of i
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
 from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError
-from fakelocator.tiling import normalize_tiles
+from fakelocator.tiling import normalize_tiles, pad_to
+from fakelocator.training.synth.generate import single_threaded
+from fakelocator.training.synth.sampling import choice
 
 
 @dataclass(frozen=True)
@@ -112,22 +113,6 @@ class StreamConfig:
         return cls(**d)
 
 
-@contextlib.contextmanager
-def single_threaded():
-    """Synthesis on one thread (torch and OpenCV), so an item never depends on the thread count."""
-    import cv2
-    import torch
-
-    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        cv2.setNumThreads(cv_threads)
-
-
 @dataclass
 class Item:
     """One synthesized crop before normalization."""
@@ -145,6 +130,7 @@ class Recipe:
 
     def __init__(self, config: StreamConfig):
         from fakelocator.training.synth import families as fam
+        from fakelocator.training.synth import post, shapes, textures
         from fakelocator.training.synth.photos import collect_photos
 
         self.config = config
@@ -159,33 +145,10 @@ class Recipe:
         self.photos, _ = collect_photos(config.photos)
         if not self.photos:
             raise FakeLocatorError("no real photos found (the bundled ones need scikit-image, matplotlib, scikit-learn)")
-
-    # The pieces the stream calls, looked up late so that tests can replace them.
-    def shape_weights(self) -> dict[str, float]:
-        from fakelocator.training.synth.shapes import SHAPES
-
-        return self.config.shapes or {k: v for k, v in SHAPES.items()}
-
-    def make_mask(self, kind, hw, rng, faces):
-        from fakelocator.training.synth.shapes import make_mask
-
-        return make_mask(kind, hw, rng, faces=faces)
-
-    def postprocess(self, image, gt, rng):
-        from fakelocator.training.synth.post import postprocess
-
-        return postprocess(image, gt, rng)
-
-    def texture(self, hw, rng):
-        from fakelocator.training.synth.textures import procedural_texture
-
-        return procedural_texture(hw, rng)
-
-
-def _pick(rng: np.random.Generator, table: dict[str, float]) -> str:
-    names = list(table)
-    p = np.asarray([table[n] for n in names], np.float64)
-    return names[int(rng.choice(len(names), p=p / p.sum()))]
+        self.shapes = config.shapes or dict(shapes.SHAPES)
+        self.make_mask = shapes.make_mask
+        self.postprocess = post.postprocess
+        self.texture = textures.procedural_texture
 
 
 def _source(recipe: Recipe, side: int, rng: np.random.Generator) -> tuple[np.ndarray, tuple]:
@@ -223,17 +186,6 @@ def _source(recipe: Recipe, side: int, rng: np.random.Generator) -> tuple[np.nda
     return np.ascontiguousarray(window), tuple(tuple(int(round(v)) for v in b) for b in faces)
 
 
-def _crop_at(arrays: list[np.ndarray], y0: int, x0: int, crop: int) -> list[np.ndarray]:
-    """The same crop × crop crop of every array, mirrored-padded where they are smaller (the tile rule)."""
-    out = []
-    for a in arrays:
-        ph, pw = max(0, crop - a.shape[0]), max(0, crop - a.shape[1])
-        if ph or pw:
-            a = np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="symmetric")
-        out.append(np.ascontiguousarray(a[y0:y0 + crop, x0:x0 + crop]))
-    return out
-
-
 def make_item(recipe: Recipe, crop: int, rng: np.random.Generator) -> Item:
     """One training crop (see the module docstring for the steps)."""
     from fakelocator.training.groundtruth import partial_manipulation_map
@@ -246,10 +198,10 @@ def make_item(recipe: Recipe, crop: int, rng: np.random.Generator) -> Item:
     if rng.random() < cfg.p_real:
         image, gt, mask = real, np.zeros(real.shape[:2], np.float32), None
     else:
-        family = _pick(rng, {n: 1.0 for n in recipe.families})
+        family = choice(rng, {n: 1.0 for n in recipe.families})
         candidate = recipe.families[family].make(real, rng)
-        shape = _pick(rng, recipe.shape_weights())
-        mask = recipe.make_mask(shape, real.shape[:2], rng, faces).astype(np.float32)
+        shape = choice(rng, recipe.shapes)
+        mask = recipe.make_mask(shape, real.shape[:2], rng, faces=faces).astype(np.float32)
         whole = shape == "whole"
         blended = real.astype(np.float32) + mask[..., None] * (candidate.astype(np.float32) - real)
         image = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
@@ -268,7 +220,7 @@ def make_item(recipe: Recipe, crop: int, rng: np.random.Generator) -> Item:
         x0 = int(np.clip(xs[k] - crop // 2 + rng.integers(-crop // 4, crop // 4 + 1), 0, max(0, w - crop)))
     else:
         y0, x0 = int(rng.integers(0, max(1, h - crop + 1))), int(rng.integers(0, max(1, w - crop + 1)))
-    image, gt = _crop_at([image, gt], y0, x0, crop)
+    image, gt = (np.ascontiguousarray(pad_to(a, crop, crop)[y0:y0 + crop, x0:x0 + crop]) for a in (image, gt))
     target = make_target(gt, cfg)
     label = int(whole or (family != "" and float((target >= cfg.label_level).mean()) >= cfg.label_area))
     return Item(image, gt.astype(np.float32), target, label, family if label else "", shape if label else "")

@@ -23,13 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
+from fakelocator.training.layers import StagedEncoder, conv_bn_relu
 
 
 class ForensicStem(nn.Module):
@@ -74,49 +68,23 @@ class ResBlock(nn.Module):
         return F.relu(x + self.bn2(self.conv2(y)), inplace=True)
 
 
-class UNetResEncoder(nn.Module):
-    """Five stages at strides 1, 2, 4, 8, 16; returns every stage, deepest last."""
+class UNetResEncoder(StagedEncoder):
+    """Five stages at strides 1, 2, 4, 8, 16; returns every stage, deepest last (its decoder is
+    ``layers.UNetDecoder(widths)``)."""
 
     def __init__(self, widths: tuple[int, ...]):
         super().__init__()
         w0, w1, w2, w3, w4 = widths
         self.stem = ForensicStem()
         self.stages = nn.ModuleList([
-            nn.Sequential(_conv_bn_relu(ForensicStem.out_channels, w0), _conv_bn_relu(w0, w0)),
-            nn.Sequential(_conv_bn_relu(w0, w1, stride=2), ResBlock(w1)),
-            nn.Sequential(_conv_bn_relu(w1, w2, stride=2), ResBlock(w2)),
-            nn.Sequential(_conv_bn_relu(w2, w3, stride=2), ResBlock(w3, dilation=2)),
-            nn.Sequential(_conv_bn_relu(w3, w4, stride=2), ResBlock(w4, dilation=2)),
+            nn.Sequential(conv_bn_relu(ForensicStem.out_channels, w0), conv_bn_relu(w0, w0)),
+            nn.Sequential(conv_bn_relu(w0, w1, stride=2), ResBlock(w1)),
+            nn.Sequential(conv_bn_relu(w1, w2, stride=2), ResBlock(w2)),
+            nn.Sequential(conv_bn_relu(w2, w3, stride=2), ResBlock(w3, dilation=2)),
+            nn.Sequential(conv_bn_relu(w3, w4, stride=2), ResBlock(w4, dilation=2)),
         ])
         self.out_channels = w4
         self.stride = 16
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-            feats.append(x)
-        return feats
-
-
-class UNetResDecoder(nn.Module):
-    """Top-down: project the deeper map to the shallower width, upsample × 2, add the skip, refine."""
-
-    def __init__(self, widths: tuple[int, ...]):
-        super().__init__()
-        n = len(widths)
-        self.project = nn.ModuleList([nn.Conv2d(widths[i + 1], widths[i], 1) for i in range(n - 1)])
-        self.refine = nn.ModuleList([_conv_bn_relu(widths[i], widths[i]) for i in range(n - 1)])
-        self.head = nn.Conv2d(widths[0], 1, 1)
-
-    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        x = feats[-1]
-        for i in range(len(feats) - 2, -1, -1):
-            skip = feats[i]
-            x = F.interpolate(self.project[i](x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = self.refine[i](x + skip)
-        return self.head(x)  # (N, 1, H, W) logits
 
 
 class PooledClassifier(nn.Module):

@@ -72,7 +72,7 @@ def write_native_set(out_dir: str | Path, config: NativeSetConfig, *, overwrite:
     import cv2
 
     from fakelocator.training.groundtruth import partial_manipulation_map
-    from fakelocator.training.stream import single_threaded
+    from fakelocator.training.synth.generate import single_threaded
     from fakelocator.training.synth.families import FAMILIES
     from fakelocator.training.synth.photos import collect_photos
     from fakelocator.training.synth.post import postprocess
