@@ -6,7 +6,10 @@ Every exported model stores, as ONNX ``metadata_props`` (string → string):
 - ``fakelocator.model_config``: the network's ``ModelConfig.to_dict()`` as JSON;
 - ``fakelocator.provenance``: training provenance as JSON (data, seed, commit, metrics…);
 - ``fakelocator.version``: the fakelocator version that exported it;
-- ``fakelocator.precision``: ``fp32``, or ``fp16`` for a mixed-precision model with fp32 inputs and outputs.
+- ``fakelocator.precision``: ``fp32``, ``fp16`` for a mixed-precision model with fp32 inputs and outputs,
+  or ``int8`` for a quantized (QDQ) model with fp32 inputs and outputs;
+- ``fakelocator.threshold``: the score at and above which the model calls an input fake, as calibrated
+  for this model (a decimal number in [0, 1]); a model without the key reads ``DEFAULT_THRESHOLD``.
 
 The same keys label a ``.safetensors`` weights file (training/checkpoint.py), an ONNX file's
 ``metadata_props`` (export) and a Triton model's parameters. ``ModelMetadata.from_props`` takes any
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fakelocator import __version__
@@ -31,8 +34,11 @@ CONFIG_KEY = "fakelocator.model_config"
 PROVENANCE_KEY = "fakelocator.provenance"
 VERSION_KEY = "fakelocator.version"
 PRECISION_KEY = "fakelocator.precision"
-KEYS = (PREPROCESSING_KEY, CONFIG_KEY, PROVENANCE_KEY, VERSION_KEY, PRECISION_KEY)
-PRECISIONS = ("fp32", "fp16")
+THRESHOLD_KEY = "fakelocator.threshold"
+KEYS = (PREPROCESSING_KEY, CONFIG_KEY, PROVENANCE_KEY, VERSION_KEY, PRECISION_KEY, THRESHOLD_KEY)
+PRECISIONS = ("fp32", "fp16", "int8")
+# What a model that states no threshold of its own is read with (every model before the key existed).
+DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -44,10 +50,13 @@ class ModelMetadata:
     provenance: dict[str, Any] = field(default_factory=dict)
     version: str = __version__
     precision: str = "fp32"
+    threshold: float = DEFAULT_THRESHOLD
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise FakeLocatorError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold <= 1.0):
+            raise FakeLocatorError(f"threshold must be a number in [0, 1], got {self.threshold!r}")
 
     def to_props(self) -> dict[str, str]:
         return {
@@ -56,6 +65,7 @@ class ModelMetadata:
             PROVENANCE_KEY: json.dumps(self.provenance, sort_keys=True),
             VERSION_KEY: self.version,
             PRECISION_KEY: self.precision,
+            THRESHOLD_KEY: repr(float(self.threshold)),
         }
 
     @classmethod
@@ -76,10 +86,14 @@ class ModelMetadata:
             provenance=_json_dict(props, PROVENANCE_KEY, source),
             version=props.get(VERSION_KEY, ""),
             precision=_precision(props.get(PRECISION_KEY, "fp32"), source),
+            threshold=_threshold(props.get(THRESHOLD_KEY), source),
         )
 
     def with_precision(self, precision: str) -> "ModelMetadata":
-        return ModelMetadata(self.preprocessing, self.config, self.provenance, self.version, precision)
+        return replace(self, precision=precision)
+
+    def with_threshold(self, threshold: float) -> "ModelMetadata":
+        return replace(self, threshold=float(threshold))
 
 
 def _json_dict(props: Mapping[str, str], key: str, source: str) -> dict[str, Any]:
@@ -99,6 +113,18 @@ def _precision(value: str, source: str) -> str:
     if value not in PRECISIONS:
         raise FakeLocatorError(f"{source}: metadata {PRECISION_KEY} must be one of {PRECISIONS}, got {value!r}")
     return value
+
+
+def _threshold(value: str | None, source: str) -> float:
+    if value is None:
+        return DEFAULT_THRESHOLD
+    try:
+        threshold = float(value)
+    except ValueError:
+        threshold = float("nan")
+    if not 0.0 <= threshold <= 1.0:
+        raise FakeLocatorError(f"{source}: metadata {THRESHOLD_KEY} must be a number in [0, 1], got {value!r}")
+    return threshold
 
 
 def props_of(model) -> dict[str, str]:
