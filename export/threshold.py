@@ -71,3 +71,38 @@ def stamp_threshold(path: str | Path, threshold: float) -> None:
     else:
         raise FakeLocatorError(f"{path}: can only stamp a threshold into .onnx or .safetensors files")
     os.replace(tmp, path)
+
+
+def scores_on(model: str | Path, data: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The runtime's image scores (``trt-locate`` defaults, onnxruntime on the CPU) and labels
+    (1 = partial or entire fake) of a dataset in the shared format (docs/data.md)."""
+    from fakelocator.runtime import Locator
+    from fakelocator.training.samples import load_samples
+
+    samples = load_samples(data)
+    with Locator.load(model, backend="onnxruntime", device="cpu") as loc:
+        results = loc.locate([s.image for s in samples])
+    return (np.asarray([r.score for r in results], np.float64),
+            np.asarray([int(s.kind != "real") for s in samples]))
+
+
+def main(argv=None) -> int:
+    """``python -m fakelocator.export.threshold --model M.onnx --data CALIB [--stamp FILE ...]``"""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m fakelocator.export.threshold", description=main.__doc__)
+    p.add_argument("--model", required=True, help="model whose scores are calibrated (.onnx)")
+    p.add_argument("--data", required=True, help="calibration split, never trained on (docs/data.md format)")
+    p.add_argument("--stamp", nargs="*", default=[], help="model files to write the threshold into")
+    args = p.parse_args(argv)
+    scores, labels = scores_on(args.model, args.data)
+    t, figures = calibrate_threshold(scores, labels)
+    for path in args.stamp:
+        stamp_threshold(path, t)
+    print(json.dumps({"threshold": round(t, 6), **figures, "data": str(args.data), "stamped": args.stamp}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
