@@ -147,11 +147,6 @@ def test_recipes_without_trained_families_keep_their_stream():
 
 # --- the real files, when scripts/fetch-training-data has run -------------------------------------
 
-def _real_cache():
-    missing = {k: v for k, v in trained.available().items() if v}
-    return missing
-
-
 @pytest.mark.parametrize("name", sorted(trained.TRAINED_FAMILIES))
 def test_real_network_files_run(name):
     missing = trained.available([name])[name]
