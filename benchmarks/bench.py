@@ -33,7 +33,7 @@ from fakelocator.benchmarks.inputs import KINDS, make_pool
 from fakelocator.benchmarks.stages import StageRunner, stage_bytes, stages_for, summarize_stages
 from fakelocator.contract import ANALYSES
 from fakelocator.errors import FakeLocatorError
-from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES
+from fakelocator.runtime.spec import DEFAULT_MAX_TILES
 from fakelocator.tiling import TileGrid
 
 DEFAULT_BATCHES = (1, 8, 32, 64, 128)

@@ -190,6 +190,7 @@ def build_engine(
         preprocessing=metadata.preprocessing.to_dict(),
         model_config=metadata.config,
         provenance=metadata.provenance,
+        threshold=metadata.threshold,
         fakelocator_version=__version__,
         options=options,
         source_onnx_sha256=source.sha256 if parsed is not source else "",

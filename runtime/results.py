@@ -7,6 +7,8 @@ from typing import TypedDict, Union
 
 import numpy as np
 
+from fakelocator.metadata import DEFAULT_THRESHOLD
+
 #: The map level whose bounding box ``bbox`` reports.
 BBOX_LEVEL = 0.1
 LABELS = ("real", "fake")
@@ -165,7 +167,7 @@ class VideoSummary:
     mean_score: float | None = None
     p95_score: float | None = None
     top_frames: list[TopFrame] = field(default_factory=list)
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD  # the run's (RunSpec.threshold); summarize_video always sets it
     verdict_by: str = "p95"
     label: str | None = None
     fps: float | None = None

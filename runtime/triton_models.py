@@ -26,14 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from fakelocator.contract import Preprocessing
-from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY
+from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY, THRESHOLD_KEY, ModelMetadata
 
 # The served models' parameters: fakelocator.export.triton writes them (importing these names).
 NETWORK_MODEL_KEY = "fakelocator.network_model"
 NETWORK_INPUT_DTYPE_KEY = "fakelocator.network_input_dtype"
 NETWORK_MAX_BATCH_KEY = "fakelocator.network_max_batch"
 MAP_DTYPE_KEY = "fakelocator.map_dtype"
-THRESHOLD_KEY = "fakelocator.threshold"
 WORKERS_KEY = "fakelocator.workers"
 ANALYSIS_KEY = "fakelocator.analysis"  # "fit" | "native" | "" (the model's)
 TILE_OVERLAP_KEY = "fakelocator.tile_overlap"  # "" : the model's
@@ -81,9 +80,12 @@ class PipelineModel:
         config = json.loads(args["model_config"])
         params = parameters(config)
         contract = Preprocessing.from_json(params[PREPROCESSING_KEY])
+        # The model's calibrated threshold is its metadata's (fakelocator.threshold), unless the
+        # repository was exported with another; the Locator resolves the run from this info (RunSpec).
         info = ModelInfo(
             path=f"triton:{params[NETWORK_MODEL_KEY]}", format="triton", preprocessing=contract,
             config=json.loads(params.get(CONFIG_KEY, "{}") or "{}"),
+            threshold=ModelMetadata.from_props(params, source=f"Triton model {config.get('name')}").threshold,
         )
         max_batch = int(params[NETWORK_MAX_BATCH_KEY])
         backend = TritonBLSBackend(params[NETWORK_MODEL_KEY], info, max_batch=max_batch,
@@ -101,8 +103,7 @@ class PipelineModel:
             analysis["tile_pooling"] = params[TILE_POOLING_KEY]
         if params.get(MAX_TILES_KEY):
             analysis["max_tiles"] = int(params[MAX_TILES_KEY]) or None
-        self.locator = Locator(backend, batch_size=max_batch, threshold=float(params.get(THRESHOLD_KEY, "0.5")),
-                               workers=workers, pipeline="host", **analysis)
+        self.locator = Locator(backend, batch_size=max_batch, workers=workers, pipeline="host", **analysis)
         self.name = config.get("name", "fakelocator")
 
     def execute(self, requests: list) -> list:

@@ -111,7 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline-max-batch", type=int, default=16, help="images per pipeline execution (default 16)")
     p.add_argument("--pipeline-queue-delay-us", type=int, default=5000,
                    help="the pipeline's dynamic batcher max queue delay (default 5000)")
-    p.add_argument("--threshold", type=float, default=0.5, help="score at or above which the label is fake (default 0.5)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="score at or above which the label is fake (default: the model's calibrated threshold, from its metadata)")
     p.add_argument("--threads", type=int, default=0,
                    help="intra-op threads of a python-backend network (default 0: ONNX Runtime's)")
     p.add_argument("--analysis", choices=("fit", "native"),

@@ -102,9 +102,9 @@ def serve(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", pb)
     started = []
 
-    def start(**options):
+    def start(model=LEGACY_FIT_MODEL, **options):
         repo = tmp_path / f"repo{len(started)}"
-        write_repository(LEGACY_FIT_MODEL, repo, TritonOptions(model_backend="python", threads=1, **options))
+        write_repository(model, repo, TritonOptions(model_backend="python", threads=1, **options))
 
         def args(name):
             config = parse_config((repo / name / "config.pbtxt").read_text())
@@ -164,6 +164,20 @@ def test_the_pipeline_is_the_locators_pipeline(served):
     assert sum(shape[0] for _, shape, _ in pb.SENT) == sum(crops(contract, r.height, r.width) for r in want)
     assert all(1 <= shape[0] <= 4 and shape[1:] == (3, *contract.size) for _, shape, _ in pb.SENT)
     assert {dtype for _, _, dtype in pb.SENT} == {np.dtype(np.float32)}
+
+
+def test_the_pipeline_labels_by_the_models_calibrated_threshold(serve, tmp_path):
+    from helpers.models import build_red_model, with_threshold
+
+    model = with_threshold(build_red_model(tmp_path / "red.onnx"), tmp_path / "red-0.7.onnx", 0.7)
+    image = np.zeros((40, 48, 3), np.uint8)
+    image[..., 2] = 190  # the red model scores it 0.63
+    blob = cv2.imencode(".png", image)[1].tobytes()
+    for options, label in (({}, b"real"), ({"threshold": 0.5}, b"fake")):  # the model's 0.7; an exported override
+        pb, pipeline, _ = serve(model, **options)
+        assert pipeline.locator.spec.threshold == (0.7 if not options else 0.5)
+        out = outputs(pipeline.execute([request(pb, [blob])])[0])
+        assert 0.5 < float(out["score"][0, 0]) < 0.7 and out["label"][0, 0] == label
 
 
 def test_native_analysis_is_served_as_trt_locate_runs_it(serve):
