@@ -55,6 +55,7 @@ from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError
 from fakelocator.runtime.backends.base import Backend, DeviceIO, DeviceIOUnavailable
 from fakelocator.runtime.pipeline import Job, Runner, _Crop, _TileOutputs
+from fakelocator.runtime.levels import map_levels
 from fakelocator.runtime.results import LocateResult
 from fakelocator.runtime.spec import RunSpec
 from fakelocator.tiling import TileGrid, pool_scores, span_rects
@@ -602,9 +603,10 @@ class DeviceRunner(Runner):
 
     def _crop_map(self, job: Job, slot: int, height: int, width: int) -> tuple[np.ndarray, float]:
         """Crop ``slot``'s map, made on the device, and its score (its tile scores pooled, in ``native``)."""
+        full = map_levels(job.full[slot]) if self.levels else job.full[slot]  # levels of the downloaded float32 map
         if self.native:
-            return job.full[slot], pool_scores(job.outputs[slot].scores, self.contract.tile_pooling)
-        return job.full[slot], job.outputs[slot][1]
+            return full, pool_scores(job.outputs[slot].scores, self.contract.tile_pooling)
+        return full, job.outputs[slot][1]
 
 
 class DevicePath:

@@ -266,6 +266,7 @@ class Locator:
         on_error: str = "raise",
         keep_images: bool = False,
         keep_outputs: bool = False,
+        map_dtype: str = "float32",
     ) -> LocateResult | list[LocateResult]:
         """Locate manipulations in one input or a list of them.
 
@@ -279,6 +280,9 @@ class Locator:
             keep_outputs: attach the network's outputs before upsampling (``result.outputs``: the
                 network-resolution ``map`` and the ``features`` vector; in ``native`` analysis the
                 ``tile_maps``, ``tile_scores`` and mean ``features``), e.g. for evaluation.
+            map_dtype: "float32" (``result.map`` in [0, 1]) or "uint8": its 8-bit levels
+                (``fakelocator.runtime.levels``, what an 8-bit PNG stores), stitched or upsampled
+                straight to levels without a float32 full-resolution map (trt-locate's 8-bit writer).
 
         Returns:
             a ``LocateResult``, or a list of them in input order.
@@ -291,7 +295,7 @@ class Locator:
                 raise
             return LocateResult(e.source, error=e.reason)  # one input, and not a usable one
         results = list(self.locate_iter(
-            items, color_order, on_error=on_error, keep_images=keep_images, keep_outputs=keep_outputs
+            items, color_order, on_error=on_error, keep_images=keep_images, keep_outputs=keep_outputs, map_dtype=map_dtype
         ))
         return results[0] if single else results
 
@@ -303,6 +307,7 @@ class Locator:
         on_error: str = "raise",
         keep_images: bool = False,
         keep_outputs: bool = False,
+        map_dtype: str = "float32",
     ) -> Iterator[LocateResult]:
         """Like ``locate`` on an iterable, yielding results in order as their batches finish.
 
@@ -337,7 +342,7 @@ class Locator:
             return job
 
         jobs = prefetch(decode, enumerate(items), workers=self.workers, depth=self.prefetch)
-        return self._finish(jobs, on_error, keep_images, keep_outputs)
+        return self._finish(jobs, on_error, keep_images, keep_outputs, map_dtype)
 
     # ---- videos -------------------------------------------------------------------------------
 
@@ -355,6 +360,7 @@ class Locator:
         known: dict[int, float | None] | None = None,
         known_empty: Iterable[int] = (),
         faces: "bool | FaceOptions | None" = None,
+        map_dtype: str = "float32",
     ) -> VideoResults:
         """Open a video and return its per-frame results, iterable as frames are decoded, with a summary.
 
@@ -375,6 +381,7 @@ class Locator:
             faces: ``True`` or a ``FaceOptions``: analyse the faces detected in each frame (crops
                 with a margin, maps pasted back; frames without a face are ``empty_frames``, see
                 docs/faces.md); ``False``: whole frames; None: as the locator was loaded.
+            map_dtype: "float32" or "uint8" (the frames' 8-bit map levels; see ``locate``).
         """
         self._check_on_error(on_error)
         if faces is None:
@@ -386,7 +393,7 @@ class Locator:
         reader = VideoReader(video, Sampling(every, fps, max_frames), max_pixels=self.max_pixels)
         return VideoResults(
             self, reader, on_error=on_error, keep_images=keep_images, top_k=top_k, verdict_by=verdict_by, known=known,
-            known_empty=known_empty, regions=regions,
+            known_empty=known_empty, regions=regions, map_dtype=map_dtype,
         )
 
     def _faces_for_videos(self, faces: "bool | FaceOptions") -> RegionProvider:
@@ -398,7 +405,8 @@ class Locator:
         return _face_provider(faces, self.backend.device)
 
     def _run_frames(
-        self, source: str, frames: Iterator[RawFrame], *, on_error: str, keep_images: bool, regions: RegionProvider | None
+        self, source: str, frames: Iterator[RawFrame], *, on_error: str, keep_images: bool, regions: RegionProvider | None,
+        map_dtype: str = "float32",
     ) -> Iterator[FrameResult]:
         def prepare(raw: RawFrame) -> Job:
             job = Job(index=raw.index, source=source, frame=raw.index, time_s=raw.time_s)
@@ -415,7 +423,7 @@ class Locator:
             return job
 
         jobs = prefetch(prepare, background(frames, depth=self.prefetch), workers=self.workers, depth=self.prefetch)
-        return self._finish(jobs, on_error, keep_images)
+        return self._finish(jobs, on_error, keep_images, map_dtype=map_dtype)
 
     # ---- shared -------------------------------------------------------------------------------
 
@@ -436,9 +444,10 @@ class Locator:
         job.timings["regions"] = (time.perf_counter() - t0) * 1000
 
     def _finish(
-        self, jobs: Iterator[Job], on_error: str, keep_images: bool, keep_outputs: bool = False
+        self, jobs: Iterator[Job], on_error: str, keep_images: bool, keep_outputs: bool = False, map_dtype: str = "float32"
     ) -> Iterator[LocateResult]:
-        options = dict(workers=self.workers, keep_images=keep_images, keep_outputs=keep_outputs, bbox_level=self.bbox_level)
+        options = dict(workers=self.workers, keep_images=keep_images, keep_outputs=keep_outputs, bbox_level=self.bbox_level,
+                       map_dtype=map_dtype)
         if self._device_path is not None:
             runner = self._device_path.runner(self.backend, self.preprocessor, self.spec, **options)
         else:

@@ -33,11 +33,16 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
+from fakelocator.errors import FakeLocatorError
 from fakelocator.runtime.backends.base import Backend
+from fakelocator.runtime.levels import map_levels
 from fakelocator.runtime.preprocess import Preprocessor, stitch_of, tiles_of
 from fakelocator.tiling import TileGrid, pool_scores, span_rects
 from fakelocator.runtime.spec import DEFAULT_MAX_TILES, RunSpec  # noqa: F401 - DEFAULT_MAX_TILES: its old home
 from fakelocator.runtime.results import BBOX_LEVEL, Box, Face, FrameResult, LocateResult, RegionResult, bbox_of, label_of
+
+#: What a result's ``map`` holds: float32 in [0, 1], or its 8-bit levels (``levels.map_levels``).
+MAP_DTYPES = ("float32", "uint8")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -200,7 +205,10 @@ class Runner:
         keep_images: bool = False,
         keep_outputs: bool = False,
         bbox_level: float = BBOX_LEVEL,
+        map_dtype: str = "float32",
     ):
+        if map_dtype not in MAP_DTYPES:
+            raise FakeLocatorError(f"map_dtype must be one of {MAP_DTYPES}, got {map_dtype!r}")
         self.backend = backend
         self.pre = preprocessor
         self.spec = spec
@@ -208,11 +216,14 @@ class Runner:
         self.native = spec.native
         self._tiles = tiles_of(preprocessor)
         self._stitch = stitch_of(preprocessor)
+        self._stitch_u8 = getattr(preprocessor, "stitch_u8", None) or (lambda maps, grid, window: map_levels(self._stitch(maps, grid, window)))
+        self._upsample_u8 = getattr(preprocessor, "upsample_u8", None) or (lambda m, h, w: map_levels(preprocessor.upsample(m, h, w)))
         self.batch_size = spec.batch_size
         self.fixed_batch = spec.fixed_batch
         self.keep_images = keep_images
         self.keep_outputs = keep_outputs
         self.bbox_level = bbox_level
+        self.levels = map_dtype == "uint8"  # results carry the map's 8-bit levels (an 8-bit PNG's sink)
         self.post_workers = workers if getattr(preprocessor, "thread_safe", True) else 1
         h, w = self.contract.size
         self._input = np.zeros((self.batch_size, 3, h, w), np.float32)  # (B, 3, h, w) reused per batch
@@ -293,7 +304,10 @@ class Runner:
         """Complete every batch still in flight (the host path completes each in ``_run_batch``)."""
 
     def _full_map(self, job: Job, slot: int, height: int, width: int) -> np.ndarray:
-        """Crop ``slot``'s map at (height, width) float32 in [0, 1]: upsampled here, on the host path."""
+        """Crop ``slot``'s map at (height, width): float32 in [0, 1], or its uint8 levels; upsampled
+        here, on the host path (``upsample_u8`` straight to levels, no float32 full-resolution map)."""
+        if self.levels:
+            return self._upsample_u8(job.outputs[slot][0], height, width)
         return self.pre.upsample(job.outputs[slot][0], height, width)
 
     @property
@@ -381,7 +395,8 @@ class Runner:
         """Crop ``slot``'s (height, width) float32 map in [0, 1] and its score."""
         if self.native:
             outs: _TileOutputs = job.outputs[slot]
-            return self._stitch(outs.maps, outs.grid, self.contract.tile_window), pool_scores(outs.scores, self.contract.tile_pooling)
+            stitch = self._stitch_u8 if self.levels else self._stitch
+            return stitch(outs.maps, outs.grid, self.contract.tile_window), pool_scores(outs.scores, self.contract.tile_pooling)
         return self._full_map(job, slot, height, width), job.outputs[slot][1]
 
     def _network_outputs(self, outputs) -> dict[str, np.ndarray]:
@@ -414,7 +429,7 @@ class Runner:
             if self.keep_outputs:
                 outputs = self._network_outputs(job.outputs[0])
         else:
-            full = np.zeros((height, width), np.float32)
+            full = np.zeros((height, width), np.uint8 if self.levels else np.float32)
             regions = []
             for i, (x0, y0, x1, y1) in enumerate(job.boxes):
                 patch = full[y0:y1, x0:x1]

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from fakelocator.contract import Preprocessing
-from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY, THRESHOLD_KEY, ModelMetadata
+from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY, ModelMetadata
+from fakelocator.runtime.levels import map_levels
 
 # The served models' parameters: fakelocator.export.triton writes them (importing these names).
 NETWORK_MODEL_KEY = "fakelocator.network_model"
@@ -51,8 +52,9 @@ def parameters(model_config: dict) -> dict[str, str]:
 
 def encode_maps(maps: list[np.ndarray | None], dtype: str) -> np.ndarray:
     """Per-image (H_i, W_i) float32 maps in [0, 1] (None for a failed image) → one (N, H_max, W_max)
-    array, each map in the top-left corner and zeros elsewhere: uint8 as ``round(map * 255)`` (what
-    trt-locate writes), or float16."""
+    array, each map in the top-left corner and zeros elsewhere: uint8 as its levels
+    (``levels.map_levels``: byte for byte the PNG trt-locate writes), or float16. A uint8 map is
+    taken as its levels already."""
     h = max((m.shape[0] for m in maps if m is not None), default=0)
     w = max((m.shape[1] for m in maps if m is not None), default=0)
     out = np.zeros((len(maps), h, w), np.uint8 if dtype == "uint8" else np.float16)
@@ -60,7 +62,7 @@ def encode_maps(maps: list[np.ndarray | None], dtype: str) -> np.ndarray:
         if m is None:
             continue
         if dtype == "uint8":
-            out[i, : m.shape[0], : m.shape[1]] = np.round(np.clip(m, 0.0, 1.0) * 255.0).astype(np.uint8)
+            out[i, : m.shape[0], : m.shape[1]] = m if m.dtype == np.uint8 else map_levels(m)
         else:
             out[i, : m.shape[0], : m.shape[1]] = m.astype(np.float16)
     return out
