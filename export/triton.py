@@ -39,12 +39,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
-from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
 from fakelocator.export.onnx_file import INPUT_NAME, OUTPUT_NAMES, read_onnx_info
-from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY
+from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY, THRESHOLD_KEY
+from fakelocator.runtime.engine_sidecar import EngineSidecar, sidecar_path
 from fakelocator.runtime.triton_models import (  # the parameters the served models read
     ANALYSIS_KEY, MAP_DTYPE_KEY, MAX_TILES_KEY, MODEL_FILE_KEY, NETWORK_INPUT_DTYPE_KEY, NETWORK_MAX_BATCH_KEY,
-    NETWORK_MODEL_KEY, THREADS_KEY, THRESHOLD_KEY, TILE_OVERLAP_KEY, TILE_POOLING_KEY, WORKERS_KEY,
+    NETWORK_MODEL_KEY, THREADS_KEY, TILE_OVERLAP_KEY, TILE_POOLING_KEY, WORKERS_KEY,
 )
 
 DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16"}
