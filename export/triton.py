@@ -41,7 +41,7 @@ from pathlib import Path
 from fakelocator.errors import FakeLocatorError
 from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
 from fakelocator.export.onnx_file import INPUT_NAME, OUTPUT_NAMES, read_onnx_info
-from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY
+from fakelocator.metadata import CONFIG_KEY, PRECISION_KEY, PREPROCESSING_KEY
 from fakelocator.runtime.triton_models import (  # the parameters the served models read
     ANALYSIS_KEY, MAP_DTYPE_KEY, MAX_TILES_KEY, MODEL_FILE_KEY, NETWORK_INPUT_DTYPE_KEY, NETWORK_MAX_BATCH_KEY,
     NETWORK_MODEL_KEY, THREADS_KEY, THRESHOLD_KEY, TILE_OVERLAP_KEY, TILE_POOLING_KEY, WORKERS_KEY,
@@ -163,7 +163,9 @@ def describe_model(path: str | Path) -> ServedModel:
             outputs=tuple(tensor(s) for s in info.outputs if s.name in OUTPUT_NAMES),
             batch_limits=None,
             contract_size=metadata.preprocessing.size,
-            parameters={PREPROCESSING_KEY: metadata.preprocessing.to_json(), CONFIG_KEY: info.props.get(CONFIG_KEY, "{}")},
+            # the precision is declared (fp32, fp16 or int8: an INT8 QDQ ONNX is served like any ONNX)
+            parameters={PREPROCESSING_KEY: metadata.preprocessing.to_json(), CONFIG_KEY: info.props.get(CONFIG_KEY, "{}"),
+                        PRECISION_KEY: metadata.precision},
         )
     sidecar = EngineSidecar.read(sidecar_path(path))
     if not sidecar.io:
@@ -187,6 +189,7 @@ def describe_model(path: str | Path) -> ServedModel:
             PREPROCESSING_KEY: json.dumps(pre, sort_keys=True),
             CONFIG_KEY: json.dumps(sidecar.model_config, sort_keys=True),
             "fakelocator.tensorrt_version": sidecar.tensorrt_version,
+            PRECISION_KEY: sidecar.precision,
         },
     )
 
