@@ -97,9 +97,17 @@ def _to_input(image: np.ndarray, contract: Preprocessing, rng: np.random.Generat
     return to_network_input(np.ascontiguousarray(image), contract, "RGB")
 
 
-def _user_images(folder: str) -> list[Path]:
-    from fakelocator.training.synth.photos import IMAGE_SUFFIXES
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
+
+def _read_rgb(path: Path) -> np.ndarray:
+    """An image file → uint8 (H, W, 3) RGB through the runtime's decoder (EXIF orientation, gray, alpha, 16-bit)."""
+    from fakelocator.runtime.decode import decode_image
+
+    return np.ascontiguousarray(decode_image(path.read_bytes(), str(path))[:, :, ::-1])
+
+
+def _user_images(folder: str) -> list[Path]:
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise FakeLocatorError(f"--calibration {folder}: not a folder")
@@ -111,14 +119,12 @@ def _user_images(folder: str) -> list[Path]:
 
 def calibration_set(contract: Preprocessing, config: CalibrationConfig, *, exclude_families: tuple[str, ...] = ()) -> CalibrationSet:
     """The calibration inputs for a model with this contract (see the module docstring)."""
-    from fakelocator.training.synth.photos import read_rgb
-
     rng_of = lambda i: np.random.default_rng([config.seed, i])  # noqa: E731 - one seed per input
     inputs = np.empty((config.tiles, 3, contract.height, contract.width), np.float32)
     if config.folder is not None:
         paths = _user_images(config.folder)
         for i in range(config.tiles):
-            inputs[i] = _to_input(read_rgb(paths[i % len(paths)]), contract, rng_of(i))
+            inputs[i] = _to_input(_read_rgb(paths[i % len(paths)]), contract, rng_of(i))
         return CalibrationSet(inputs, config, {f"images in {config.folder}": config.tiles}, contract.analysis)
 
     from fakelocator.training.stream import Recipe, StreamConfig, make_item
