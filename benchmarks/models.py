@@ -57,19 +57,10 @@ class ModelFiles:
 
 def onnx_metadata(path: Path) -> tuple[str, dict]:
     """(precision, model config dict) from an ONNX file's fakelocator metadata."""
-    try:
-        from fakelocator.metadata import read_metadata
+    from fakelocator.runtime.onnx_info import read_onnx_info
 
-        meta = read_metadata(path)
-        return meta.precision, meta.config
-    except ImportError:  # no onnx package: ONNX Runtime reads metadata too
-        import onnxruntime as ort
-
-        props = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
-        from fakelocator.metadata import ModelMetadata
-
-        meta = ModelMetadata.from_props(props, source=f"model {path}")
-        return meta.precision, meta.config
+    meta = read_onnx_info(path).require_fakelocator()
+    return meta.precision, meta.config
 
 
 def _checkpoint_config(path: Path) -> dict:
