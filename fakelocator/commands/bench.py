@@ -1,6 +1,6 @@
 """Measure latency and throughput per backend, precision, batch size, input and stage.
 
-  fakelocator bench --out runs/bench [--model model.onnx] [--backend onnxruntime,torch]
+  fakelocator bench --out runs/bench [--budget-s 300] [--model model.onnx] [--backend onnxruntime,torch]
                     [--batch 1,8,32,64,128] [--inputs 1080p,crop256,direct224] [--iterations 20]
                     [--warmup 3] [--baseline | --no-baseline] [--memory-run 10000] [--device auto]
                     [--analysis fit,native] [--tile-overlap N] [--tile-pooling max|mean|top2]
@@ -11,6 +11,13 @@ locate(batch) call and the throughput of a locate_iter stream (images/s), each s
 decode, tile, inference, stitch, write), achieved FLOP/s against
 the device's peak and pre/post bytes against the copy bandwidth; the naive PyTorch baseline (needs
 torch) with the speed-up ratio; a long run for memory growth; the project's targets.
+
+The run fits a time budget (--budget-s, default 300 s of measuring): it first times one warm image
+per input kind, predicts what the plan costs, and lowers the counts (memory run, iterations, the
+largest batch sizes, baseline images; never raising what was asked) until the prediction fits. It
+says the plan and its predicted duration before it starts, and the progress of every measurement.
+--budget-s 0 runs the plan exactly as given: with the default model on a CPU (0.7 images/s at
+1080p in native) the full default sweep would take hours.
 
 Inputs are generated and seeded JPEGs (1080p frames, 256² face crops, 224² images), decoded for real.
 Results go to --out: bench.json (every number and the environment), bench.md, bench.png.
@@ -73,6 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="native: tile budget per image (default 1024; 0 = no limit)")
 
     how = parser.add_argument_group("how")
+    how.add_argument("--budget-s", type=float, default=300.0, metavar="SECONDS",
+                     help="fit the plan into this many seconds of measuring, from the model's measured speed: the counts "
+                     "below are maxima then (default 300; 0 = run them exactly, which can take hours with a slow model)")
     how.add_argument("--iterations", type=int, default=20, help="timed batches per measurement, at least (default 20)")
     how.add_argument("--min-images", type=int, default=100,
                      help="… and at least this many images, so that small batches get more batches (default 100)")
@@ -123,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         iterations=args.iterations, min_images=args.min_images, warmup=args.warmup, stages=args.stages, baseline=args.baseline,
         baseline_images=args.baseline_images, memory_run=args.memory_run, memory_batch=args.memory_batch,
         memory_input=args.memory_input, device=args.device, threads=args.threads, ort_spinning=args.ort_spinning, workers=args.workers,
-        preprocessor=args.preprocessor, pool_size=args.pool, seed=args.seed,
+        preprocessor=args.preprocessor, pool_size=args.pool, seed=args.seed, budget_s=args.budget_s,
         analyses=args.analysis, tile_overlap=args.tile_overlap, tile_pooling=args.tile_pooling,
         max_tiles=args.max_tiles or None,
         argv=tuple(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None,  # None: called as a library
