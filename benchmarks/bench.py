@@ -408,26 +408,31 @@ def _plan(config: BenchConfig, variants: list[Variant], device: str, pools, prep
     from fakelocator.runtime.backends import load_backend
     from fakelocator.runtime.locator import Locator
 
-    first, batch = variants[0], min(config.batches)
-    progress(f"timing one warm image per input with {first.label} to plan the run")
-    backend = load_backend(first.model, first.backend, device=device,
-                           batch_size=batch if first.reload_per_batch else max(config.batches), **first.options)
-    try:
-        speeds, analyses = budget.probe(
-            lambda a: Locator(backend, batch_size=batch, preprocessor=preprocessor, workers=config.workers,
-                              **analysis_options(config, a)),
-            pools, config.analyses or (None,), baseline=config.baseline and unavailable_reason() is None)
-    finally:
-        backend.close()
+    batch = min(config.batches)
+    all_speeds = []
+    for i, variant in enumerate(variants):
+        progress(f"timing one warm image per input with {variant.label} to plan the run")
+        backend = load_backend(variant.model, variant.backend, device=device,
+                               batch_size=batch if variant.reload_per_batch else max(config.batches), **variant.options)
+        try:
+            speeds, analyses = budget.probe(
+                lambda a: Locator(backend, batch_size=batch, preprocessor=preprocessor, workers=config.workers,
+                                  **analysis_options(config, a)),
+                pools, config.analyses or (None,), baseline=i == 0 and config.baseline and unavailable_reason() is None)
+        finally:
+            backend.close()
+        all_speeds.append(speeds)
+    speeds, others = all_speeds[0], tuple(all_speeds[1:])
     asked = config
     if config.budget_s:
-        config, prediction = budget.fit(config, len(variants), speeds, analyses, config.budget_s)
+        config, prediction = budget.fit(config, speeds, analyses, config.budget_s, others)
     else:
-        prediction = budget.predict(config, len(variants), speeds, analyses)
+        prediction = budget.predict(config, speeds, analyses, others)
     progress(budget.describe(config, prediction, config.budget_s))
     changed = {k: [getattr(asked, k), getattr(config, k)] for k in ("batches", "iterations", "min_images", "warmup",
                "baseline_images", "memory_run") if getattr(asked, k) != getattr(config, k)}
-    results["plan"] = {"budget_s": config.budget_s, "predicted_s": prediction, **speeds.to_dict(),
+    results["plan"] = {"budget_s": config.budget_s, "predicted_s": prediction,
+                       "speeds": {v.label: sp.to_dict() for v, sp in zip(variants, all_speeds)},
                        "changed_for_the_budget": {k: {"asked": a, "ran": r} for k, (a, r) in changed.items()}}
     results["config"] = config.to_dict()
     return config
@@ -473,7 +478,8 @@ def _run_analysis(config, variant, backend, batch, pools, preprocessor, results,
         if contract.native:
             row["tiles_per_image"] = len(TileGrid.of(pool.height, pool.width, *contract.size, contract.tile_overlap))
             row["tile_overlap"], row["tile_pooling"] = contract.tile_overlap, contract.tile_pooling
-        per_image = (results.get("plan") or {}).get("seconds_per_image", {}).get(f"{kind} {contract.analysis}")
+        speeds = (results.get("plan") or {}).get("speeds", {}).get(variant.label, {})
+        per_image = speeds.get("seconds_per_image", {}).get(f"{kind} {contract.analysis}")
         images = measurement_images(config, batch)
         estimate = f", about {images * per_image:.0f} s" if per_image else ""
         progress(f"{label}: measuring ({images} images{estimate})")

@@ -4,7 +4,8 @@ The full sweep (every batch size × input kind × analysis × backend, at least 
 each, plus the baseline and a 10,000-image memory run) suits a GPU; with a model that takes seconds
 per 1080p image on a CPU it would take hours. So, as ``yolo benchmark`` keeps its default short, the
 benchmark first times one warm image per input kind and analysis (``probe``), predicts what each
-part of the plan costs (``predict``: images pushed through the pipeline × seconds per image), and
+part of the plan costs (``predict``: images pushed through the pipeline × seconds per image, per
+backend), and
 lowers the counts, cheapest loss of information first, until the prediction fits (``fit``):
 
 1. the memory run gets at most a quarter of the budget (skipped when that is under 50 images);
@@ -14,8 +15,9 @@ lowers the counts, cheapest loss of information first, until the prediction fits
    images → 3, the batch sizes down to the smallest.
 
 Counts are never raised: what the user set explicitly is a maximum. The prediction counts the
-measurements only (loading models, counting FLOPs and generating inputs come on top) and uses the
-first backend's speed for every backend. ``budget_s = 0`` keeps the plan as configured.
+measurements only (loading models, counting FLOPs, generating inputs and the probes come on top);
+the baseline is predicted from the ``fit`` speed of the first backend. ``budget_s = 0`` keeps the
+plan as configured (and still says its predicted duration).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ MEMORY_MIN_IMAGES = 50  # under this a memory run says nothing about growth: ski
 
 @dataclass(frozen=True)
 class Speeds:
-    """Warm seconds per image, end to end, of the first backend at the smallest batch size.
+    """Warm seconds per image, end to end, of one backend at the smallest batch size.
 
     ``per_input``: {(input kind, analysis): seconds}; ``baseline``: {input kind: seconds} of the
     ``fit`` analysis, which approximates the naive baseline (it resizes every image to the input).
@@ -55,14 +57,17 @@ def measurement_images(config, batch: int) -> int:
     return stages + (config.warmup + 2 * iterations) * batch
 
 
-def predict(config, variants: int, speeds: Speeds, analyses: tuple[str, ...]) -> dict[str, float]:
-    """Predicted seconds of each part of the plan: {"measurements", "baseline", "memory", "total"}."""
+def predict(config, speeds: Speeds, analyses: tuple[str, ...], others: tuple[Speeds, ...] = ()) -> dict[str, float]:
+    """Predicted seconds of each part of the plan: {"measurements", "baseline", "memory", "total"}.
+
+    ``speeds``: the first variant's (it runs the memory run); ``others``: those of the other variants.
+    """
     measurements = 0.0
-    for batch in config.batches:
-        for kind in config.inputs:
-            for analysis in analyses:
-                measurements += measurement_images(config, batch) * speeds.per_input[(kind, analysis)]
-    measurements *= variants
+    for variant in (speeds, *others):
+        for batch in config.batches:
+            for kind in config.inputs:
+                for analysis in analyses:
+                    measurements += measurement_images(config, batch) * variant.per_input[(kind, analysis)]
     baseline = 0.0
     if config.baseline and speeds.baseline:
         runs = 2 if config.device == "cpu" else 1  # the CPU baseline runs twice (baseline.py)
@@ -98,16 +103,16 @@ def _cheaper(config, budget_s: float, memory_seconds_per_image: float) -> Iterat
         yield config
 
 
-def fit(config, variants: int, speeds: Speeds, analyses: tuple[str, ...], budget_s: float):
+def fit(config, speeds: Speeds, analyses: tuple[str, ...], budget_s: float, others: tuple[Speeds, ...] = ()):
     """The first plan of ``_cheaper`` whose prediction fits ``budget_s`` (or the cheapest one), and its
     prediction. ``analyses`` are the resolved analyses of the sweep (the last one runs the memory run)."""
     memory_speed = speeds.per_input[(config.memory_input, analyses[-1])] if config.memory_run else 0.0
     best = config
-    if predict(best, variants, speeds, analyses)["total"] > budget_s:
+    if predict(best, speeds, analyses, others)["total"] > budget_s:
         for best in _cheaper(config, budget_s, memory_speed):
-            if predict(best, variants, speeds, analyses)["total"] <= budget_s:
+            if predict(best, speeds, analyses, others)["total"] <= budget_s:
                 break
-    return best, predict(best, variants, speeds, analyses)
+    return best, predict(best, speeds, analyses, others)
 
 
 def probe(make_locator: Callable[[str | None], object], pools: dict, analyses: tuple[str | None, ...],

@@ -90,9 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--no-pipeline", dest="pipeline", action="store_false",
                    help="write the network alone, as NAME (clients preprocess themselves)")
     p.add_argument("--model-backend", choices=("auto", "onnxruntime", "tensorrt", "python"), default="auto",
-                   help="the network's Triton backend (default auto: onnxruntime for an ONNX, tensorrt for a plan); python: "
-                   "the runtime's onnxruntime backend inside Triton's Python backend, for a Triton without the onnxruntime "
-                   "backend such as nvidia-pytriton's")
+                   help="the network's Triton backend (default auto: tensorrt for a plan; for an ONNX, onnxruntime on GPU "
+                   "instances, python on the CPU); python: the runtime's onnxruntime backend inside Triton's Python backend, "
+                   "which every Triton has, the one `fakelocator serve` brings (nvidia-pytriton's) included")
     p.add_argument("--version", type=int, default=1, help="version folder (default 1)")
     p.add_argument("--max-batch", type=int, help="the network's max_batch_size (default: the engine's max batch, 32 for ONNX)")
     p.add_argument("--preferred", help="preferred batch sizes, e.g. 8,32 (default: engine opt,max; none for ONNX)")

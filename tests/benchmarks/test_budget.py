@@ -20,8 +20,8 @@ DEFAULT_MODEL_ON_A_CPU = budget.Speeds(
 
 def test_the_default_plan_for_the_default_model_fits_the_default_budget(tmp_path):
     asked = BenchConfig(out=tmp_path, device="cpu")
-    assert budget.predict(asked, 1, DEFAULT_MODEL_ON_A_CPU, ("native",))["total"] > 3600  # as configured: hours
-    planned, prediction = budget.fit(asked, 1, DEFAULT_MODEL_ON_A_CPU, ("native",), asked.budget_s)
+    assert budget.predict(asked, DEFAULT_MODEL_ON_A_CPU, ("native",))["total"] > 3600  # as configured: hours
+    planned, prediction = budget.fit(asked, DEFAULT_MODEL_ON_A_CPU, ("native",), asked.budget_s)
     assert prediction["total"] <= asked.budget_s == 300
     assert planned.inputs == asked.inputs and 1 in planned.batches  # every input kind still measured
     for name in ("iterations", "min_images", "warmup", "baseline_images", "memory_run"):
@@ -32,21 +32,21 @@ def test_the_default_plan_for_the_default_model_fits_the_default_budget(tmp_path
 def test_a_fast_model_keeps_the_plan_as_asked(tmp_path):
     asked = BenchConfig(out=tmp_path, device="cpu", memory_run=0)
     fast = budget.Speeds({(k, "fit"): 1e-5 for k in KINDS}, {k: 1e-5 for k in KINDS})
-    planned, prediction = budget.fit(asked, 2, fast, ("fit",), 300)
+    planned, prediction = budget.fit(asked, fast, ("fit",), 300, others=(fast,))
     assert planned == asked and prediction["total"] <= 300
 
 
 def test_a_memory_run_too_short_to_show_growth_is_skipped_not_shrunk(tmp_path):
     asked = BenchConfig(out=tmp_path, device="cpu")
     slow = budget.Speeds({k: 10.0 for k in DEFAULT_MODEL_ON_A_CPU.per_input}, DEFAULT_MODEL_ON_A_CPU.baseline)
-    planned, _ = budget.fit(asked, 1, slow, ("native",), 300)
+    planned, _ = budget.fit(asked, slow, ("native",), 300)
     assert planned.memory_run == 0
 
 
 def test_the_plan_line_says_when_even_the_smallest_plan_is_over_the_budget(tmp_path):
     config = BenchConfig(out=tmp_path, device="cpu")
     slow = budget.Speeds({k: 100.0 for k in DEFAULT_MODEL_ON_A_CPU.per_input}, DEFAULT_MODEL_ON_A_CPU.baseline)
-    planned, prediction = budget.fit(config, 1, slow, ("native",), 300)
+    planned, prediction = budget.fit(config, slow, ("native",), 300)
     assert planned.batches == (1,) and prediction["total"] > 300
     assert "over it" in budget.describe(planned, prediction, 300)
 
