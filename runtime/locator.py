@@ -33,7 +33,7 @@ from fakelocator.runtime.decode import DEFAULT_MAX_PIXELS, load_image, to_color_
 from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES, Job, Runner, background, prefetch
 from fakelocator.runtime.preprocess import Preprocessor, select_preprocessor
 from fakelocator.runtime.regions import RegionProposal, RegionProvider, clip_boxes
-from fakelocator.runtime.results import BBOX_LEVEL, FrameResult, LocateResult
+from fakelocator.runtime.results import FrameResult, LocateResult
 from fakelocator.runtime.video import RawFrame, Sampling, VideoReader, VideoResults, VideoSource
 
 if TYPE_CHECKING:
@@ -112,6 +112,7 @@ class Locator:
         max_tiles: ``native``: inputs that take more tiles than this (over all their crops) get an
             error record instead of a map (never a silent downscale); None for no limit. Default
             1024 tiles, about 6000 × 6000 pixels with 224² tiles.
+        bbox_level: results' ``bbox`` is the box of the map at or above this level; None: ``threshold``.
     """
 
     def __init__(
@@ -125,7 +126,7 @@ class Locator:
         prefetch: int | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         regions: RegionProvider | None = None,
-        bbox_level: float = BBOX_LEVEL,
+        bbox_level: float | None = None,
         pipeline: str = "auto",
         analysis: str | None = None,
         tile_overlap: int | None = None,
@@ -149,7 +150,7 @@ class Locator:
         self.prefetch = prefetch or max(2 * batch_size, self.workers)
         self.max_pixels = max_pixels
         self.regions = regions
-        self.bbox_level = bbox_level
+        self.bbox_level = threshold if bbox_level is None else bbox_level  # bbox: the map at/above the threshold
         self._default_faces: RegionProvider | None = None  # locate_video(faces=True)'s provider, built on first use
         # ---- GPU pipeline (device_pipeline.py) ----
         from fakelocator.runtime.device_pipeline import choose_pipeline

@@ -7,8 +7,10 @@ from typing import TypedDict, Union
 
 import numpy as np
 
-#: The map level whose bounding box ``bbox`` reports.
-BBOX_LEVEL = 0.1
+#: The map level whose bounding box ``bbox`` reports when none is given: the default decision
+#: threshold. A ``Locator`` uses its model's threshold (the map is the per-pixel fake probability, so
+#: the box is where the model calls the pixels fake).
+BBOX_LEVEL = 0.5
 LABELS = ("real", "fake")
 VERDICT_STATISTICS = ("p95", "max", "mean")
 
@@ -215,7 +217,12 @@ def label_of(score: float, threshold: float) -> str:
 
 
 def bbox_of(map_full: np.ndarray, level: float = BBOX_LEVEL) -> Box | None:
-    """(x0, y0, x1, y1), exclusive ends, of the pixels where ``map_full >= level``; None if there are none."""
+    """(x0, y0, x1, y1), exclusive ends, of the pixels where ``map_full >= level``; None if there are none.
+
+    The runtime passes the model's decision threshold as ``level``: the box of the pixels the model
+    calls fake, None when it calls none fake (a low level such as 0.1 would box the whole image for
+    any model whose map has a floor above it).
+    """
     mask = map_full >= level
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:

@@ -28,6 +28,7 @@ import numpy as np
 from fakelocator.errors import FakeLocatorError, InputError
 from fakelocator.runtime.decode import read_file
 from fakelocator.runtime.results import BBOX_LEVEL, LocateResult, bbox_of
+from fakelocator.runtime.triton_models import THRESHOLD_KEY
 
 OUTPUTS = ("map", "shape", "score", "label", "error")
 PROTOCOLS = ("http", "grpc")
@@ -83,6 +84,7 @@ class TritonClient:
         self.model = model
         self.timeout_s = float(timeout_s)
         self._max_batch = max_batch
+        self._threshold: float | None = None
         try:
             if self.endpoint.protocol == "http":
                 import tritonclient.http as module
@@ -149,6 +151,16 @@ class TritonClient:
         if self._max_batch is None:
             self._max_batch = max(1, int(self.config().get("max_batch_size", 1) or 1))
         return self._max_batch
+
+    @property
+    def threshold(self) -> float:
+        """The served pipeline's decision threshold (its ``fakelocator.threshold`` parameter): the level
+        whose box results' ``bbox`` is, as in the runtime."""
+        if self._threshold is None:
+            parameters = self.config().get("parameters", {}) or {}
+            value = (parameters.get(THRESHOLD_KEY) or {}).get("string_value")
+            self._threshold = float(value) if value else BBOX_LEVEL
+        return self._threshold
 
     # ---- locate -----------------------------------------------------------------------------------
 
@@ -225,7 +237,7 @@ class TritonClient:
                 fakeness = crop.astype(np.float32) / 255.0 if crop.dtype == np.uint8 else crop.astype(np.float32)
             results.append(LocateResult(
                 sources[i], map=fakeness, score=float(score[i]), label=_text(label[i]),
-                bbox=bbox_of(fakeness, BBOX_LEVEL) if fakeness is not None else None, width=w, height=h,
+                bbox=bbox_of(fakeness, self.threshold) if fakeness is not None else None, width=w, height=h,
             ))
         return results
 
