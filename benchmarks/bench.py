@@ -422,17 +422,32 @@ def _plan(config: BenchConfig, variants: list[Variant], device: str, pools, prep
         finally:
             backend.close()
         all_speeds.append(speeds)
-    speeds, others = all_speeds[0], tuple(all_speeds[1:])
-    asked = config
-    if config.budget_s:
-        config, prediction = budget.fit(config, speeds, analyses, config.budget_s, others)
-    else:
-        prediction = budget.predict(config, speeds, analyses, others)
+    asked, speeds = config, all_speeds[0]
+    labels = {id(sp): v.label for v, sp in zip(variants, all_speeds)}
+    others = list(all_speeds[1:])
+    while True:
+        if config.budget_s:
+            config, prediction = budget.fit(asked, speeds, analyses, asked.budget_s, tuple(others))
+        else:
+            prediction = budget.predict(config, speeds, analyses, tuple(others))
+        if not (config.budget_s and prediction["total"] > config.budget_s and others and not config.backends):
+            break
+        # Even the smallest plan is over the budget: under the default (every backend) the slowest of the
+        # others is left out, as an unavailable backend is; naming it with --backend measures it.
+        slowest = max(others, key=lambda sp: budget.predict(config, sp, analyses)["measurements"])
+        alone = budget.predict(config, slowest, analyses)["measurements"]
+        others.remove(slowest)
+        reason = (f"too slow for the time budget here: its smallest plan alone is about {alone:.0f} s of the "
+                  f"{config.budget_s:.0f} s (name it with --backend, or raise --budget-s)")
+        label = labels[id(slowest)]
+        variants[:] = [v for v in variants if v.label != label]
+        results["skipped"].append({"backend": label.split()[0], "precision": label.split()[-1], "reason": reason})
+        progress(f"{label}: left out, {reason}")
     progress(budget.describe(config, prediction, config.budget_s))
     changed = {k: [getattr(asked, k), getattr(config, k)] for k in ("batches", "iterations", "min_images", "warmup",
                "baseline_images", "memory_run") if getattr(asked, k) != getattr(config, k)}
     results["plan"] = {"budget_s": config.budget_s, "predicted_s": prediction,
-                       "speeds": {v.label: sp.to_dict() for v, sp in zip(variants, all_speeds)},
+                       "speeds": {labels[id(sp)]: sp.to_dict() for sp in all_speeds},
                        "changed_for_the_budget": {k: {"asked": a, "ran": r} for k, (a, r) in changed.items()}}
     results["config"] = config.to_dict()
     return config

@@ -99,3 +99,14 @@ def test_a_negative_budget_is_refused(tmp_path):
     with pytest.raises(FakeLocatorError, match="budget"):
         BenchConfig(out=tmp_path, budget_s=-1)
     assert replace(BenchConfig(out=tmp_path), budget_s=0).budget_s == 0
+
+
+def test_under_the_default_backends_one_too_slow_for_the_budget_is_left_out_and_said(tiny_files, tmp_path):
+    onnx_path, _ = tiny_files  # onnxruntime and torch can both run it
+    config = BenchConfig(out=tmp_path, model=onnx_path, inputs=("direct224",), batches=(1,), iterations=2, min_images=0,
+                         warmup=1, baseline=False, memory_run=0, pool_size=2, threads=1, device="cpu", budget_s=1e-3)
+    messages = []
+    results = run_bench(config, progress=messages.append)
+    assert len({r["backend"] for r in results["runs"]}) == 1  # the first backend always runs
+    left_out = [s for s in results["skipped"] if "too slow for the time budget" in s["reason"]]
+    assert len(left_out) == 1 and any("left out" in m for m in messages)
