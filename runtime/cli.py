@@ -165,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--face-threshold", type=float, metavar="S",
                    help="lowest detector score kept (default: 0.5 for the LBP cascade, 0.8 for RetinaFace)")
     g.add_argument("--faces-fallback", choices=("none", "frame"),
-                   help="without a face: none analyses nothing (score 0, counted as an empty frame), "
-                   "frame analyses the whole image (default: none)")
+                   help="without a face: frame analyses the whole image (default; the record says analysed: image), "
+                   "none analyses nothing (score 0, label real, counted as an empty frame)")
 
     g = p.add_argument_group("outputs")
     g.add_argument("--map-depth", type=int, choices=(8, 16), default=8, help="bits per map pixel (default: 8)")
@@ -330,10 +330,14 @@ def _run_locked(args: argparse.Namespace, out: Path, faces) -> int:
 
     rate = stats.processed / stats.seconds if stats.seconds > 0 else 0.0
     resumed = f", {stats.skipped} already done" if stats.skipped else ""
+    faceless = ""
+    if faces is not None and stats.faceless:
+        what = "the whole image analysed" if faces.fallback == "frame" else "not analysed: score 0, real"
+        faceless = f", {stats.faceless} with no face found ({what})"
     print(
         f"{PROG}: {_count(stats.inputs, 'input')} ({_count(stats.images, 'image')}, {_count(stats.videos, 'video')}, "
         f"{_count(stats.frames, 'frame')}): "
-        f"{stats.ok} ok, {stats.failed} failed, {stats.fake} fake{resumed}; "
+        f"{stats.ok} ok, {stats.failed} failed, {stats.fake} fake{resumed}{faceless}; "
         f"{stats.processed} analysed in {stats.seconds:.1f} s ({rate:.1f}/s, {locator.backend.name} on {locator.backend.device}, "
         f"{locator.contract.analysis} analysis, {locator.pipeline} pre/post-processing)",
         file=sys.stderr,

@@ -119,7 +119,18 @@ class LocateResult:
             record["regions"] = [{"box": list(r.box), "score": r.score} for r in self.regions]
         if self.faces is not None:
             record["faces"] = [{"box": [int(v) for v in f.box], "score": round(f.score, 6)} for f in self.faces]
+            record["analysed"] = self.analysed
         return record
+
+    @property
+    def analysed(self) -> str | None:
+        """With face detection: what the score stands for: "faces" (the faces' crops), "image" (no face
+        found, the whole image analysed) or "nothing" (no face found, nothing analysed); None without it."""
+        if self.faces is None or self.error is not None:
+            return None
+        if self.faces:
+            return "faces"
+        return "image" if self.regions is None else "nothing"
 
 
 @dataclass
