@@ -109,14 +109,14 @@ def _count(n: int, noun: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image, video, folder, glob, list file, or - (list on stdin)")
-    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--out", "-o", default="runs/locate", metavar="DIR", help="output folder (default: runs/locate)")
     p.add_argument("--version", action="version", version=f"{PROG} (fakelocator) {__version__}")
 
     g = p.add_argument_group("model")
     g.add_argument("--model", "-m", metavar="PATH", help="an .onnx, .engine or checkpoint (default: the embedded model)")
     g.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"),
                    help="inference backend; auto takes the fastest available for the model (default: auto)")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    g.add_argument("--device", default="auto", metavar="DEVICE", help="auto, cpu, cuda or cuda:N (default: auto)")
     g.add_argument("--batch", type=_positive_int, default=8, metavar="N",
                    help="network inputs per inference batch: images in fit analysis, tiles in native (default: 8)")
     g.add_argument("--threshold", type=float, default=0.5, help="score at or above which the label is fake (default: 0.5)")

@@ -1,7 +1,7 @@
 """Measure latency and throughput per backend, precision, batch size, input and stage.
 
-  fakelocator bench --out runs/bench [--budget-s 300] [--model model.onnx] [--backend onnxruntime,torch]
-                    [--batch 1,8,32,64,128] [--inputs 1080p,crop256,direct224] [--iterations 20]
+  fakelocator bench [--out runs/bench] [--budget-s 300] [--model model.onnx] [--backend onnxruntime,torch]
+                    [--batch-sizes 1,8,32,64,128] [--inputs 1080p,crop256,direct224] [--iterations 20]
                     [--warmup 3] [--baseline | --no-baseline] [--memory-run 10000] [--device auto]
                     [--analysis fit,native] [--tile-overlap N] [--tile-pooling max|mean|top2]
 
@@ -25,7 +25,7 @@ Progress goes to stderr, the markdown table to stdout. docs/benchmarks.md explai
 
   fakelocator bench --triton http://HOST:8000 [--concurrency 1,2,4,8,16] [--requests 32]
                     [--images-per-request 1] [--triton-inputs 1080p | --images FILE ...] [--scores-only]
-                    [--out DIR]
+                    [--request-timeout 120] [--out runs/bench]
 
 A load test of a served repository (`fakelocator serve`), as perf_analyzer does: per concurrency
 level, throughput and p50/p95/p99 latency of requests with encoded images, and the batches the server
@@ -39,6 +39,7 @@ import sys
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
+from fakelocator.flags import DEVICE_HELP, deprecated_alias
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -68,12 +69,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--backend", type=_names, default=(),
                       help="comma-separated: onnxruntime, torch, tensorrt (default: every available one)")
     what.add_argument("--precision", type=_names, default=(), help="fp32, fp16 (default: fp32 on the CPU, both on a GPU)")
-    what.add_argument("--batch", type=_ints, default=DEFAULT_BATCHES, help=f"batch sizes (default {','.join(map(str, DEFAULT_BATCHES))})")
+    what.add_argument("--batch-sizes", type=_ints, default=DEFAULT_BATCHES, metavar="N,N,...",
+                      help=f"network batch sizes to measure, comma-separated (default {','.join(map(str, DEFAULT_BATCHES))}; "
+                      "at most, under --budget-s)")
+    deprecated_alias(what, "--batch", "--batch-sizes", "batch_sizes", type=_ints)
     what.add_argument("--inputs", type=_names, default=tuple(KINDS), help=f"input kinds (default {','.join(KINDS)})")
-    what.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto: a GPU when a backend can use one)")
+    what.add_argument("--device", default="auto", metavar="DEVICE", help=f"{DEVICE_HELP} (default auto: a GPU when a backend can use one)")
     what.add_argument("--analysis", type=_names, default=(), metavar="fit,native",
                       help="analyses to measure, comma-separated: fit (one resized input per image), native (tiles at "
-                      "the image's own scale; --batch then counts tiles per inference call); default: the model's own")
+                      "the image's own scale; a batch then counts tiles per inference call); default: the model's own")
     what.add_argument("--tile-overlap", type=int, metavar="N", help="native: pixels neighbouring tiles share (default: the model's)")
     what.add_argument("--tile-pooling", choices=("max", "mean", "top2"), help="native: tile score pooling (default: the model's)")
     what.add_argument("--max-tiles", type=int, default=1024, metavar="N",
@@ -93,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--baseline-images", type=int, default=50, help="images timed through the baseline per input kind (default 50)")
     how.add_argument("--memory-run", type=int, default=10_000, metavar="N",
                      help="images in the memory-growth run (default 10000; 0 skips it)")
-    how.add_argument("--memory-batch", type=int, help="batch of the memory run (default min(32, largest --batch))")
+    how.add_argument("--memory-batch", type=int, metavar="N", help="network batch of the memory run (default min(32, largest of --batch-sizes))")
     how.add_argument("--memory-input", default="1080p", help="input kind of the memory run (default 1080p)")
     how.add_argument("--threads", type=int, default=0, help="backend intra-op threads (onnxruntime, torch; default 0 = theirs)")
     how.add_argument("--ort-spinning", action="store_true",
@@ -101,7 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--workers", type=int, help="the locator's decoding/upsampling threads (default: its own)")
     how.add_argument("--preprocessor", default="auto", choices=("auto", "native", "numpy"), help="default auto (native when built)")
     how.add_argument("--pool", type=int, default=16, help="distinct generated images per input kind (default 16)")
-    how.add_argument("--seed", type=int, default=0)
+    how.add_argument("--seed", type=int, default=0, help="seed of the generated inputs and models (default 0)")
 
     triton = parser.add_argument_group("Triton load test (instead of the in-process benchmark)")
     triton.add_argument("--triton", metavar="URL", help="a served pipeline model: http://HOST:8000 or grpc://HOST:8001")
@@ -113,23 +117,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     triton.add_argument("--triton-inputs", default="1080p", help="generated input kind (default 1080p)")
     triton.add_argument("--images", type=Path, nargs="+", default=(), help="image files to send instead of generated ones")
     triton.add_argument("--scores-only", action="store_true", help="do not ask for the maps")
-    triton.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
+    triton.add_argument("--request-timeout", dest="timeout", type=float, default=120.0, metavar="SECONDS",
+                        help="seconds per request (default 120)")
+    deprecated_alias(triton, "--timeout", "--request-timeout", "timeout", type=float)
 
-    parser.add_argument("--out", type=Path, help="output folder for bench.json, bench.md, bench.png "
-                        "(required, except with --triton: triton.json and triton.md)")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"), metavar="DIR",
+                        help="output folder for bench.json, bench.md, bench.png (with --triton: triton.json and triton.md; "
+                        "default runs/bench)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.triton:
         return run_triton(args)
-    if args.out is None:
-        raise FakeLocatorError("--out is required (the folder for bench.json, bench.md, bench.png)")
     from fakelocator.benchmarks.bench import BenchConfig, run_bench
     from fakelocator.benchmarks.report import markdown, write_all, write_json
 
     config = BenchConfig(
         out=args.out, model=args.model, checkpoint=args.checkpoint, untrained=args.untrained,
-        backends=args.backend, precisions=args.precision, batches=args.batch, inputs=args.inputs,
+        backends=args.backend, precisions=args.precision, batches=args.batch_sizes, inputs=args.inputs,
         iterations=args.iterations, min_images=args.min_images, warmup=args.warmup, stages=args.stages, baseline=args.baseline,
         baseline_images=args.baseline_images, memory_run=args.memory_run, memory_batch=args.memory_batch,
         memory_input=args.memory_input, device=args.device, threads=args.threads, ort_spinning=args.ort_spinning, workers=args.workers,

@@ -4,7 +4,7 @@
       one self-contained ONNX file (opset 18, dynamic batch) with the preprocessing contract in its
       metadata; checked with onnx.checker and against PyTorch on ONNX Runtime. Given an .onnx and
       --fp16, converts it to mixed precision (checked against the fp32 file).
-  fakelocator export engine model.onnx -o model.engine --batch 1,16,64 [--fp16]
+  fakelocator export engine model.onnx -o model.engine --batch-range 1,16,64 [--fp16]
       a TensorRT engine (pure plan) and its sidecar model.engine.json; needs TensorRT and a GPU.
   fakelocator export triton model.onnx|model.engine --repo models/ [--model-backend python]
       a Triton Inference Server model repository: the server-side pipeline (encoded images in,
@@ -22,15 +22,22 @@ import json
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
+from fakelocator.flags import deprecated_alias
 
 
 def gpu_index(text: str) -> int:
-    """``--device`` of ``export engine`` and ``export check``: ``0``, ``cuda`` or ``cuda:0`` → GPU index 0."""
+    """``--device`` of ``export engine`` and ``export check`` (TensorRT: GPUs only): ``auto``, ``cuda``
+    or ``cuda:N`` (a bare index N is accepted too) → the GPU index."""
     value = text.strip().lower()
-    value = "0" if value == "cuda" else value.removeprefix("cuda:")
+    if value == "cpu":
+        raise argparse.ArgumentTypeError("TensorRT engines run on GPUs only: give auto, cuda or cuda:N")
+    value = "0" if value in ("auto", "cuda") else value.removeprefix("cuda:")
     if not value.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a GPU: give an index (0) or cuda:N")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a GPU: give auto, cuda or cuda:N")
     return int(value)
+
+
+GPU_DEVICE_HELP = "auto, cuda or cuda:N (default auto: cuda:0; TensorRT runs on GPUs only)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,8 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("onnx", help="an ONNX file written by `fakelocator export onnx`")
     p.add_argument("-o", "--output", help="the engine to write (default: ONNX with .engine)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing engine (and its sidecar)")
-    p.add_argument("--batch", help="batch profile MIN,OPT,MAX or MAX (default 1,8,32; 1,32,64 for a model made for "
-                   "native analysis, whose inputs are tiles, tens per image)")
+    p.add_argument("--batch-range", metavar="MIN,OPT,MAX", help="the engine's batch profile, MIN,OPT,MAX or MAX (default "
+                   "1,8,32; 1,32,64 for a model made for native analysis, whose inputs are tiles, tens per image)")
+    deprecated_alias(p, "--batch", "--batch-range", "batch_range")
     p.add_argument("--hw", help="for an ONNX with dynamic H/W: HxW or MINHxMINW,OPTHxOPTW,MAXHxMAXW (not for a native "
                    "model: its engine takes its tiles only)")
     precision = p.add_mutually_exclusive_group()
@@ -75,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="build for other GPUs too (slower engine)")
     p.add_argument("--version-compatible", action="store_true", help="runs on later TensorRT versions too (slower engine)")
     p.add_argument("--exclude-lean-runtime", action="store_true", help="with --version-compatible: leave the lean runtime out")
-    p.add_argument("--device", type=gpu_index, default=0, help="GPU: an index or cuda:N (default 0)")
+    p.add_argument("--device", type=gpu_index, default="auto", metavar="DEVICE", help=GPU_DEVICE_HELP)
     p.add_argument("--verbose", action="store_true", help="show TensorRT's info messages")
     p.add_argument("--no-check", dest="check", action="store_false", help="skip the TensorRT vs ONNX Runtime parity check")
     p.set_defaults(_export=run_engine)
@@ -93,7 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="the network's Triton backend (default auto: tensorrt for a plan; for an ONNX, onnxruntime on GPU "
                    "instances, python on the CPU); python: the runtime's onnxruntime backend inside Triton's Python backend, "
                    "which every Triton has, the one `fakelocator serve` brings (nvidia-pytriton's) included")
-    p.add_argument("--version", type=int, default=1, help="version folder (default 1)")
+    p.add_argument("--model-version", dest="version", type=int, default=1, metavar="N",
+                   help="the models' version folder in the repository (default 1)")
+    deprecated_alias(p, "--version", "--model-version", "version", type=int)
     p.add_argument("--max-batch", type=int, help="the network's max_batch_size (default: the engine's max batch, 32 for ONNX)")
     p.add_argument("--preferred", help="preferred batch sizes, e.g. 8,32 (default: engine opt,max; none for ONNX)")
     p.add_argument("--queue-delay-us", type=int, default=2000, help="the network's dynamic batcher max queue delay (default 2000)")
@@ -130,11 +140,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "the report is out of bounds.")
     p.add_argument("model", help="an .onnx or an .engine (with its sidecar)")
     p.add_argument("--against", help="the reference: a .safetensors/.pt checkpoint, an .onnx or an .engine")
-    p.add_argument("--batch", type=int, default=3, help="images per case (default 3)")
+    p.add_argument("--batch", type=int, default=3, metavar="N", help="network inputs per call in each parity case (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random cases (default 0)")
     p.add_argument("--max-abs", type=float, help="override the max |Δmap| and |Δscore| bound")
     p.add_argument("--min-cosine", type=float, help="override the map COSS bound")
-    p.add_argument("--device", type=gpu_index, default=0, help="GPU for engines: an index or cuda:N (default 0)")
+    p.add_argument("--device", type=gpu_index, default="auto", metavar="DEVICE", help="for engines: " + GPU_DEVICE_HELP)
     p.set_defaults(_export=run_check)
 
 
@@ -219,7 +229,7 @@ def build_options(args, native: bool = False):
     from fakelocator.export.engine_spec import BuildOptions, default_batch, parse_batch, parse_hw, parse_size
 
     return BuildOptions(
-        batch=parse_batch(args.batch) if args.batch else default_batch(native),
+        batch=parse_batch(args.batch_range) if args.batch_range else default_batch(native),
         hw=parse_hw(args.hw) if args.hw else None,
         precision=args.precision,
         weak_fp16=args.weak_fp16,
@@ -238,7 +248,7 @@ def run_engine(args) -> int:
 
     onnx_path = Path(args.onnx)
     native = False
-    if not args.batch:  # the default profile follows the model's analysis
+    if not args.batch_range:  # the default profile follows the model's analysis
         from fakelocator.export.onnx_file import read_onnx_info
 
         native = read_onnx_info(onnx_path).require_fakelocator().preprocessing.native

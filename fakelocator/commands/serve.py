@@ -1,7 +1,7 @@
 """Serve a Triton model repository written by `fakelocator export triton`.
 
   fakelocator serve models/ [--http-port 8000] [--grpc-port 8001] [--metrics-port 8002 | --no-metrics]
-                    [--host 127.0.0.1] [--server PATH] [--python-path DIR] [--log-file PATH] [--timeout 180]
+                    [--host 127.0.0.1] [--server PATH] [--python-path DIR] [--log-file PATH] [--start-timeout 180]
 
 Starts a tritonserver on the repository: --server, else one on PATH (a full Triton, e.g. the NGC
 container), else the one bundled in the nvidia-pytriton wheel (Python backend only: it serves what
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
+from fakelocator.flags import deprecated_alias
 
 
 def _port(text: str) -> int:
@@ -49,7 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a folder put first on the Python backend's sys.path (repeatable; the bundled server needs "
                         "NumPy 1.x there, default <environment>/fakelocator-triton-python)")
     parser.add_argument("--log-file", help="write the server's log here (default: this terminal)")
-    parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the models to be ready (default 180)")
+    parser.add_argument("--start-timeout", dest="timeout", type=float, default=180.0, metavar="SECONDS",
+                        help="seconds to wait for the server and its models to be ready (default 180)")
+    deprecated_alias(parser, "--timeout", "--start-timeout", "timeout", type=float)
     parser.add_argument("--exit-timeout", type=int, default=5,
                         help="seconds the server may finish requests in flight when stopped (default 5)")
 

@@ -33,6 +33,8 @@ import argparse
 import logging
 import sys
 
+from fakelocator.flags import deprecated_alias
+
 PREFIX = "cfg."  # argument destinations that are TrainConfig fields, as dotted paths
 
 
@@ -64,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt(run, "--out", field="out", metavar="DIR", help=f"output folder (default: {d.out})")
     opt(run, "--seed", field="seed", type=int, metavar="N",
         help=f"seed of initialization, data order and augmentation (default: {d.seed})")
-    opt(run, "--device", field="device", metavar="DEV",
+    opt(run, "--device", field="device", metavar="DEVICE",
         help=f"auto (CUDA when available), cpu, cuda or cuda:N (default: {d.device})")
     opt(run, "--workers", field="workers", type=int, metavar="N",
         help=f"data-loading processes, 0 = in the training process (default: {d.workers})")
@@ -133,7 +135,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     optim = parser.add_argument_group("optimization")
     opt(optim, "--epochs", field="epochs", type=int, metavar="N", help=f"epochs (default: {d.epochs})")
-    opt(optim, "--batch-size", field="batch_size", type=int, metavar="N", help=f"images per batch (default: {d.batch_size})")
+    opt(optim, "--batch", field="batch_size", type=int, metavar="N", help=f"images per training batch (default: {d.batch_size})")
+    deprecated_alias(optim, "--batch-size", "--batch", PREFIX + "batch_size", type=int)
     opt(optim, "--lr", field="lr", type=float, metavar="LR", help=f"Adam learning rate (default: {d.lr:g})")
     opt(optim, "--betas", field="betas", type=float, nargs=2, metavar=("B1", "B2"),
         help=f"Adam betas (default: {d.betas[0]} {d.betas[1]})")

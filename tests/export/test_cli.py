@@ -28,7 +28,7 @@ def test_help_of_every_subcommand_imports_neither_torch_nor_tensorrt():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "--batch" in result.stdout and "--repo" in result.stdout and "--against" in result.stdout
+    assert "--batch-range" in result.stdout and "--repo" in result.stdout and "--against" in result.stdout
 
 
 def test_the_export_package_and_the_tensorrt_backend_import_without_torch_or_tensorrt():
@@ -54,14 +54,14 @@ def test_engine_without_tensorrt_is_one_line_with_the_install_command(capsys, fp
 
 def test_bad_engine_options_are_reported_before_tensorrt_is_needed(capsys, fp32_export, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
-    code, _, err = run(capsys, "engine", str(fp32_export.path), "--batch", "8,4,2")
-    assert code == 2 and "--batch '8,4,2'" in err
+    code, _, err = run(capsys, "engine", str(fp32_export.path), "--batch-range", "8,4,2")
+    assert code == 2 and "--batch-range '8,4,2'" in err
 
 
 def test_engine_through_the_cli_with_fake_tensorrt(capsys, fake_trt, fp32_export, tmp_path):
     """API-contract test: the CLI wiring, with the fake TensorRT of tests/helpers/fake_tensorrt.py; the parity step runs the fake engine."""
     engine = tmp_path / "m.engine"
-    code, out, _ = run(capsys, "engine", str(fp32_export.path), "-o", str(engine), "--batch", "1,2,4", "--no-check",
+    code, out, _ = run(capsys, "engine", str(fp32_export.path), "-o", str(engine), "--batch-range", "1,2,4", "--no-check",
                        "--device", "cuda:0")
     assert code == 0 and engine.is_file() and (tmp_path / "m.engine.json").is_file()
     assert "fp32, image: min 1x3x64x64, opt 2x3x64x64, max 4x3x64x64" in out

@@ -92,12 +92,11 @@ def test_bad_endpoints(url, protocol, message):
         Endpoint.parse(url, protocol)
 
 
-def test_bench_needs_out_unless_it_load_tests_a_server(capsys):
+def test_bench_load_test_of_a_server_that_is_not_there_is_one_line(capsys, tmp_path):
     from fakelocator.cli import main
 
-    assert main(["bench"]) == 2 and "--out is required" in capsys.readouterr().err
     pytest.importorskip("tritonclient.http", reason="tritonclient[http] is not installed: pip install 'fakelocator[serve]'")
-    code = main(["bench", "--triton", f"http://127.0.0.1:{ts.free_port()}", "--timeout", "2"])
+    code = main(["bench", "--triton", f"http://127.0.0.1:{ts.free_port()}", "--request-timeout", "2", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "is not ready" in err and err.strip().splitlines()[-1].startswith("fakelocator bench: error:")
 

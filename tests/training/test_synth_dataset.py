@@ -222,7 +222,7 @@ def test_synth_then_train_with_the_default_attention_works_without_parsing_weigh
     assert properties & {"face", "hair", "eyes", "mouth", "nose"}, properties
     capsys.readouterr()
     rc = main(["train", "--data", str(data), "--input-size", "32", "32", "--unet-width", "4", "--epochs", "1",
-               "--batch-size", "4", "--max-steps", "1", "--workers", "0", "--threads", "1", "--device", "cpu",
+               "--batch", "4", "--max-steps", "1", "--workers", "0", "--threads", "1", "--device", "cpu",
                "--out", str(tmp_path / "run")])
     assert rc == 0, capsys.readouterr().err
     assert (tmp_path / "run" / "model.safetensors").is_file()

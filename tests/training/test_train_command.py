@@ -31,7 +31,7 @@ def test_help_explains_every_option():
             assert action.help and len(action.help) > 15, action.option_strings
             assert all(o in help_text for o in action.option_strings)
     required = ["--config", "--resume", "--data", "--val", "--real-dir", "--entire-dir", "--backbone", "--no-classifier",
-                "--loss", "--epochs", "--batch-size", "--lr", "--device", "--out", "--seed", "--max-steps",
+                "--loss", "--epochs", "--batch", "--lr", "--device", "--out", "--seed", "--max-steps",
                 "--pretrained-backbone", "--p-real", "--p-fake", "--skip-invalid", "--workers"]
     assert all(o in help_text for o in required)
 
@@ -82,7 +82,7 @@ def test_bad_settings_are_one_line_errors_not_tracebacks(tmp_path, capsys):
 def test_the_command_trains_end_to_end_and_resumes(toy_data, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["train", "--data", str(toy_data["mixed"]), "--val-fraction", "0.25", "--input-size", "32", "32",
-            "--unet-width", "4", "--epochs", "1", "--batch-size", "4", "--max-steps", "2", "--workers", "0",
+            "--unet-width", "4", "--epochs", "1", "--batch", "4", "--max-steps", "2", "--workers", "0",
             "--threads", "1", "--device", "cpu", "--seed", "3", "--out", str(out)]
     assert cli.main(argv) == 0
     printed = capsys.readouterr()
