@@ -263,7 +263,7 @@ def _resolve(model: ServedModel, options: TritonOptions) -> tuple[int, tuple[int
         lo, opt, hi = model.batch_limits
         if lo != 1:
             raise FakeLocatorError(
-                f"engine {model.path}: its profile starts at batch {lo}; Triton sends any batch from 1, rebuild with --batch 1,{opt},{hi}"
+                f"engine {model.path}: its profile starts at batch {lo}; Triton sends any batch from 1, rebuild with --batch-range 1,{opt},{hi}"
             )
         max_batch = hi if options.max_batch_size is None else options.max_batch_size
         if max_batch > hi:

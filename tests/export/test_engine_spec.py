@@ -250,7 +250,7 @@ def test_another_tensorrt_version_is_refused_with_the_rebuild_command():
         ensure_compatible(sidecar(), here, "out/model.engine")
     message = str(e.value)
     assert "built with TensorRT 10.16.1.11, this machine has TensorRT 10.16.2.3" in message
-    assert "fakelocator export engine models/model.onnx -o out/model.engine --batch 1,16,64 --fp16" in message
+    assert "fakelocator export engine models/model.onnx -o out/model.engine --batch-range 1,16,64 --fp16" in message
 
 
 def test_another_gpu_is_refused_naming_both_gpus():

@@ -124,7 +124,7 @@ def test_plan_repository_uses_the_tensorrt_backend_and_the_profile(fp32_export, 
     [
         ((1, 8, 32), TritonOptions(instance_kind="cpu"), "runs on GPUs only"),
         ((1, 8, 32), TritonOptions(max_batch_size=64), "exceeds the engine profile's max batch 32"),
-        ((4, 8, 32), TritonOptions(), "rebuild with --batch 1,8,32"),
+        ((4, 8, 32), TritonOptions(), "rebuild with --batch-range 1,8,32"),
         ((1, 8, 32), TritonOptions(preferred_batch_sizes=(8, 40)), r"preferred batch sizes \[40\]"),
     ],
 )
