@@ -241,7 +241,9 @@ def limits(row: dict, flops_per_image: int | None, ceiling: dict, contract, pool
     out: dict[str, Any] = {}
     infer = stages.get("infer", {})
     if flops_per_image and infer.get("p50_ms"):
-        achieved = flops_per_image * batch / (infer["p50_ms"] / 1000)
+        # flops_per_image is one network input's; in native analysis an image is tiles_per_image inputs and
+        # the infer stage times all the tiles of ``batch`` images
+        achieved = flops_per_image * row.get("tiles_per_image", 1) * batch / (infer["p50_ms"] / 1000)
         out["achieved_tflops"] = achieved / 1e12
         if row["device"] != "cpu":
             peak = ceiling.get("peak")

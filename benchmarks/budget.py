@@ -116,9 +116,11 @@ def fit(config, speeds: Speeds, analyses: tuple[str, ...], budget_s: float, othe
 
 
 def probe(make_locator: Callable[[str | None], object], pools: dict, analyses: tuple[str | None, ...],
-          baseline: bool, clock: Callable[[], float] = time.perf_counter) -> tuple[Speeds, tuple[str, ...]]:
+          baseline: bool, clock: Callable[[], float] = time.perf_counter, slow_s: float = 2.0) -> tuple[Speeds, tuple[str, ...]]:
     """Time one warm image per input kind and analysis (one untimed image first) through
-    ``make_locator(analysis)``; the ``fit`` analysis too when the baseline will run.
+    ``make_locator(analysis)``; the ``fit`` analysis too when the baseline will run. A first image
+    that takes ``slow_s`` or more is its own estimate (warming up is then a small part of it), so
+    that probing a slow backend on 1080p costs one image, not two.
 
     Returns the speeds and the resolved analysis names of ``analyses`` (None: the model's own).
     """
@@ -130,12 +132,15 @@ def probe(make_locator: Callable[[str | None], object], pools: dict, analyses: t
         locator = make_locator(analysis)  # shares the caller's backend: the caller closes it
         name = locator.contract.analysis
         for kind, pool in pools.items():
+            start = clock()
             for r in locator.locate([pool.item(0)], on_error="record"):
                 if r.error is not None:
                     raise RuntimeError(f"the benchmark input {r.source} failed: {r.error}")
-            start = clock()
-            locator.locate([pool.item(1 % len(pool))], on_error="record")
             seconds = clock() - start
+            if seconds < slow_s:
+                start = clock()
+                locator.locate([pool.item(1 % len(pool))], on_error="record")
+                seconds = clock() - start
             if i < len(analyses):
                 per_input[(kind, name)] = seconds
             if name == "fit":
