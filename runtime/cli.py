@@ -263,23 +263,13 @@ def run_cli(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise FakeLocatorError(f"--out {out}: exists and is not a folder")
     faces = face_options(args)  # usage errors before --out is created
-    lock = OutputLock(out)  # this run owns --out until it ends (another run on it stops here)
-    try:
-        return _run_locked(args, out, faces)
-    finally:
-        lock.release()
-
-
-def _run_locked(args: argparse.Namespace, out: Path, faces) -> int:
+    # No inputs, or a model that does not load, leave no --out behind: both come before the lock.
     from fakelocator.runtime.inputs import expand
     from fakelocator.runtime.locator import Locator
-    from fakelocator.runtime.outputs import Journal, Layout, OutputError
-    from fakelocator.runtime.run import RunOptions, run
 
     inputs = expand(args.inputs, exclude=out)
     if not inputs:
         raise FakeLocatorError("no inputs (an empty list?)")
-
     backend_options = {"threads": args.threads} if args.threads else {}
     locator = Locator.load(
         args.model, backend=args.backend, device=args.device, batch_size=args.batch, threshold=args.threshold,
@@ -287,6 +277,21 @@ def _run_locked(args: argparse.Namespace, out: Path, faces) -> int:
         analysis=args.analysis, tile_overlap=args.tile_overlap, tile_pooling=args.tile_pooling, max_tiles=args.max_tiles,
         **backend_options,
     )
+    try:
+        lock = OutputLock(out)  # this run owns --out until it ends (another run on it stops here)
+    except BaseException:
+        locator.close()
+        raise
+    try:
+        return _run_locked(args, out, faces, inputs, locator)
+    finally:
+        lock.release()
+
+
+def _run_locked(args: argparse.Namespace, out: Path, faces, inputs, locator) -> int:
+    from fakelocator.runtime.outputs import Journal, Layout, OutputError
+    from fakelocator.runtime.run import RunOptions, run
+
     layout = Layout(out)
     try:
         journal = Journal(layout.results, resume=args.resume, overwrite=args.overwrite)
@@ -339,11 +344,25 @@ def _run_locked(args: argparse.Namespace, out: Path, faces) -> int:
         f"{_count(stats.frames, 'frame')}): "
         f"{stats.ok} ok, {stats.failed} failed, {stats.fake} fake{resumed}{faceless}; "
         f"{stats.processed} analysed in {stats.seconds:.1f} s ({rate:.1f}/s, {locator.backend.name} on {locator.backend.device}, "
-        f"{locator.contract.analysis} analysis, {locator.pipeline} pre/post-processing)",
+        f"{locator.contract.analysis} analysis, {locator.pipeline} pre/post-processing{_numpy_fallback(locator)})",
         file=sys.stderr,
     )
-    print(f"{PROG}: maps in {out / 'maps'}, records in {layout.results}", file=sys.stderr)
+    wrote_maps = (layout.root / "maps").is_dir()  # by this run or, resumed, an earlier one
+    print(f"{PROG}: " + (f"maps in {out / 'maps'}, " if wrote_maps else "no maps written; ") + f"records in {layout.results}",
+          file=sys.stderr)
     return 1 if stats.failed else 0
+
+
+def _numpy_fallback(locator) -> str:
+    """Said once, in the summary: the host pre/post-processing runs in numpy because the native
+    library (``make native``) was not found, which costs speed, not results."""
+    if locator.pipeline != "host" or getattr(locator.preprocessor, "name", "") != "numpy":
+        return ""
+    from fakelocator.runtime import native
+
+    native.load()
+    reason = native._unavailable or "not built"
+    return f" in numpy: the native library was not found ({reason}; `make native`, docs/native.md)"
 
 
 if __name__ == "__main__":
