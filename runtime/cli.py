@@ -137,10 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="native: pixels neighbouring tiles share, blended by a linear window (default: the model's, 32)")
     g.add_argument("--tile-pooling", choices=("max", "mean", "top2"),
                    help="native: how tile scores become the image's score: the most suspicious tile, their mean, "
-                        "or the mean of the two highest (default: the model's, max)")
+                        "or the mean of the two highest (default: the model's; the shipped model's is mean)")
     g.add_argument("--max-tiles", type=_max_tiles, default=1024, metavar="N",
                    help="native: refuse an input that takes more tiles than N, with an error record, instead of "
-                        "downscaling it (default: 1024, about 6000x6000 pixels with 224-pixel tiles; 0 = no limit)")
+                        "downscaling it (default: 1024, about 7200x7200 pixels with the shipped model's 256-pixel tiles; 0 = no limit)")
 
     g = p.add_argument_group("inputs")
     g.add_argument("--max-pixels", type=_max_pixels, default="64M", metavar="N",

@@ -111,7 +111,7 @@ class Locator:
             "top2"; None: the model's.
         max_tiles: ``native``: inputs that take more tiles than this (over all their crops) get an
             error record instead of a map (never a silent downscale); None for no limit. Default
-            1024 tiles, about 6000 × 6000 pixels with 224² tiles.
+            1024 tiles, about 7200 × 7200 pixels with the shipped model's 256² tiles (overlap 32).
         bbox_level: results' ``bbox`` is the box of the map at or above this level; None: ``threshold``.
     """
 
