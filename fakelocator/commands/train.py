@@ -103,6 +103,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     h, w = d.model.preprocessing.size
     model.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"), default=S, dest="input_size",
                        help=f"network input height and width, multiples of 16 (default: {h} {w})")
+    pre = d.model.preprocessing
+    opt(model, "--analysis", field="model.preprocessing.analysis", choices=("fit", "native"),
+        help=f"what the model is made for (default: {pre.analysis}): fit, the whole image resized to the input; native, "
+        "tiles of the input size at the image's own scale (training then crops each image at its own scale, and the "
+        "runtime tiles; the shipped model is native, docs/training.md)")
+    opt(model, "--tile-overlap", field="model.preprocessing.tile_overlap", type=int, metavar="N",
+        help=f"native: pixels neighbouring tiles share at run time, stored in the model (default: {pre.tile_overlap})")
+    opt(model, "--tile-pooling", field="model.preprocessing.tile_pooling", choices=("max", "mean", "top2"),
+        help=f"native: how tile scores become the image's at run time, stored in the model (default: {pre.tile_pooling})")
     opt(model, "--init-weights", field="init_weights", metavar="FILE",
         help="start the whole network from these fakelocator weights (.safetensors or .pt), to fine-tune; "
              "'default' = the embedded default model. Without model options or a YAML model section, "

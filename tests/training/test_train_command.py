@@ -96,6 +96,14 @@ def test_the_command_trains_end_to_end_and_resumes(toy_data, tmp_path, capsys):
     assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["val"]["images"] >= 7
 
 
+def test_a_native_model_is_asked_for_on_the_command_line(tmp_path, capsys):
+    argv = ["train", "--print-config", "--backbone", "unet_res", "--analysis", "native", "--input-size", "256", "256",
+            "--tile-pooling", "mean", "--tile-overlap", "16", "--out", str(tmp_path / "x")]
+    assert cli.main(argv) == 0
+    pre = yaml.safe_load(capsys.readouterr().out)["model"]["preprocessing"]
+    assert (pre["analysis"], pre["height"], pre["tile_pooling"], pre["tile_overlap"]) == ("native", 256, "mean", 16)
+
+
 def test_print_config_shows_the_resolved_settings_and_trains_nothing(tmp_path, capsys):
     assert cli.main(["train", "--print-config", "--epochs", "4", "--out", str(tmp_path / "x")]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
