@@ -25,7 +25,7 @@ examples:
   fakelocator eval --model model.onnx --data data/heldout --robustness jpeg,blur --levels jpeg=90,75,50
   fakelocator eval --model a.onnx --model b.engine --data data/stgan --data data/attgan --out runs/cross
   fakelocator eval --model model.onnx --real-dir data/ffhq --entire-dir data/stylegan2
-  fakelocator eval --model model.onnx --data data/heldout --held-out-families pixel_shuffle,self_blend \
+  fakelocator eval --model model.onnx --data data/heldout --held-out-families gan_pixelshuffle,selfblend_jpeg,upscale_lanczos \
       --contact-sheet 12 --contact-include samples/
 """
 
