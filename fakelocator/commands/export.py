@@ -316,8 +316,12 @@ def run_triton(args) -> int:
 
 def run_check(args) -> int:
     model = Path(args.model)
-    print(describe(model))
     against = Path(args.against) if args.against else None
+    for role, path in (("model", model), ("--against", against)):  # the file first, then its sidecar
+        if path is not None and not path.exists():
+            kind = "engine" if path.suffix in (".engine", ".plan") else "model"
+            raise FakeLocatorError(f"{'' if role == 'model' else role + ' '}{kind} {path}: no such file")
+    print(describe(model))
     return _parity(model, against, device=f"cuda:{args.device}", batch=args.batch, seed=args.seed,
                    max_abs=args.max_abs, min_cosine=args.min_cosine)
 

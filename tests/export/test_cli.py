@@ -72,11 +72,12 @@ def test_engine_through_the_cli_with_fake_tensorrt(capsys, fake_trt, fp32_export
 def test_device_takes_an_index_or_cuda_n_in_engine_and_check():
     from fakelocator.commands.export import gpu_index
 
-    assert gpu_index("0") == gpu_index("cuda:0") == gpu_index("cuda") == 0 and gpu_index("CUDA:3") == 3
+    assert gpu_index("0") == gpu_index("cuda:0") == gpu_index("cuda") == gpu_index("auto") == 0 and gpu_index("CUDA:3") == 3
     for what in ("engine", "check"):
-        with pytest.raises(SystemExit) as e:
-            main(["export", what, "model.onnx", "--device", "gpu1"])
-        assert e.value.code == 2
+        for device in ("gpu1", "cpu"):  # TensorRT: GPUs only
+            with pytest.raises(SystemExit) as e:
+                main(["export", what, "model.onnx", "--device", device])
+            assert e.value.code == 2
 
 
 def test_check_prints_structure_metadata_and_parity_against_the_checkpoint(capsys, fp32_export, tiny_checkpoint):
@@ -119,12 +120,14 @@ def test_triton_command_writes_a_repository(capsys, fp32_export, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [(["check", "model.txt"], "takes an .onnx or an engine"),
-                                           (["check", "missing.onnx"], "no such file")])
+                                           (["check", "missing.onnx"], "no such file"),
+                                           (["check", "missing.engine"], "engine missing.engine: no such file")])
 def test_check_errors_are_one_line(capsys, tmp_path, argv, message):
     (tmp_path / "model.txt").write_text("x")
     argv = [str(tmp_path / a) if "." in a else a for a in argv]
     code, _, err = run(capsys, *argv)
-    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and message.replace("missing.engine", str(tmp_path / "missing.engine")) in err
+    assert len(err.strip().splitlines()) == 1 and "sidecar" not in err  # the engine is missing, not its sidecar
 
 
 def _runtime_only(code: str, cwd) -> subprocess.CompletedProcess:
