@@ -106,6 +106,12 @@ def markdown(results: dict) -> str:
     lines.append("- ceilings: " + "; ".join(ceil))
     lines.append("- inputs: " + "; ".join(f"{k} {v['width']}×{v['height']} JPEG ({v['mean_bytes'] / 1e3:.0f} kB mean, "
                                             f"{v['distinct_images']} distinct)" for k, v in results["inputs"].items()))
+    plan = results.get("plan")
+    if plan:  # what the time budget changed: the counts below are what ran, not what was asked
+        changed = "; ".join(f"{k} {v['asked']} → {v['ran']}" for k, v in plan["changed_for_the_budget"].items())
+        budget = f"budget {plan['budget_s']:.0f} s" if plan["budget_s"] else "no time budget"
+        lines.append(f"- plan: {budget}, predicted {plan['predicted_s']['total']:.0f} s of measuring"
+                     + (f"; lowered for the budget: {changed}" if changed else ""))
     lines.append("")
 
     runs = results["runs"]

@@ -83,6 +83,9 @@ def test_the_benchmark_says_its_plan_before_measuring_and_records_it(mean_model,
     assert ran == set(results["config"]["batches"]) <= {1, 2, 64}
     if results["plan"]["changed_for_the_budget"]:
         assert results["config"]["iterations"] <= 50
+    from fakelocator.benchmarks.report import markdown
+
+    assert "- plan: budget 2 s, predicted" in markdown(results)
 
 
 def test_no_budget_runs_the_plan_as_asked(mean_model, tmp_path):
@@ -110,3 +113,4 @@ def test_under_the_default_backends_one_too_slow_for_the_budget_is_left_out_and_
     assert len({r["backend"] for r in results["runs"]}) == 1  # the first backend always runs
     left_out = [s for s in results["skipped"] if "too slow for the time budget" in s["reason"]]
     assert len(left_out) == 1 and any("left out" in m for m in messages)
+
