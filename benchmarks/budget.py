@@ -12,7 +12,9 @@ lowers the counts, cheapest loss of information first, until the prediction fits
 2. ``min_images`` → 0 (small batches then get ``iterations`` batches, no more);
 3. ``iterations`` 20 → 10; then the largest batch sizes are dropped, one at a time, down to two;
 4. ``iterations`` → 5, baseline images → 10, ``warmup`` → 1, ``iterations`` → 3, the baseline
-   images → 3, the batch sizes down to the smallest.
+   images → 3, the batch sizes down to the smallest;
+5. then, when dropping a batch size freed more time than needed, ``iterations`` go back up (5, 10,
+   as asked) as far as the budget allows.
 
 Counts are never raised: what the user set explicitly is a maximum. The prediction counts the
 measurements only (loading models, counting FLOPs, generating inputs and the probes come on top);
@@ -112,6 +114,12 @@ def fit(config, speeds: Speeds, analyses: tuple[str, ...], budget_s: float, othe
         for best in _cheaper(config, budget_s, memory_speed):
             if predict(best, speeds, analyses, others)["total"] <= budget_s:
                 break
+        # Dropping a batch size can free more time than needed: give some back to the iterations
+        # (more samples per percentile), never beyond what was asked.
+        for value in (5, 10, config.iterations):
+            candidate = replace(best, iterations=max(best.iterations, min(value, config.iterations)))
+            if predict(candidate, speeds, analyses, others)["total"] <= budget_s:
+                best = candidate
     return best, predict(best, speeds, analyses, others)
 
 
