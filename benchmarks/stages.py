@@ -82,11 +82,14 @@ class StageRunner:
             times["write"] += _ms(t0, time.perf_counter())
         return times
 
-    def measure(self, pool, *, batch: int, iterations: int, warmup: int) -> dict[str, list[float | None]]:
-        """``warmup`` untimed batches, then ``iterations`` timed ones; {stage: [ms per batch, ...]}."""
+    def measure(self, pool, *, batch: int, iterations: int, warmup: int, ticker=None) -> dict[str, list[float | None]]:
+        """``warmup`` untimed batches, then ``iterations`` timed ones; {stage: [ms per batch, ...]}.
+        ``ticker`` (``end_to_end.Ticker``) hears each batch."""
         samples = []
         for i in range(warmup + iterations):
             times = self.run_batch(pool.items(i * batch, batch))
+            if ticker is not None:
+                ticker.add(batch)
             if i >= warmup:
                 samples.append(times)
         return {stage: [s[stage] for s in samples] for stage in samples[0]}

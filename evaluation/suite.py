@@ -210,6 +210,10 @@ def run_suite(config: SuiteConfig, *, progress: ProgressFactory | None = None) -
         expand_paths(config.contact_include)
     loaded = [(spec, spec.load(skip_invalid=config.skip_invalid, limit=config.limit, seed=settings.seed))
               for spec in config.datasets]
+    if settings.held_out_families:  # a misspelt family fails now, not as an empty table after the run
+        from fakelocator.evaluation.groups import check_families
+
+        check_families(settings.held_out_families, [s for _, samples in loaded for s in samples])
     model_names = unique_names(
         ["default" if m is None else Path(m).stem for m in config.models],
         ["default" if m is None else str(m) for m in config.models],

@@ -1,6 +1,6 @@
 """What building a TensorRT engine decides without TensorRT: pure, and tested on any machine.
 
-- the command line's ``--batch 1,16,64``, ``--hw`` and ``--workspace`` values;
+- the command line's ``--batch-range 1,16,64``, ``--hw`` and ``--workspace`` values;
 - the precision decision (strongly typed vs the explicit weak-typing FP16 flag);
 - ONNX parser errors formatted with node index, name and operator.
 
@@ -43,11 +43,11 @@ def parse_batch(text: str) -> tuple[int, int, int]:
     try:
         values = [int(p) for p in parts]
     except ValueError:
-        raise FakeLocatorError(f"--batch {text!r}: expected MAX or MIN,OPT,MAX integers, e.g. 1,16,64") from None
+        raise FakeLocatorError(f"--batch-range {text!r}: expected MAX or MIN,OPT,MAX integers, e.g. 1,16,64") from None
     if len(values) == 1:
         values = [1, values[0], values[0]]
     if len(values) != 3 or not 1 <= values[0] <= values[1] <= values[2]:
-        raise FakeLocatorError(f"--batch {text!r}: need 1 <= MIN <= OPT <= MAX, e.g. 1,16,64")
+        raise FakeLocatorError(f"--batch-range {text!r}: need 1 <= MIN <= OPT <= MAX, e.g. 1,16,64")
     return values[0], values[1], values[2]
 
 

@@ -63,8 +63,9 @@ class TritonOptions:
         name: the pipeline model's name on the server; the network is ``<name>_model`` (with
             ``pipeline=False``, the network alone is ``<name>``).
         pipeline: write the server-side pipeline (bytes in, maps and scores out) beside the network.
-        model_backend: the network's Triton backend: "auto" (the file's: onnxruntime for an ONNX,
-            tensorrt for a plan), "onnxruntime", "tensorrt", or "python" (an ONNX run by the
+        model_backend: the network's Triton backend: "auto" (tensorrt for a plan; for an ONNX,
+            onnxruntime on GPU instances, python on the CPU, so that the server `fakelocator serve`
+            brings serves it), "onnxruntime", "tensorrt", or "python" (an ONNX run by the
             runtime's onnxruntime backend inside Triton's Python backend: for a Triton without the
             onnxruntime backend, such as the one in the ``nvidia-pytriton`` wheel).
         max_batch_size: the largest network batch Triton forms; default: the engine profile's max
@@ -229,6 +230,11 @@ def network_backend(model: ServedModel, options: TritonOptions) -> str:
     if choice not in MODEL_BACKENDS:
         raise FakeLocatorError(f"model backend must be one of {MODEL_BACKENDS}, got {choice!r}")
     if choice == "auto":
+        # An ONNX on the CPU goes to the Python backend, which every Triton has, the one that
+        # `fakelocator serve` brings (nvidia-pytriton's, Python backend only) included; on GPUs
+        # (a full Triton) to Triton's own onnxruntime backend.
+        if model.backend == "onnxruntime" and instance_kind(model, options) == "cpu":
+            return "python"
         return model.backend
     if model.backend == "tensorrt" and choice != "tensorrt":
         raise FakeLocatorError(f"engine {model.path}: a plan is served by the tensorrt backend only; "
@@ -262,7 +268,7 @@ def _resolve(model: ServedModel, options: TritonOptions) -> tuple[int, tuple[int
         lo, opt, hi = model.batch_limits
         if lo != 1:
             raise FakeLocatorError(
-                f"engine {model.path}: its profile starts at batch {lo}; Triton sends any batch from 1, rebuild with --batch 1,{opt},{hi}"
+                f"engine {model.path}: its profile starts at batch {lo}; Triton sends any batch from 1, rebuild with --batch-range 1,{opt},{hi}"
             )
         max_batch = hi if options.max_batch_size is None else options.max_batch_size
         if max_batch > hi:

@@ -120,7 +120,7 @@ def _count(n: int, noun: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image, video, folder, glob, list file, or - (list on stdin)")
-    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--out", "-o", default="runs/locate", metavar="DIR", help="output folder (default: runs/locate)")
     p.add_argument("--version", action="version", version=f"{PROG} (fakelocator) {__version__}")
 
     g = p.add_argument_group("model")
@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "when the file exists (default: the file given; the embedded model's fp32)")
     g.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"),
                    help="inference backend; auto takes the fastest available for the model (default: auto)")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    g.add_argument("--device", default="auto", metavar="DEVICE", help="auto, cpu, cuda or cuda:N (default: auto)")
     g.add_argument("--batch", type=_positive_int, default=8, metavar="N",
                    help="network inputs per inference batch: images in fit analysis, tiles in native (default: 8)")
     g.add_argument("--threshold", type=_unit_float, default=None, metavar="T",
@@ -153,10 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="native: pixels neighbouring tiles share, blended by a linear window (default: the model's, 32)")
     g.add_argument("--tile-pooling", choices=("max", "mean", "top2"),
                    help="native: how tile scores become the image's score: the most suspicious tile, their mean, "
-                        "or the mean of the two highest (default: the model's, max)")
+                        "or the mean of the two highest (default: the model's; the shipped model's is mean)")
     g.add_argument("--max-tiles", type=_max_tiles, default=DEFAULT_MAX_TILES, metavar="N",
                    help="native: refuse an input that takes more tiles than N, with an error record, instead of "
-                        f"downscaling it (default: {DEFAULT_MAX_TILES}, about 6000x6000 pixels with 224-pixel tiles; 0 = no limit)")
+                        f"downscaling it (default: {DEFAULT_MAX_TILES}, about 7200x7200 pixels with the shipped "
+                        "model's 256-pixel tiles; 0 = no limit)")
 
     g = p.add_argument_group("inputs")
     g.add_argument("--max-pixels", type=_max_pixels, default="64M", metavar="N",
@@ -181,8 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--face-threshold", type=float, metavar="S",
                    help="lowest detector score kept (default: 0.5 for the LBP cascade, 0.8 for RetinaFace)")
     g.add_argument("--faces-fallback", choices=("none", "frame"),
-                   help="without a face: none analyses nothing (score 0, counted as an empty frame), "
-                   "frame analyses the whole image (default: none)")
+                   help="without a face: frame analyses the whole image (default; the record says analysed: image), "
+                   "none analyses nothing (score 0, label real, counted as an empty frame)")
 
     g = p.add_argument_group("outputs")
     g.add_argument("--map-depth", type=int, choices=(8, 16), default=8, help="bits per map pixel (default: 8)")
@@ -279,23 +280,13 @@ def run_cli(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise FakeLocatorError(f"--out {out}: exists and is not a folder")
     faces = face_options(args)  # usage errors before --out is created
-    lock = OutputLock(out)  # this run owns --out until it ends (another run on it stops here)
-    try:
-        return _run_locked(args, out, faces)
-    finally:
-        lock.release()
-
-
-def _run_locked(args: argparse.Namespace, out: Path, faces) -> int:
+    # No inputs, or a model that does not load, leave no --out behind: both come before the lock.
     from fakelocator.runtime.inputs import expand
     from fakelocator.runtime.locator import Locator
-    from fakelocator.runtime.outputs import Journal, Layout, OutputError
-    from fakelocator.runtime.run import RunOptions, run
 
     inputs = expand(args.inputs, exclude=out)
     if not inputs:
         raise FakeLocatorError("no inputs (an empty list?)")
-
     backend_options = {"threads": args.threads} if args.threads else {}
     locator = Locator.load(
         args.model, backend=args.backend, device=args.device, batch_size=args.batch, threshold=args.threshold,
@@ -305,6 +296,21 @@ def _run_locked(args: argparse.Namespace, out: Path, faces) -> int:
     )
     if args.precision is not None:
         print(f"{PROG}: --precision {args.precision}: {locator.info.path} ({locator.info.precision})", file=sys.stderr)
+    try:
+        lock = OutputLock(out)  # this run owns --out until it ends (another run on it stops here)
+    except BaseException:
+        locator.close()
+        raise
+    try:
+        return _run_locked(args, out, faces, inputs, locator)
+    finally:
+        lock.release()
+
+
+def _run_locked(args: argparse.Namespace, out: Path, faces, inputs, locator) -> int:
+    from fakelocator.runtime.outputs import Journal, Layout, OutputError
+    from fakelocator.runtime.run import RunOptions, run
+
     layout = Layout(out)
     try:
         journal = Journal(layout.results, resume=args.resume, overwrite=args.overwrite)
@@ -348,16 +354,34 @@ def _run_locked(args: argparse.Namespace, out: Path, faces) -> int:
 
     rate = stats.processed / stats.seconds if stats.seconds > 0 else 0.0
     resumed = f", {stats.skipped} already done" if stats.skipped else ""
+    faceless = ""
+    if faces is not None and stats.faceless:
+        what = "the whole image analysed" if faces.fallback == "frame" else "not analysed: score 0, real"
+        faceless = f", {stats.faceless} with no face found ({what})"
     print(
         f"{PROG}: {_count(stats.inputs, 'input')} ({_count(stats.images, 'image')}, {_count(stats.videos, 'video')}, "
         f"{_count(stats.frames, 'frame')}): "
-        f"{stats.ok} ok, {stats.failed} failed, {stats.fake} fake{resumed}; "
+        f"{stats.ok} ok, {stats.failed} failed, {stats.fake} fake{resumed}{faceless}; "
         f"{stats.processed} analysed in {stats.seconds:.1f} s ({rate:.1f}/s, {locator.backend.name} on {locator.backend.device}, "
-        f"{locator.contract.analysis} analysis, {locator.pipeline} pre/post-processing)",
+        f"{locator.contract.analysis} analysis, {locator.pipeline} pre/post-processing{_numpy_fallback(locator)})",
         file=sys.stderr,
     )
-    print(f"{PROG}: maps in {out / 'maps'}, records in {layout.results}", file=sys.stderr)
+    wrote_maps = (layout.root / "maps").is_dir()  # by this run or, resumed, an earlier one
+    print(f"{PROG}: " + (f"maps in {out / 'maps'}, " if wrote_maps else "no maps written; ") + f"records in {layout.results}",
+          file=sys.stderr)
     return 1 if stats.failed else 0
+
+
+def _numpy_fallback(locator) -> str:
+    """Said once, in the summary: the host pre/post-processing runs in numpy because the native
+    library (``make native``) was not found, which costs speed, not results."""
+    if locator.pipeline != "host" or getattr(locator.preprocessor, "name", "") != "numpy":
+        return ""
+    from fakelocator.runtime import native
+
+    native.load()
+    reason = native._unavailable or "not built"
+    return f" in numpy: the native library was not found ({reason}; `make native`, docs/native.md)"
 
 
 if __name__ == "__main__":

@@ -198,7 +198,7 @@ class BuildOptions:
 
     def cli_args(self) -> list[str]:
         """The ``fakelocator export engine`` arguments that reproduce these options."""
-        args = ["--batch", ",".join(str(b) for b in self.batch)]
+        args = ["--batch-range", ",".join(str(b) for b in self.batch)]
         if self.hw:
             args += ["--hw", ",".join(f"{h}x{w}" for h, w in self.hw)]
         if self.precision in ("fp16", "int8"):

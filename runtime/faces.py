@@ -12,10 +12,11 @@ kept inside the image) and the detections themselves, which results report as ``
 pipeline runs each crop through the network and pastes its map back at the crop's place (the
 frame's map is the per-pixel maximum over faces, zero elsewhere); the score is the highest face's.
 
-Without a face: ``fallback="none"`` (default) analyses nothing (zero map, score 0, label "real",
-``faces == []``; a video counts the frame in ``summary.empty_frames``, not in its statistics);
-``fallback="frame"`` analyses the whole image as if faces were off (``faces == []`` still says
-none was found).
+Without a face: ``fallback="frame"`` (default) analyses the whole image as if faces were off
+(``faces == []`` says none was found, and the record's ``analysed`` is ``"image"``): an image
+without a detected face is not thereby real. ``fallback="none"`` analyses nothing (zero map, score
+0, label "real", ``analysed == "nothing"``; a video counts the frame in ``summary.empty_frames``,
+not in its statistics).
 
 Detectors (``face_detectors.py``): facexlib's RetinaFace when ``weights`` are given, else the LBP
 cascade that ships inside scikit-image (``pip install 'fakelocator[faces]'``). Nothing heavy is
@@ -60,7 +61,7 @@ class FaceOptions:
         min_size: smallest face searched, as a fraction of the image's shorter side (LBP cascade).
         threshold: the lowest detector score kept; None: the detector's default (LBP 0.5, RetinaFace 0.8).
         max_faces: analyse at most this many faces per image (the highest-scoring); None: all.
-        fallback: without a face, ``none`` analyses nothing, ``frame`` the whole image.
+        fallback: without a face, ``frame`` (default) analyses the whole image, ``none`` nothing.
     """
 
     detector: str = "auto"
@@ -70,7 +71,7 @@ class FaceOptions:
     min_size: float = 0.1
     threshold: float | None = None
     max_faces: int | None = None
-    fallback: str = "none"
+    fallback: str = "frame"
 
     def __post_init__(self):
         if self.detector not in DETECTORS:
@@ -128,7 +129,7 @@ class FaceRegions:
         margin, max_faces, fallback: see ``FaceOptions``.
     """
 
-    def __init__(self, detector: FaceDetector, *, margin: float = 0.3, max_faces: int | None = None, fallback: str = "none"):
+    def __init__(self, detector: FaceDetector, *, margin: float = 0.3, max_faces: int | None = None, fallback: str = "frame"):
         if fallback not in FALLBACKS:
             raise FakeLocatorError(f"faces fallback must be one of {', '.join(FALLBACKS)}, got {fallback!r}")
         self.detector = detector

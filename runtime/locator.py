@@ -34,7 +34,7 @@ from fakelocator.runtime.decode import DEFAULT_MAX_PIXELS, load_image, to_color_
 from fakelocator.runtime.pipeline import Job, Runner, background, prefetch
 from fakelocator.runtime.preprocess import Preprocessor, select_preprocessor
 from fakelocator.runtime.regions import RegionProposal, RegionProvider, clip_boxes
-from fakelocator.runtime.results import BBOX_LEVEL, FrameResult, LocateResult
+from fakelocator.runtime.results import FrameResult, LocateResult
 from fakelocator.runtime.spec import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TILES, spec_for
 from fakelocator.runtime.video import RawFrame, Sampling, VideoReader, VideoResults, VideoSource
 
@@ -114,7 +114,10 @@ class Locator:
             "top2"; None: the model's.
         max_tiles: ``native``: inputs that take more tiles than this (over all their crops) get an
             error record instead of a map (never a silent downscale); None for no limit. Default
-            ``DEFAULT_MAX_TILES`` (1024) tiles, about 6000 × 6000 pixels with 224² tiles.
+            ``DEFAULT_MAX_TILES`` (1024) tiles, about 7200 × 7200 pixels with the shipped model's 256²
+            tiles (overlap 32).
+        bbox_level: results' ``bbox`` is the box of the map at or above this level; None: the
+            resolved threshold.
 
     ``batch_size``, ``threshold``, ``analysis``, ``tile_overlap``, ``tile_pooling`` and
     ``max_tiles`` are resolved with the model's own once (``fakelocator.runtime.spec``): ``self.spec``
@@ -132,7 +135,7 @@ class Locator:
         prefetch: int | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         regions: RegionProvider | None = None,
-        bbox_level: float = BBOX_LEVEL,
+        bbox_level: float | None = None,
         pipeline: str = "auto",
         analysis: str | None = None,
         tile_overlap: int | None = None,
@@ -147,7 +150,6 @@ class Locator:
         self.prefetch = prefetch or max(2 * spec.batch_size, self.workers)
         self.max_pixels = max_pixels
         self.regions = regions
-        self.bbox_level = bbox_level
         self._default_faces: RegionProvider | None = None  # locate_video(faces=True)'s provider, built on first use
         # ---- GPU pipeline (device_pipeline.py): "auto" is decided here, once ----
         from fakelocator.runtime.device_pipeline import choose_pipeline
@@ -155,6 +157,8 @@ class Locator:
         #: The run specification every call runs (fakelocator.runtime.spec): contract, threshold,
         #: batch size, tile budget, pipeline, device.
         self.spec, self._device_path = choose_pipeline(backend, pipeline, spec)
+        #: ``bbox``: the box of the map at or above this level (the pixels the model calls fake).
+        self.bbox_level = self.spec.threshold if bbox_level is None else bbox_level
 
     # The resolved options, as read-only attributes (``spec`` is frozen: a locator is rebuilt, not re-tuned).
 

@@ -69,7 +69,8 @@ class RunStats:
     failed: int = 0
     fake: int = 0
     skipped: int = 0
-    processed: int = 0  # images and frames inferred by this run (not those that failed to decode)
+    processed: int = 0  # images and frames inferred by this run (not those that failed to decode, nor faceless ones left out)
+    faceless: int = 0  # with face detection: images and frames in which no face was found
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -152,6 +153,7 @@ def run(
                 on_input_done(item, rec["error"] is None)
             else:
                 stats.frames += 1
+                stats.faceless += rec.get("analysed") in ("image", "nothing")
 
     try:
         images = [i for i in inputs if i.kind == "image"]
@@ -173,7 +175,7 @@ def run(
         results = locator.locate_iter((i.path for i in todo), on_error="record", keep_images=options.overlay,
                                       map_dtype=options.map_dtype)
         for item, result in zip(todo, results):
-            stats.processed += result.error is None
+            stats.processed += result.error is None and result.analysed != "nothing"
             window.append((item, writer.submit(result, item, "image")))
             drain(limit)
         drain(0)
@@ -191,6 +193,7 @@ def _count_image(stats: RunStats, item: Input, rec: dict) -> None:
     if rec.get("error") is None:
         stats.ok += 1
         stats.fake += rec.get("label") == "fake"
+        stats.faceless += rec.get("analysed") in ("image", "nothing")
     else:
         stats.failed += 1
         stats.failures.append((item.path, rec["error"]))
@@ -224,7 +227,7 @@ def _run_video(locator, item, options, writer, recorded, stats, record, window, 
         else:
             with video:
                 for result in video:
-                    stats.processed += 1
+                    stats.processed += result.analysed != "nothing"
                     window.append((item, writer.submit(result, item, "frame")))
                     drain(limit)
                 summary = video.summary

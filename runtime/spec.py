@@ -21,9 +21,9 @@ from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError
 from fakelocator.metadata import DEFAULT_THRESHOLD
 
-#: Default tile budget per input in ``native`` analysis: 1024 tiles of 224² with the default
-#: overlap of 32 cover about 6000 × 6000 pixels (a 24-megapixel photo takes 651); its tile maps
-#: (1024 × 224² float32, ~205 MB) are the largest buffer one input holds.
+#: Default tile budget per input in ``native`` analysis: 1024 tiles of 256² (the shipped model's)
+#: with an overlap of 32 cover about 7200 × 7200 pixels (a 24-megapixel 6000 × 4000 photo takes
+#: 486); its tile maps (1024 × 256² float32, 256 MB) are the largest buffer one input holds.
 DEFAULT_MAX_TILES = 1024
 #: Network inputs per inference call when the user names none.
 DEFAULT_BATCH_SIZE = 8

@@ -39,6 +39,7 @@ ANALYSIS_KEY = "fakelocator.analysis"  # "fit" | "native" | "" (the model's)
 TILE_OVERLAP_KEY = "fakelocator.tile_overlap"  # "" : the model's
 TILE_POOLING_KEY = "fakelocator.tile_pooling"  # "" : the model's
 MAX_TILES_KEY = "fakelocator.max_tiles"  # "" : the runtime's default; "0": no limit
+FAILED_SCORE = -1.0  # the score output of an image that could not be analysed (its error output says why)
 MODEL_FILE_KEY = "fakelocator.model_file"
 THREADS_KEY = "fakelocator.threads"
 
@@ -138,7 +139,9 @@ class PipelineModel:
             shape = np.array([[r.height or 0, r.width or 0] if r.ok else [0, 0] for r in results], np.int32).reshape(n, 2)
             tensors.append(pb.Tensor("shape", shape))
         if "score" in wanted:
-            score = np.array([r.score if r.ok else np.nan for r in results], np.float32).reshape(n, 1)
+            # -1, not NaN, for an image that failed (its error says why): Triton's JSON would carry a bare NaN,
+            # which strict JSON parsers reject
+            score = np.array([r.score if r.ok else FAILED_SCORE for r in results], np.float32).reshape(n, 1)
             tensors.append(pb.Tensor("score", score))
         if "label" in wanted:
             tensors.append(pb.Tensor("label", np.array([(r.label or "").encode() for r in results], np.object_).reshape(n, 1)))

@@ -25,7 +25,7 @@ examples:
   fakelocator eval --model model.onnx --data data/heldout --robustness jpeg,blur --levels jpeg=90,75,50
   fakelocator eval --model a.onnx --model b.engine --data data/stgan --data data/attgan --out runs/cross
   fakelocator eval --model model.onnx --real-dir data/ffhq --entire-dir data/stylegan2
-  fakelocator eval --model model.onnx --data data/heldout --held-out-families pixel_shuffle,self_blend \
+  fakelocator eval --model model.onnx --data data/heldout --held-out-families gan_pixelshuffle,selfblend_jpeg,upscale_lanczos \
       --contact-sheet 12 --contact-include samples/
 """
 
@@ -58,8 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("inference")
     run.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"),
                      help="inference backend (default: auto, the fastest that loads the file)")
-    run.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda or cuda:N (default: auto)")
-    run.add_argument("--batch", type=int, default=8, metavar="N", help="images per inference call (default: 8)")
+    run.add_argument("--device", default="auto", metavar="DEVICE", help="auto, cpu, cuda or cuda:N (default: auto)")
+    run.add_argument("--batch", type=int, default=8, metavar="N",
+                     help="network inputs per inference call: images in fit analysis, tiles in native (default: 8)")
     run.add_argument("--threads", type=int, default=0, metavar="N", help="backend CPU threads, 0 = its default")
     run.add_argument("--workers", type=int, metavar="N", help="threads for reading, degrading and scoring images")
     run.add_argument("--analysis", choices=("native", "fit"),

@@ -8,7 +8,7 @@
       an INT8 QDQ ONNX (per-channel int8 weights; uint8 activations for the CPU, symmetric int8 with
       --int8-target tensorrt), calibrated on native-scale tiles like the runtime's, written only when
       it passes an accuracy gate against the fp32 model on a held-out set (figures in its metadata).
-  fakelocator export engine model.onnx -o model.engine --batch 1,16,64 [--fp16 | --int8]
+  fakelocator export engine model.onnx -o model.engine --batch-range 1,16,64 [--fp16 | --int8]
       a TensorRT engine (pure plan) and its sidecar model.engine.json; needs TensorRT and a GPU.
   fakelocator export triton model.onnx|model.engine --repo models/ [--model-backend python]
       a Triton Inference Server model repository: the server-side pipeline (encoded images in,
@@ -26,15 +26,22 @@ import json
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
+from fakelocator.flags import deprecated_alias
 
 
 def gpu_index(text: str) -> int:
-    """``--device`` of ``export engine`` and ``export check``: ``0``, ``cuda`` or ``cuda:0`` → GPU index 0."""
+    """``--device`` of ``export engine`` and ``export check`` (TensorRT: GPUs only): ``auto``, ``cuda``
+    or ``cuda:N`` (a bare index N is accepted too) → the GPU index."""
     value = text.strip().lower()
-    value = "0" if value == "cuda" else value.removeprefix("cuda:")
+    if value == "cpu":
+        raise argparse.ArgumentTypeError("TensorRT engines run on GPUs only: give auto, cuda or cuda:N")
+    value = "0" if value in ("auto", "cuda") else value.removeprefix("cuda:")
     if not value.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a GPU: give an index (0) or cuda:N")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a GPU: give auto, cuda or cuda:N")
     return int(value)
+
+
+GPU_DEVICE_HELP = "auto, cuda or cuda:N (default auto: cuda:0; TensorRT runs on GPUs only)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,8 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("onnx", help="an ONNX file written by `fakelocator export onnx`")
     p.add_argument("-o", "--output", help="the engine to write (default: ONNX with .engine)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing engine (and its sidecar)")
-    p.add_argument("--batch", help="batch profile MIN,OPT,MAX or MAX (default 1,8,32; 1,32,64 for a model made for "
-                   "native analysis, whose inputs are tiles, tens per image)")
+    p.add_argument("--batch-range", metavar="MIN,OPT,MAX", help="the engine's batch profile, MIN,OPT,MAX or MAX (default "
+                   "1,8,32; 1,32,64 for a model made for native analysis, whose inputs are tiles, tens per image)")
+    deprecated_alias(p, "--batch", "--batch-range", "batch_range")
     p.add_argument("--hw", help="for an ONNX with dynamic H/W: HxW or MINHxMINW,OPTHxOPTW,MAXHxMAXW (not for a native "
                    "model: its engine takes its tiles only)")
     precision = p.add_mutually_exclusive_group()
@@ -103,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="build for other GPUs too (slower engine)")
     p.add_argument("--version-compatible", action="store_true", help="runs on later TensorRT versions too (slower engine)")
     p.add_argument("--exclude-lean-runtime", action="store_true", help="with --version-compatible: leave the lean runtime out")
-    p.add_argument("--device", type=gpu_index, default=0, help="GPU: an index or cuda:N (default 0)")
+    p.add_argument("--device", type=gpu_index, default="auto", metavar="DEVICE", help=GPU_DEVICE_HELP)
     p.add_argument("--verbose", action="store_true", help="show TensorRT's info messages")
     p.add_argument("--no-check", dest="check", action="store_false", help="skip the TensorRT vs ONNX Runtime parity check")
     p.set_defaults(_export=run_engine)
@@ -118,10 +126,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--no-pipeline", dest="pipeline", action="store_false",
                    help="write the network alone, as NAME (clients preprocess themselves)")
     p.add_argument("--model-backend", choices=("auto", "onnxruntime", "tensorrt", "python"), default="auto",
-                   help="the network's Triton backend (default auto: onnxruntime for an ONNX, tensorrt for a plan); python: "
-                   "the runtime's onnxruntime backend inside Triton's Python backend, for a Triton without the onnxruntime "
-                   "backend such as nvidia-pytriton's")
-    p.add_argument("--version", type=int, default=1, help="version folder (default 1)")
+                   help="the network's Triton backend (default auto: tensorrt for a plan; for an ONNX, onnxruntime on GPU "
+                   "instances, python on the CPU); python: the runtime's onnxruntime backend inside Triton's Python backend, "
+                   "which every Triton has, the one `fakelocator serve` brings (nvidia-pytriton's) included")
+    p.add_argument("--model-version", dest="version", type=int, default=1, metavar="N",
+                   help="the models' version folder in the repository (default 1)")
+    deprecated_alias(p, "--version", "--model-version", "version", type=int)
     p.add_argument("--max-batch", type=int, help="the network's max_batch_size (default: the engine's max batch, 32 for ONNX)")
     p.add_argument("--preferred", help="preferred batch sizes, e.g. 8,32 (default: engine opt,max; none for ONNX)")
     p.add_argument("--queue-delay-us", type=int, default=2000, help="the network's dynamic batcher max queue delay (default 2000)")
@@ -159,11 +169,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "the report is out of bounds.")
     p.add_argument("model", help="an .onnx or an .engine (with its sidecar)")
     p.add_argument("--against", help="the reference: a .safetensors/.pt checkpoint, an .onnx or an .engine")
-    p.add_argument("--batch", type=int, default=3, help="images per case (default 3)")
+    p.add_argument("--batch", type=int, default=3, metavar="N", help="network inputs per call in each parity case (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random cases (default 0)")
     p.add_argument("--max-abs", type=float, help="override the max |Δmap| and |Δscore| bound")
     p.add_argument("--min-cosine", type=float, help="override the map COSS bound")
-    p.add_argument("--device", type=gpu_index, default=0, help="GPU for engines: an index or cuda:N (default 0)")
+    p.add_argument("--device", type=gpu_index, default="auto", metavar="DEVICE", help="for engines: " + GPU_DEVICE_HELP)
     p.set_defaults(_export=run_check)
 
 
@@ -294,7 +304,7 @@ def build_options(args, native: bool = False):
     from fakelocator.runtime.engine_sidecar import BuildOptions
 
     return BuildOptions(
-        batch=parse_batch(args.batch) if args.batch else default_batch(native),
+        batch=parse_batch(args.batch_range) if args.batch_range else default_batch(native),
         hw=parse_hw(args.hw) if args.hw else None,
         precision=args.precision,
         weak_fp16=args.weak_fp16,
@@ -314,7 +324,7 @@ def run_engine(args) -> int:
 
     onnx_path = Path(args.onnx)
     native = False
-    if not args.batch:  # the default profile follows the model's analysis
+    if not args.batch_range:  # the default profile follows the model's analysis
         from fakelocator.export.onnx_file import read_onnx_info
 
         native = read_onnx_info(onnx_path).require_fakelocator().preprocessing.native
@@ -382,8 +392,12 @@ def run_triton(args) -> int:
 
 def run_check(args) -> int:
     model = Path(args.model)
-    print(describe(model))
     against = Path(args.against) if args.against else None
+    for role, path in (("model", model), ("--against", against)):  # the file first, then its sidecar
+        if path is not None and not path.exists():
+            kind = "engine" if path.suffix in (".engine", ".plan") else "model"
+            raise FakeLocatorError(f"{'' if role == 'model' else role + ' '}{kind} {path}: no such file")
+    print(describe(model))
     return _parity(model, against, device=f"cuda:{args.device}", batch=args.batch, seed=args.seed,
                    max_abs=args.max_abs, min_cosine=args.min_cosine)
 

@@ -85,7 +85,7 @@ def test_an_engine_from_another_tensorrt_is_refused_with_the_rebuild_command(ins
     with pytest.raises(FakeLocatorError) as e:
         backend_module.load(str(path))
     assert "built with TensorRT 10.14.1.48, this machine has TensorRT 10.16.1.11" in str(e.value)
-    assert f"fakelocator export engine {fp32_export.path} -o {path} --batch 1,4,8" in str(e.value)
+    assert f"fakelocator export engine {fp32_export.path} -o {path} --batch-range 1,4,8" in str(e.value)
 
 
 def test_an_engine_without_its_sidecar_or_with_another_plan_is_refused(fake_trt, engine):

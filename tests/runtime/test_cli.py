@@ -184,7 +184,7 @@ def test_the_output_folder_inside_an_input_folder_is_not_an_input(tmp_path, monk
 def test_usage_and_model_errors_exit_2(tmp_path, monkeypatch, good, red_model, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as e:
-        main(["in"])  # no --out
+        main(["--out", "out"])  # no input
     assert e.value.code == 2
     assert main(["in", "--out", "out", "--model", "nope.onnx"]) == 2
     assert "error: model nope.onnx: no such file" in capsys.readouterr().err
@@ -193,6 +193,12 @@ def test_usage_and_model_errors_exit_2(tmp_path, monkeypatch, good, red_model, c
     assert "pass --resume" in capsys.readouterr().err
     assert run_cli(["in/photo.jpg", "--out", "out", "--overwrite"], red_model) == 0
     assert len(records(tmp_path / "out")) == 1
+
+
+def test_out_defaults_to_runs_locate(tmp_path, monkeypatch, good, red_model):
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(["in/photo.jpg"], red_model) == 0
+    assert len(records(tmp_path / "runs" / "locate")) == 1
 
 
 def test_resume_after_a_kill_mid_video(tmp_path, monkeypatch, good, red_model):

@@ -78,12 +78,14 @@ def served(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("triton")
     repo = tmp / "repo"
-    # A queue delay long enough that requests sent together on 2 busy cores meet in one batch.
-    write_repository(default_model_path(), repo, TritonOptions(model_backend="python", warmup=False, threads=1,
+    # The docs' order: `export triton` with its default backend, then `serve` on the server it brings, on
+    # its default (loopback) host. A queue delay long enough that requests sent together on 2 busy cores
+    # meet in one batch.
+    write_repository(default_model_path(), repo, TritonOptions(warmup=False, threads=1,
                                                                pipeline_queue_delay_us=20000, max_queue_delay_us=20000))
     http, grpc = free_port(), free_port()
     log = tmp / "tritonserver.log"
-    command = [sys.executable, "-m", "fakelocator.cli", "serve", str(repo), "--host", "127.0.0.1", "--http-port", str(http),
+    command = [sys.executable, "-m", "fakelocator.cli", "serve", str(repo), "--http-port", str(http),
                "--grpc-port", str(grpc), "--no-metrics", "--log-file", str(log), "--exit-timeout", "3"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -151,6 +153,33 @@ def test_maps_and_scores_equal_trt_locate(served, reference, protocol):
         assert _coss(result.map, maps[path.name]) >= 0.999, path.name
         assert abs(result.score - want["score"]) <= 1e-3, path.name
         assert result.label == want["label"]
+
+
+def test_http_json_responses_are_strict_json_even_for_a_failed_image(served):
+    import urllib.request
+
+    body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1, 1], "data": ["not an image"]}],
+            "outputs": [{"name": n} for n in ("score", "label", "error")]}
+    request = urllib.request.Request(f"{served.http}/v2/models/fakelocator/infer", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=60) as response:
+        text = response.read().decode()
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    outputs = {o["name"]: o["data"] for o in json.loads(text, parse_constant=refuse)["outputs"]}
+    assert outputs["score"] == [-1.0] and outputs["error"][0]
+
+
+def test_grpc_and_http_statistics_agree_on_types(served):
+    with served.client("http") as client:
+        http = client.statistics("fakelocator_model")["model_stats"][0]
+    with served.client("grpc") as client:
+        grpc = client.statistics("fakelocator_model")["model_stats"][0]
+    assert isinstance(http["inference_count"], int) and isinstance(grpc["inference_count"], int)
+    assert isinstance(grpc["inference_stats"]["success"]["ns"], int)
 
 
 def test_concurrent_requests_are_batched(served):
