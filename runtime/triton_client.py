@@ -28,7 +28,7 @@ import numpy as np
 from fakelocator.errors import FakeLocatorError, InputError
 from fakelocator.runtime.decode import read_file
 from fakelocator.runtime.results import BBOX_LEVEL, LocateResult, bbox_of
-from fakelocator.runtime.triton_models import THRESHOLD_KEY
+from fakelocator.metadata import THRESHOLD_KEY
 
 OUTPUTS = ("map", "shape", "score", "label", "error")
 PROTOCOLS = ("http", "grpc")

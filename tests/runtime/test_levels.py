@@ -45,11 +45,14 @@ def test_png_maps_triton_maps_and_overlays_use_the_same_levels(rng):
         np.testing.assert_array_equal(overlay(image, m), blend_levels(image, png, colormap_lut(), opacity_table()))
 
 
-def test_bbox_of_levels_is_the_bbox_of_the_map():
+@pytest.mark.parametrize("level", [0.5, 0.1])  # the default (0.5) and a low level: both x 255 end in .5
+def test_bbox_of_levels_is_the_bbox_of_the_map(level):
     m = np.zeros((20, 30), np.float32)
-    m[3:9, 4:7] = 0.1  # the default level itself
-    m[12, 20] = np.float32(0.0999)
-    assert bbox_of(m) == bbox_of(map_levels(m)) == (4, 3, 7, 9)
+    m[3:9, 4:7] = level  # the level itself is in the box
+    m[12, 20] = np.float32(level - 1e-4)  # just below it is not, in levels too
+    assert bbox_of(m, level) == bbox_of(map_levels(m), level) == (4, 3, 7, 9)
+    if level == 0.5:
+        assert bbox_of(m) == (4, 3, 7, 9)
 
 
 @pytest.mark.parametrize("analysis", ["fit", "native"])
