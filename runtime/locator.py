@@ -28,9 +28,9 @@ import numpy as np
 from fakelocator.errors import FakeLocatorError, InputError
 from fakelocator.runtime.backends import load_backend
 from fakelocator.runtime.backends.base import Backend, ModelInfo
-from fakelocator.runtime.limits import check_threads
+from fakelocator.runtime.limits import check_batch, check_threads
 from fakelocator.runtime.decode import DEFAULT_MAX_PIXELS, load_image, to_color_image
-from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES, Job, Runner, background, prefetch
+from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES, Job, Runner, background, header_tile_check, prefetch
 from fakelocator.runtime.preprocess import Preprocessor, select_preprocessor
 from fakelocator.runtime.regions import RegionProposal, RegionProvider, clip_boxes
 from fakelocator.runtime.results import BBOX_LEVEL, FrameResult, LocateResult
@@ -132,8 +132,6 @@ class Locator:
         tile_pooling: str | None = None,
         max_tiles: int | None = DEFAULT_MAX_TILES,
     ) -> None:
-        if batch_size < 1:
-            raise FakeLocatorError(f"batch_size must be >= 1, got {batch_size}")
         if max_tiles is not None and (not isinstance(max_tiles, int) or max_tiles < 1):
             raise FakeLocatorError(f"max_tiles must be an integer >= 1 or None, got {max_tiles!r}")
         if not 0.0 <= threshold <= 1.0:
@@ -141,6 +139,7 @@ class Locator:
         self.backend = backend
         #: The contract this locator runs: the model's, with the analysis and tile options asked for.
         self.contract = backend.info.preprocessing.with_analysis(analysis, tile_overlap=tile_overlap, tile_pooling=tile_pooling)
+        check_batch(batch_size, self.contract.size)
         self.max_tiles = max_tiles
         self.batch_size = batch_size
         self.threshold = threshold
@@ -150,6 +149,7 @@ class Locator:
         self.max_pixels = max_pixels
         self.regions = regions
         self.bbox_level = bbox_level
+        self._closed = False
         self._default_faces: RegionProvider | None = None  # locate_video(faces=True)'s provider, built on first use
         # ---- GPU pipeline (device_pipeline.py) ----
         from fakelocator.runtime.device_pipeline import choose_pipeline
@@ -295,7 +295,10 @@ class Locator:
         array) is an ``InputError`` naming it, whatever ``on_error`` says.
         """
         self._check_on_error(on_error)
+        self._check_open()
         _, items = _batch_of(images)  # a bare path or image is one input, not an iterable of characters or rows
+        # native analysis refuses an image over the tile budget from its header, before decoding it
+        check = header_tile_check(self.contract, self.max_tiles) if self.regions is None else None
 
         def decode(numbered: tuple[int, ImageInput]) -> Job:
             index, item = numbered
@@ -309,11 +312,13 @@ class Locator:
             t0 = time.perf_counter()
             try:
                 job.image, job.color_order, _ = load_image(
-                    item, color_order=color_order, max_pixels=self.max_pixels, source=source
+                    item, color_order=color_order, max_pixels=self.max_pixels, source=source, check=check
                 )
                 job.height, job.width = job.image.shape[:2]
             except InputError as e:
                 job.error = e.reason
+            except MemoryError:
+                job.error = "out of memory decoding it"
             except Exception as e:  # noqa: BLE001 - one broken input must not end the run
                 job.error = f"cannot be decoded ({type(e).__name__}: {e})"
             job.timings["decode"] = (time.perf_counter() - t0) * 1000
@@ -361,6 +366,7 @@ class Locator:
                 docs/faces.md); ``False``: whole frames; None: as the locator was loaded.
         """
         self._check_on_error(on_error)
+        self._check_open()
         if faces is None:
             regions = self.regions
         elif faces is False:
@@ -453,7 +459,15 @@ class Locator:
         if on_error not in ON_ERROR:
             raise FakeLocatorError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise FakeLocatorError("this Locator is closed (close() or its with-block ended); load another")
+
     def close(self) -> None:
+        """Release the model and its buffers; the locator cannot be used afterwards. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         if self._device_path is not None:
             self._device_path.close()
             self._device_path = None
