@@ -30,7 +30,7 @@ from fakelocator.runtime.backends import load_backend
 from fakelocator.runtime.backends.base import Backend, ModelInfo
 from fakelocator.runtime.limits import check_batch, check_threads
 from fakelocator.runtime.decode import DEFAULT_MAX_PIXELS, load_image, to_color_image
-from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES, Job, Runner, background, header_tile_check, prefetch
+from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES, MIN_SIDE, Job, Runner, background, header_tile_check, prefetch
 from fakelocator.runtime.preprocess import Preprocessor, select_preprocessor
 from fakelocator.runtime.regions import RegionProposal, RegionProvider, clip_boxes
 from fakelocator.runtime.results import BBOX_LEVEL, FrameResult, LocateResult
@@ -112,6 +112,9 @@ class Locator:
         max_tiles: ``native``: inputs that take more tiles than this (over all their crops) get an
             error record instead of a map (never a silent downscale); None for no limit. Default
             1024 tiles, about 6000 × 6000 pixels with 224² tiles.
+        min_side: images and frames with a side shorter than this get an error record ("too small
+            to analyse": neither real nor fake) instead of a score; default ``MIN_SIDE`` (16, see
+            docs/runtime.md); 1 analyses everything.
     """
 
     def __init__(
@@ -131,6 +134,7 @@ class Locator:
         tile_overlap: int | None = None,
         tile_pooling: str | None = None,
         max_tiles: int | None = DEFAULT_MAX_TILES,
+        min_side: int = MIN_SIDE,
     ) -> None:
         if max_tiles is not None and (not isinstance(max_tiles, int) or max_tiles < 1):
             raise FakeLocatorError(f"max_tiles must be an integer >= 1 or None, got {max_tiles!r}")
@@ -141,6 +145,9 @@ class Locator:
         self.contract = backend.info.preprocessing.with_analysis(analysis, tile_overlap=tile_overlap, tile_pooling=tile_pooling)
         check_batch(batch_size, self.contract.size)
         self.max_tiles = max_tiles
+        if isinstance(min_side, bool) or not isinstance(min_side, int) or min_side < 1:
+            raise FakeLocatorError(f"min_side must be an integer >= 1, got {min_side!r}")
+        self.min_side = min_side
         self.batch_size = batch_size
         self.threshold = threshold
         self.preprocessor = select_preprocessor(preprocessor) if isinstance(preprocessor, str) else preprocessor
@@ -178,6 +185,7 @@ class Locator:
         tile_overlap: int | None = None,
         tile_pooling: str | None = None,
         max_tiles: int | None = DEFAULT_MAX_TILES,
+        min_side: int = MIN_SIDE,
         **backend_options: "int | float | bool | str",
     ) -> "Locator":
         """Load a model and build a locator around it.
@@ -194,6 +202,7 @@ class Locator:
             pipeline: "auto", "host" or "device": where pre/post-processing runs (see the class).
             analysis, tile_overlap, tile_pooling, max_tiles: "fit" or "native" analysis and its
                 options (see the class); None keeps what the model was made for.
+            min_side: the shortest side analysed (see the class).
             backend_options: passed to the backend's ``load`` (e.g. ``threads`` for onnxruntime).
         """
         if faces not in (None, False):
@@ -223,6 +232,7 @@ class Locator:
                 tile_overlap=tile_overlap,
                 tile_pooling=tile_pooling,
                 max_tiles=max_tiles,
+                min_side=min_side,
             )
         except BaseException:
             loaded.close()
@@ -437,6 +447,7 @@ class Locator:
             bbox_level=self.bbox_level,
             contract=self.contract,
             max_tiles=self.max_tiles,
+            min_side=self.min_side,
         )
         if self._device_path is not None:
             runner = self._device_path.runner(self.backend, self.preprocessor, **options)

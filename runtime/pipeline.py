@@ -55,9 +55,9 @@ DEFAULT_MAX_TILES = 1024
 MIN_SIDE = 16
 
 
-def too_small(width: int, height: int) -> str:
-    """The error of an image under ``MIN_SIDE``: no verdict either way."""
-    return (f"too small to analyse: {width}x{height} pixels, under the minimum of {MIN_SIDE} pixels a side; "
+def too_small(width: int, height: int, min_side: int = MIN_SIDE) -> str:
+    """The error of an image with a side under ``min_side``: no verdict either way."""
+    return (f"too small to analyse: {width}x{height} pixels, under the minimum of {min_side} pixels a side; "
             "an image this small holds no trace to read, so it is neither real nor fake")
 
 
@@ -260,8 +260,10 @@ class Runner:
         bbox_level: float = BBOX_LEVEL,
         contract: Preprocessing | None = None,
         max_tiles: int | None = DEFAULT_MAX_TILES,
+        min_side: int = 1,
     ):
         self.backend = backend
+        self.min_side = min_side
         self.pre = preprocessor
         # the model's contract, or the analysis the user chose for it (Preprocessing.with_analysis)
         self.contract = contract or backend.info.preprocessing
@@ -312,8 +314,8 @@ class Runner:
     def _crops_of(self, job: Job) -> list[_Crop]:
         """The job's crops; in ``native`` with their tile grids, or an error when over the tile budget
         or under the minimum size."""
-        if job.error is None and min(job.height, job.width) < MIN_SIDE:
-            job.error = too_small(job.width, job.height)
+        if job.error is None and min(job.height, job.width) < self.min_side:
+            job.error = too_small(job.width, job.height, self.min_side)
             job.image = None
         images = job.crops()
         if not self.native:

@@ -124,10 +124,13 @@ def pixel_auc(truth: np.ndarray, score: np.ndarray) -> float:
 
 @pytest.mark.trains
 def test_a_model_trained_native_localizes_a_period_2_pattern_that_fit_cannot_see(native_model):
-    """Native finds the pattern (pixel AUC >= 0.95; 0.997-1.000 over seeds 0-9 on AVX-512, AVX2 and
-    SSE4.1 kernels); fit does not see it at all: its map of the image with the pattern is that of
-    the same image without it, to within the rounding of the pattern into uint8 (a mean difference
-    inside the pattern under 5 % of native's, measured at most MAX_FIT_RATIO_SEEN)."""
+    """Native finds the pattern; fit does not see it at all: its map of the image with the pattern is
+    that of the same image without it, to within the rounding of the pattern into uint8.
+
+    Measured over seeds 0-9 with this machine's kernels and with SSE4.1 ones (ATEN_CPU_CAPABILITY=
+    default ONEDNN_MAX_CPU_ISA=SSE41): native pixel AUC 0.972-1.000; native's mean change inside the
+    pattern 0.32-0.97; fit's change at most 0.4 % of native's. The bounds below leave room on each.
+    """
     from fakelocator.runtime import Locator
 
     out, _ = native_model
@@ -142,11 +145,11 @@ def test_a_model_trained_native_localizes_a_period_2_pattern_that_fit_cannot_see
     with Locator.load(out / "model.onnx", device="cpu", threads=1, analysis="fit") as loc:
         fit, fit_clean = loc.locate([image, clean])
     assert native.tiles == 43 * 43 and fit.tiles == 1
-    assert pixel_auc(truth, native.map) >= 0.95, pixel_auc(truth, native.map)
+    assert pixel_auc(truth, native.map) >= 0.9, pixel_auc(truth, native.map)
     inside = truth > 0.5
     native_change = np.abs(native.map - native_clean.map)[inside].mean()
     fit_change = np.abs(fit.map - fit_clean.map)[inside].mean()
-    assert native_change > 0.2, native_change
+    assert native_change > 0.15, native_change
     assert fit_change < 0.05 * native_change, (fit_change, native_change)
 
 

@@ -133,9 +133,11 @@ def test_an_allocation_that_fails_for_one_input_is_that_inputs_error_record(red_
 # ---- too small to hold a trace ----------------------------------------------------------------------------
 
 
-def test_an_image_under_the_minimum_size_is_neither_real_nor_fake_but_says_why(locator):
+def test_an_image_under_the_minimum_size_is_neither_real_nor_fake_but_says_why(red_model):
     red = np.zeros((12, 12, 3), np.uint8)
     red[:, :] = (0, 0, 255)  # the red model would call it fake
+    locator = Locator.load(red_model, device="cpu", threads=1)
+    assert locator.min_side == MIN_SIDE == 16
     small, thin, enough = locator.locate([red, strip(MIN_SIDE - 1, 400), strip(MIN_SIDE, MIN_SIDE)], on_error="record")
     assert small.label is None and small.score is None and small.map is None
     assert small.error == (f"too small to analyse: 12x12 pixels, under the minimum of {MIN_SIDE} pixels a side; "
@@ -144,6 +146,9 @@ def test_an_image_under_the_minimum_size_is_neither_real_nor_fake_but_says_why(l
     assert enough.error is None and enough.map.shape == (MIN_SIDE, MIN_SIDE)
     with pytest.raises(InputError, match="too small to analyse"):
         locator.locate(red)
+    with Locator.load(red_model, device="cpu", threads=1, min_side=1) as everything:
+        assert everything.locate(red).label == "fake", "min_side=1 analyses any size"
+    locator.close()
 
 
 # ---- sampling rates and a closed locator ------------------------------------------------------------------

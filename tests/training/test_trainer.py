@@ -36,7 +36,8 @@ def val_loader(root, batch_size=16):
 
 
 @pytest.mark.slow
-def test_a_tiny_model_learns_to_localize_the_toy_manipulation(toy_data, tmp_path):
+@pytest.mark.trains
+def test_a_tiny_model_learns_to_localize_the_toy_manipulation(toy_data, tmp_path, train_seed):
     """~100 steps cut the validation L1 by 5× and beat the best constant map by 2×.
 
     (The map head starts near 0, model.MAP_PRIOR_BIAS, so the untrained L1 is already that of an
@@ -49,10 +50,10 @@ def test_a_tiny_model_learns_to_localize_the_toy_manipulation(toy_data, tmp_path
         data=[toy_data["train"]], val=[toy_data["val"]], out=tmp_path / "run",
         model=ModelConfig(unet_width=8, classifier=False, preprocessing=SIZE),
         augment=AugmentConfig(p_real=0.0), epochs=8, batch_size=8, lr=1e-2, betas=(0.9, 0.999),
-        workers=0, threads=1, seed=0,
+        workers=0, threads=1, seed=train_seed,
     )
     loss = LossConfig()
-    torch.manual_seed(0)
+    torch.manual_seed(train_seed)
     untrained = evaluate(build_model(config.model), val_loader(toy_data["val"]), loss, torch.device("cpu"))["map_loss"]
 
     result = train(config, progress=False)
@@ -70,6 +71,7 @@ def test_a_tiny_model_learns_to_localize_the_toy_manipulation(toy_data, tmp_path
     assert inside > 5 * outside, f"the squares stand out: {inside:.3f} inside vs {outside:.3f} outside"
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda)])
 def test_resuming_a_killed_run_ends_with_the_same_weights_bit_for_bit(toy_data, tmp_path, monkeypatch, device):
     settings = dict(device=device, deterministic=device == "cuda")
