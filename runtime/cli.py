@@ -243,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130
+    except MemoryError:
+        # one input's allocation failure is its own record; this is one that no input owns (a batch)
+        print(f"{PROG}: error: out of memory; the records this run completed are kept: rerun with a smaller "
+              "--batch (or fewer --workers) and --resume", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # stdout's reader went away (`trt-locate ... --json | head`): stop quietly, as Unix tools do, with the
         # status a shell gives a process SIGPIPE ended; the records written so far stay in results.jsonl.

@@ -7,6 +7,7 @@ Each rule: one bad input fails alone (an error record) and never the batch, the 
 
 from __future__ import annotations
 
+import json
 import math
 
 import cv2
@@ -105,6 +106,33 @@ def test_a_batch_beyond_reason_is_a_clear_error_before_anything_is_allocated(red
     monkeypatch.setattr(limits, "physical_memory", lambda: 64 * 2**20)  # a 64 MiB machine
     with pytest.raises(FakeLocatorError, match=r"batch_size 2000 of 32x32 inputs needs 0\.0 GiB.*quarter of this machine's 0\.1 GiB"):
         Locator.load(red_model, device="cpu", batch_size=2000)
+
+
+def test_running_out_of_memory_for_a_whole_batch_ends_the_run_with_one_line_and_its_records(tmp_path, red_model,
+                                                                                          monkeypatch, capsys):
+    from fakelocator.runtime.cli import main
+
+    for i in range(8):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), strip(40, 40 + i))
+    calls = []
+
+    def infer_then_run_out(self, batch, original=__import__("fakelocator.runtime.backends.onnxruntime",
+                                                             fromlist=["x"]).OnnxRuntimeBackend.infer):
+        calls.append(1)
+        if len(calls) > 5:
+            raise MemoryError
+        return original(self, batch)
+
+    from fakelocator.runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "infer", infer_then_run_out)
+    code = main([str(tmp_path), "--out", str(tmp_path / "out"), "--model", str(red_model), "--batch", "1",
+                 "--workers", "1", "--threads", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "out of memory" in err and "--batch" in err and "Traceback" not in err
+    recorded = {json.loads(line)["map"] for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()}
+    written = {p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out" / "maps").rglob("*.png")}
+    assert recorded == written and len(recorded) >= 1, "the images analysed before are recorded"
 
 
 @pytest.mark.parametrize("analysis", ["fit", "native"])
