@@ -94,10 +94,11 @@ def test_an_image_over_the_tile_budget_is_refused_from_its_header_without_being_
 # ---- batch sizes and memory ------------------------------------------------------------------------------
 
 
-def test_a_batch_beyond_reason_is_a_clear_error_before_anything_is_allocated(red_model, monkeypatch, capsys):
+def test_a_batch_beyond_reason_is_a_clear_error_before_anything_is_allocated(red_model, monkeypatch, capsys, tmp_path):
     from fakelocator.runtime import limits
     from fakelocator.runtime.cli import main
 
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(FakeLocatorError, match="batch_size must be between 1 and 4096, got 100000"):
         Locator.load(red_model, device="cpu", batch_size=100000)
     assert main(["x.png", "--out", "o", "--model", str(red_model), "--batch", "100000"]) == 2
@@ -183,9 +184,10 @@ def test_an_image_under_the_minimum_size_is_neither_real_nor_fake_but_says_why(r
 
 
 @pytest.mark.parametrize("fps", ["inf", "1e400", "nan", "-1", "1e7"])
-def test_an_fps_that_is_not_a_usable_rate_is_a_usage_error(fps, red_model, capsys):
+def test_an_fps_that_is_not_a_usable_rate_is_a_usage_error(fps, red_model, capsys, tmp_path, monkeypatch):
     from fakelocator.runtime.cli import main
 
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as stopped:
         main(["clip.mp4", "--out", "o", "--fps", fps])
     assert stopped.value.code == 2
