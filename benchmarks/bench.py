@@ -33,7 +33,7 @@ from fakelocator.benchmarks.inputs import KINDS, make_pool
 from fakelocator.benchmarks.stages import StageRunner, stage_bytes, stages_for, summarize_stages
 from fakelocator.contract import ANALYSES
 from fakelocator.errors import FakeLocatorError
-from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES
+from fakelocator.runtime.spec import DEFAULT_MAX_TILES
 from fakelocator.tiling import TileGrid
 
 DEFAULT_BATCHES = (1, 8, 32, 64, 128)
@@ -265,7 +265,7 @@ def _stage_fields(row: dict) -> None:
     """Per-image p50 of each stage, their serial sum, and the pre/post share of it."""
     stages, pre_post = stages_for(row.get("analysis", "fit"))
     per_image = {}
-    for stage in (*stages, "infer_call"):
+    for stage in stages:
         s = row["stages"].get(stage)
         per_image[stage] = s["p50_ms"] / row["batch"] if s and "p50_ms" in s else None
     row["stage_ms_per_image"] = per_image
@@ -437,7 +437,7 @@ def _run_analysis(config, variant, backend, batch, pools, preprocessor, results,
             row["tile_overlap"], row["tile_pooling"] = contract.tile_overlap, contract.tile_pooling
         t0 = time.perf_counter()
         if config.stages:
-            runner = StageRunner(backend, preprocessor, write_dir=Path(config.out) / "_write", contract=contract)
+            runner = StageRunner(locator, write_dir=Path(config.out) / "_write")
             try:
                 samples = runner.measure(pool, batch=batch, iterations=iterations, warmup=config.warmup)
             finally:

@@ -175,7 +175,8 @@ def bench_native_cpu(lib, sizes, threads: list[int], repeats: int, seed: int) ->
     import cv2
 
     from fakelocator.runtime.outputs import encode_map
-    from fakelocator.runtime.preprocess import NumpyPreprocessor, quantize_u8
+    from fakelocator.runtime.levels import map_levels
+    from fakelocator.runtime.preprocess import NumpyPreprocessor
     from fakelocator.tiling import TileGrid, extract_tiles
 
     contract = Preprocessing(analysis="native")
@@ -209,9 +210,9 @@ def bench_native_cpu(lib, sizes, threads: list[int], repeats: int, seed: int) ->
         checks[f"tiles_max_abs_vs_numpy @{tag}"] = float(np.abs(lib.tiles([image], "BGR", contract, tiles) - ref_tiles).max())
         checks[f"stitch_max_abs_vs_numpy @{tag}"] = float(np.abs(lib.stitch(maps, (h, w), contract.tile_overlap, f32) - ref_map).max())
         checks[f"stitch_u8_max_level_diff_vs_float32 @{tag}"] = int(
-            np.abs(lib.stitch(maps, (h, w), contract.tile_overlap, u8, dtype=np.uint8).astype(np.int16) - quantize_u8(ref_map)).max())
+            np.abs(lib.stitch(maps, (h, w), contract.tile_overlap, u8, dtype=np.uint8).astype(np.int16) - map_levels(ref_map)).max())
         checks[f"upsample_u8_max_level_diff_vs_contract @{tag}"] = int(
-            np.abs(lib.upsample_u8(net_map, h, w, u8).astype(np.int16) - quantize_u8(to_full_resolution(net_map, h, w))).max())
+            np.abs(lib.upsample_u8(net_map, h, w, u8).astype(np.int16) - map_levels(to_full_resolution(net_map, h, w))).max())
 
         row("tiles_fp32", "numpy", timed(lambda: numpy_pre.tiles(image, grid, "BGR", contract, tiles), repeats), tiles_bytes)
         row("stitch_fp32", "numpy", timed(lambda: numpy_pre.stitch(maps, grid, "linear", f32), repeats), stitch_bytes)

@@ -33,7 +33,7 @@ from fakelocator import __version__
 from fakelocator.errors import FakeLocatorError
 from fakelocator.evaluation import clustering, report as report_io, robustness, tables
 from fakelocator.evaluation.runner import EvalSettings, Evaluation, evaluate, evaluation_count
-from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES
+from fakelocator.runtime.spec import DEFAULT_MAX_TILES
 from fakelocator.training.samples import Sample, collect_samples
 
 REPORT = "report.json"
@@ -174,6 +174,7 @@ def describe_model(locator, name: str) -> dict:
         "preprocessing": info.preprocessing.to_dict(), "config": info.config, "provenance": info.provenance,
         "sha256": sha256(info.path), "size_bytes": Path(info.path).stat().st_size if Path(info.path).is_file() else None,
         "batch_size": locator.batch_size, "preprocessor": getattr(locator.preprocessor, "name", None),
+        "threshold": locator.threshold,  # the decision threshold scored with: the model's unless --threshold
         # the contract evaluated: the model's, with the analysis asked for (--analysis, --tile-*)
         "analysis": getattr(locator, "contract", info.preprocessing).to_dict(),
     }

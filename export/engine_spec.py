@@ -4,8 +4,8 @@
 - the precision decision (strongly typed vs the explicit weak-typing FP16 flag);
 - ONNX parser errors formatted with node index, name and operator.
 
-What the runtime needs to load an engine lives in the runtime, and its names stay importable from
-here: the profile, the build options and the sidecar with its compatibility checks
+What the runtime needs to load an engine lives in the runtime and is imported from there: the
+profile, the build options and the sidecar with its compatibility checks
 (``fakelocator.runtime.engine_sidecar``) and the engine cache (``fakelocator.runtime.engine_cache``).
 ``tensorrt_build.py`` makes the TensorRT calls; ``fakelocator.runtime.backends.tensorrt`` runs engines.
 """
@@ -17,30 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
-from fakelocator.runtime.engine_cache import CACHE_ENV, cache_key, cache_root, cached_engine_path
-from fakelocator.runtime.engine_sidecar import (
-    CROSS_MAJOR_COMPATIBLE,
-    DEFAULT_BATCH,
-    HARDWARE_LEVELS,
-    PRECISIONS,
-    SCHEMA,
-    BuildOptions,
-    EngineSidecar,
-    Environment,
-    ShapeProfile,
-    ensure_compatible,
-    ensure_matches_plan,
-    make_profile,
-    mismatches,
-    rebuild_command,
-    sidecar_path,
-)
+from fakelocator.runtime.engine_sidecar import DEFAULT_BATCH, BuildOptions
 
 __all__ = [
-    "CACHE_ENV", "CROSS_MAJOR_COMPATIBLE", "DEFAULT_BATCH", "HARDWARE_LEVELS", "PRECISIONS", "SCHEMA", "BuildOptions",
-    "EngineSidecar", "Environment", "NATIVE_BATCH", "ParserError", "PrecisionPlan", "ShapeProfile", "cache_key", "cache_root",
-    "cached_engine_path", "default_batch", "ensure_compatible", "ensure_matches_plan", "format_parser_errors", "make_profile",
-    "mismatches", "parse_batch", "parse_hw", "parse_size", "plan_precision", "rebuild_command", "sidecar_path",
+    "NATIVE_BATCH", "ParserError", "PrecisionPlan", "default_batch", "format_parser_errors", "parse_batch", "parse_hw",
+    "parse_size", "plan_precision",
 ]
 
 #: The batch profile of a model made for ``native`` analysis: its inputs are tiles, tens per image

@@ -39,12 +39,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
-from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
 from fakelocator.export.onnx_file import INPUT_NAME, OUTPUT_NAMES, read_onnx_info
-from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY
+from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY, THRESHOLD_KEY
+from fakelocator.runtime.engine_sidecar import EngineSidecar, sidecar_path
 from fakelocator.runtime.triton_models import (  # the parameters the served models read
     ANALYSIS_KEY, MAP_DTYPE_KEY, MAX_TILES_KEY, MODEL_FILE_KEY, NETWORK_INPUT_DTYPE_KEY, NETWORK_MAX_BATCH_KEY,
-    NETWORK_MODEL_KEY, THREADS_KEY, THRESHOLD_KEY, TILE_OVERLAP_KEY, TILE_POOLING_KEY, WORKERS_KEY,
+    NETWORK_MODEL_KEY, THREADS_KEY, TILE_OVERLAP_KEY, TILE_POOLING_KEY, WORKERS_KEY,
 )
 
 DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16"}
@@ -85,7 +85,8 @@ class TritonOptions:
         pipeline_instances: pipeline model instances (processes) that decode and post-process in parallel.
         pipeline_max_batch: the most images one pipeline execution takes (requests are batched up to it).
         pipeline_queue_delay_us: how long a pipeline request may wait for others (microseconds).
-        threshold: the score at or above which the label is "fake".
+        threshold: the score at or above which the label is "fake"; None: the model's calibrated
+            threshold (its metadata's ``fakelocator.threshold``; 0.5 for a model that states none).
         threads: intra-op threads of a Python-backend network (0: ONNX Runtime's default).
         analysis, tile_overlap, tile_pooling: the pipeline's analysis ("fit" or "native") and tile
             options, as trt-locate's --analysis, --tile-overlap, --tile-pooling; None: the model's.
@@ -110,7 +111,7 @@ class TritonOptions:
     pipeline_instances: int = 1
     pipeline_max_batch: int = 16
     pipeline_queue_delay_us: int = 5000
-    threshold: float = 0.5
+    threshold: float | None = None
     threads: int = 0
     analysis: str | None = None
     tile_overlap: int | None = None
@@ -163,7 +164,8 @@ def describe_model(path: str | Path) -> ServedModel:
             outputs=tuple(tensor(s) for s in info.outputs if s.name in OUTPUT_NAMES),
             batch_limits=None,
             contract_size=metadata.preprocessing.size,
-            parameters={PREPROCESSING_KEY: metadata.preprocessing.to_json(), CONFIG_KEY: info.props.get(CONFIG_KEY, "{}")},
+            parameters={PREPROCESSING_KEY: metadata.preprocessing.to_json(), CONFIG_KEY: info.props.get(CONFIG_KEY, "{}"),
+                        THRESHOLD_KEY: repr(float(metadata.threshold))},
         )
     sidecar = EngineSidecar.read(sidecar_path(path))
     if not sidecar.io:
@@ -186,6 +188,7 @@ def describe_model(path: str | Path) -> ServedModel:
         parameters={
             PREPROCESSING_KEY: json.dumps(pre, sort_keys=True),
             CONFIG_KEY: json.dumps(sidecar.model_config, sort_keys=True),
+            THRESHOLD_KEY: repr(float(sidecar.threshold)),
             "fakelocator.tensorrt_version": sidecar.tensorrt_version,
         },
     )
@@ -339,7 +342,7 @@ def pipeline_config(model: ServedModel, options: TritonOptions = TritonOptions()
         raise FakeLocatorError(f"map dtype must be one of {tuple(MAP_DTYPES)}, got {options.map_dtype!r}")
     if options.pipeline_instances < 1 or options.pipeline_max_batch < 1 or options.pipeline_queue_delay_us < 0:
         raise FakeLocatorError("pipeline instances and max batch must be >= 1 and its queue delay >= 0")
-    if not 0.0 <= options.threshold <= 1.0:
+    if options.threshold is not None and not 0.0 <= options.threshold <= 1.0:
         raise FakeLocatorError(f"threshold must be in [0, 1], got {options.threshold}")
     if options.max_tiles is not None and options.max_tiles < 0:
         raise FakeLocatorError(f"max tiles must be >= 0 (0: no limit), got {options.max_tiles}")
@@ -368,7 +371,7 @@ def pipeline_config(model: ServedModel, options: TritonOptions = TritonOptions()
         NETWORK_INPUT_DTYPE_KEY: network_input,
         NETWORK_MAX_BATCH_KEY: str(network_max_batch),
         MAP_DTYPE_KEY: options.map_dtype,
-        THRESHOLD_KEY: repr(float(options.threshold)),
+        **({} if options.threshold is None else {THRESHOLD_KEY: repr(float(options.threshold))}),
         WORKERS_KEY: "0",
         ANALYSIS_KEY: options.analysis or "",
         TILE_OVERLAP_KEY: "" if options.tile_overlap is None else str(options.tile_overlap),

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from fakelocator import __version__
 from fakelocator.errors import FakeLocatorError
+from fakelocator.runtime.spec import DEFAULT_MAX_TILES
 
 PROG = "trt-locate"
 
@@ -95,6 +96,16 @@ def _max_tiles(text: str) -> int | None:
     return value or None
 
 
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -131,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     g.add_argument("--batch", type=_positive_int, default=8, metavar="N",
                    help="network inputs per inference batch: images in fit analysis, tiles in native (default: 8)")
-    g.add_argument("--threshold", type=float, default=0.5, help="score at or above which the label is fake (default: 0.5)")
+    g.add_argument("--threshold", type=_unit_float, default=None, metavar="T",
+                   help="score at or above which the label is fake (default: the model's calibrated threshold, "
+                        "from its metadata; 0.5 for a model that states none)")
     g.add_argument("--threads", type=_threads, default=0, metavar="N",
                    help="CPU inference threads, onnxruntime and torch backends (default: 0 = the backend's default)")
     g.add_argument("--pipeline", default="auto", choices=("auto", "host", "device"),
@@ -150,9 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tile-pooling", choices=("max", "mean", "top2"),
                    help="native: how tile scores become the image's score: the most suspicious tile, their mean, "
                         "or the mean of the two highest (default: the model's, max)")
-    g.add_argument("--max-tiles", type=_max_tiles, default=1024, metavar="N",
+    g.add_argument("--max-tiles", type=_max_tiles, default=DEFAULT_MAX_TILES, metavar="N",
                    help="native: refuse an input that takes more tiles than N, with an error record, instead of "
-                        "downscaling it (default: 1024, about 6000x6000 pixels with 224-pixel tiles; 0 = no limit)")
+                        f"downscaling it (default: {DEFAULT_MAX_TILES}, about 6000x6000 pixels with 224-pixel tiles; 0 = no limit)")
 
     g = p.add_argument_group("inputs")
     g.add_argument("--max-pixels", type=_max_pixels, default="64M", metavar="N",

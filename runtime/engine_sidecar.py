@@ -25,6 +25,7 @@ from typing import Any
 
 from fakelocator.errors import FakeLocatorError
 from fakelocator.files import atomic_write_bytes
+from fakelocator.metadata import DEFAULT_THRESHOLD
 
 SCHEMA = "fakelocator.engine/1"
 HARDWARE_LEVELS = ("none", "ampere_plus", "same_compute_capability")
@@ -269,6 +270,7 @@ class EngineSidecar:
     preprocessing: dict[str, Any]
     model_config: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    threshold: float = DEFAULT_THRESHOLD  # the ONNX's fakelocator.threshold (a sidecar without it: the default)
     fakelocator_version: str = ""
     options: BuildOptions = field(default_factory=BuildOptions)
     source_onnx_sha256: str = ""  # of the ONNX the user gave, when it was converted before parsing
@@ -312,10 +314,13 @@ class EngineSidecar:
             values["profiles"] = tuple(ShapeProfile.from_dict(p) for p in d["profiles"])
             values["options"] = BuildOptions.from_dict(d.get("options") or {})
             values["io"] = tuple(dict(t) for t in d.get("io", ()))
+            values["threshold"] = float(d.get("threshold", DEFAULT_THRESHOLD))
         except (KeyError, TypeError, ValueError) as e:
             raise FakeLocatorError(f"{source}: malformed ({e})") from None
         if not values["profiles"]:
             raise FakeLocatorError(f"{source}: no optimization profile")
+        if not 0.0 <= values["threshold"] <= 1.0:
+            raise FakeLocatorError(f"{source}: threshold must be in [0, 1], got {values['threshold']}")
         return cls(**values)
 
     @classmethod

@@ -25,15 +25,17 @@ from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
+from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError, InputError
 from fakelocator.runtime.backends import load_backend
 from fakelocator.runtime.backends.base import Backend, ModelInfo
-from fakelocator.runtime.limits import check_batch, check_threads
+from fakelocator.runtime.limits import check_threads
 from fakelocator.runtime.decode import DEFAULT_MAX_PIXELS, load_image, to_color_image
-from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES, MIN_SIDE, Job, Runner, background, header_tile_check, prefetch
+from fakelocator.runtime.pipeline import Job, Runner, background, header_tile_check, prefetch
 from fakelocator.runtime.preprocess import Preprocessor, select_preprocessor
 from fakelocator.runtime.regions import RegionProposal, RegionProvider, clip_boxes
 from fakelocator.runtime.results import BBOX_LEVEL, FrameResult, LocateResult
+from fakelocator.runtime.spec import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TILES, MIN_SIDE, spec_for
 from fakelocator.runtime.video import RawFrame, Sampling, VideoReader, VideoResults, VideoSource
 
 if TYPE_CHECKING:
@@ -88,8 +90,9 @@ class Locator:
 
     Args:
         backend: a loaded ``Backend`` (see ``Locator.load`` to load one from a file).
-        batch_size: crops per inference call.
-        threshold: ``score >= threshold`` is labelled "fake".
+        batch_size: network inputs per inference call (crops in ``fit``, tiles in ``native``).
+        threshold: ``score >= threshold`` is labelled "fake"; None: the model's calibrated threshold
+            (its metadata, ``fakelocator.threshold``; 0.5 for a model that states none).
         preprocessor: "auto" (the native library when built, else numpy), "numpy", "native", or a
             ``Preprocessor`` instance.
         workers: decoding threads (and as many upsampling threads); default min(8, CPU count).
@@ -111,18 +114,22 @@ class Locator:
             "top2"; None: the model's.
         max_tiles: ``native``: inputs that take more tiles than this (over all their crops) get an
             error record instead of a map (never a silent downscale); None for no limit. Default
-            1024 tiles, about 6000 × 6000 pixels with 224² tiles.
+            ``DEFAULT_MAX_TILES`` (1024) tiles, about 6000 × 6000 pixels with 224² tiles.
         min_side: images and frames with a side shorter than this get an error record ("too small
             to analyse": neither real nor fake) instead of a score; default ``MIN_SIDE`` (16, see
             docs/runtime.md); 1 analyses everything.
+
+    ``batch_size``, ``threshold``, ``analysis``, ``tile_overlap``, ``tile_pooling``, ``max_tiles``
+    and ``min_side`` are resolved with the model's own once (``fakelocator.runtime.spec``):
+    ``self.spec`` is what every call runs.
     """
 
     def __init__(
         self,
         backend: Backend,
         *,
-        batch_size: int = 8,
-        threshold: float = 0.5,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        threshold: float | None = None,
         preprocessor: str | Preprocessor = "auto",
         workers: int | None = None,
         prefetch: int | None = None,
@@ -136,34 +143,55 @@ class Locator:
         max_tiles: int | None = DEFAULT_MAX_TILES,
         min_side: int = MIN_SIDE,
     ) -> None:
-        if max_tiles is not None and (not isinstance(max_tiles, int) or max_tiles < 1):
-            raise FakeLocatorError(f"max_tiles must be an integer >= 1 or None, got {max_tiles!r}")
-        if not 0.0 <= threshold <= 1.0:
-            raise FakeLocatorError(f"threshold must be in [0, 1], got {threshold}")
+        spec = spec_for(backend, batch_size=batch_size, threshold=threshold, analysis=analysis,
+                        tile_overlap=tile_overlap, tile_pooling=tile_pooling, max_tiles=max_tiles, min_side=min_side)
         self.backend = backend
-        #: The contract this locator runs: the model's, with the analysis and tile options asked for.
-        self.contract = backend.info.preprocessing.with_analysis(analysis, tile_overlap=tile_overlap, tile_pooling=tile_pooling)
-        check_batch(batch_size, self.contract.size)
-        self.max_tiles = max_tiles
-        if isinstance(min_side, bool) or not isinstance(min_side, int) or min_side < 1:
-            raise FakeLocatorError(f"min_side must be an integer >= 1, got {min_side!r}")
-        self.min_side = min_side
-        self.batch_size = batch_size
-        self.threshold = threshold
         self.preprocessor = select_preprocessor(preprocessor) if isinstance(preprocessor, str) else preprocessor
         self.workers = _default_workers() if workers in (None, 0) else check_threads("workers", workers)
-        self.prefetch = prefetch or max(2 * batch_size, self.workers)
+        self.prefetch = prefetch or max(2 * spec.batch_size, self.workers)
         self.max_pixels = max_pixels
         self.regions = regions
         self.bbox_level = bbox_level
         self._closed = False
         self._default_faces: RegionProvider | None = None  # locate_video(faces=True)'s provider, built on first use
-        # ---- GPU pipeline (device_pipeline.py) ----
+        # ---- GPU pipeline (device_pipeline.py): "auto" is decided here, once ----
         from fakelocator.runtime.device_pipeline import choose_pipeline
 
-        self._device_path = choose_pipeline(backend, pipeline, batch_size, self.contract)
-        self.pipeline = "host" if self._device_path is None else "device"
-        # ----
+        #: The run specification every call runs (fakelocator.runtime.spec): contract, threshold,
+        #: batch size, tile budget, pipeline, device.
+        self.spec, self._device_path = choose_pipeline(backend, pipeline, spec)
+
+    # The resolved options, as read-only attributes (``spec`` is frozen: a locator is rebuilt, not re-tuned).
+
+    @property
+    def contract(self) -> Preprocessing:
+        """The contract this locator runs: the model's, with the analysis and tile options asked for."""
+        return self.spec.contract
+
+    @property
+    def threshold(self) -> float:
+        """``score >= threshold`` is labelled fake: the one given, else the model's calibrated one."""
+        return self.spec.threshold
+
+    @property
+    def batch_size(self) -> int:
+        """Network inputs per inference call (after the backend's limits)."""
+        return self.spec.batch_size
+
+    @property
+    def max_tiles(self) -> int | None:
+        """The tile budget per input in ``native`` analysis (None: no limit)."""
+        return self.spec.max_tiles
+
+    @property
+    def min_side(self) -> int:
+        """Images and frames with a shorter side get the error record "too small to analyse"."""
+        return self.spec.min_side
+
+    @property
+    def pipeline(self) -> str:
+        """Where pre/post-processing runs: "host" or "device"."""
+        return self.spec.pipeline
 
     @classmethod
     def load(
@@ -171,8 +199,8 @@ class Locator:
         model: str | os.PathLike | None = None,
         backend: str = "auto",
         device: str = "auto",
-        batch_size: int = 8,
-        threshold: float = 0.5,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        threshold: float | None = None,
         *,
         preprocessor: str | Preprocessor = "auto",
         workers: int | None = None,
@@ -196,6 +224,7 @@ class Locator:
             backend: "auto" (the fastest available for the file: tensorrt > onnxruntime > torch),
                 "tensorrt", "onnxruntime" or "torch".
             device: "auto", "cpu", "cuda" or "cuda:N".
+            threshold: None: the model's calibrated threshold (its metadata; 0.5 when it states none).
             regions: a region provider (``fakelocator.runtime.regions``) for every input.
             faces: ``True`` or a ``fakelocator.runtime.faces.FaceOptions``: detect faces in every
                 image and frame and analyse face crops (the region provider for faces; docs/faces.md).
@@ -219,20 +248,9 @@ class Locator:
         loaded = load_backend(model, backend, device=device, batch_size=batch_size, **backend_options)
         try:
             return cls(
-                loaded,
-                batch_size=batch_size,
-                threshold=threshold,
-                preprocessor=preprocessor,
-                workers=workers,
-                prefetch=prefetch,
-                max_pixels=max_pixels,
-                regions=regions,
-                pipeline=pipeline,
-                analysis=analysis,
-                tile_overlap=tile_overlap,
-                tile_pooling=tile_pooling,
-                max_tiles=max_tiles,
-                min_side=min_side,
+                loaded, batch_size=batch_size, threshold=threshold, preprocessor=preprocessor, workers=workers,
+                prefetch=prefetch, max_pixels=max_pixels, regions=regions, pipeline=pipeline, analysis=analysis,
+                tile_overlap=tile_overlap, tile_pooling=tile_pooling, max_tiles=max_tiles, min_side=min_side,
             )
         except BaseException:
             loaded.close()
@@ -260,6 +278,7 @@ class Locator:
         on_error: str = "raise",
         keep_images: bool = False,
         keep_outputs: bool = False,
+        map_dtype: str = "float32",
     ) -> LocateResult | list[LocateResult]:
         """Locate manipulations in one input or a list of them.
 
@@ -273,6 +292,9 @@ class Locator:
             keep_outputs: attach the network's outputs before upsampling (``result.outputs``: the
                 network-resolution ``map`` and the ``features`` vector; in ``native`` analysis the
                 ``tile_maps``, ``tile_scores`` and mean ``features``), e.g. for evaluation.
+            map_dtype: "float32" (``result.map`` in [0, 1]) or "uint8": its 8-bit levels
+                (``fakelocator.runtime.levels``, what an 8-bit PNG stores), stitched or upsampled
+                straight to levels without a float32 full-resolution map (trt-locate's 8-bit writer).
 
         Returns:
             a ``LocateResult``, or a list of them in input order.
@@ -285,7 +307,7 @@ class Locator:
                 raise
             return LocateResult(e.source, error=e.reason)  # one input, and not a usable one
         results = list(self.locate_iter(
-            items, color_order, on_error=on_error, keep_images=keep_images, keep_outputs=keep_outputs
+            items, color_order, on_error=on_error, keep_images=keep_images, keep_outputs=keep_outputs, map_dtype=map_dtype
         ))
         return results[0] if single else results
 
@@ -297,6 +319,7 @@ class Locator:
         on_error: str = "raise",
         keep_images: bool = False,
         keep_outputs: bool = False,
+        map_dtype: str = "float32",
     ) -> Iterator[LocateResult]:
         """Like ``locate`` on an iterable, yielding results in order as their batches finish.
 
@@ -336,7 +359,7 @@ class Locator:
             return job
 
         jobs = prefetch(decode, enumerate(items), workers=self.workers, depth=self.prefetch)
-        return self._finish(jobs, on_error, keep_images, keep_outputs)
+        return self._finish(jobs, on_error, keep_images, keep_outputs, map_dtype)
 
     # ---- videos -------------------------------------------------------------------------------
 
@@ -354,6 +377,7 @@ class Locator:
         known: dict[int, float | None] | None = None,
         known_empty: Iterable[int] = (),
         faces: "bool | FaceOptions | None" = None,
+        map_dtype: str = "float32",
     ) -> VideoResults:
         """Open a video and return its per-frame results, iterable as frames are decoded, with a summary.
 
@@ -374,6 +398,7 @@ class Locator:
             faces: ``True`` or a ``FaceOptions``: analyse the faces detected in each frame (crops
                 with a margin, maps pasted back; frames without a face are ``empty_frames``, see
                 docs/faces.md); ``False``: whole frames; None: as the locator was loaded.
+            map_dtype: "float32" or "uint8" (the frames' 8-bit map levels; see ``locate``).
         """
         self._check_on_error(on_error)
         self._check_open()
@@ -386,7 +411,7 @@ class Locator:
         reader = VideoReader(video, Sampling(every, fps, max_frames), max_pixels=self.max_pixels)
         return VideoResults(
             self, reader, on_error=on_error, keep_images=keep_images, top_k=top_k, verdict_by=verdict_by, known=known,
-            known_empty=known_empty, regions=regions,
+            known_empty=known_empty, regions=regions, map_dtype=map_dtype,
         )
 
     def _faces_for_videos(self, faces: "bool | FaceOptions") -> RegionProvider:
@@ -398,7 +423,8 @@ class Locator:
         return _face_provider(faces, self.backend.device)
 
     def _run_frames(
-        self, source: str, frames: Iterator[RawFrame], *, on_error: str, keep_images: bool, regions: RegionProvider | None
+        self, source: str, frames: Iterator[RawFrame], *, on_error: str, keep_images: bool, regions: RegionProvider | None,
+        map_dtype: str = "float32",
     ) -> Iterator[FrameResult]:
         def prepare(raw: RawFrame) -> Job:
             job = Job(index=raw.index, source=source, frame=raw.index, time_s=raw.time_s)
@@ -415,7 +441,7 @@ class Locator:
             return job
 
         jobs = prefetch(prepare, background(frames, depth=self.prefetch), workers=self.workers, depth=self.prefetch)
-        return self._finish(jobs, on_error, keep_images)
+        return self._finish(jobs, on_error, keep_images, map_dtype=map_dtype)
 
     # ---- shared -------------------------------------------------------------------------------
 
@@ -436,23 +462,14 @@ class Locator:
         job.timings["regions"] = (time.perf_counter() - t0) * 1000
 
     def _finish(
-        self, jobs: Iterator[Job], on_error: str, keep_images: bool, keep_outputs: bool = False
+        self, jobs: Iterator[Job], on_error: str, keep_images: bool, keep_outputs: bool = False, map_dtype: str = "float32"
     ) -> Iterator[LocateResult]:
-        options = dict(
-            batch_size=self.batch_size,
-            threshold=self.threshold,
-            workers=self.workers,
-            keep_images=keep_images,
-            keep_outputs=keep_outputs,
-            bbox_level=self.bbox_level,
-            contract=self.contract,
-            max_tiles=self.max_tiles,
-            min_side=self.min_side,
-        )
+        options = dict(workers=self.workers, keep_images=keep_images, keep_outputs=keep_outputs, bbox_level=self.bbox_level,
+                       map_dtype=map_dtype)
         if self._device_path is not None:
-            runner = self._device_path.runner(self.backend, self.preprocessor, **options)
+            runner = self._device_path.runner(self.backend, self.preprocessor, self.spec, **options)
         else:
-            runner = Runner(self.backend, self.preprocessor, **options)
+            runner = Runner(self.backend, self.preprocessor, self.spec, **options)
         results = runner.run(jobs)
         try:
             for result in results:

@@ -36,23 +36,18 @@ import numpy as np
 from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError
 from fakelocator.runtime.backends.base import Backend
+from fakelocator.runtime.levels import map_levels
 from fakelocator.runtime.preprocess import Preprocessor, stitch_of, tiles_of
-from fakelocator.tiling import TileGrid, pool_scores, tile_count
+from fakelocator.tiling import TileGrid, pool_scores, span_rects, tile_count
+from fakelocator.runtime.spec import DEFAULT_MAX_TILES, MIN_SIDE, RunSpec  # noqa: F401 - DEFAULT_MAX_TILES: its old home
 from fakelocator.runtime.results import BBOX_LEVEL, Box, Face, FrameResult, LocateResult, RegionResult, bbox_of, label_of
+
+#: What a result's ``map`` holds: float32 in [0, 1], or its 8-bit levels (``levels.map_levels``).
+MAP_DTYPES = ("float32", "uint8")
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Default tile budget per input in ``native`` analysis: 1024 tiles of 224² with the default
-#: overlap of 32 cover about 6000 × 6000 pixels (a 24-megapixel photo takes 651); its tile maps
-#: (1024 × 224² float32, ~205 MB) are the largest buffer one input holds.
-DEFAULT_MAX_TILES = 1024
-
-
-#: Images and frames with a side shorter than this are not analysed: a few dozen pixels hold too
-#: little of the traces the model reads (upsampling periods, blending seams) for a score to mean
-#: anything. Measured with the default model on crops of real photos: see docs/runtime.md.
-MIN_SIDE = 16
 
 
 def too_small(width: int, height: int, min_side: int = MIN_SIDE) -> str:
@@ -212,7 +207,7 @@ class _TileOutputs:
     """A ``native`` crop's tile outputs, filled batch by batch."""
 
     grid: TileGrid
-    maps: np.ndarray  # (n, th, tw) float32
+    maps: np.ndarray | None  # (n, th, tw) float32; None on the device path unless the outputs are kept
     scores: np.ndarray  # (n,) float32
     features: np.ndarray | None = None  # (n, C) float32, allocated with the first batch that has them
 
@@ -229,56 +224,46 @@ def _fail(job: Job, e: BaseException) -> None:
 
 def sub_grids(grid: TileGrid, start: int, count: int) -> list[TileGrid]:
     """Tiles ``start:start + count`` of ``grid`` (row-major) as at most three rectangular grids, in order."""
-    nx = len(grid.xs)
-    out, k, end = [], start, start + count
-    while k < end:
-        row, col = divmod(k, nx)
-        if col == 0 and end - k >= nx:  # whole rows
-            rows = (end - k) // nx
-            out.append(replace(grid, ys=grid.ys[row:row + rows]))
-            k += rows * nx
-        else:  # part of one row
-            stop = min(nx, col + end - k)
-            out.append(replace(grid, ys=grid.ys[row:row + 1], xs=grid.xs[col:stop]))
-            k += stop - col
-    return out
+    return [replace(grid, ys=grid.ys[r0:r0 + rows], xs=grid.xs[c0:c0 + cols])
+            for r0, rows, c0, cols in span_rects(len(grid.ys), len(grid.xs), start, count)]
 
 
 class Runner:
-    """Batches, preprocesses, infers and finishes jobs; see the module docstring."""
+    """Batches, preprocesses, infers and finishes jobs; see the module docstring.
+
+    ``spec`` is the run's resolved specification (``fakelocator.runtime.spec``): its contract,
+    threshold, batch size and tile budget are what runs; nothing is re-read from the backend.
+    """
 
     def __init__(
         self,
         backend: Backend,
         preprocessor: Preprocessor,
+        spec: RunSpec,
         *,
-        batch_size: int,
-        threshold: float,
         workers: int,
         keep_images: bool = False,
         keep_outputs: bool = False,
         bbox_level: float = BBOX_LEVEL,
-        contract: Preprocessing | None = None,
-        max_tiles: int | None = DEFAULT_MAX_TILES,
-        min_side: int = 1,
+        map_dtype: str = "float32",
     ):
+        if map_dtype not in MAP_DTYPES:
+            raise FakeLocatorError(f"map_dtype must be one of {MAP_DTYPES}, got {map_dtype!r}")
         self.backend = backend
-        self.min_side = min_side
         self.pre = preprocessor
-        # the model's contract, or the analysis the user chose for it (Preprocessing.with_analysis)
-        self.contract = contract or backend.info.preprocessing
-        self.native = self.contract.native
-        self.max_tiles = max_tiles
+        self.spec = spec
+        self.contract = spec.contract
+        self.native = spec.native
         self._tiles = tiles_of(preprocessor)
         self._stitch = stitch_of(preprocessor)
-        fixed = getattr(backend, "fixed_batch", None)
-        limit = backend.max_batch
-        self.batch_size = fixed or (min(batch_size, limit) if limit else batch_size)
-        self.fixed_batch = fixed
-        self.threshold = threshold
+        self._stitch_u8 = getattr(preprocessor, "stitch_u8", None) or (lambda maps, grid, window: map_levels(self._stitch(maps, grid, window)))
+        self._upsample_u8 = getattr(preprocessor, "upsample_u8", None) or (lambda m, h, w: map_levels(preprocessor.upsample(m, h, w)))
+        self.batch_size = spec.batch_size
+        self.fixed_batch = spec.fixed_batch
         self.keep_images = keep_images
         self.keep_outputs = keep_outputs
         self.bbox_level = bbox_level
+        self.levels = map_dtype == "uint8"  # results carry the map's 8-bit levels (an 8-bit PNG's sink)
         self.post_workers = workers if getattr(preprocessor, "thread_safe", True) else 1
         h, w = self.contract.size
         self._input = np.zeros((self.batch_size, 3, h, w), np.float32)  # (B, 3, h, w) reused per batch
@@ -314,8 +299,8 @@ class Runner:
     def _crops_of(self, job: Job) -> list[_Crop]:
         """The job's crops; in ``native`` with their tile grids, or an error when over the tile budget
         or under the minimum size."""
-        if job.error is None and min(job.height, job.width) < self.min_side:
-            job.error = too_small(job.width, job.height, self.min_side)
+        if job.error is None and min(job.height, job.width) < self.spec.min_side:
+            job.error = too_small(job.width, job.height, self.spec.min_side)
             job.image = None
         images = job.crops()
         if not self.native:
@@ -324,9 +309,9 @@ class Runner:
         h, w = self.contract.size
         grids = [TileGrid.of(c.shape[0], c.shape[1], h, w, self.contract.tile_overlap) for c in images]
         total = sum(len(g) for g in grids)
-        if self.max_tiles is not None and total > self.max_tiles:
+        if self.spec.max_tiles is not None and total > self.spec.max_tiles:
             what = f"{len(images)} face crops" if job.boxes is not None else f"{job.width}x{job.height} pixels"
-            job.error = over_tile_budget(what, total, self.contract, self.max_tiles)
+            job.error = over_tile_budget(what, total, self.contract, self.spec.max_tiles)
             job.image = None
             return []
         job.tiles = total if job.error is None else None
@@ -362,11 +347,16 @@ class Runner:
         """Complete every batch still in flight (the host path completes each in ``_run_batch``)."""
 
     def _full_map(self, job: Job, slot: int, height: int, width: int) -> np.ndarray:
-        """Crop ``slot``'s map at (height, width) float32 in [0, 1]: upsampled here, on the host path."""
+        """Crop ``slot``'s map at (height, width): float32 in [0, 1], or its uint8 levels; upsampled
+        here, on the host path (``upsample_u8`` straight to levels, no float32 full-resolution map)."""
+        if self.levels:
+            return self._upsample_u8(job.outputs[slot][0], height, width)
         return self.pre.upsample(job.outputs[slot][0], height, width)
 
-    #: The timing key of ``_finish`` (the host path upsamples there).
-    finish_timing = "upsample"
+    @property
+    def finish_timing(self) -> str:
+        """The timing key of ``_finish``: the host path upsamples (``fit``) or stitches (``native``) there."""
+        return "stitch" if self.native else "upsample"
 
     def _run_batch(self, batch: list[_Crop]) -> int:
         """Preprocess, infer and store one batch; returns how many network inputs it held."""
@@ -464,7 +454,8 @@ class Runner:
         """Crop ``slot``'s (height, width) float32 map in [0, 1] and its score."""
         if self.native:
             outs: _TileOutputs = job.outputs[slot]
-            return self._stitch(outs.maps, outs.grid, self.contract.tile_window), pool_scores(outs.scores, self.contract.tile_pooling)
+            stitch = self._stitch_u8 if self.levels else self._stitch
+            return stitch(outs.maps, outs.grid, self.contract.tile_window), pool_scores(outs.scores, self.contract.tile_pooling)
         return self._full_map(job, slot, height, width), job.outputs[slot][1]
 
     def _network_outputs(self, outputs) -> dict[str, np.ndarray]:
@@ -505,7 +496,7 @@ class Runner:
             if self.keep_outputs:
                 outputs = self._network_outputs(job.outputs[0])
         else:
-            full = np.zeros((height, width), np.float32)
+            full = np.zeros((height, width), np.uint8 if self.levels else np.float32)
             regions = []
             for i, (x0, y0, x1, y1) in enumerate(job.boxes):
                 patch = full[y0:y1, x0:x1]
@@ -518,12 +509,12 @@ class Runner:
             return cls(job.source, width=width, height=height, timings=job.timings,
                        error=f"the model returned a non-finite score ({score})", **extra)
         bbox = bbox_of(full, self.bbox_level)
-        job.timings["stitch" if self.native else self.finish_timing] = (time.perf_counter() - t0) * 1000
+        job.timings[self.finish_timing] = (time.perf_counter() - t0) * 1000
         result = cls(
             job.source,
             map=full,
             score=score,
-            label=label_of(score, self.threshold),
+            label=label_of(score, self.spec.threshold),
             bbox=bbox,
             width=width,
             height=height,

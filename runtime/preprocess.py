@@ -27,7 +27,8 @@ import numpy as np
 
 from fakelocator.contract import COLOR_ORDERS, Preprocessing, check_color_image, to_full_resolution, to_network_input
 from fakelocator.errors import FakeLocatorError
-from fakelocator.tiling import TileGrid, extract_tiles, normalize_tiles, stitch
+from fakelocator.runtime.levels import map_levels
+from fakelocator.tiling import TileGrid, extract_tiles, pad_to, stitch
 
 
 class Preprocessor(Protocol):
@@ -102,16 +103,6 @@ def _tile_rect(grid: TileGrid, image_size: tuple[int, int], contract: Preprocess
     return row0, len(grid.ys), col0, len(grid.xs)
 
 
-def quantize_u8(map_full: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """float32 map → uint8 levels ``floor(clip(m, 0, 1) * 255 + 0.5)`` (NaN → 0), what an 8-bit PNG map stores."""
-    x = np.nan_to_num(np.clip(map_full, 0.0, 1.0), nan=0.0)
-    x = np.floor(x * np.float32(255) + np.float32(0.5))
-    if out is None:
-        return x.astype(np.uint8)
-    out[...] = x
-    return out
-
-
 def numpy_tiles(image, grid, color_order, contract, out):
     """The reference ``Preprocessor.tiles`` (``fakelocator.tiling``: mirrored padding, the contract's normalization)."""
     return NumpyPreprocessor().tiles(image, grid, color_order, contract, out)
@@ -148,7 +139,7 @@ class NumpyPreprocessor:
         return out
 
     def upsample_u8(self, map_hw, height, width, out=None):
-        return quantize_u8(to_full_resolution(np.asarray(map_hw, np.float32), height, width), out=out)
+        return map_levels(to_full_resolution(np.asarray(map_hw, np.float32), height, width), out=out)
 
     def tiles(self, image, grid, color_order, contract, out):
         """``fakelocator.tiling``'s extract + normalize, the same float32 operations per value, but
@@ -162,10 +153,8 @@ class NumpyPreprocessor:
             raise FakeLocatorError(f"color_order must be one of {COLOR_ORDERS}, got {color_order!r}")
         if color_order != contract.color_order:
             image = image[:, :, ::-1]
-        planes = np.ascontiguousarray(image.transpose(2, 0, 1))  # (3, H, W) uint8
-        ph, pw = max(0, grid.tile_h - grid.height), max(0, grid.tile_w - grid.width)
-        if ph or pw:  # as extract_tiles: only an image smaller than a tile is padded, by mirroring
-            planes = np.pad(planes, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
+        # as extract_tiles: only an image smaller than a tile is padded, by the tiling's mirroring
+        planes = np.ascontiguousarray(pad_to(image, grid.tile_h, grid.tile_w).transpose(2, 0, 1))  # (3, H', W') uint8
         mean = (np.asarray(contract.mean, np.float32) * 255.0)[:, None, None]
         inv_std = (1.0 / (np.asarray(contract.std, np.float32) * 255.0))[:, None, None]
         k = 0
@@ -183,7 +172,7 @@ class NumpyPreprocessor:
 
     def stitch_u8(self, maps, grid, window, out=None):
         out = check_map_out(out, grid, np.uint8)
-        return quantize_u8(stitch(np.asarray(maps, np.float32), grid, window), out=out)
+        return map_levels(stitch(np.asarray(maps, np.float32), grid, window), out=out)
 
 
 class NativePreprocessor:

@@ -7,6 +7,9 @@ from typing import TypedDict, Union
 
 import numpy as np
 
+from fakelocator.metadata import DEFAULT_THRESHOLD
+from fakelocator.runtime.levels import map_levels
+
 #: The map level whose bounding box ``bbox`` reports.
 BBOX_LEVEL = 0.1
 LABELS = ("real", "fake")
@@ -167,7 +170,7 @@ class VideoSummary:
     mean_score: float | None = None
     p95_score: float | None = None
     top_frames: list[TopFrame] = field(default_factory=list)
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD  # the run's (RunSpec.threshold); summarize_video always sets it
     verdict_by: str = "p95"
     label: str | None = None
     fps: float | None = None
@@ -219,8 +222,14 @@ def label_of(score: float, threshold: float) -> str:
 
 
 def bbox_of(map_full: np.ndarray, level: float = BBOX_LEVEL) -> Box | None:
-    """(x0, y0, x1, y1), exclusive ends, of the pixels where ``map_full >= level``; None if there are none."""
-    mask = map_full >= level
+    """(x0, y0, x1, y1), exclusive ends, of the pixels where ``map_full >= level``; None if there are none.
+
+    A uint8 map (the pipeline's 8-bit levels, ``levels.map_levels``) is compared with the level of
+    ``level`` (for the default 0.1, whose 25.5/255 is a rounding edge, the same pixels as the float map)."""
+    if map_full.dtype == np.uint8:
+        mask = map_full >= map_levels(np.float32(level))
+    else:
+        mask = map_full >= level
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return None

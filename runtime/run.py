@@ -36,6 +36,10 @@ class RunOptions:
         overlay: also write a heat-map overlay JPEG per image and frame (``runtime.overlay``:
             transparent where the map is below 0.1, up to ``overlay_alpha`` opaque from 0.6).
         writers: threads encoding and writing files.
+        map_levels: with 8-bit maps, the pipeline stitches or upsamples each map straight to its
+            8-bit levels (``Preprocessor.stitch_u8``/``upsample_u8``; no float32 full-resolution map is
+            made, quantized and dropped); False: float32 maps quantized at encoding (the same bytes,
+            ``levels.map_levels``; kept to measure the difference, docs/benchmarks.md).
     """
 
     every: int | None = None
@@ -45,6 +49,12 @@ class RunOptions:
     overlay: bool = False
     overlay_alpha: float = DEFAULT_ALPHA
     writers: int = 4
+    map_levels: bool = True
+
+    @property
+    def map_dtype(self) -> str:
+        """What the pipeline hands the writer: 8-bit levels for an 8-bit sink, else float32."""
+        return "uint8" if self.map_depth == 8 and self.map_levels else "float32"
 
 
 @dataclass
@@ -69,14 +79,16 @@ class OutputWriter:
 
     Overlays use the preprocessor's ``overlay`` when it has one (the native library), else the
     reference ``fakelocator.runtime.overlay.overlay``; both compute the same formula (the native
-    library gets the colour table and the opacity table).
+    library gets the colour table and the opacity table). A map of 8-bit levels (the uint8 path)
+    is blended by the reference, which works on levels.
     """
 
     def __init__(self, layout: Layout, options: RunOptions, preprocessor=None):
         self.layout = layout
         self.options = options
         native = getattr(preprocessor, "overlay", None)
-        self.overlay = (lambda image, m, alpha: native(image, m, opacity_table(alpha), colormap_lut())) if native else overlay
+        native_overlay = (lambda image, m, alpha: native(image, m, opacity_table(alpha), colormap_lut())) if native else overlay
+        self.overlay = lambda image, m, alpha: (overlay if m.dtype == np.uint8 else native_overlay)(image, m, alpha)
         self.pool = ThreadPoolExecutor(max(1, options.writers), thread_name_prefix="fakelocator-write")
 
     def submit(self, result: LocateResult, item: Input, kind: str) -> Future:
@@ -158,7 +170,8 @@ def run(
                 on_input_done(item, False)
             else:
                 todo.append(item)
-        results = locator.locate_iter((i.path for i in todo), on_error="record", keep_images=options.overlay)
+        results = locator.locate_iter((i.path for i in todo), on_error="record", keep_images=options.overlay,
+                                      map_dtype=options.map_dtype)
         for item, result in zip(todo, results):
             stats.processed += result.error is None
             window.append((item, writer.submit(result, item, "image")))
@@ -212,6 +225,7 @@ def _run_video(locator, item, options, writer, recorded, stats, record, window, 
                 fps=options.fps,
                 max_frames=options.max_frames,
                 keep_images=options.overlay,
+                map_dtype=options.map_dtype,
                 known=progress.frames if progress else None,
                 known_empty=progress.empty if progress else (),
             )

@@ -31,15 +31,15 @@ from pathlib import Path
 import numpy as np
 
 from fakelocator.contract import Preprocessing
+from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY, ModelMetadata
 from fakelocator.runtime.backends.triton_bls import Cancelled
-from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY
+from fakelocator.runtime.levels import map_levels
 
 # The served models' parameters: fakelocator.export.triton writes them (importing these names).
 NETWORK_MODEL_KEY = "fakelocator.network_model"
 NETWORK_INPUT_DTYPE_KEY = "fakelocator.network_input_dtype"
 NETWORK_MAX_BATCH_KEY = "fakelocator.network_max_batch"
 MAP_DTYPE_KEY = "fakelocator.map_dtype"
-THRESHOLD_KEY = "fakelocator.threshold"
 WORKERS_KEY = "fakelocator.workers"
 ANALYSIS_KEY = "fakelocator.analysis"  # "fit" | "native" | "" (the model's)
 TILE_OVERLAP_KEY = "fakelocator.tile_overlap"  # "" : the model's
@@ -58,8 +58,9 @@ def parameters(model_config: dict) -> dict[str, str]:
 
 def encode_maps(maps: list[np.ndarray | None], dtype: str) -> np.ndarray:
     """Per-image (H_i, W_i) float32 maps in [0, 1] (None for a failed image) → one (N, H_max, W_max)
-    array, each map in the top-left corner and zeros elsewhere: uint8 as ``round(map * 255)`` (what
-    trt-locate writes), or float16."""
+    array, each map in the top-left corner and zeros elsewhere: uint8 as its levels
+    (``levels.map_levels``: byte for byte the PNG trt-locate writes), or float16. A uint8 map is
+    taken as its levels already."""
     h = max((m.shape[0] for m in maps if m is not None), default=0)
     w = max((m.shape[1] for m in maps if m is not None), default=0)
     out = np.zeros((len(maps), h, w), np.uint8 if dtype == "uint8" else np.float16)
@@ -67,7 +68,7 @@ def encode_maps(maps: list[np.ndarray | None], dtype: str) -> np.ndarray:
         if m is None:
             continue
         if dtype == "uint8":
-            out[i, : m.shape[0], : m.shape[1]] = np.round(np.clip(m, 0.0, 1.0) * 255.0).astype(np.uint8)
+            out[i, : m.shape[0], : m.shape[1]] = m if m.dtype == np.uint8 else map_levels(m)
         else:
             out[i, : m.shape[0], : m.shape[1]] = m.astype(np.float16)
     return out
@@ -108,9 +109,12 @@ class PipelineModel:
         config = json.loads(args["model_config"])
         params = parameters(config)
         contract = Preprocessing.from_json(params[PREPROCESSING_KEY])
+        # The model's calibrated threshold is its metadata's (fakelocator.threshold), unless the
+        # repository was exported with another; the Locator resolves the run from this info (RunSpec).
         info = ModelInfo(
             path=f"triton:{params[NETWORK_MODEL_KEY]}", format="triton", preprocessing=contract,
             config=json.loads(params.get(CONFIG_KEY, "{}") or "{}"),
+            threshold=ModelMetadata.from_props(params, source=f"Triton model {config.get('name')}").threshold,
         )
         max_batch = int(params[NETWORK_MAX_BATCH_KEY])
         backend = TritonBLSBackend(params[NETWORK_MODEL_KEY], info, max_batch=max_batch,
@@ -129,8 +133,7 @@ class PipelineModel:
         if params.get(MAX_TILES_KEY):
             analysis["max_tiles"] = int(params[MAX_TILES_KEY]) or None
         self.backend = backend
-        self.locator = Locator(backend, batch_size=max_batch, threshold=float(params.get(THRESHOLD_KEY, "0.5")),
-                               workers=workers, pipeline="host", **analysis)
+        self.locator = Locator(backend, batch_size=max_batch, workers=workers, pipeline="host", **analysis)
         self.name = config.get("name", "fakelocator")
 
     def execute(self, requests: list) -> list:

@@ -369,6 +369,7 @@ class VideoResults:
             count in the summary.
         known_empty: frames already known to have had nothing to analyse (``empty_frames``).
         regions: the region provider for this video's frames (None: whole frames).
+        map_dtype: "float32" or "uint8": the frames' maps, or their 8-bit levels (``Locator.locate``).
     """
 
     def __init__(
@@ -383,6 +384,7 @@ class VideoResults:
         known: Mapping[int, float | None] | None = None,
         known_empty: Iterable[int] = (),
         regions: RegionProvider | None = None,
+        map_dtype: str = "float32",
     ) -> None:
         if verdict_by not in VERDICT_STATISTICS:
             raise FakeLocatorError(f"verdict_by must be one of {VERDICT_STATISTICS}, got {verdict_by!r}")
@@ -390,6 +392,7 @@ class VideoResults:
         self._reader = reader
         self._on_error = on_error
         self._keep_images = keep_images
+        self._map_dtype = map_dtype
         self._top_k = top_k
         self._verdict_by = verdict_by
         known = dict(known or {})
@@ -434,7 +437,8 @@ class VideoResults:
     def _run(self) -> Iterator[FrameResult]:
         frames = self._reader.frames(skip=self._known)
         results = self._locator._run_frames(
-            self.path, frames, on_error=self._on_error, keep_images=self._keep_images, regions=self._regions
+            self.path, frames, on_error=self._on_error, keep_images=self._keep_images, regions=self._regions,
+            map_dtype=self._map_dtype
         )
         try:
             for result in results:

@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
+from fakelocator.runtime.spec import DEFAULT_MAX_TILES
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -69,8 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "the image's own scale; --batch then counts tiles per inference call); default: the model's own")
     what.add_argument("--tile-overlap", type=int, metavar="N", help="native: pixels neighbouring tiles share (default: the model's)")
     what.add_argument("--tile-pooling", choices=("max", "mean", "top2"), help="native: tile score pooling (default: the model's)")
-    what.add_argument("--max-tiles", type=int, default=1024, metavar="N",
-                      help="native: tile budget per image (default 1024; 0 = no limit)")
+    what.add_argument("--max-tiles", type=int, default=DEFAULT_MAX_TILES, metavar="N",
+                      help=f"native: tile budget per image (default {DEFAULT_MAX_TILES}; 0 = no limit)")
 
     how = parser.add_argument_group("how")
     how.add_argument("--iterations", type=int, default=20, help="timed batches per measurement, at least (default 20)")

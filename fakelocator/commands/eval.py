@@ -35,6 +35,8 @@ import argparse
 import shlex
 import sys
 
+from fakelocator.runtime.spec import DEFAULT_MAX_TILES
+
 TESTS_HELP = "jpeg, blur, noise, lowres, disorganize"
 
 
@@ -66,13 +68,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--tile-overlap", type=int, metavar="N", help="native: pixels neighbouring tiles share (default: the model's)")
     run.add_argument("--tile-pooling", choices=("max", "mean", "top2"),
                      help="native: how tile scores become the image's score (default: the model's)")
-    run.add_argument("--max-tiles", type=int, default=1024, metavar="N",
+    run.add_argument("--max-tiles", type=int, default=DEFAULT_MAX_TILES, metavar="N",
                      help="native: images taking more tiles fail with an error instead of being downscaled "
-                     "(default: 1024; 0 = no limit)")
+                     f"(default: {DEFAULT_MAX_TILES}; 0 = no limit)")
 
     score = parser.add_argument_group("scoring")
-    score.add_argument("--threshold", type=float, default=0.5, metavar="T",
-                       help="a score >= T is fake (ACC, real ACC, fake ACC; default: 0.5)")
+    score.add_argument("--threshold", type=float, default=None, metavar="T",
+                       help="a score >= T is fake (ACC, real ACC, fake ACC; default: each model's calibrated "
+                            "threshold, from its metadata; 0.5 for a model that states none)")
     score.add_argument("--binarize-threshold", type=float, default=0.1, metavar="T",
                        help="maps are binarized at T for IoU, Dice, PBCA, IINC (default: 0.1, the paper's)")
     score.add_argument("--at-model-resolution", action="store_true",

@@ -111,7 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline-max-batch", type=int, default=16, help="images per pipeline execution (default 16)")
     p.add_argument("--pipeline-queue-delay-us", type=int, default=5000,
                    help="the pipeline's dynamic batcher max queue delay (default 5000)")
-    p.add_argument("--threshold", type=float, default=0.5, help="score at or above which the label is fake (default 0.5)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="score at or above which the label is fake (default: the model's calibrated threshold, from its metadata)")
     p.add_argument("--threads", type=int, default=0,
                    help="intra-op threads of a python-backend network (default 0: ONNX Runtime's)")
     p.add_argument("--analysis", choices=("fit", "native"),
@@ -216,7 +217,8 @@ def _convert_fp16(args, source: Path) -> int:
 
 def build_options(args, native: bool = False):
     """``BuildOptions`` from the command line; ``native``: the ONNX is made for native analysis (default batch)."""
-    from fakelocator.export.engine_spec import BuildOptions, default_batch, parse_batch, parse_hw, parse_size
+    from fakelocator.export.engine_spec import default_batch, parse_batch, parse_hw, parse_size
+    from fakelocator.runtime.engine_sidecar import BuildOptions
 
     return BuildOptions(
         batch=parse_batch(args.batch) if args.batch else default_batch(native),
@@ -234,7 +236,8 @@ def build_options(args, native: bool = False):
 
 
 def run_engine(args) -> int:
-    from fakelocator.export.tensorrt_build import build_engine, import_tensorrt
+    from fakelocator.export.tensorrt_build import build_engine
+    from fakelocator.runtime.tensorrt_lib import import_tensorrt
 
     onnx_path = Path(args.onnx)
     native = False
@@ -329,7 +332,7 @@ def describe(path: Path) -> str:
             lines.append(f"    {key}: {_pretty(info.props[key])}")
         return "\n".join(lines)
     if path.suffix.lower() in ENGINE_SUFFIXES:
-        from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
+        from fakelocator.runtime.engine_sidecar import EngineSidecar, sidecar_path
 
         sidecar = EngineSidecar.read(sidecar_path(path))
         lines = [f"{path}  (sidecar {sidecar_path(path)})",
@@ -383,7 +386,7 @@ def _contract_and_sizes(model: Path):
     from fakelocator.model_io import ENGINE_SUFFIXES
 
     if model.suffix.lower() in ENGINE_SUFFIXES:
-        from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
+        from fakelocator.runtime.engine_sidecar import EngineSidecar, sidecar_path
 
         sidecar = EngineSidecar.read(sidecar_path(model))
         contract = Preprocessing.from_dict(sidecar.preprocessing)

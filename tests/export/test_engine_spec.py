@@ -8,23 +8,23 @@ import pytest
 
 from fakelocator.errors import FakeLocatorError
 from fakelocator.export.engine_spec import (
-    BuildOptions,
-    EngineSidecar,
-    Environment,
     ParserError,
-    ShapeProfile,
-    cache_key,
-    cache_root,
-    cached_engine_path,
-    ensure_compatible,
-    ensure_matches_plan,
     format_parser_errors,
-    make_profile,
-    mismatches,
     parse_batch,
     parse_hw,
     parse_size,
     plan_precision,
+)
+from fakelocator.runtime.engine_cache import cache_key, cache_root, cached_engine_path
+from fakelocator.runtime.engine_sidecar import (
+    BuildOptions,
+    EngineSidecar,
+    Environment,
+    ShapeProfile,
+    ensure_compatible,
+    ensure_matches_plan,
+    make_profile,
+    mismatches,
     rebuild_command,
     sidecar_path,
 )

@@ -183,7 +183,7 @@ def test_onnx_fp32_fp16_and_torch_agree_in_native(native_model):
 def test_metadata_round_trip_keeps_the_analysis(native_model, tmp_path):
     import onnx
 
-    from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
+    from fakelocator.runtime.engine_sidecar import EngineSidecar, sidecar_path
     from fakelocator.metadata import PREPROCESSING_KEY
     from fakelocator.training.checkpoint import load_model
     from fakelocator.training.config import ModelConfig
@@ -204,7 +204,7 @@ def test_metadata_round_trip_keeps_the_analysis(native_model, tmp_path):
 
 
 def _sidecar(cls, **changes):
-    from fakelocator.export.engine_spec import BuildOptions, ShapeProfile
+    from fakelocator.runtime.engine_sidecar import BuildOptions, ShapeProfile
 
     base = dict(
         tensorrt_version="10.9.0", gpu_name="GPU", compute_capability=(9, 0), precision="fp16", strongly_typed=True,
@@ -237,7 +237,8 @@ def test_an_old_model_loads_as_fit():
 def test_export_engine_builds_the_tile_profile_and_the_sidecar_keeps_the_analysis(native_model, fake_trt, tmp_path, capsys):
     """API-contract test with the fake TensorRT (tests/export/fake_gpu.py): batch-only dynamic, the tile's H × W."""
     from fakelocator.cli import main
-    from fakelocator.export.engine_spec import NATIVE_BATCH, EngineSidecar, sidecar_path
+    from fakelocator.export.engine_spec import NATIVE_BATCH
+    from fakelocator.runtime.engine_sidecar import EngineSidecar, sidecar_path
 
     out, _ = native_model
     _, state, _ = fake_trt

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fakelocator.errors import FakeLocatorError
-from fakelocator.export.engine_spec import BuildOptions, sidecar_path
+from fakelocator.runtime.engine_sidecar import BuildOptions, sidecar_path
 from fakelocator.export.tensorrt_build import build_engine
 from fakelocator.runtime.backends import tensorrt as backend_module
 from fakelocator.runtime.backends.base import Backend

@@ -12,7 +12,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from fakelocator.errors import FakeLocatorError
-from fakelocator.export.engine_spec import BuildOptions, EngineSidecar, ShapeProfile, sidecar_path
+from fakelocator.runtime.engine_sidecar import BuildOptions, EngineSidecar, ShapeProfile, sidecar_path
 from fakelocator.export.onnx_file import read_onnx_info
 from fakelocator.export.triton import TritonOptions, write_repository
 

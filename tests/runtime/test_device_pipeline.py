@@ -526,13 +526,48 @@ def test_native_analysis_with_the_emulated_cuda_kernels(device, tensorrt_backend
 
 
 
-def test_a_native_model_runs_on_the_host_path_until_the_runner_pools_tiles(device, tensorrt_backend, caplog):
+# ---- the run specification on the device: both analyses, any batch size -------------------------------
+
+# A fit model (CONTRACT) and a native one (NATIVE), each run in both analyses; the overlap given for
+# native analysis of the fit model, whose default (32) does not fit its 24 x 20 tiles.
+ANALYSES = [("fit", "fit", {}), ("fit", "native", {"tile_overlap": 4}), ("native", "native", {}), ("native", "fit", {})]
+#: The device path's maps and scores against the host path's: the fake device runs the native
+#: library's CPU kernels, the arithmetic of the CUDA kernels (native/src/common.h), so they agree
+#: to float32 rounding; 1e-6 is the contract's tolerance of the native kernels (docs/runtime.md).
+DEVICE_ATOL = 1e-6
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 7, 64])
+@pytest.mark.parametrize("made_for, analysis, options", ANALYSES, ids=[f"{m}-model-{a}" for m, a, _ in ANALYSES])
+def test_the_device_path_runs_the_spec_like_the_host(device, tensorrt_backend, rng, made_for, analysis, options, batch_size):
+    backend = tensorrt_backend(batch=(1, 64), contract=NATIVE if made_for == "native" else CONTRACT)
+    on_device, on_host = locators(backend, batch_size=batch_size, analysis=analysis, **options)
+    assert on_device.spec.contract == on_host.spec.contract and on_device.spec.analysis == analysis
+    assert on_device.spec.batch_size == batch_size  # the bindings take 64
+    frames = images(rng)  # 7 images of 1 to 10 tiles: in native, crops' tiles span batches of 1, 2 and 7
+    got = on_device.locate(frames, keep_outputs=True)
+    device_rows = [call[0][0] for call in backend.context.executions]  # rows per inference on the device path
+    want = on_host.locate(frames, keep_outputs=True)
+    for a, b in zip(got, want):
+        assert a.error is b.error is None and a.tiles == b.tiles and a.map.shape == b.map.shape
+        np.testing.assert_allclose(a.map, b.map, rtol=0, atol=DEVICE_ATOL)
+        assert a.score == pytest.approx(b.score, abs=DEVICE_ATOL) and a.label == b.label
+        for name, kept in b.outputs.items():  # network maps, tile scores, features
+            np.testing.assert_allclose(a.outputs[name], kept, rtol=0, atol=DEVICE_ATOL)
+    if analysis == "native":
+        assert {"tiles", "stitch"} <= {kind for kind, _ in device.kernels}
+    assert sum(device_rows) == sum(r.tiles for r in got) and max(device_rows) <= batch_size
+    on_device.close()
+    on_host.close()
+
+
+def test_a_native_crop_larger_than_the_bindings_spans_batches_on_the_device(device, tensorrt_backend, rng):
     backend = tensorrt_backend(batch=(1, 4), contract=NATIVE)
-    try:
-        with caplog.at_level(logging.DEBUG, logger="fakelocator"):
-            assert Locator(backend, min_side=1, batch_size=4).pipeline == "host"
-        assert any("native analysis (tiles) is not wired into the GPU path's runner yet" in r.getMessage() for r in caplog.records)
-        with pytest.raises(FakeLocatorError, match="use --pipeline host or --analysis fit"):
-            Locator(backend, min_side=1, batch_size=4, pipeline="device")
-    finally:
-        backend.close()
+    on_device, on_host = locators(backend, batch_size=64)  # clamped to the bindings' 4 rows
+    assert on_device.spec.batch_size == 4 and on_device.spec.analysis == "native"
+    frame = rng.integers(0, 256, (100, 90, 3), dtype=np.uint8)  # 6 x 5 tiles of 24 x 20: 8 batches of up to 4 rows
+    got, want = on_device.locate(frame), on_host.locate(frame)
+    assert got.tiles == 30 and max(call[0][0] for call in backend.context.executions) == 4
+    np.testing.assert_allclose(got.map, want.map, rtol=0, atol=DEVICE_ATOL)
+    assert got.score == pytest.approx(want.score, abs=DEVICE_ATOL)
+    assert ("d2d" in {c.kind for c in device.copies}) and device.idle()

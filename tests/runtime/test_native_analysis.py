@@ -248,16 +248,19 @@ def test_records_and_the_cli_carry_tiles_and_the_analysis(red_model, tmp_path, c
     assert all(json.loads(line)["tiles"] == 1 for line in (out2 / "results.jsonl").read_text().splitlines())
 
 
-def test_native_falls_back_to_the_host_path(red_native, caplog):
+def test_native_is_not_a_reason_to_leave_the_device_path(red_native, caplog):
+    # The device path runs native analysis (tests/runtime/test_device_spec.py); on a CPU backend
+    # the reason it is not taken is the CPU, not the analysis.
     from fakelocator.runtime.device_pipeline import choose_pipeline
 
     with Locator.load(red_native, device="cpu") as loc:
         backend = loc.backend
-        with caplog.at_level(logging.INFO, logger="fakelocator"):
-            assert choose_pipeline(backend, "auto", 4, loc.contract) is None
-        with pytest.raises(FakeLocatorError, match="native analysis"):
-            choose_pipeline(backend, "device", 4, loc.contract)
-    assert any("native analysis" in r.getMessage() for r in caplog.records)
+        with caplog.at_level(logging.DEBUG, logger="fakelocator"):
+            spec, path = choose_pipeline(backend, "auto", loc.spec)
+            assert (spec.pipeline, path, spec.contract.analysis) == ("host", None, "native")
+        with pytest.raises(FakeLocatorError, match="runs on cpu"):
+            choose_pipeline(backend, "device", loc.spec)
+    assert not any("native analysis" in r.getMessage() for r in caplog.records)
 
 
 def test_the_analysis_picture_script_renders_fit_and_native_side_by_side(red_native, tmp_path):

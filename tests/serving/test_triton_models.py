@@ -14,6 +14,7 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 
 from fakelocator.errors import FakeLocatorError
+from fakelocator.runtime.levels import map_levels
 from fakelocator.runtime.triton_models import encode_maps
 
 ROOT = Path(__file__).parents[2]
@@ -110,9 +111,9 @@ def serve(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", pb)
     started = []
 
-    def start(**options):
+    def start(model=LEGACY_FIT_MODEL, **options):
         repo = tmp_path / f"repo{len(started)}"
-        write_repository(LEGACY_FIT_MODEL, repo, TritonOptions(model_backend="python", threads=1, **options))
+        write_repository(model, repo, TritonOptions(model_backend="python", threads=1, **options))
 
         def args(name):
             config = parse_config((repo / name / "config.pbtxt").read_text())
@@ -165,13 +166,43 @@ def test_the_pipeline_is_the_locators_pipeline(served):
         assert abs(float(out["score"][i, 0]) - r.score) <= 1e-5
         assert out["label"][i, 0] == r.label.encode() and out["error"][i, 0] == b""
         served_map = out["map"][i, : r.height, : r.width]
-        assert np.abs(served_map.astype(np.int16) - np.round(r.map * 255).astype(np.int16)).max() <= 1
+        np.testing.assert_array_equal(served_map, map_levels(r.map))  # what trt-locate's PNG stores
         assert not out["map"][i, r.height:, :].any() and not out["map"][i, :, r.width:].any()  # padding is zero
     # the network got every crop, in batches no larger than its max_batch_size, as float32 (N, 3, h, w)
     contract = pipeline.locator.contract
     assert sum(shape[0] for _, shape, _ in pb.SENT) == sum(crops(contract, r.height, r.width) for r in want)
     assert all(1 <= shape[0] <= 4 and shape[1:] == (3, *contract.size) for _, shape, _ in pb.SENT)
     assert {dtype for _, _, dtype in pb.SENT} == {np.dtype(np.float32)}
+
+
+def test_served_maps_are_trt_locates_png_maps_byte_for_byte(served, tmp_path):
+    # One level rule (fakelocator.runtime.levels, half up): Triton's uint8 maps are the PNGs'.
+    from fakelocator.runtime.cli import main
+
+    pb, pipeline, _ = served
+    out = tmp_path / "trt-locate"
+    assert main([str(p) for p in SAMPLES] + ["--out", str(out), "--model", str(LEGACY_FIT_MODEL), "--device", "cpu",
+                                             "--quiet"]) == 0
+    written = {r["path"]: r["map"] for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+    maps = outputs(pipeline.execute([request(pb, [p.read_bytes() for p in SAMPLES])])[0])["map"]
+    for i, path in enumerate(SAMPLES):
+        png = cv2.imread(str(out / written[str(path)]), cv2.IMREAD_UNCHANGED)
+        assert png.dtype == np.uint8
+        np.testing.assert_array_equal(maps[i, :png.shape[0], :png.shape[1]], png)
+
+
+def test_the_pipeline_labels_by_the_models_calibrated_threshold(serve, tmp_path):
+    from helpers.models import build_red_model, with_threshold
+
+    model = with_threshold(build_red_model(tmp_path / "red.onnx"), tmp_path / "red-0.7.onnx", 0.7)
+    image = np.zeros((40, 48, 3), np.uint8)
+    image[..., 2] = 190  # the red model scores it 0.63
+    blob = cv2.imencode(".png", image)[1].tobytes()
+    for options, label in (({}, b"real"), ({"threshold": 0.5}, b"fake")):  # the model's 0.7; an exported override
+        pb, pipeline, _ = serve(model, **options)
+        assert pipeline.locator.spec.threshold == (0.7 if not options else 0.5)
+        out = outputs(pipeline.execute([request(pb, [blob])])[0])
+        assert 0.5 < float(out["score"][0, 0]) < 0.7 and out["label"][0, 0] == label
 
 
 def test_native_analysis_is_served_as_trt_locate_runs_it(serve):
