@@ -37,7 +37,7 @@ from fakelocator.runtime.spec import DEFAULT_MAX_TILES
 from fakelocator.tiling import TileGrid
 
 DEFAULT_BATCHES = (1, 8, 32, 64, 128)
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 Progress = Callable[[str], None]
 
 
@@ -187,6 +187,10 @@ def plan_variants(
             variants.append(Variant(name, "engine", files.engine, reload_per_batch=False))
             continue
         for precision in precisions:
+            if precision == "int8" and name != "onnxruntime":
+                skip(name, precision, "INT8 runs as a QDQ ONNX on onnxruntime here; for TensorRT build an INT8 engine "
+                     "(fakelocator export engine model.int8.onnx --int8) and pass it as --model")
+                continue
             if name == "torch":
                 if files.checkpoint is None:
                     skip(name, precision, "no checkpoint (.safetensors/.pt) to load: pass --checkpoint")
@@ -206,6 +210,15 @@ def plan_variants(
             else:  # tensorrt builds (and caches) one engine from the ONNX, for the largest batch
                 variants.append(Variant(name, precision, path, reload_per_batch=False))
     return variants, skipped
+
+
+def _ratios_to_fp32(runs: list[dict]) -> None:
+    """``vs_fp32``: each row's images/s over the fp32 row of the same backend, input, analysis and batch."""
+    key = lambda r: (r["backend"], r["input"], r.get("analysis", "fit"), r["batch"])  # noqa: E731
+    fp32 = {key(r): r["end_to_end"]["images_per_s"] for r in runs if r["precision"] == "fp32"}
+    for row in runs:
+        ref = fp32.get(key(row))
+        row["vs_fp32"] = row["end_to_end"]["images_per_s"] / ref if ref and row["precision"] != "fp32" else None
 
 
 def _onnx_backends_can_run(config: BenchConfig, device: str) -> bool:
@@ -380,6 +393,7 @@ def run_bench(config: BenchConfig, *, progress: Progress = print, on_update: Cal
         reasons = "; ".join(f"{s['backend']}: {s['reason']}" for s in skipped)
         raise FakeLocatorError(f"nothing could be measured ({reasons})")
 
+    _ratios_to_fp32(results["runs"])
     if config.baseline:
         results["baseline"] = _run_baseline(config, files, device, pools, progress)
         for row in results["runs"]:

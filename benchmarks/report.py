@@ -114,12 +114,12 @@ def markdown(results: dict) -> str:
               "CPU ms/image: this process's CPU time (all threads) per image during that stream.", ""]
     lines += _table(
         ["input", "backend", "precision", "device", "analysis", "batch", "latency p50 / p90 / p99 ms", "images/s",
-         "CPU ms/image", "× baseline"],
+         "CPU ms/image", "× baseline", "× fp32"],
         [[r["input"], r["backend"], r["precision"], r["device"], _analysis_cell(r), str(r["batch"]),
           " / ".join(_f(r["end_to_end"]["latency"][k]) for k in ("p50_ms", "p90_ms", "p99_ms")),
-          _f(r["end_to_end"]["images_per_s"]), _f(r["end_to_end"].get("cpu_ms_per_image")), _f(r.get("vs_baseline"), 2)]
+          _f(r["end_to_end"]["images_per_s"]), _f(r["end_to_end"].get("cpu_ms_per_image")), _f(r.get("vs_baseline"), 2), _f(r.get("vs_fp32"), 2)]
          for r in runs],
-        "llllllrrrr",
+        "llllllrrrrr",
     )
     if any(r["stages"] for r in runs):
         lines += ["", "## Stages (ms per image: p50 of batch times / batch; n/a = no such step on this device)", ""]

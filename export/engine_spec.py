@@ -88,14 +88,40 @@ class PrecisionPlan:
     convert_to_fp16: bool  # convert the fp32 ONNX to mixed precision first
     strongly_typed: bool  # NetworkDefinitionCreationFlag.STRONGLY_TYPED
     fp16_flag: bool  # BuilderFlag.FP16 (weak typing)
-    engine_precision: str  # "fp32" | "fp16"
+    engine_precision: str  # "fp32" | "fp16" | "int8"
     notes: tuple[str, ...] = ()
 
 
-def plan_precision(onnx_precision: str, options: BuildOptions, *, tensorrt_version: str, has_fp16_flag: bool) -> PrecisionPlan:
-    """Decide how the engine gets its precision. TensorRT ≥ 10.12 (and 11 only) types tensors from the ONNX."""
-    if onnx_precision not in ("fp32", "fp16"):
-        raise FakeLocatorError(f"ONNX precision must be fp32 or fp16, got {onnx_precision!r}")
+INT8_EXPORT = "fakelocator export onnx MODEL --int8 --int8-target tensorrt"
+
+
+def plan_precision(onnx_precision: str, options: BuildOptions, *, tensorrt_version: str, has_fp16_flag: bool,
+                   int8_target: str | None = None) -> PrecisionPlan:
+    """Decide how the engine gets its precision. TensorRT ≥ 10.12 (and 11 only) types tensors from the ONNX.
+
+    An INT8 engine comes from an INT8 QDQ ONNX (explicit quantization: TensorRT runs the layers
+    between Q/DQ pairs in int8 with the ONNX's scales; no calibrator, no INT8 builder flag, which
+    10.12 deprecated and 11 removed). TensorRT's quantization is symmetric, signed int8 with zero
+    point 0, so ``int8_target`` (the ONNX's ``fakelocator.quantization`` target) must be "tensorrt":
+    the CPU target's uint8 activations do not parse.
+    """
+    if onnx_precision not in ("fp32", "fp16", "int8"):
+        raise FakeLocatorError(f"ONNX precision must be fp32, fp16 or int8, got {onnx_precision!r}")
+    if onnx_precision == "int8":
+        if options.precision in ("fp32", "fp16") or options.weak_fp16:
+            raise FakeLocatorError(f"the ONNX is INT8 QDQ (fakelocator.precision = int8); an {options.precision if not options.weak_fp16 else 'fp16'} "
+                                   "engine needs the fp32 export")
+        if int8_target != "tensorrt":
+            raise FakeLocatorError(
+                f"this INT8 ONNX was quantized for the {int8_target or 'unknown'} target (uint8 activations with zero "
+                f"points); TensorRT builds symmetric int8 QDQ only: make one with `{INT8_EXPORT}`"
+            )
+        return PrecisionPlan(False, True, False, "int8", (
+            "precision follows the ONNX: INT8 QDQ, explicit quantization (strongly typed network; the layers "
+            "between Q/DQ pairs run in int8, the rest in fp32)",))
+    if options.precision == "int8":
+        raise FakeLocatorError(f"an INT8 engine is built from an INT8 QDQ ONNX (this one is {onnx_precision}): `{INT8_EXPORT}`, "
+                               "then export engine on that file")
     if onnx_precision == "fp16":
         if options.precision == "fp32":
             raise FakeLocatorError(

@@ -143,8 +143,12 @@ def build_engine(
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     source = read_onnx_info(onnx_path)
     metadata = source.require_fakelocator()
+    from fakelocator.metadata import read_quantization
+
+    quantization = read_quantization(source.props) or {}
     precision = plan_precision(
-        source.precision, options, tensorrt_version=trt.__version__, has_fp16_flag=hasattr(trt.BuilderFlag, "FP16")
+        source.precision, options, tensorrt_version=trt.__version__, has_fp16_flag=hasattr(trt.BuilderFlag, "FP16"),
+        int8_target=quantization.get("target"),
     )
     for note in precision.notes:
         log(note)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
 from fakelocator.export.onnx_file import INPUT_NAME, OUTPUT_NAMES, read_onnx_info
-from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY, THRESHOLD_KEY
+from fakelocator.metadata import CONFIG_KEY, PRECISION_KEY, PREPROCESSING_KEY, THRESHOLD_KEY
 from fakelocator.runtime.engine_sidecar import EngineSidecar, sidecar_path
 from fakelocator.runtime.triton_models import (  # the parameters the served models read
     ANALYSIS_KEY, MAP_DTYPE_KEY, MAX_TILES_KEY, MODEL_FILE_KEY, NETWORK_INPUT_DTYPE_KEY, NETWORK_MAX_BATCH_KEY,
@@ -164,8 +164,9 @@ def describe_model(path: str | Path) -> ServedModel:
             outputs=tuple(tensor(s) for s in info.outputs if s.name in OUTPUT_NAMES),
             batch_limits=None,
             contract_size=metadata.preprocessing.size,
+            # the precision is declared (fp32, fp16 or int8: an INT8 QDQ ONNX is served like any ONNX)
             parameters={PREPROCESSING_KEY: metadata.preprocessing.to_json(), CONFIG_KEY: info.props.get(CONFIG_KEY, "{}"),
-                        THRESHOLD_KEY: repr(float(metadata.threshold))},
+                        THRESHOLD_KEY: repr(float(metadata.threshold)), PRECISION_KEY: metadata.precision},
         )
     sidecar = EngineSidecar.read(sidecar_path(path))
     if not sidecar.io:
@@ -190,6 +191,7 @@ def describe_model(path: str | Path) -> ServedModel:
             CONFIG_KEY: json.dumps(sidecar.model_config, sort_keys=True),
             THRESHOLD_KEY: repr(float(sidecar.threshold)),
             "fakelocator.tensorrt_version": sidecar.tensorrt_version,
+            PRECISION_KEY: sidecar.precision,
         },
     )
 

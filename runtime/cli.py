@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("model")
     g.add_argument("--model", "-m", metavar="PATH", help="an .onnx, .engine or checkpoint (default: the embedded model)")
+    g.add_argument("--precision", choices=("auto", "fp32", "int8"),
+                   help="run the model's fp32 .onnx or its .int8.onnx companion; auto: int8 on a CPU with VNNI/AMX "
+                        "when the file exists (default: the file given; the embedded model's fp32)")
     g.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"),
                    help="inference backend; auto takes the fastest available for the model (default: auto)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
@@ -333,8 +336,10 @@ def _run_locked(args: argparse.Namespace, out: Path, faces) -> int:
         args.model, backend=args.backend, device=args.device, batch_size=args.batch, threshold=args.threshold,
         workers=args.workers, max_pixels=args.max_pixels, faces=faces, pipeline=args.pipeline,
         analysis=args.analysis, tile_overlap=args.tile_overlap, tile_pooling=args.tile_pooling, max_tiles=args.max_tiles,
-        **backend_options,
+        precision=args.precision, **backend_options,
     )
+    if args.precision is not None:
+        print(f"{PROG}: --precision {args.precision}: {locator.info.path} ({locator.info.precision})", file=sys.stderr)
     layout = Layout(out)
     try:
         journal = Journal(layout.results, resume=args.resume, overwrite=args.overwrite)

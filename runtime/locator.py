@@ -214,6 +214,7 @@ class Locator:
         tile_pooling: str | None = None,
         max_tiles: int | None = DEFAULT_MAX_TILES,
         min_side: int = MIN_SIDE,
+        precision: str | None = None,
         **backend_options: "int | float | bool | str",
     ) -> "Locator":
         """Load a model and build a locator around it.
@@ -232,6 +233,9 @@ class Locator:
             analysis, tile_overlap, tile_pooling, max_tiles: "fit" or "native" analysis and its
                 options (see the class); None keeps what the model was made for.
             min_side: the shortest side analysed (see the class).
+            precision: None (the file as given), "fp32", "int8" or "auto": run the model's fp32 ONNX
+                or its ``.int8.onnx`` companion (``fakelocator.runtime.precision``; auto: int8 on a CPU
+                with VNNI/AMX when the file exists).
             backend_options: passed to the backend's ``load`` (e.g. ``threads`` for onnxruntime).
         """
         if faces not in (None, False):
@@ -245,6 +249,10 @@ class Locator:
                     f"the default model is not installed ({model} is missing); pass a model file "
                     "(an exported .onnx, an .engine or a checkpoint)"
                 )
+        if precision is not None:
+            from fakelocator.runtime.precision import choose
+
+            model = choose(model, precision, on_cpu=_runs_on_cpu(backend, device)).path
         loaded = load_backend(model, backend, device=device, batch_size=batch_size, **backend_options)
         try:
             return cls(
@@ -517,3 +525,18 @@ def _face_provider(faces: "bool | FaceOptions", device: str) -> RegionProvider:
     if not isinstance(faces, FaceOptions):
         raise FakeLocatorError(f"faces must be True or a FaceOptions, got {faces!r}")
     return FaceRegions.from_options(faces)
+
+
+def _runs_on_cpu(backend: str, device: str) -> bool:
+    """Whether an ONNX model loaded with these options runs on the CPU (ONNX Runtime without CUDA)."""
+    if device == "cpu":
+        return True
+    if device != "auto" or backend not in ("auto", "onnxruntime"):
+        return False
+    from fakelocator.runtime.backends import available
+
+    if backend == "auto" and available("tensorrt")[0]:
+        return False
+    from fakelocator.runtime.backends.onnxruntime import has_cuda
+
+    return available("onnxruntime")[0] and not has_cuda()

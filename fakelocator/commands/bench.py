@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="time an untrained ModelConfig(backbone=BACKBONE) instead (e.g. unet_lite, deeplabv3_resnet101); needs torch")
     what.add_argument("--backend", type=_names, default=(),
                       help="comma-separated: onnxruntime, torch, tensorrt (default: every available one)")
-    what.add_argument("--precision", type=_names, default=(), help="fp32, fp16 (default: fp32 on the CPU, both on a GPU)")
+    what.add_argument("--precision", type=_names, default=(), help="fp32, fp16, int8 (int8: the model's .int8.onnx on onnxruntime, with its images/s ratio "
+                      "to fp32; default: fp32 on the CPU, fp32 and fp16 on a GPU)")
     what.add_argument("--batch", type=_ints, default=DEFAULT_BATCHES, help=f"batch sizes (default {','.join(map(str, DEFAULT_BATCHES))})")
     what.add_argument("--inputs", type=_names, default=tuple(KINDS), help=f"input kinds (default {','.join(KINDS)})")
     what.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto: a GPU when a backend can use one)")

@@ -122,7 +122,7 @@ def test_unavailable_named_backends_are_errors_and_defaults_skip(tiny_files, tmp
     assert any(s["backend"] == "torch" and "checkpoint" in s["reason"] for s in skipped)
 
 
-@pytest.mark.parametrize("bad", [dict(batches=(0,)), dict(iterations=0), dict(inputs=("4k",)), dict(precisions=("int8",)),
+@pytest.mark.parametrize("bad", [dict(batches=(0,)), dict(iterations=0), dict(inputs=("4k",)), dict(precisions=("int4",)),
                                  dict(memory_run=5)])
 def test_config_refuses_nonsense(tmp_path, bad):
     with pytest.raises(FakeLocatorError):

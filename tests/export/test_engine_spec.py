@@ -124,7 +124,7 @@ def test_profile_round_trips_through_a_dict():
     "changes, message",
     [
         (dict(batch=(2, 1, 4)), "batch"),
-        (dict(precision="int8"), "precision"),
+        (dict(precision="int4"), "precision"),
         (dict(weak_fp16=True, precision="fp32"), "weak_fp16"),
         (dict(optimization_level=6), "optimization_level"),
         (dict(hardware_compatibility="turing"), "hardware_compatibility"),
