@@ -16,13 +16,16 @@ With --faces, faces are detected in every image and frame, each face is analysed
 margin, and the maps are pasted back at the input's full size; records add `faces` (box, detector
 score) and `regions` (each face's crop and its score). See docs/faces.md.
 
-Exit status: 0 every input succeeded, 1 some inputs failed, 2 usage or model error.
+Exit status: 0 every input succeeded, 1 some inputs failed, 2 usage or model error, 141 stdout closed
+by its reader (e.g. `| head`; the run stops, rerun with --resume to finish it), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -108,8 +111,17 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _fps(text: str) -> float:
+    from fakelocator.runtime.video import MAX_FPS
+
+    value = _positive_float(text)
+    if value > MAX_FPS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_FPS:g} (any rate over a video's own takes every frame), got {text!r}")
     return value
 
 
@@ -166,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decoding, upsampling and writing threads each (default: min(8, CPUs))")
     video = g.add_mutually_exclusive_group()
     video.add_argument("--every", type=_positive_int, metavar="N", help="videos: analyse every N-th frame")
-    video.add_argument("--fps", type=_positive_float, metavar="F", help="videos: analyse F frames per second")
+    video.add_argument("--fps", type=_fps, metavar="F", help="videos: analyse F frames per second")
     g.add_argument("--max-frames", type=_positive_int, metavar="N", help="videos: at most N sampled frames each")
 
     g = p.add_argument_group("faces (docs/faces.md)")
@@ -248,6 +260,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130
+    except MemoryError:
+        # one input's allocation failure is its own record; this is one that no input owns (a batch)
+        print(f"{PROG}: error: out of memory; the records this run completed are kept: rerun with a smaller "
+              "--batch (or fewer --workers) and --resume", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # stdout's reader went away (`trt-locate ... --json | head`): stop quietly, as Unix tools do, with the
+        # status a shell gives a process SIGPIPE ended; the records written so far stay in results.jsonl.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain again
+        except (OSError, ValueError):
+            pass
+        return 128 + 13
 
 
 FACE_OPTIONS = {"face_weights": "weights", "face_margin": "margin", "face_min_size": "min_size",
@@ -276,7 +302,16 @@ def run_cli(args: argparse.Namespace) -> int:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     if not 0.0 <= args.overlay_alpha <= 1.0:
         raise FakeLocatorError(f"--overlay-alpha must be in [0, 1], got {args.overlay_alpha}")
+    if not args.out.strip():
+        raise FakeLocatorError("--out must name a folder, got an empty name (use --out . for the current folder)")
     out = Path(args.out)
+    if out.is_symlink() and not out.exists():
+        try:
+            target = os.readlink(out)
+        except OSError:
+            target = "?"
+        raise FakeLocatorError(f"--out {out}: a symbolic link to {target}, which does not exist or loops; "
+                               "remove the link or point it at a folder")
     if out.exists() and not out.is_dir():
         raise FakeLocatorError(f"--out {out}: exists and is not a folder")
     faces = face_options(args)  # usage errors before --out is created
@@ -308,6 +343,7 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def _run_locked(args: argparse.Namespace, out: Path, faces, inputs, locator) -> int:
+    from fakelocator.runtime.inputs import assign_keys
     from fakelocator.runtime.outputs import Journal, Layout, OutputError
     from fakelocator.runtime.run import RunOptions, run
 
@@ -317,6 +353,8 @@ def _run_locked(args: argparse.Namespace, out: Path, faces, inputs, locator) -> 
     except BaseException:
         locator.close()
         raise
+    if journal.recorded.keys:  # an earlier run's maps keep their names, and no other input takes them
+        inputs = assign_keys(inputs, os.getcwd(), taken=journal.recorded.keys)
     if journal.bad_lines:
         print(_printable(f"{PROG}: warning: {journal.describe_bad_lines()}"), file=sys.stderr)
     if args.resume:

@@ -31,11 +31,11 @@ from fakelocator.runtime.backends import load_backend
 from fakelocator.runtime.backends.base import Backend, ModelInfo
 from fakelocator.runtime.limits import check_threads
 from fakelocator.runtime.decode import DEFAULT_MAX_PIXELS, load_image, to_color_image
-from fakelocator.runtime.pipeline import Job, Runner, background, prefetch
+from fakelocator.runtime.pipeline import Job, Runner, background, header_tile_check, prefetch
 from fakelocator.runtime.preprocess import Preprocessor, select_preprocessor
 from fakelocator.runtime.regions import RegionProposal, RegionProvider, clip_boxes
 from fakelocator.runtime.results import FrameResult, LocateResult
-from fakelocator.runtime.spec import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TILES, spec_for
+from fakelocator.runtime.spec import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TILES, MIN_SIDE, spec_for
 from fakelocator.runtime.video import RawFrame, Sampling, VideoReader, VideoResults, VideoSource
 
 if TYPE_CHECKING:
@@ -118,10 +118,13 @@ class Locator:
             tiles (overlap 32).
         bbox_level: results' ``bbox`` is the box of the map at or above this level; None: the
             resolved threshold.
+        min_side: images and frames with a side shorter than this get an error record ("too small
+            to analyse": neither real nor fake) instead of a score; default ``MIN_SIDE`` (16, see
+            docs/runtime.md); 1 analyses everything.
 
-    ``batch_size``, ``threshold``, ``analysis``, ``tile_overlap``, ``tile_pooling`` and
-    ``max_tiles`` are resolved with the model's own once (``fakelocator.runtime.spec``): ``self.spec``
-    is what every call runs.
+    ``batch_size``, ``threshold``, ``analysis``, ``tile_overlap``, ``tile_pooling``, ``max_tiles``
+    and ``min_side`` are resolved with the model's own once (``fakelocator.runtime.spec``):
+    ``self.spec`` is what every call runs.
     """
 
     def __init__(
@@ -141,15 +144,17 @@ class Locator:
         tile_overlap: int | None = None,
         tile_pooling: str | None = None,
         max_tiles: int | None = DEFAULT_MAX_TILES,
+        min_side: int = MIN_SIDE,
     ) -> None:
         spec = spec_for(backend, batch_size=batch_size, threshold=threshold, analysis=analysis,
-                        tile_overlap=tile_overlap, tile_pooling=tile_pooling, max_tiles=max_tiles)
+                        tile_overlap=tile_overlap, tile_pooling=tile_pooling, max_tiles=max_tiles, min_side=min_side)
         self.backend = backend
         self.preprocessor = select_preprocessor(preprocessor) if isinstance(preprocessor, str) else preprocessor
         self.workers = _default_workers() if workers in (None, 0) else check_threads("workers", workers)
         self.prefetch = prefetch or max(2 * spec.batch_size, self.workers)
         self.max_pixels = max_pixels
         self.regions = regions
+        self._closed = False
         self._default_faces: RegionProvider | None = None  # locate_video(faces=True)'s provider, built on first use
         # ---- GPU pipeline (device_pipeline.py): "auto" is decided here, once ----
         from fakelocator.runtime.device_pipeline import choose_pipeline
@@ -183,6 +188,11 @@ class Locator:
         return self.spec.max_tiles
 
     @property
+    def min_side(self) -> int:
+        """Images and frames with a shorter side get the error record "too small to analyse"."""
+        return self.spec.min_side
+
+    @property
     def pipeline(self) -> str:
         """Where pre/post-processing runs: "host" or "device"."""
         return self.spec.pipeline
@@ -207,6 +217,7 @@ class Locator:
         tile_overlap: int | None = None,
         tile_pooling: str | None = None,
         max_tiles: int | None = DEFAULT_MAX_TILES,
+        min_side: int = MIN_SIDE,
         precision: str | None = None,
         **backend_options: "int | float | bool | str",
     ) -> "Locator":
@@ -225,6 +236,7 @@ class Locator:
             pipeline: "auto", "host" or "device": where pre/post-processing runs (see the class).
             analysis, tile_overlap, tile_pooling, max_tiles: "fit" or "native" analysis and its
                 options (see the class); None keeps what the model was made for.
+            min_side: the shortest side analysed (see the class).
             precision: None (the file as given), "fp32", "int8" or "auto": run the model's fp32 ONNX
                 or its ``.int8.onnx`` companion (``fakelocator.runtime.precision``; auto: int8 on a CPU
                 with VNNI/AMX when the file exists).
@@ -250,7 +262,7 @@ class Locator:
             return cls(
                 loaded, batch_size=batch_size, threshold=threshold, preprocessor=preprocessor, workers=workers,
                 prefetch=prefetch, max_pixels=max_pixels, regions=regions, pipeline=pipeline, analysis=analysis,
-                tile_overlap=tile_overlap, tile_pooling=tile_pooling, max_tiles=max_tiles,
+                tile_overlap=tile_overlap, tile_pooling=tile_pooling, max_tiles=max_tiles, min_side=min_side,
             )
         except BaseException:
             loaded.close()
@@ -328,7 +340,10 @@ class Locator:
         array) is an ``InputError`` naming it, whatever ``on_error`` says.
         """
         self._check_on_error(on_error)
+        self._check_open()
         _, items = _batch_of(images)  # a bare path or image is one input, not an iterable of characters or rows
+        # native analysis refuses an image over the tile budget from its header, before decoding it
+        check = header_tile_check(self.contract, self.max_tiles) if self.regions is None else None
 
         def decode(numbered: tuple[int, ImageInput]) -> Job:
             index, item = numbered
@@ -342,11 +357,13 @@ class Locator:
             t0 = time.perf_counter()
             try:
                 job.image, job.color_order, _ = load_image(
-                    item, color_order=color_order, max_pixels=self.max_pixels, source=source
+                    item, color_order=color_order, max_pixels=self.max_pixels, source=source, check=check
                 )
                 job.height, job.width = job.image.shape[:2]
             except InputError as e:
                 job.error = e.reason
+            except MemoryError:
+                job.error = "out of memory decoding it"
             except Exception as e:  # noqa: BLE001 - one broken input must not end the run
                 job.error = f"cannot be decoded ({type(e).__name__}: {e})"
             job.timings["decode"] = (time.perf_counter() - t0) * 1000
@@ -396,6 +413,7 @@ class Locator:
             map_dtype: "float32" or "uint8" (the frames' 8-bit map levels; see ``locate``).
         """
         self._check_on_error(on_error)
+        self._check_open()
         if faces is None:
             regions = self.regions
         elif faces is False:
@@ -481,7 +499,15 @@ class Locator:
         if on_error not in ON_ERROR:
             raise FakeLocatorError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise FakeLocatorError("this Locator is closed (close() or its with-block ended); load another")
+
     def close(self) -> None:
+        """Release the model and its buffers; the locator cannot be used afterwards. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         if self._device_path is not None:
             self._device_path.close()
             self._device_path = None

@@ -191,6 +191,7 @@ class VideoProgress:
 
     frames: dict[int, float | None] = field(default_factory=dict)  # frame → score (None: failed)
     empty: set[int] = field(default_factory=set)  # frames with nothing to analyse (no face)
+    tiles: int = 0  # network inputs the recorded frames took
     summary: dict[str, Any] | None = None
 
 
@@ -200,6 +201,18 @@ class Recorded:
 
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     videos: dict[str, VideoProgress] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)  # output key → the input path whose maps are under it
+
+    def add_key(self, record: dict[str, Any]) -> None:
+        """Note the output key a record's map is under (``maps/<key>.png``, ``maps/<key>/<frame>.png``)."""
+        where = record.get("map")
+        if not isinstance(where, str) or not where.startswith(MAPS + "/") or not where.endswith(".png"):
+            return
+        key = where[len(MAPS) + 1:-len(".png")]
+        if record["kind"] == "frame":
+            key = key.rpartition("/")[0]
+        if key:
+            self.keys.setdefault(key, record["path"])
 
     def done(self, path: str, kind: str) -> bool:
         if kind == "image":
@@ -300,10 +313,13 @@ class Journal:
                 continue
             good += 1
             kind, path = record["kind"], record["path"]
+            recorded.add_key(record)
             if kind == "image":
                 recorded.images[path] = record
             elif kind == "frame":
                 progress = recorded.videos.setdefault(path, VideoProgress())
+                tiles = record.get("tiles")
+                progress.tiles += tiles if isinstance(tiles, int) and not isinstance(tiles, bool) and tiles > 0 else 0
                 if record.get("error") is None and record.get("regions") == []:
                     progress.empty.add(record["frame"])
                 else:

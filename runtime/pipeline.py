@@ -33,12 +33,13 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
+from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError
 from fakelocator.runtime.backends.base import Backend
 from fakelocator.runtime.levels import map_levels
 from fakelocator.runtime.preprocess import Preprocessor, stitch_of, tiles_of
-from fakelocator.tiling import TileGrid, pool_scores, span_rects
-from fakelocator.runtime.spec import DEFAULT_MAX_TILES, RunSpec  # noqa: F401 - DEFAULT_MAX_TILES: its old home
+from fakelocator.tiling import TileGrid, pool_scores, span_rects, tile_count
+from fakelocator.runtime.spec import DEFAULT_MAX_TILES, MIN_SIDE, RunSpec  # noqa: F401 - DEFAULT_MAX_TILES: its old home
 from fakelocator.runtime.results import BBOX_LEVEL, Box, Face, FrameResult, LocateResult, RegionResult, bbox_of, label_of
 
 #: What a result's ``map`` holds: float32 in [0, 1], or its 8-bit levels (``levels.map_levels``).
@@ -47,6 +48,35 @@ MAP_DTYPES = ("float32", "uint8")
 T = TypeVar("T")
 R = TypeVar("R")
 
+
+
+def too_small(width: int, height: int, min_side: int = MIN_SIDE) -> str:
+    """The error of an image with a side under ``min_side``: no verdict either way."""
+    return (f"too small to analyse: {width}x{height} pixels, under the minimum of {min_side} pixels a side; "
+            "an image this small holds no trace to read, so it is neither real nor fake")
+
+
+def over_tile_budget(what: str, total: int, contract: Preprocessing, max_tiles: int) -> str:
+    """The error of an input that takes more than ``max_tiles`` tiles in ``native`` analysis."""
+    h, w = contract.size
+    return (f"too large for native analysis: {what} take {total} tiles of {w}x{h}, more than the "
+            f"tile budget of {max_tiles} (raise --max-tiles / max_tiles, or use --analysis fit)")
+
+
+def header_tile_check(contract: Preprocessing, max_tiles: int | None) -> Callable[[int, int], str | None] | None:
+    """For ``native`` analysis with a budget: a check of an image's header size, run before it is
+    decoded (a 10 MB PNG of 30000 x 30000 would take 2.7 GB decoded, only to be refused). Either
+    orientation is tried (EXIF may turn it), and only an image over the budget both ways is refused."""
+    if not contract.native or max_tiles is None:
+        return None
+    th, tw = contract.size
+
+    def check(width: int, height: int) -> str | None:
+        total = min(tile_count(height, width, th, tw, contract.tile_overlap),
+                    tile_count(width, height, th, tw, contract.tile_overlap))
+        return None if total <= max_tiles else over_tile_budget(f"{width}x{height} pixels", total, contract, max_tiles)
+
+    return check
 
 
 def prefetch(fn: Callable[[T], R], items: Iterable[T], *, workers: int, depth: int) -> Iterator[R]:
@@ -182,6 +212,16 @@ class _TileOutputs:
     features: np.ndarray | None = None  # (n, C) float32, allocated with the first batch that has them
 
 
+def _fail(job: Job, e: BaseException) -> None:
+    """Mark ``job`` failed by ``e`` and let go of its buffers (its remaining tiles are inferred and dropped)."""
+    if isinstance(e, MemoryError):
+        job.error = f"out of memory analysing it ({job.width}x{job.height} pixels, {job.tiles} network inputs)"
+    else:
+        job.error = f"cannot be analysed ({type(e).__name__}: {e})"
+    job.outputs = [None] * len(job.outputs)
+    job.full = []
+
+
 def sub_grids(grid: TileGrid, start: int, count: int) -> list[TileGrid]:
     """Tiles ``start:start + count`` of ``grid`` (row-major) as at most three rectangular grids, in order."""
     return [replace(grid, ys=grid.ys[r0:r0 + rows], xs=grid.xs[c0:c0 + cols])
@@ -257,7 +297,11 @@ class Runner:
             pool.shutdown(wait=True)
 
     def _crops_of(self, job: Job) -> list[_Crop]:
-        """The job's crops; in ``native`` with their tile grids, or an error when over the tile budget."""
+        """The job's crops; in ``native`` with their tile grids, or an error when over the tile budget
+        or under the minimum size."""
+        if job.error is None and min(job.height, job.width) < self.spec.min_side:
+            job.error = too_small(job.width, job.height, self.spec.min_side)
+            job.image = None
         images = job.crops()
         if not self.native:
             job.tiles = len(images) if job.error is None else None
@@ -267,8 +311,7 @@ class Runner:
         total = sum(len(g) for g in grids)
         if self.spec.max_tiles is not None and total > self.spec.max_tiles:
             what = f"{len(images)} face crops" if job.boxes is not None else f"{job.width}x{job.height} pixels"
-            job.error = (f"too large for native analysis: {what} take {total} tiles of {w}x{h}, more than the "
-                         f"tile budget of {self.spec.max_tiles} (raise --max-tiles / max_tiles, or use --analysis fit)")
+            job.error = over_tile_budget(what, total, self.contract, self.spec.max_tiles)
             job.image = None
             return []
         job.tiles = total if job.error is None else None
@@ -363,7 +406,13 @@ class Runner:
         k = 0
         for crop in batch:
             for grid in sub_grids(crop.grid, crop.start, crop.count):
-                self._tiles(crop.image, grid, crop.job.color_order, self.contract, self._input[k:k + len(grid)])
+                if crop.job.error is None:
+                    try:
+                        self._tiles(crop.image, grid, crop.job.color_order, self.contract, self._input[k:k + len(grid)])
+                    except Exception as e:  # noqa: BLE001 - one image's tiles fail that image, not its batch
+                        _fail(crop.job, e)
+                if crop.job.error is not None:
+                    self._input[k:k + len(grid)] = 0.0  # its rows are inferred with the batch, and dropped
                 k += len(grid)
         t1 = time.perf_counter()
         maps, scores, features = self._infer(self._input[:n], n)
@@ -372,17 +421,12 @@ class Runner:
         k = 0
         for crop in batch:
             job, a, b = crop.job, crop.start, crop.start + crop.count
-            outs = job.outputs[crop.slot]
-            if outs is None:
-                size = len(crop.grid)
-                outs = job.outputs[crop.slot] = _TileOutputs(
-                    crop.grid, np.empty((size,) + maps.shape[1:], np.float32), np.empty(size, np.float32))
-            outs.maps[a:b] = maps[k:k + crop.count]
-            outs.scores[a:b] = scores[k:k + crop.count]
-            if features is not None:
-                if outs.features is None:
-                    outs.features = np.empty((len(crop.grid), features.shape[1]), np.float32)
-                outs.features[a:b] = features[k:k + crop.count]
+            try:
+                if job.error is None:
+                    self._store_tiles(job, crop, a, b, maps[k:k + crop.count], scores[k:k + crop.count],
+                                      None if features is None else features[k:k + crop.count])
+            except MemoryError as e:  # its tile maps do not fit in memory: this input fails, the run goes on
+                _fail(job, e)
             k += crop.count
             job.timings["tile"] = job.timings.get("tile", 0.0) + tile_ms * crop.count
             job.timings["infer"] = job.timings.get("infer", 0.0) + infer_ms * crop.count
@@ -390,6 +434,21 @@ class Runner:
             if job.remaining == 0 and not self.keep_images:
                 job.image = None
         return n
+
+    @staticmethod
+    def _store_tiles(job: Job, crop: _Crop, a: int, b: int, maps, scores, features) -> None:
+        """Tiles ``a:b`` of the crop's outputs (allocated with its first batch: (n, th, tw) maps, (n,) scores)."""
+        outs = job.outputs[crop.slot]
+        if outs is None:
+            size = len(crop.grid)
+            outs = job.outputs[crop.slot] = _TileOutputs(
+                crop.grid, np.empty((size,) + maps.shape[1:], np.float32), np.empty(size, np.float32))
+        outs.maps[a:b] = maps
+        outs.scores[a:b] = scores
+        if features is not None:
+            if outs.features is None:
+                outs.features = np.empty((len(crop.grid), features.shape[1]), np.float32)
+            outs.features[a:b] = features
 
     def _crop_map(self, job: Job, slot: int, height: int, width: int) -> tuple[np.ndarray, float]:
         """Crop ``slot``'s (height, width) float32 map in [0, 1] and its score."""
@@ -417,9 +476,17 @@ class Runner:
         return kept
 
     def _finish(self, job: Job) -> LocateResult:
+        try:
+            return self._finish_job(job)
+        except (MemoryError, FakeLocatorError) as e:  # e.g. a full-resolution map that does not fit: this input only
+            _fail(job, e)
+            return self._finish_job(job)
+
+    def _finish_job(self, job: Job) -> LocateResult:
         extra = {"frame": job.frame, "time_s": job.time_s} if job.frame is not None else {}
         cls = FrameResult if job.frame is not None else LocateResult
         if job.error is not None:
+            job.image = job.outputs = job.full = None
             return cls(job.source, width=job.width, height=job.height, timings=job.timings, error=job.error, **extra)
         t0 = time.perf_counter()
         height, width = job.height, job.width

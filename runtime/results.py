@@ -170,6 +170,8 @@ class VideoSummary:
         label: "fake" when that statistic >= ``threshold``, else "real"; None without frames.
         fps, frame_count, width, height: what the container reports (frame_count may be an estimate).
         frames_read: frames decoded or skipped before reading stopped.
+        tiles: network inputs the frames analysed here took, all together (as an image's ``tiles``;
+            frames known from an earlier run are not counted; ``trt-locate`` adds what it recorded).
         error: None, or why the video failed as a whole.
     """
 
@@ -189,6 +191,7 @@ class VideoSummary:
     width: int | None = None
     height: int | None = None
     frames_read: int = 0
+    tiles: int = 0
     error: str | None = None
 
     @property
@@ -209,6 +212,7 @@ class VideoSummary:
             "bbox": None,
             "error": self.error,
             "timings_ms": {},
+            "tiles": self.tiles,
             "summary": {
                 "frames": self.frames,
                 "failed_frames": self.failed_frames,

@@ -185,6 +185,16 @@ def run(
             on_input_done(item, ok)
     finally:
         writer.close()
+        # Ended by an error (the model, the output folder, stdout): the files already written get
+        # their records, so no map is left without one.
+        while window:
+            item, future = window.popleft()
+            if future.cancelled() or future.exception() is not None:
+                continue
+            try:
+                journal.write(future.result())  # not on_record: it may be what failed (stdout closed)
+            except Exception:  # noqa: BLE001 - the journal itself failed: the error in flight says why
+                break
         stats.seconds = time.perf_counter() - started
     return stats
 
@@ -233,6 +243,7 @@ def _run_video(locator, item, options, writer, recorded, stats, record, window, 
                 summary = video.summary
             drain(0)
             summary_rec = {"kind": "video", **summary.to_record(), "path": item.path}
+            summary_rec["tiles"] += progress.tiles if progress is not None else 0  # frames an earlier run analysed
             error = None
     if summary_rec is None:
         summary_rec = {"kind": "video", **VideoSummary(item.path, error=error).to_record()}

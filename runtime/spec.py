@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError
 from fakelocator.metadata import DEFAULT_THRESHOLD
+from fakelocator.runtime.limits import check_batch
 
 #: Default tile budget per input in ``native`` analysis: 1024 tiles of 256² (the shipped model's)
 #: with an overlap of 32 cover about 7200 × 7200 pixels (a 24-megapixel 6000 × 4000 photo takes
@@ -27,6 +28,10 @@ from fakelocator.metadata import DEFAULT_THRESHOLD
 DEFAULT_MAX_TILES = 1024
 #: Network inputs per inference call when the user names none.
 DEFAULT_BATCH_SIZE = 8
+#: Images and frames with a side shorter than this are not analysed (an error record, "too small
+#: to analyse", neither real nor fake): a few pixels hold none of the traces the model reads
+#: (upsampling periods, blending seams). Measured with the default model: docs/runtime.md.
+MIN_SIDE = 16
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class RunSpec:
         batch_size: network inputs per inference call (crops in ``fit``, tiles in ``native``),
             after the backend's limits (a static batch axis, the largest profile).
         max_tiles: ``native``: inputs over this many tiles get an error record; None: no limit.
+        min_side: images and frames with a shorter side get an error record (``MIN_SIDE``; 1: none).
         pipeline: "host" or "device": where pre/post-processing runs (a user's "auto" is decided by
             ``device_pipeline.choose_pipeline``, which opens the device path when it can).
         device: the backend's device ("cpu", "cuda:N").
@@ -52,6 +58,7 @@ class RunSpec:
     threshold: float = DEFAULT_THRESHOLD
     batch_size: int = DEFAULT_BATCH_SIZE
     max_tiles: int | None = DEFAULT_MAX_TILES
+    min_side: int = MIN_SIDE
     pipeline: str = "host"
     device: str = "cpu"
     fixed_batch: int | None = None
@@ -75,7 +82,8 @@ class RunSpec:
         """For records and logs: the resolved options, the contract as a dict."""
         return {"analysis": self.contract.analysis, "tile_overlap": self.contract.tile_overlap,
                 "tile_pooling": self.contract.tile_pooling, "threshold": self.threshold,
-                "batch_size": self.batch_size, "max_tiles": self.max_tiles, "pipeline": self.pipeline,
+                "batch_size": self.batch_size, "max_tiles": self.max_tiles, "min_side": self.min_side,
+                "pipeline": self.pipeline,
                 "device": self.device}
 
 
@@ -88,6 +96,7 @@ def resolve_spec(
     tile_overlap: int | None = None,
     tile_pooling: str | None = None,
     max_tiles: int | None = DEFAULT_MAX_TILES,
+    min_side: int = MIN_SIDE,
     device: str = "cpu",
     max_batch: int | None = None,
     fixed_batch: int | None = None,
@@ -104,14 +113,17 @@ def resolve_spec(
         raise FakeLocatorError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if max_tiles is not None and (isinstance(max_tiles, bool) or not isinstance(max_tiles, int) or max_tiles < 1):
         raise FakeLocatorError(f"max_tiles must be an integer >= 1 or None, got {max_tiles!r}")
+    if isinstance(min_side, bool) or not isinstance(min_side, int) or min_side < 1:
+        raise FakeLocatorError(f"min_side must be an integer >= 1, got {min_side!r}")
     if threshold is None:
         threshold = getattr(info, "threshold", DEFAULT_THRESHOLD)
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
         raise FakeLocatorError(f"threshold must be a number in [0, 1], got {threshold!r}")
     contract = info.preprocessing.with_analysis(analysis, tile_overlap=tile_overlap, tile_pooling=tile_pooling)
+    check_batch(batch_size, contract.size)  # at most MAX_BATCH, its input within the machine's memory
     batch = fixed_batch or (min(batch_size, max_batch) if max_batch else batch_size)
     return RunSpec(contract=contract, threshold=float(threshold), batch_size=batch, max_tiles=max_tiles,
-                   device=str(device), fixed_batch=fixed_batch)
+                   min_side=min_side, device=str(device), fixed_batch=fixed_batch)
 
 
 def spec_for(backend, **request) -> RunSpec:

@@ -23,7 +23,9 @@ on the Python backend's path: ``python_path``, by default ``<environment>/fakelo
 
 The server runs in a process group of its own: ``stop`` sends SIGTERM (Triton finishes the requests in
 flight, unloads the models and stops the Python backend's processes), waits, then kills whatever of
-the group is left, so nothing outlives it.
+the group is left, so nothing outlives it. The Python backend's shared memory gets a name prefix of
+this server's own (``shm_prefix``), and ``stop`` removes whatever of it is left in ``/dev/shm``: a
+server that crashed, was killed or failed to start (a port in use) leaves none behind.
 """
 
 from __future__ import annotations
@@ -41,12 +43,15 @@ import tempfile
 import threading
 import time
 import urllib.error
+import uuid
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
 
+#: Where POSIX shared memory lives on Linux (shm_open's files).
+SHM_DIR = Path("/dev/shm")
 #: Where a full Triton keeps its backends (the NGC container's layout; tritonserver's default).
 SYSTEM_BACKEND_DIR = Path("/opt/tritonserver/backends")
 STUB = "triton_python_backend_stub"
@@ -300,6 +305,10 @@ class TritonServer:
 
     def __post_init__(self):
         self.repo = Path(self.repo).resolve()
+        # The Python backend's shared-memory regions (/dev/shm/<prefix>*) carry each request and
+        # response between the server and its stub processes; a name of this server's own lets
+        # stop() remove what a crash, a kill or a failed start leaves there.
+        self.shm_prefix = f"fakelocator_triton_{os.getpid()}_{uuid.uuid4().hex[:8]}_"
         self._workdir: Path | None = None
         self._log_path: Path | None = None
         self._log_handle = None
@@ -338,6 +347,7 @@ class TritonServer:
             f"--grpc-address={self.host}", f"--grpc-port={self.grpc_port}",
             f"--exit-timeout-secs={self.exit_timeout_s}",
             "--strict-readiness=true",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
         ]
         if self.metrics_port is None:
             args.append("--allow-metrics=false")
@@ -456,7 +466,16 @@ class TritonServer:
         self._cleanup()
         return code
 
+    def shm_files(self) -> list[Path]:
+        """The shared-memory files this server's processes created (and have not removed)."""
+        return sorted(SHM_DIR.glob(self.shm_prefix + "*")) if SHM_DIR.is_dir() else []
+
     def _cleanup(self) -> None:
+        for region in self.shm_files():  # its processes are gone: nothing maps these any more
+            try:
+                region.unlink()
+            except OSError:
+                pass
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None

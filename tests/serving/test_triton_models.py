@@ -49,11 +49,16 @@ def fake_pb_utils() -> types.ModuleType:
             return self._array
 
     class TritonError:
-        def __init__(self, message):
-            self._message = message
+        UNKNOWN, CANCELLED = 0, 12
+
+        def __init__(self, message, code=0):
+            self._message, self._code = message, code
 
         def message(self):
             return self._message
+
+        def code(self):
+            return self._code
 
     class InferenceResponse:
         def __init__(self, output_tensors, error=None):
@@ -66,11 +71,14 @@ def fake_pb_utils() -> types.ModuleType:
             return self._error
 
     class Request:
-        def __init__(self, inputs, requested=()):
-            self.inputs, self.requested = inputs, list(requested)
+        def __init__(self, inputs, requested=(), cancelled=lambda: False):
+            self.inputs, self.requested, self.cancelled = inputs, list(requested), cancelled
 
         def requested_output_names(self):
             return self.requested
+
+        def is_cancelled(self):
+            return self.cancelled()
 
     class InferenceRequest:
         def __init__(self, model_name, inputs, requested_output_names, timeout=0):
@@ -132,11 +140,11 @@ def served(serve):
     return serve(max_batch_size=4)
 
 
-def request(pb, blobs, requested=()):
+def request(pb, blobs, requested=(), cancelled=lambda: False):
     data = np.empty((len(blobs), 1), np.object_)
     for i, blob in enumerate(blobs):
         data[i, 0] = blob
-    return pb.Request([pb.Tensor("image", data)], requested)
+    return pb.Request([pb.Tensor("image", data)], requested, cancelled)
 
 
 def outputs(response) -> dict[str, np.ndarray]:
@@ -243,6 +251,57 @@ def test_a_failing_network_fails_every_request_of_the_execution(served):
     pb.MODELS["fakelocator_model"] = Broken()
     responses = pipeline.execute([request(pb, [SAMPLES[0].read_bytes()]), request(pb, [SAMPLES[1].read_bytes()])])
     assert all(r.has_error() and "instance gone" in r.error().message() for r in responses)
+
+
+def test_every_response_of_a_failed_execution_carries_an_error_of_its_own(served, monkeypatch):
+    """Triton's Python backend frees an error's message with the response that carries it: one error
+    object shared by two responses is read after it is freed (a garbled message for one client, then
+    SIGSEGV in the server, issue 22)."""
+    pb, pipeline, network = served
+
+    class Broken:
+        def execute(self, requests):
+            return [pb.InferenceResponse([], error=pb.TritonError("instance gone")) for _ in requests]
+
+    pb.MODELS["fakelocator_model"] = Broken()
+    responses = pipeline.execute([request(pb, [SAMPLES[0].read_bytes()]) for _ in range(3)])
+    assert len({id(r.error()) for r in responses}) == 3
+    monkeypatch.setattr(network.backend, "infer", lambda x: 1 / 0)
+    h, w = network.backend.info.preprocessing.size
+    x = np.zeros((1, 3, h, w), np.float32)
+    responses = network.execute([pb.Request([pb.Tensor("image", x)]) for _ in range(3)])
+    assert all(r.has_error() for r in responses) and len({id(r.error()) for r in responses}) == 3
+
+
+def test_an_image_over_the_native_limit_fails_nothing_else_of_its_execution(served):
+    pb, pipeline, _ = served
+    wide = cv2.imencode(".png", np.full((16, 40000, 3), 128, np.uint8))[1].tobytes()
+    good = SAMPLES[0].read_bytes()
+    first, second = (outputs(r) for r in pipeline.execute([request(pb, [good, wide]), request(pb, [good])]))
+    assert first["error"][:, 0].tolist() == [b"", b""] and first["shape"].tolist()[1] == [16, 40000]
+    assert second["score"][0, 0] == pytest.approx(first["score"][0, 0], abs=1e-6)
+
+
+def test_a_cancelled_request_is_not_analysed_and_is_answered_cancelled(served):
+    pb, pipeline, _ = served
+    gone, live = pipeline.execute([request(pb, [SAMPLES[0].read_bytes()] * 3, cancelled=lambda: True),
+                                   request(pb, [SAMPLES[1].read_bytes()])])
+    assert gone.has_error() and gone.error().code() == pb.TritonError.CANCELLED
+    assert "cancelled" in gone.error().message()
+    assert outputs(live)["error"][0, 0] == b""
+    assert sum(shape[0] for _, shape, _ in pb.SENT) == 1, "only the live request's image reached the network"
+
+
+def test_a_large_image_stops_at_its_next_batch_once_every_request_is_cancelled(serve):
+    """A client that hangs up on a large image (gRPC deadline, cancel) does not hold the instance
+    for the rest of its tiles."""
+    pb, pipeline, _ = serve(analysis="native", max_batch_size=4)
+    large = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 256, (1000, 1000, 3), dtype=np.uint8))[1].tobytes()
+    tiles = crops(pipeline.locator.contract, 1000, 1000)
+    (response,) = pipeline.execute([request(pb, [large], cancelled=lambda: len(pb.SENT) >= 2)])
+    assert response.has_error() and response.error().code() == pb.TritonError.CANCELLED
+    assert sum(shape[0] for _, shape, _ in pb.SENT) == 8 < tiles
+    assert outputs(pipeline.execute([request(pb, [SAMPLES[0].read_bytes()])])[0])["error"][0, 0] == b"", "it serves on"
 
 
 def test_the_network_model_concatenates_the_batchers_requests(served):
