@@ -34,10 +34,17 @@ from pathlib import Path
 
 import numpy as np
 
-MODELS = {
-    # output file stem: (.tflite inside mediapipe/modules, TFLite output names in (boxes, scores) order)
-    "blazeface_short_range": ("face_detection/face_detection_short_range.tflite", ("regressors", "classificators")),
-    "blazeface_full_range": ("face_detection/face_detection_full_range_sparse.tflite", ("Identity", "Identity_1")),
+#: output file stem: (.tflite inside mediapipe/modules, {ONNX output name: TFLite output name}).
+DETECTORS = {
+    "blazeface_short_range": ("face_detection/face_detection_short_range.tflite",
+                              {"boxes": "regressors", "scores": "classificators"}),
+    "blazeface_full_range": ("face_detection/face_detection_full_range_sparse.tflite",
+                             {"boxes": "Identity", "scores": "Identity_1"}),
+}
+#: Training-only models (the mesh face parser, fakelocator.training.attention.mesh).
+PARSERS = {
+    "face_landmark": ("face_landmark/face_landmark.tflite", {"landmarks": "conv2d_21", "face_flag": "conv2d_31"}),
+    "selfie_segmentation": ("selfie_segmentation/selfie_segmentation.tflite", {"mask": "activation_10"}),
 }
 NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
 
@@ -101,7 +108,7 @@ def densify(tensor, values: np.ndarray) -> np.ndarray:
 class Converter:
     """One TFLite subgraph → one ONNX graph (see the module docstring for the layout)."""
 
-    def __init__(self, buf: bytes, output_names: tuple[str, str]):
+    def __init__(self, buf: bytes, output_names: dict[str, str]):
         import tflite
 
         self.tflite = tflite
@@ -145,9 +152,16 @@ class Converter:
         return self.consts[i]
 
     def add_init(self, name: str, value: np.ndarray) -> str:
-        from onnx import numpy_helper
+        """A constant; float weights that are exactly float16 (all of MediaPipe's are stored so)
+        are stored as float16 and cast once at load (ONNX Runtime folds the Cast): half the file."""
+        from onnx import TensorProto, numpy_helper
 
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        value = np.ascontiguousarray(value)
+        if value.dtype == np.float32 and value.size > 16 and np.array_equal(value.astype(np.float16).astype(np.float32), value):
+            self.initializers.append(numpy_helper.from_array(value.astype(np.float16), name + "_f16"))
+            self.node("Cast", [name + "_f16"], name, to=TensorProto.FLOAT)
+            return name
+        self.initializers.append(numpy_helper.from_array(value, name))
         return name
 
     def node(self, op: str, inputs: list[str], output: str, **attrs) -> str:
@@ -193,12 +207,23 @@ class Converter:
             code = self.model.OperatorCodes(op.OpcodeIndex())
             kind = self.ops_by_code[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
             ins, (out,) = list(op.InputsAsNumpy()), list(op.OutputsAsNumpy())
-            getattr(self, "op_" + kind.lower())(op, ins, out)
+            if kind == "CUSTOM":
+                self.op_custom(op, ins, out, code.CustomCode().decode())
+            else:
+                getattr(self, "op_" + kind.lower())(op, ins, out)
         outputs = []
-        for onnx_name, tfl_name in zip(("boxes", "scores"), self.output_names):
+        for onnx_name, tfl_name in self.output_names.items():
             (i,) = [o for o in g.OutputsAsNumpy() if self.tensor(o).Name().decode() == tfl_name]
-            self.node("Identity", [self.name(i)], onnx_name)
-            outputs.append(helper.make_tensor_value_info(onnx_name, TensorProto.FLOAT, ["N", *self.shape(i)[1:]]))
+            shape = self.shape(i)
+            if self.layout.get(i) == "nchw" and shape[1:3] == (1, 1):  # (N, 1, 1, C): a vector per image
+                self.node("Reshape", [self.name(i), self.add_init(onnx_name + "_shape", np.array([0, -1], np.int64))], onnx_name)
+                shape = (shape[0], shape[3])
+            elif self.layout.get(i) == "nchw":  # an image stays NCHW
+                self.node("Identity", [self.name(i)], onnx_name)
+                shape = (shape[0], shape[3], shape[1], shape[2])
+            else:
+                self.node("Identity", [self.name(i)], onnx_name)
+            outputs.append(helper.make_tensor_value_info(onnx_name, TensorProto.FLOAT, ["N", *shape[1:]]))
         graph = helper.make_graph(
             self.nodes, "blazeface",
             [helper.make_tensor_value_info(self.name(inp), TensorProto.FLOAT, ["N", channels, height, width])],
@@ -218,12 +243,14 @@ class Converter:
     def op_densify(self, op, ins, out):
         self.consts[out] = densify(self.tensor(ins[0]), self.const(ins[0]))
 
-    def _input(self, i: int) -> str:
-        if i in self.consts:  # a folded constant used as an activation input (ADD of a bias map)
-            value = self.consts[i]
-            if value.ndim == 4:
+    def _input(self, i: int, nchw: bool = True) -> str:
+        if self.const(i) is not None:  # a constant operand of an elementwise op: broadcast in NCHW
+            value = self.consts[i].astype(np.float32) if self.consts[i].dtype == np.float16 else self.consts[i]
+            if nchw and value.ndim == 4:
                 value = value.transpose(0, 3, 1, 2)
-            return self.add_init(self.name(i), value)
+            elif nchw and value.ndim in (1, 3) and value.size > 1:  # (C,) or (1, 1, C): per channel
+                value = value.reshape(-1, 1, 1)
+            return self.add_init(self.name(i) + "_c", value)
         return self.name(i)
 
     def op_conv_2d(self, op, ins, out):
@@ -253,6 +280,54 @@ class Converter:
         self.node("Add", [self._input(ins[0]), self._input(ins[1])], self.name(out))
         self.activation(o.FusedActivationFunction(), self.name(out))
         self.layout[out] = self.layout.get(ins[0], "nchw")
+
+    def op_mul(self, op, ins, out):
+        o = _union(op.BuiltinOptions(), self.tflite.MulOptions)
+        self.node("Mul", [self._input(ins[0]), self._input(ins[1])], self.name(out))
+        self.activation(o.FusedActivationFunction(), self.name(out))
+        self.layout[out] = "nchw"
+
+    def op_prelu(self, op, ins, out):
+        self.node("PRelu", [self.name(ins[0]), self._input(ins[1])], self.name(out))
+        self.layout[out] = "nchw"
+
+    def op_hard_swish(self, op, ins, out):
+        self.node("HardSwish", [self.name(ins[0])], self.name(out))
+        self.layout[out] = "nchw"
+
+    def op_logistic(self, op, ins, out):
+        self.node("Sigmoid", [self.name(ins[0])], self.name(out))
+        self.layout[out] = "nchw"
+
+    def op_average_pool_2d(self, op, ins, out):
+        o = _union(op.BuiltinOptions(), self.tflite.Pool2DOptions)
+        _, h, w, _ = self.shape(ins[0])
+        kernel, stride = (o.FilterHeight(), o.FilterWidth()), (o.StrideH(), o.StrideW())
+        pads = self.same_pads((h, w), kernel, stride) if o.Padding() == self.tflite.Padding.SAME else [0, 0, 0, 0]
+        # TFLite averages over the valid pixels only (count_include_pad=0, ONNX's default).
+        self.node("AveragePool", [self.name(ins[0])], self.name(out), kernel_shape=list(kernel), strides=list(stride), pads=pads)
+        self.activation(o.FusedActivationFunction(), self.name(out))
+        self.layout[out] = "nchw"
+
+    def op_custom(self, op, ins, out, code: str):
+        if code != "Convolution2DTransposeBias":
+            raise SystemExit(f"custom op {code} is not supported")
+        # MediaPipe's transposed convolution with bias; options: TfLiteTransposeConvParams
+        # {padding (1 SAME, 2 VALID), stride_width, stride_height} as int32s.
+        padding, stride_w, stride_h = (int(v) for v in op.CustomOptionsAsNumpy().view(np.int32)[:3])
+        w = self.const(ins[1]).astype(np.float32).transpose(3, 0, 1, 2)  # OHWI → IOHW
+        _, h_in, w_in, _ = self.shape(ins[0])
+        _, h_out, w_out, _ = self.shape(out)
+        kh, kw = w.shape[2:]
+        if padding == 1:  # SAME: output = input × stride; the surplus of the full output is cut evenly, extra at the end
+            extra = [(h_in - 1) * stride_h + kh - h_out, (w_in - 1) * stride_w + kw - w_out]
+            pads = [extra[0] // 2, extra[1] // 2, extra[0] - extra[0] // 2, extra[1] - extra[1] // 2]
+        else:
+            pads = [0, 0, 0, 0]
+        inputs = [self.name(ins[0]), self.add_init(self.name(ins[1]) + "_w", w),
+                  self.add_init(self.name(ins[2]) + "_b", self.const(ins[2]).astype(np.float32))]
+        self.node("ConvTranspose", inputs, self.name(out), kernel_shape=[kh, kw], strides=[stride_h, stride_w], pads=pads)
+        self.layout[out] = "nchw"
 
     def op_relu(self, op, ins, out):
         self.node("Relu", [self.name(ins[0])], self.name(out))
@@ -317,16 +392,15 @@ def check_batches(path: Path) -> None:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     side = session.get_inputs()[0].shape[2]
     x = np.random.default_rng(0).uniform(-1, 1, (3, 3, side, side)).astype(np.float32)
-    boxes, scores = session.run(None, {"input": x})
+    together = session.run(None, {"input": x})
     for i in range(3):
-        b1, s1 = session.run(None, {"input": x[i:i + 1]})
-        np.testing.assert_allclose(boxes[i:i + 1], b1, rtol=1e-4, atol=1e-3)
-        np.testing.assert_allclose(scores[i:i + 1], s1, rtol=1e-4, atol=1e-3)
+        for a, b in zip(together, session.run(None, {"input": x[i:i + 1]})):
+            np.testing.assert_allclose(a[i:i + 1], b, rtol=1e-4, atol=1e-3)
 
 
-def check_against_tflite(tflite_path: Path, onnx_path: Path) -> float:
+def check_against_tflite(tflite_path: Path, onnx_path: Path, outputs: dict[str, str]) -> float:
     """Largest absolute difference between the TFLite interpreter's outputs and the ONNX model's on
-    two random inputs; fails above 1e-3 (outputs are logits and offsets in pixels, up to ~150)."""
+    two random inputs; fails above 1e-3 (outputs are logits and pixel offsets up to ~200)."""
     import onnxruntime as ort
     from ai_edge_litert.interpreter import Interpreter
 
@@ -340,33 +414,34 @@ def check_against_tflite(tflite_path: Path, onnx_path: Path) -> float:
         interpreter.set_tensor(inp["index"], x)
         interpreter.invoke()
         want = {o["name"]: interpreter.get_tensor(o["index"]) for o in interpreter.get_output_details()}
-        boxes, scores = session.run(None, {"input": x.transpose(0, 3, 1, 2)})
-        ref_boxes, ref_scores = sorted(want.values(), key=lambda a: -a.shape[-1])
-        worst = max(worst, float(np.abs(boxes - ref_boxes).max()), float(np.abs(scores - ref_scores).max()))
+        got = dict(zip(outputs, session.run(list(outputs), {"input": x.transpose(0, 3, 1, 2)})))
+        for onnx_name, tfl_name in outputs.items():
+            ref = want[tfl_name]
+            value = got[onnx_name]
+            if value.ndim == 4:  # an NCHW image output
+                value = value.transpose(0, 2, 3, 1)
+            worst = max(worst, float(np.abs(value.reshape(ref.shape) - ref).max()))
     if worst > 1e-3:
         raise SystemExit(f"{onnx_path}: differs from the TFLite model by up to {worst}")
     return worst
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, required=True, help="folder for the .onnx files and SOURCES.json")
-    args = p.parse_args(argv)
+def convert_all(models: dict, out: Path) -> None:
     import mediapipe
     import onnx
 
     modules = mediapipe_modules()
-    args.out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     sources = {}
-    for stem, (rel, outputs) in MODELS.items():
+    for stem, (rel, outputs) in models.items():
         src = modules / rel
         buf = src.read_bytes()
         model = Converter(buf, outputs).convert()
-        path = args.out / f"{stem}.onnx"
+        path = out / f"{stem}.onnx"
         onnx.save(model, path)
         check_batches(path)
         try:
-            diff = f"{check_against_tflite(src, path):.2e}"
+            diff = f"{check_against_tflite(src, path, outputs):.2e}"
         except ImportError:
             diff = "not checked (ai-edge-litert is not installed)"
         sources[path.name] = {
@@ -378,7 +453,17 @@ def main(argv=None) -> int:
             "max_abs_diff_vs_tflite": diff,
         }
         print(f"{path}: {path.stat().st_size / 1e3:.0f} kB, {len(model.graph.node)} nodes, max |ONNX - TFLite| {diff}")
-    (args.out / "SOURCES.json").write_text(json.dumps(sources, indent=2) + "\n")
+    (out / "SOURCES.json").write_text(json.dumps(sources, indent=2) + "\n")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, required=True, help="folder for the detectors (.onnx files and SOURCES.json)")
+    p.add_argument("--parsers-out", type=Path, help="folder for the face mesh and selfie segmentation (training only)")
+    args = p.parse_args(argv)
+    convert_all(DETECTORS, args.out)
+    if args.parsers_out:
+        convert_all(PARSERS, args.parsers_out)
     return 0
 
 

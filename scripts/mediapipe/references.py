@@ -1,11 +1,12 @@
-"""MediaPipe's own results on the photos that installed packages ship, stored as small test and
-training data, so neither the tests nor training need mediapipe:
+"""MediaPipe's own results on the photos that installed packages ship, stored as small test data,
+so the tests need no mediapipe:
 
 - ``tests/data/faces/blazeface_reference.json``: BlazeFace boxes (short and full range, MediaPipe's
   defaults: threshold 0.5) for the converted detector's tests;
-- ``training/attention/mesh/<photo>.json``: the 478-point face mesh (refined lips, eyes, irises;
-  x, y in pixels, z relative) and the selfie-segmentation person mask as a run-length code, for the
-  mesh face parser (``fakelocator.training.attention.mesh``).
+- ``tests/data/faces/mesh_<photo>.json``: FaceMesh's 478 points (refined lips, eyes, irises; x, y
+  in pixels, z relative) and the selfie-segmentation person mask as a run-length code, for the
+  tests of the mesh face parser (``fakelocator.training.attention.mesh``, which runs the converted
+  468-point mesh and selfie models).
 
 Run in the side virtualenv of ``convert_blazeface.py`` (mediapipe 0.10.14); the photos are read
 from the project's environment (``--site``: its site-packages, where scikit-image and matplotlib
@@ -81,17 +82,15 @@ def main(argv=None) -> int:
     import mediapipe
 
     boxes = {"mediapipe": mediapipe.__version__, "photos": {}}
-    mesh_dir = ROOT / "training" / "attention" / "mesh"
-    mesh_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = ROOT / "tests" / "data" / "faces"
+    out_dir.mkdir(parents=True, exist_ok=True)
     for name, rel in PHOTOS.items():
         rgb = read_rgb(args.site / rel)
         boxes["photos"][name] = {"file": rel, "short": blazeface_boxes(rgb, 0), "full": blazeface_boxes(rgb, 1)}
         record = {"photo": rel, "mediapipe": mediapipe.__version__, **mesh(rgb)}
-        (mesh_dir / f"{name}.json").write_text(json.dumps(record, separators=(",", ":")) + "\n")
+        (out_dir / f"mesh_{name}.json").write_text(json.dumps(record, separators=(",", ":")) + "\n")
         print(name, {k: len(v) for k, v in boxes["photos"][name].items() if k != "file"})
-    out = ROOT / "tests" / "data" / "faces" / "blazeface_reference.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(boxes, indent=1) + "\n")
+    (out_dir / "blazeface_reference.json").write_text(json.dumps(boxes, indent=1) + "\n")
     return 0
 
 
