@@ -156,18 +156,20 @@ class MeshLandmarker:
 
 
 def rasterize(meshes: Sequence[np.ndarray], person: np.ndarray | None, height: int, width: int,
-              side: int = LABEL_SIDE) -> np.ndarray:
-    """Canonical uint8 (side, side) labels of an image of (height, width) stretched to the square,
-    from meshes in its pixels and its person probability (any resolution) or None."""
+              side: int = LABEL_SIDE, out_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """Canonical uint8 (side, side) labels of an image of (height, width) stretched to the square
+    (or (out_hw) labels: the image at that size), from meshes in its pixels and its person
+    probability (any resolution) or None."""
     import cv2
 
-    labels = np.zeros((side, side), np.uint8)
-    scale = np.array([side / width, side / height])
-    hair = np.zeros((side, side), bool)
+    th, tw = out_hw if out_hw is not None else (side, side)
+    labels = np.zeros((th, tw), np.uint8)
+    scale = np.array([tw / width, th / height])
+    hair = np.zeros((th, tw), bool)
     person_mask = None
     if person is not None:
-        person_mask = cv2.resize(person.astype(np.float32), (side, side), interpolation=cv2.INTER_LINEAR) > 0.5
-    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
+        person_mask = cv2.resize(person.astype(np.float32), (tw, th), interpolation=cv2.INTER_LINEAR) > 0.5
+    yy, xx = np.mgrid[0:th, 0:tw].astype(np.float32)
 
     def poly(mesh, indices):
         return np.rint(mesh[list(indices), :2] * scale * 16).astype(np.int32)  # 4 bits of sub-pixel precision
@@ -176,7 +178,7 @@ def rasterize(meshes: Sequence[np.ndarray], person: np.ndarray | None, height: i
         cv2.fillPoly(mask_labels, [pts], int(value), lineType=cv2.LINE_8, shift=4)
 
     for mesh in meshes:
-        oval = np.zeros((side, side), np.uint8)
+        oval = np.zeros((th, tw), np.uint8)
         fill(oval, poly(mesh, FACE_OVAL), 1)
         if person_mask is not None:
             # Hair: the person outside the face oval, above the mouth (along the face's own
