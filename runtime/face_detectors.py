@@ -189,7 +189,9 @@ class RetinaFaceDetector:
             import torch
             from facexlib.detection.retinaface import RetinaFace
         except ImportError:
-            raise FakeLocatorError("RetinaFace needs torch and facexlib (pip install 'fakelocator[train]'); "
+            raise FakeLocatorError("RetinaFace needs torch and facexlib (pip install 'fakelocator[train]', then "
+                                   "pip install --no-deps facexlib==0.3.0: its opencv-python would clash with "
+                                   "opencv-python-headless); "
                                    "without --face-weights the built-in detector needs neither") from None
         path = Path(weights)
         if not path.is_file():

@@ -122,6 +122,11 @@ def build_network(model: str, *, size: int = INPUT_SIDE):
     """facexlib's parsing network with random weights (no download: the classes only build layers)."""
     if model not in WEIGHTED_MODELS:
         raise FakeLocatorError(f"{model!r} is not a facexlib parsing network; choose one of {', '.join(WEIGHTED_MODELS)}")
+    if importlib.util.find_spec("facexlib") is None:
+        raise FakeLocatorError(
+            f"the {model} parser needs facexlib: pip install --no-deps facexlib==0.3.0 (without its opencv-python, "
+            "which would clash with opencv-python-headless); or use the shipped face mesh: --parsing-model mesh"
+        )
     if model == "bisenet":
         from facexlib.parsing.bisenet import BiSeNet
 
