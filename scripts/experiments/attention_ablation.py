@@ -95,7 +95,7 @@ def evaluate(weights: Path, root: Path) -> dict:
             aucs.append(pixel_metrics(m, gt)["pixel_auc"])
             cosses.append(coss(m, gt))
         pooled = histogram_auc(*level_histograms(np.concatenate(levels), np.concatenate(truths)))
-        out[part] = {"pixel_auc_pooled": pooled, "pixel_auc": float(np.nanmean(aucs)),
+        out[part] = {"pixel_auc_pooled": pooled, "pixel_auc": float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan"),
                      "coss": float(np.mean(cosses)), "n": len(cosses)}
     return out
 
