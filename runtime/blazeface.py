@@ -15,7 +15,8 @@ What MediaPipe's graph does around the network, done here the same way:
 2. SSD anchors (``SsdAnchorsCalculator``; fixed anchor size, so only centres matter) decode the
    16 raw values of each anchor: box centre and size, then six key points (eyes, nose tip, mouth
    centre, ears), all relative to the anchor in units of the input side; scores are
-   sigmoid(clip(logit, ±100)) (±80 here: float32 exp overflows past 88, and the tails are 0 and 1 alike) (``TensorsToDetectionsCalculator``);
+   sigmoid(clip(logit, ±100)) (``TensorsToDetectionsCalculator``; ±80 here: float32 ``exp``
+   overflows past 88, and the sigmoid is 0 or 1 there alike);
 3. weighted non-maximum suppression: the best box absorbs every box overlapping it by IoU > 0.3
    and becomes their score-weighted average, keeping its own score (``NonMaxSuppressionCalculator``,
    algorithm WEIGHTED); then the letterbox is undone.

@@ -231,3 +231,15 @@ print(detector.name, sorted({{m.split(".")[0] for m in sys.modules}} & set({heav
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["blazeface", "[]"]
+
+
+def test_trt_locate_chooses_the_detector(tmp_path, capsys):
+    import argparse
+
+    from fakelocator.runtime.cli import face_options, main
+
+    args = argparse.Namespace(faces=True, device="cpu", face_detector="lbp", face_weights=None, face_margin=None,
+                              face_min_size=0.2, face_threshold=None, faces_fallback=None)
+    assert face_options(args) == FaceOptions(detector="lbp", device="cpu", min_size=0.2)
+    assert main(["x.png", "--out", str(tmp_path / "o"), "--face-detector", "blazeface-short"]) == 2
+    assert "--face-detector only apply with --faces" in capsys.readouterr().err
