@@ -1,8 +1,9 @@
-"""Face detectors for the face-crop region provider (``fakelocator.runtime.faces``).
+"""Face detectors for the face-crop region provider (``fakelocator.runtime.faces``) besides the
+default, BlazeFace (``blazeface.py``):
 
-- ``LBPCascadeDetector``: the LBP frontal-face cascade that ships inside scikit-image
-  (``skimage.data.lbp_frontal_face_cascade_filename()``), so faces work out of the box with no
-  weights to obtain. OpenCV 5 no longer ships its cascades (nor ``CascadeClassifier``).
+- ``LBPCascadeDetector`` (``detector="lbp"``, the fallback): the LBP frontal-face cascade that
+  ships inside scikit-image (``skimage.data.lbp_frontal_face_cascade_filename()``); frontal faces
+  only. OpenCV 5 no longer ships its cascades (nor ``CascadeClassifier``).
 - ``RetinaFaceDetector``: facexlib's RetinaFace (ResNet-50 or MobileNet-0.25) from a local weights
   file; more accurate (profiles, small and occluded faces), needs torch and facexlib.
 
