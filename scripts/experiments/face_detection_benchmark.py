@@ -162,6 +162,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", help="write the results as JSON here")
     p.add_argument("--detectors", nargs="+", default=["blazeface", "blazeface-notiles", "blazeface-min0.03", "blazeface-short", "lbp"])
+    p.add_argument("--sets", nargs="+", help="only these frame sets (e.g. group: the timing); default: all")
     args = p.parse_args()
     import cv2
 
@@ -186,6 +187,8 @@ def main() -> None:
         sets[f"small {frac}"] = single_frames(bgs, ph, lambda im, b, f=frac: head(im, b, f * H))
     empty = [(bg, []) for bg in bgs]
     sets["no face"] = empty
+    if args.sets:
+        sets = {k: v for k, v in sets.items() if k in args.sets}
 
     results = {}
     for name in args.detectors:
