@@ -184,15 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("faces (docs/faces.md)")
     g.add_argument("--faces", action="store_true",
                    help="detect faces and analyse each face's crop instead of the whole image or frame")
+    g.add_argument("--face-detector", choices=("blazeface", "blazeface-short", "lbp", "retinaface"),
+                   help="blazeface: MediaPipe's full-range BlazeFace, shipped as ONNX (default); blazeface-short: its "
+                   "close-up model; lbp: scikit-image's frontal-face cascade (fallback); retinaface: needs --face-weights")
     g.add_argument("--face-weights", metavar="PATH",
                    help="facexlib RetinaFace weights (detection_Resnet50_Final.pth or detection_mobilenet0.25_Final.pth; "
-                   "needs torch and facexlib); default: the LBP cascade that ships with scikit-image")
+                   "needs torch and facexlib); default: BlazeFace, shipped in the package")
     g.add_argument("--face-margin", type=float, metavar="F",
                    help="grow each face box by F times its side on every side before cropping (default: 0.3)")
     g.add_argument("--face-min-size", type=float, metavar="F",
-                   help="smallest face searched, as a fraction of the shorter image side (default: 0.1; LBP cascade)")
+                   help="smallest face searched, as a fraction of the shorter image side (default: 0.1)")
     g.add_argument("--face-threshold", type=float, metavar="S",
-                   help="lowest detector score kept (default: 0.5 for the LBP cascade, 0.8 for RetinaFace)")
+                   help="lowest detector score kept (default: 0.5 for BlazeFace and the LBP cascade, 0.8 for RetinaFace)")
     g.add_argument("--faces-fallback", choices=("none", "frame"),
                    help="without a face: frame analyses the whole image (default; the record says analysed: image), "
                    "none analyses nothing (score 0, label real, counted as an empty frame)")
@@ -276,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + 13
 
 
-FACE_OPTIONS = {"face_weights": "weights", "face_margin": "margin", "face_min_size": "min_size",
+FACE_OPTIONS = {"face_detector": "detector", "face_weights": "weights", "face_margin": "margin", "face_min_size": "min_size",
                 "face_threshold": "threshold", "faces_fallback": "fallback"}
 
 

@@ -124,7 +124,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto: use attention maps when the manifest names facial properties; on: require them; "
         f"off: train without (default: {d.attention.mode})")
     opt(att, "--parsing-model", field="attention.parser", choices=PARSING_MODELS,
-        help=f"facexlib face-parsing network (default: {d.attention.parser})")
+        help="auto: facexlib's BiSeNet when its weights are found, else the MediaPipe face mesh that ships in "
+        f"the package; bisenet, parsenet (facexlib, local weights); mesh (default: {d.attention.parser})")
     opt(att, "--parsing-weights", field="attention.weights", metavar="FILE",
         help="its weights (parsing_bisenet.pth / parsing_parsenet.pth); default: $FAKELOCATOR_PARSING_WEIGHTS, "
         "then facexlib's weights folder; never downloaded")

@@ -273,7 +273,7 @@ def test_face_options_need_faces(tmp_path, red_model, capsys):
 # ------------------------------------------------------------------------------------ imports
 
 
-def test_faces_import_nothing_heavy_until_used_and_say_how_to_install_scikit_image(tmp_path, red_model):
+def test_faces_import_nothing_heavy_until_used_and_the_lbp_fallback_says_how_to_install_scikit_image(tmp_path, red_model):
     code = f"""
 import importlib.abc, sys
 class Block(importlib.abc.MetaPathFinder):
@@ -284,8 +284,10 @@ import fakelocator.runtime.faces, fakelocator.runtime.face_detectors, fakelocato
 assert not [m for m in sys.modules if m.split(".")[0] in ("skimage", "torch", "facexlib")]
 sys.meta_path.insert(0, Block())
 from fakelocator.runtime import Locator
+from fakelocator.runtime.faces import FaceOptions
+Locator.load({str(red_model)!r}, device="cpu", faces=True).close()  # BlazeFace: onnxruntime only
 try:
-    Locator.load({str(red_model)!r}, device="cpu", faces=True)
+    Locator.load({str(red_model)!r}, device="cpu", faces=FaceOptions(detector="lbp"))
 except Exception as e:
     print(type(e).__name__, e)
 """
