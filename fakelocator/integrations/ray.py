@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from typing import Any
 
 import numpy as np
@@ -262,7 +263,9 @@ def locate_dataset(
         concurrency: actors in the pool (one ``Locator`` each): an int, or (min, max) to autoscale.
             On a GPU cluster: the number of GPUs, with ``num_gpus=1``.
         num_gpus, num_cpus: resources each actor holds. With ``num_gpus`` > 0 the locator runs on
-            ``cuda`` unless ``device`` says otherwise; else on the CPU.
+            ``cuda`` unless ``device`` says otherwise; else on the CPU. Leave the cluster a CPU for
+            Ray Data's read tasks (``concurrency * num_cpus`` < its CPUs; a warning says when not):
+            actors holding every CPU stall a read upstream for good.
         every, fps, max_frames: video frame sampling (``Locator.locate_video``).
         inference_batch_size: network inputs per inference (``Locator.load``'s ``batch_size``).
         locator_options: the rest of ``Locator.load``'s keywords (``backend``, ``analysis``,
@@ -275,6 +278,7 @@ def locate_dataset(
     known = ds.schema(fetch_if_missing=False)
     if known is not None and column not in known.names:
         raise FakeLocatorError(f"locate_dataset: the dataset has no column {column!r} (columns: {known.names})")
+    _warn_if_no_cpu_is_left(concurrency, num_cpus)
     return ds.map_batches(
         LocateBatches,
         **pool_options(
@@ -283,6 +287,21 @@ def locate_dataset(
             inference_batch_size=inference_batch_size, locator_options=locator_options,
         ),
     )
+
+
+def _warn_if_no_cpu_is_left(concurrency: int | tuple[int, int], num_cpus: float) -> None:
+    """Ray Data stalls for good when the actors hold every CPU of the cluster and a read task
+    upstream (``read_binary_files``, ...) needs one: seen here with 2 actors × 1 CPU on 2 CPUs."""
+    if not ray.is_initialized():
+        return
+    actors = concurrency[1] if isinstance(concurrency, tuple) else concurrency
+    cpus = ray.cluster_resources().get("CPU", 0.0)
+    if cpus and actors * num_cpus >= cpus:
+        warnings.warn(
+            f"locate_dataset: {actors} actor(s) x {num_cpus:g} CPU hold all {cpus:g} CPUs of the Ray cluster, and "
+            "Ray Data's read tasks then wait for a CPU forever; give each actor less (num_cpus=0.5) or run fewer",
+            stacklevel=3,
+        )
 
 
 def pool_options(

@@ -1,0 +1,133 @@
+"""Ray Data (``locate_dataset``) against ``trt-locate`` on the same 1080p JPEGs: images/s and Ray's cost.
+
+    python -m fakelocator.benchmarks.ray_batch --images 12 --rounds 2 --out runs/bench/ray-native.json
+    python -m fakelocator.benchmarks.ray_batch --analysis fit --images 96 --rounds 3 --out runs/bench/ray-fit.json
+
+Inputs: ``--images`` seeded photo-like 1080p JPEGs (``benchmarks.inputs``, quality 90) in a
+temporary folder. Per round, in an order that rotates from round to round (so that a machine shared
+with other jobs loads every configuration alike), it times:
+
+- ``trt-locate`` on the folder, in a subprocess with its defaults (one process, ORT's threads =
+  the CPUs): its own analysis time (the summary line's "analysed in S s": model loaded, files in
+  the page cache) and the process's wall time;
+- ``locate_dataset(read_binary_files(folder))`` with 1 actor (the CPUs' threads) and with 2 actors
+  (half the threads each) on a local Ray started once (``num_cpus`` = the CPUs; each actor holds
+  half a CPU so that the read task always finds one), ``--rows`` rows per actor call: the wall time
+  from the dataset's start to its last row (actor start and model load included), the time to the
+  first rows, and the steady rate after them.
+
+Ray's overhead per image is the 1-actor steady time per image minus trt-locate's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def write_images(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    import numpy as np
+
+    from fakelocator.benchmarks.inputs import KINDS, encode_jpeg, synthetic_photo
+
+    height, width = KINDS["1080p"]
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        path = folder / f"frame-{i:04d}.jpg"
+        path.write_bytes(encode_jpeg(synthetic_photo(height, width, rng)))
+        paths.append(path)
+    return paths
+
+
+def time_trt_locate(folder: Path, out: Path, model: str | None, analysis: str | None) -> dict:
+    argv = [sys.executable, "-m", "fakelocator.runtime.cli", str(folder), "--out", str(out), "--quiet", "--overwrite"]
+    argv += ["--model", model] if model else []
+    argv += ["--analysis", analysis] if analysis else []
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"trt-locate failed ({done.returncode}): {done.stderr[-2000:]}")
+    match = re.search(r"(\d+) analysed in ([0-9.]+) s", done.stderr)
+    images, seconds = int(match.group(1)), float(match.group(2))
+    return {"images": images, "run_s": seconds, "images_per_s": images / seconds, "process_wall_s": wall}
+
+
+def time_ray(folder: Path, actors: int, rows: int, model: str | None, analysis: str | None) -> dict:
+    import ray.data
+
+    from fakelocator.integrations.ray import locate_dataset
+
+    cpus = os.cpu_count() or 1
+    options = {"threads": max(1, cpus // actors), "backend": "onnxruntime"}
+    if analysis:
+        options["analysis"] = analysis
+    t0 = time.perf_counter()
+    ds = ray.data.read_binary_files(str(folder), include_paths=True)
+    out = locate_dataset(ds, model, concurrency=actors, num_cpus=0.5, batch_size=rows, **options)
+    arrivals: list[tuple[float, int]] = []
+    failed = 0
+    for table in out.iter_batches(batch_format="pyarrow", batch_size=None):
+        arrivals.append((time.perf_counter() - t0, table.num_rows))
+        failed += sum(e is not None for e in table.column("error").to_pylist())
+    wall = arrivals[-1][0]
+    images = sum(n for _, n in arrivals)
+    first_t, first_n = arrivals[0]
+    steady = (images - first_n) / (wall - first_t) if wall > first_t else None
+    return {"images": images, "failed": failed, "wall_s": wall, "images_per_s": images / wall,
+            "first_rows_s": first_t, "first_rows": first_n, "steady_images_per_s": steady}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fakelocator.benchmarks.ray_batch", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", type=int, default=12)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rows", type=int, default=2, help="rows per actor call (default: 2)")
+    p.add_argument("--model", help="default: the embedded model")
+    p.add_argument("--analysis", choices=("fit", "native"), help="default: the model's")
+    p.add_argument("--out", type=Path, required=True, help="JSON results")
+    args = p.parse_args(argv)
+
+    import ray
+    import ray.data
+
+    results: dict = {"images": args.images, "rows_per_call": args.rows, "analysis": args.analysis or "the model's",
+                     "model": args.model or "embedded default", "cpus": os.cpu_count(), "runs": []}
+    with tempfile.TemporaryDirectory(prefix="fakelocator-ray-bench-") as tmp:
+        folder = Path(tmp) / "frames"
+        folder.mkdir()
+        write_images(folder, args.images)
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        try:
+            configs = ["trt-locate", "ray-1-actor", "ray-2-actors"]
+            for r in range(args.rounds):
+                order = configs[r % 3:] + configs[:r % 3]
+                for config in order:
+                    load = os.getloadavg()[0]
+                    if config == "trt-locate":
+                        run = time_trt_locate(folder, Path(tmp) / "out", args.model, args.analysis)
+                    else:
+                        run = time_ray(folder, 1 if config == "ray-1-actor" else 2, args.rows, args.model, args.analysis)
+                    run.update(config=config, round=r, load_before=load, load_after=os.getloadavg()[0],
+                               utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                    results["runs"].append(run)
+                    print(json.dumps(run), file=sys.stderr, flush=True)
+        finally:
+            ray.shutdown()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
