@@ -16,7 +16,11 @@ with other jobs loads every configuration alike), it times:
   from the dataset's start to its last row (actor start and model load included), the time to the
   first rows, and the steady rate after them.
 
-Ray's overhead per image is the 1-actor steady time per image minus trt-locate's.
+Each run also records the CPU seconds its processes used (``tree_cpu_seconds``: this process, the
+trt-locate subprocess, the local Ray's processes and actors), which, unlike images/s, does not
+depend on the share of a loaded machine a run gets. Ray's overhead per image is its CPU ms per
+image minus trt-locate's (fixed costs, actor start and model load, included and amortized over
+``--images``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,39 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+
+def tree_cpu_seconds(root: int | None = None) -> float:
+    """CPU seconds (user + system) used by ``root`` (default: this process) and every process under it,
+    including finished children their parents reaped (``cutime``/``cstime``; Linux ``/proc``).
+
+    The local Ray's GCS, raylet and workers are this process's descendants, so the difference
+    across a run is what the run cost in CPU, whatever share of the machine the run got: the
+    measure that stays comparable on a machine shared with other jobs.
+    """
+    root = os.getpid() if root is None else root
+    parent: dict[int, int] = {}
+    times: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
+        pid = int(entry)
+        parent[pid] = int(fields[1])
+        times[pid] = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    total = 0
+    for pid in times:
+        p = pid
+        while p not in (0, 1) and p != root:
+            p = parent.get(p, 0)
+        if p == root:
+            total += times[pid]
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def write_images(folder: Path, count: int, seed: int = 0) -> list[Path]:
@@ -113,12 +150,15 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.rounds):
                 order = configs[r % 3:] + configs[:r % 3]
                 for config in order:
-                    load = os.getloadavg()[0]
+                    load, cpu = os.getloadavg()[0], tree_cpu_seconds()
                     if config == "trt-locate":
                         run = time_trt_locate(folder, Path(tmp) / "out", args.model, args.analysis)
                     else:
                         run = time_ray(folder, 1 if config == "ray-1-actor" else 2, args.rows, args.model, args.analysis)
-                    run.update(config=config, round=r, load_before=load, load_after=os.getloadavg()[0],
+                    time.sleep(2)  # let actors exit and be reaped, so their CPU time is counted
+                    cpu = tree_cpu_seconds() - cpu
+                    run.update(config=config, round=r, cpu_s=cpu, cpu_ms_per_image=1000 * cpu / args.images,
+                               load_before=load, load_after=os.getloadavg()[0],
                                utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
                     results["runs"].append(run)
                     print(json.dumps(run), file=sys.stderr, flush=True)

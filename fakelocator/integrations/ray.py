@@ -121,9 +121,12 @@ class LocateBatches:
         per_input: list[list[dict[str, Any]]] = [[] for _ in data]
         images = []
         for i, (value, path, error) in enumerate(zip(data, paths, errors)):
-            if error is not None:
+            video = path is not None and is_video_path(path)
+            if error is not None and video:  # recorded as trt-locate records a video it cannot open
+                per_input[i].append(_row("video", VideoSummary(path, error=error).to_record(), path))
+            elif error is not None:
                 per_input[i].append(_row("image", _failed(path, error), path))
-            elif path is not None and is_video_path(path):
+            elif video:
                 per_input[i].extend(self._video(bytes(value), path))
             else:
                 images.append(i)

@@ -147,3 +147,9 @@ def test_batch_writes_parquet_parts_and_resumes_from_them(red_model, tmp_path):
     stats = run_batch(root.as_uri(), (tmp_path / "out").as_uri(), options, log=lambda line: None)
     assert (stats.images, stats.skipped) == (1, 6)
     assert pq.read_table(tmp_path / "out" / "results").num_rows == 7
+
+
+def test_actors_that_would_hold_every_cpu_are_warned_about(inputs, red_model):
+    ds = ray.data.read_binary_files(str(inputs), include_paths=True)
+    with pytest.warns(UserWarning, match="hold all 2 CPUs of the Ray cluster"):
+        locate_dataset(ds, red_model, concurrency=2, num_cpus=1)  # lazy: nothing runs, and nothing would finish

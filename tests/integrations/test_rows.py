@@ -117,3 +117,8 @@ def test_inputs_are_listed_with_trt_locates_keys(tmp_path):
         ("in/c.png", "image", "c"), ("in/v.avi", "video", "v"),
     ]
     assert [source for _, source in listed][2] == str(tmp_path / "c.png")
+
+
+def test_a_video_without_bytes_is_a_failed_video_record(worker):
+    rows = worker(pa.table({"bytes": pa.array([None], pa.binary()), "path": ["v.mp4"]})).to_pylist()
+    assert [(r["kind"], r["error"]) for r in rows] == [("video", "bytes is null")]
