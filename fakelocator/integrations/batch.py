@@ -280,7 +280,8 @@ def run_batch(
             f"--out {output_uri}: results.jsonl needs a local folder (an object store cannot append to a file); "
             "use --results parquet"
         )
-    if options.model is not None and "://" not in options.model and not os.path.exists(options.model):
+    # With a local Ray the workers see this machine's files; a cluster's workers may see other ones.
+    if options.address is None and options.model is not None and not os.path.exists(options.model):
         raise FakeLocatorError(f"--model {options.model}: no such file")
     same_fs = type(in_fs) is type(out_fs)
     inputs = list_inputs(input_uri, in_fs, in_root, exclude=out_root if same_fs else None)
