@@ -16,7 +16,7 @@ with other jobs loads every configuration alike), it times:
   from the dataset's start to its last row (actor start and model load included), the time to the
   first rows, and the steady rate after them.
 
-Each run also records the CPU seconds its processes used (``tree_cpu_seconds``: this process, the
+Each run also records the CPU seconds its processes used (``CpuMeter``: this process, the
 trt-locate subprocess, the local Ray's processes and actors), which, unlike images/s, does not
 depend on the share of a loaded machine a run gets. Ray's overhead per image is its CPU ms per
 image minus trt-locate's (fixed costs, actor start and model load, included and amortized over
@@ -32,21 +32,15 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 
-def tree_cpu_seconds(root: int | None = None) -> float:
-    """CPU seconds (user + system) used by ``root`` (default: this process) and every process under it,
-    including finished children their parents reaped (``cutime``/``cstime``; Linux ``/proc``).
-
-    The local Ray's GCS, raylet and workers are this process's descendants, so the difference
-    across a run is what the run cost in CPU, whatever share of the machine the run got: the
-    measure that stays comparable on a machine shared with other jobs.
-    """
-    root = os.getpid() if root is None else root
+def _tree_times(root: int) -> dict[tuple[int, int], int]:
+    """{(pid, start time): own utime + stime in clock ticks} of ``root`` and every process under it."""
     parent: dict[int, int] = {}
-    times: dict[int, int] = {}
+    own: dict[int, tuple[int, int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -58,15 +52,45 @@ def tree_cpu_seconds(root: int | None = None) -> float:
         fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
         pid = int(entry)
         parent[pid] = int(fields[1])
-        times[pid] = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
-    total = 0
-    for pid in times:
+        own[pid] = (int(fields[19]), int(fields[11]) + int(fields[12]))  # starttime; utime + stime
+    found = {}
+    for pid, (start, ticks) in own.items():
         p = pid
         while p not in (0, 1) and p != root:
             p = parent.get(p, 0)
         if p == root:
-            total += times[pid]
-    return total / os.sysconf("SC_CLK_TCK")
+            found[(pid, start)] = ticks
+    return found
+
+
+class CpuMeter(threading.Thread):
+    """CPU seconds used by this process and every process under it while the meter runs.
+
+    The local Ray's GCS, raylet and workers are this process's descendants, so this is what a run
+    cost in CPU whatever share of a loaded machine it got: the figure that stays comparable on a
+    machine shared with other jobs. Ray reaps its workers without adding their time to the raylet's
+    (``cutime``), so the tree is sampled every ``period`` seconds and each process's last sample
+    counts; a process that ends loses at most its last ``period`` of CPU.
+    """
+
+    def __init__(self, period: float = 0.2):
+        super().__init__(daemon=True)
+        self.period = period
+        self.root = os.getpid()
+        self.start_ticks = _tree_times(self.root)
+        self.last = dict(self.start_ticks)
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.period):
+            self.last.update(_tree_times(self.root))
+
+    def stop(self) -> float:
+        self._stop_event.set()
+        self.join()
+        self.last.update(_tree_times(self.root))
+        ticks = sum(v - self.start_ticks.get(k, 0) for k, v in self.last.items())
+        return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def write_images(folder: Path, count: int, seed: int = 0) -> list[Path]:
@@ -150,13 +174,13 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.rounds):
                 order = configs[r % 3:] + configs[:r % 3]
                 for config in order:
-                    load, cpu = os.getloadavg()[0], tree_cpu_seconds()
+                    load, meter = os.getloadavg()[0], CpuMeter()
+                    meter.start()
                     if config == "trt-locate":
                         run = time_trt_locate(folder, Path(tmp) / "out", args.model, args.analysis)
                     else:
                         run = time_ray(folder, 1 if config == "ray-1-actor" else 2, args.rows, args.model, args.analysis)
-                    time.sleep(2)  # let actors exit and be reaped, so their CPU time is counted
-                    cpu = tree_cpu_seconds() - cpu
+                    cpu = meter.stop()
                     run.update(config=config, round=r, cpu_s=cpu, cpu_ms_per_image=1000 * cpu / args.images,
                                load_before=load, load_after=os.getloadavg()[0],
                                utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
