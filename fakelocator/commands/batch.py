@@ -49,7 +49,8 @@ def _resources(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT_URI", help="a folder, file, or filesystem URI (s3://bucket/prefix, ...)")
-    parser.add_argument("--out", "-o", required=True, metavar="OUTPUT_URI", help="where maps and records go")
+    parser.add_argument("--out", "-o", default="runs/batch", metavar="DIR",
+                        help="where maps and records go: a folder, local or a filesystem URI such as s3://bucket/prefix (default: runs/batch)")
     parser.add_argument("--results", choices=("jsonl", "parquet"),
                         help="records as results.jsonl (local --out only) or results/part-*.parquet "
                         "(default: jsonl for a local --out, parquet otherwise)")
@@ -62,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="inputs per actor call (Ray Data's batch_size; default: 16)")
     g = parser.add_argument_group("model")
     g.add_argument("--model", "-m", metavar="PATH", help="an .onnx, .engine or checkpoint every worker can read (default: the embedded model)")
-    g.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"))
+    g.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"),
+                   help="inference backend in each actor; auto takes the fastest available for the model (default: auto)")
     g.add_argument("--batch", type=_positive_int, default=8, metavar="N", help="network inputs per inference (default: 8)")
     g.add_argument("--threads", type=int, default=0, metavar="N", help="CPU inference threads per actor (default: the backend's)")
     g.add_argument("--analysis", choices=("native", "fit"), help="default: what the model was made for")
