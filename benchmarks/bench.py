@@ -28,16 +28,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fakelocator.benchmarks import ceilings, environment, models, targets
-from fakelocator.benchmarks.end_to_end import measure_end_to_end
+from fakelocator.benchmarks.budget import measurement_images
+from fakelocator.benchmarks.end_to_end import Ticker, measure_end_to_end
 from fakelocator.benchmarks.inputs import KINDS, make_pool
 from fakelocator.benchmarks.stages import StageRunner, stage_bytes, stages_for, summarize_stages
 from fakelocator.contract import ANALYSES
 from fakelocator.errors import FakeLocatorError
-from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES
+from fakelocator.runtime.spec import DEFAULT_MAX_TILES
 from fakelocator.tiling import TileGrid
 
 DEFAULT_BATCHES = (1, 8, 32, 64, 128)
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 Progress = Callable[[str], None]
 
 
@@ -73,6 +74,7 @@ class BenchConfig:
     max_tiles: int | None = DEFAULT_MAX_TILES
     pool_size: int = 16
     seed: int = 0
+    budget_s: float = 300.0  # seconds of measuring to fit the plan into (budget.py); 0 = the plan as configured
     argv: tuple[str, ...] | None = None  # the command line, recorded in bench.json
 
     def __post_init__(self):
@@ -93,6 +95,8 @@ class BenchConfig:
             problems.append(f"precisions must be among {', '.join(PRECISIONS)}, got {bad}")
         if self.memory_run and self.memory_run < 10:
             problems.append(f"the memory run needs at least 10 images (0 to skip it), got {self.memory_run}")
+        if self.budget_s < 0:
+            problems.append(f"the time budget must be >= 0 seconds (0: no budget), got {self.budget_s}")
         if self.baseline_images < 1:
             problems.append(f"baseline images must be >= 1, got {self.baseline_images}")
         bad = [a for a in self.analyses if a not in ANALYSES]
@@ -187,6 +191,10 @@ def plan_variants(
             variants.append(Variant(name, "engine", files.engine, reload_per_batch=False))
             continue
         for precision in precisions:
+            if precision == "int8" and name != "onnxruntime":
+                skip(name, precision, "INT8 runs as a QDQ ONNX on onnxruntime here; for TensorRT build an INT8 engine "
+                     "(fakelocator export engine model.int8.onnx --int8) and pass it as --model")
+                continue
             if name == "torch":
                 if files.checkpoint is None:
                     skip(name, precision, "no checkpoint (.safetensors/.pt) to load: pass --checkpoint")
@@ -206,6 +214,15 @@ def plan_variants(
             else:  # tensorrt builds (and caches) one engine from the ONNX, for the largest batch
                 variants.append(Variant(name, precision, path, reload_per_batch=False))
     return variants, skipped
+
+
+def _ratios_to_fp32(runs: list[dict]) -> None:
+    """``vs_fp32``: each row's images/s over the fp32 row of the same backend, input, analysis and batch."""
+    key = lambda r: (r["backend"], r["input"], r.get("analysis", "fit"), r["batch"])  # noqa: E731
+    fp32 = {key(r): r["end_to_end"]["images_per_s"] for r in runs if r["precision"] == "fp32"}
+    for row in runs:
+        ref = fp32.get(key(row))
+        row["vs_fp32"] = row["end_to_end"]["images_per_s"] / ref if ref and row["precision"] != "fp32" else None
 
 
 def _onnx_backends_can_run(config: BenchConfig, device: str) -> bool:
@@ -237,7 +254,9 @@ def limits(row: dict, flops_per_image: int | None, ceiling: dict, contract, pool
     out: dict[str, Any] = {}
     infer = stages.get("infer", {})
     if flops_per_image and infer.get("p50_ms"):
-        achieved = flops_per_image * batch / (infer["p50_ms"] / 1000)
+        # flops_per_image is one network input's; in native analysis an image is tiles_per_image inputs and
+        # the infer stage times all the tiles of ``batch`` images
+        achieved = flops_per_image * row.get("tiles_per_image", 1) * batch / (infer["p50_ms"] / 1000)
         out["achieved_tflops"] = achieved / 1e12
         if row["device"] != "cpu":
             peak = ceiling.get("peak")
@@ -265,7 +284,7 @@ def _stage_fields(row: dict) -> None:
     """Per-image p50 of each stage, their serial sum, and the pre/post share of it."""
     stages, pre_post = stages_for(row.get("analysis", "fit"))
     per_image = {}
-    for stage in (*stages, "infer_call"):
+    for stage in stages:
         s = row["stages"].get(stage)
         per_image[stage] = s["p50_ms"] / row["batch"] if s and "p50_ms" in s else None
     row["stage_ms_per_image"] = per_image
@@ -344,6 +363,7 @@ def run_bench(config: BenchConfig, *, progress: Progress = print, on_update: Cal
         results["inputs"][kind] = pools[kind].describe()
     preprocessor = select_preprocessor(config.preprocessor)
     results["preprocessor"] = preprocessor.name
+    config = _plan(config, variants, device, pools, preprocessor, results, progress)
 
     for variant in variants:
         shared = None
@@ -380,6 +400,7 @@ def run_bench(config: BenchConfig, *, progress: Progress = print, on_update: Cal
         reasons = "; ".join(f"{s['backend']}: {s['reason']}" for s in skipped)
         raise FakeLocatorError(f"nothing could be measured ({reasons})")
 
+    _ratios_to_fp32(results["runs"])
     if config.baseline:
         results["baseline"] = _run_baseline(config, files, device, pools, progress)
         for row in results["runs"]:
@@ -393,6 +414,59 @@ def run_bench(config: BenchConfig, *, progress: Progress = print, on_update: Cal
     results["targets"] = targets.evaluate(results)
     on_update(results)
     return results
+
+
+def _plan(config: BenchConfig, variants: list[Variant], device: str, pools, preprocessor, results: dict, progress: Progress) -> BenchConfig:
+    """Time the first variant on one image per input, fit the plan into ``config.budget_s``
+    (``budget.py``), say the plan and its predicted duration; the config the benchmark then runs."""
+    from fakelocator.benchmarks import budget
+    from fakelocator.benchmarks.baseline import unavailable_reason
+    from fakelocator.runtime.backends import load_backend
+    from fakelocator.runtime.locator import Locator
+
+    batch = min(config.batches)
+    all_speeds = []
+    for i, variant in enumerate(variants):
+        progress(f"timing one warm image per input with {variant.label} to plan the run")
+        backend = load_backend(variant.model, variant.backend, device=device,
+                               batch_size=batch if variant.reload_per_batch else max(config.batches), **variant.options)
+        try:
+            speeds, analyses = budget.probe(
+                lambda a: Locator(backend, batch_size=batch, preprocessor=preprocessor, workers=config.workers,
+                                  **analysis_options(config, a)),
+                pools, config.analyses or (None,), baseline=i == 0 and config.baseline and unavailable_reason() is None)
+        finally:
+            backend.close()
+        all_speeds.append(speeds)
+    asked, speeds = config, all_speeds[0]
+    labels = {id(sp): v.label for v, sp in zip(variants, all_speeds)}
+    others = list(all_speeds[1:])
+    while True:
+        if config.budget_s:
+            config, prediction = budget.fit(asked, speeds, analyses, asked.budget_s, tuple(others))
+        else:
+            prediction = budget.predict(config, speeds, analyses, tuple(others))
+        if not (config.budget_s and prediction["total"] > config.budget_s and others and not config.backends):
+            break
+        # Even the smallest plan is over the budget: under the default (every backend) the slowest of the
+        # others is left out, as an unavailable backend is; naming it with --backend measures it.
+        slowest = max(others, key=lambda sp: budget.predict(config, sp, analyses)["measurements"])
+        alone = budget.predict(config, slowest, analyses)["measurements"]
+        others.remove(slowest)
+        reason = (f"too slow for the time budget here: its smallest plan alone is about {alone:.0f} s of the "
+                  f"{config.budget_s:.0f} s (name it with --backend, or raise --budget-s)")
+        label = labels[id(slowest)]
+        variants[:] = [v for v in variants if v.label != label]
+        results["skipped"].append({"backend": label.split()[0], "precision": label.split()[-1], "reason": reason})
+        progress(f"{label}: left out, {reason}")
+    progress(budget.describe(config, prediction, config.budget_s))
+    changed = {k: [getattr(asked, k), getattr(config, k)] for k in ("batches", "iterations", "min_images", "warmup",
+               "baseline_images", "memory_run") if getattr(asked, k) != getattr(config, k)}
+    results["plan"] = {"budget_s": config.budget_s, "predicted_s": prediction,
+                       "speeds": {labels[id(sp)]: sp.to_dict() for sp in all_speeds},
+                       "changed_for_the_budget": {k: {"asked": a, "ran": r} for k, (a, r) in changed.items()}}
+    results["config"] = config.to_dict()
+    return config
 
 
 def _run_batch_size(config, variant, backend, batch, pools, preprocessor, results, flops_per_image, progress) -> None:
@@ -435,17 +509,24 @@ def _run_analysis(config, variant, backend, batch, pools, preprocessor, results,
         if contract.native:
             row["tiles_per_image"] = len(TileGrid.of(pool.height, pool.width, *contract.size, contract.tile_overlap))
             row["tile_overlap"], row["tile_pooling"] = contract.tile_overlap, contract.tile_pooling
+        speeds = (results.get("plan") or {}).get("speeds", {}).get(variant.label, {})
+        per_image = speeds.get("seconds_per_image", {}).get(f"{kind} {contract.analysis}")
+        images = measurement_images(config, batch)
+        estimate = f", about {images * per_image:.0f} s" if per_image else ""
+        progress(f"{label}: measuring ({images} images{estimate})")
         t0 = time.perf_counter()
         if config.stages:
-            runner = StageRunner(backend, preprocessor, write_dir=Path(config.out) / "_write", contract=contract)
+            runner = StageRunner(locator, write_dir=Path(config.out) / "_write")
             try:
-                samples = runner.measure(pool, batch=batch, iterations=iterations, warmup=config.warmup)
+                samples = runner.measure(pool, batch=batch, iterations=iterations, warmup=config.warmup,
+                                         ticker=Ticker(progress, f"{label} stages", (config.warmup + iterations) * batch))
             finally:
                 runner.close()
             row["stages"] = summarize_stages(samples, batch, backend.device)
         else:
             row["stages"] = {}
-        row["end_to_end"] = measure_end_to_end(locator, pool, batch=batch, iterations=iterations, warmup=config.warmup)
+        row["end_to_end"] = measure_end_to_end(locator, pool, batch=batch, iterations=iterations, warmup=config.warmup,
+                                               progress=progress, label=f"{label} end to end")
         _stage_fields(row)
         row["limits"] = limits(row, flops_per_image, results["ceilings"], contract, (pool.height, pool.width))
         results["runs"].append(row)

@@ -148,13 +148,13 @@ def time_locator(locator, frames: list[np.ndarray], rounds: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fakelocator.benchmarks.device_pipeline", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--batch", type=int, default=64, metavar="N", help="network inputs per inference call (default 64)")
     p.add_argument("--frames", type=int, default=None, help="frames per round (default: 2 batches)")
-    p.add_argument("--height", type=int, default=1080)
-    p.add_argument("--width", type=int, default=1920)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--height", type=int, default=1080, metavar="PX", help="frame height in pixels (default 1080)")
+    p.add_argument("--width", type=int, default=1920, metavar="PX", help="frame width in pixels (default 1920)")
+    p.add_argument("--rounds", type=int, default=3, metavar="N", help="timed rounds per pipeline; the median is reported (default 3)")
     p.add_argument("--workers", type=int, default=None, help="the locators' host threads (default: theirs)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated frames (default 0)")
     p.add_argument("--output", type=Path, default=None, help="write the results as JSON here")
     args = p.parse_args(argv)
 

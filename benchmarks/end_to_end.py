@@ -31,16 +31,39 @@ def _check(results) -> None:
             raise RuntimeError(f"the benchmark input {r.source} failed: {r.error}")
 
 
+class Ticker:
+    """Says ``done/total images`` through ``progress`` at most every ``every_s`` seconds, so that a
+    measurement that takes minutes (a slow model on large inputs) is seen to advance."""
+
+    def __init__(self, progress: Callable[[str], None] | None, label: str, total: int, every_s: float = 15.0,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.progress, self.label, self.total, self.every_s, self.clock = progress, label, total, every_s, clock
+        self.done, self.last = 0, clock()
+
+    def add(self, images: int) -> None:
+        self.done += images
+        if self.progress is not None and self.clock() - self.last >= self.every_s:
+            self.last = self.clock()
+            self.progress(f"{self.label}: {self.done}/{self.total} images")
+
+
 def measure_end_to_end(
-    locator, pool: InputPool, *, batch: int, iterations: int, warmup: int, clock: Callable[[], float] = time.perf_counter
+    locator, pool: InputPool, *, batch: int, iterations: int, warmup: int, clock: Callable[[], float] = time.perf_counter,
+    progress: Callable[[str], None] | None = None, label: str = "end to end", every_s: float = 15.0,
 ) -> dict:
-    """Latency of ``locate(batch)`` calls and throughput of a ``locate_iter`` stream (module docstring)."""
+    """Latency of ``locate(batch)`` calls and throughput of a ``locate_iter`` stream (module docstring).
+
+    ``progress`` hears ``label: done/total images`` at most every ``every_s`` seconds.
+    """
+    ticker = Ticker(progress, label, (warmup + 2 * iterations) * batch, every_s)
     if warmup:
         _check(locator.locate_iter(pool.items(0, warmup * batch), on_error="record"))
+        ticker.add(warmup * batch)
     offset = warmup * batch
 
     def one_call(i: int) -> None:
         _check(locator.locate(pool.items(offset + i * batch, batch), on_error="record"))
+        ticker.add(batch)
 
     latency = summarize(measure(one_call, iterations=iterations, warmup=0, clock=clock), images=batch)
 
@@ -54,6 +77,7 @@ def measure_end_to_end(
         if r.error is not None:
             raise RuntimeError(f"the benchmark input {r.source} failed: {r.error}")
         done += 1
+        ticker.add(1)
         for k in keys:
             recorded[k] += r.timings.get(k, 0.0)
     seconds, cpu_seconds = clock() - start, time.process_time() - cpu_start

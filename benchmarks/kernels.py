@@ -175,7 +175,8 @@ def bench_native_cpu(lib, sizes, threads: list[int], repeats: int, seed: int) ->
     import cv2
 
     from fakelocator.runtime.outputs import encode_map
-    from fakelocator.runtime.preprocess import NumpyPreprocessor, quantize_u8
+    from fakelocator.runtime.levels import map_levels
+    from fakelocator.runtime.preprocess import NumpyPreprocessor
     from fakelocator.tiling import TileGrid, extract_tiles
 
     contract = Preprocessing(analysis="native")
@@ -209,9 +210,9 @@ def bench_native_cpu(lib, sizes, threads: list[int], repeats: int, seed: int) ->
         checks[f"tiles_max_abs_vs_numpy @{tag}"] = float(np.abs(lib.tiles([image], "BGR", contract, tiles) - ref_tiles).max())
         checks[f"stitch_max_abs_vs_numpy @{tag}"] = float(np.abs(lib.stitch(maps, (h, w), contract.tile_overlap, f32) - ref_map).max())
         checks[f"stitch_u8_max_level_diff_vs_float32 @{tag}"] = int(
-            np.abs(lib.stitch(maps, (h, w), contract.tile_overlap, u8, dtype=np.uint8).astype(np.int16) - quantize_u8(ref_map)).max())
+            np.abs(lib.stitch(maps, (h, w), contract.tile_overlap, u8, dtype=np.uint8).astype(np.int16) - map_levels(ref_map)).max())
         checks[f"upsample_u8_max_level_diff_vs_contract @{tag}"] = int(
-            np.abs(lib.upsample_u8(net_map, h, w, u8).astype(np.int16) - quantize_u8(to_full_resolution(net_map, h, w))).max())
+            np.abs(lib.upsample_u8(net_map, h, w, u8).astype(np.int16) - map_levels(to_full_resolution(net_map, h, w))).max())
 
         row("tiles_fp32", "numpy", timed(lambda: numpy_pre.tiles(image, grid, "BGR", contract, tiles), repeats), tiles_bytes)
         row("stitch_fp32", "numpy", timed(lambda: numpy_pre.stitch(maps, grid, "linear", f32), repeats), stitch_bytes)
@@ -389,16 +390,19 @@ def print_table(rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fakelocator.benchmarks.kernels", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", choices=["cpu", "cuda", "both"], default="both")
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--height", type=int, default=1080)
-    parser.add_argument("--width", type=int, default=1920)
-    parser.add_argument("--threads", default=f"1,{os.cpu_count() or 1}", help="CPU thread counts, comma-separated")
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=["cpu", "cuda", "both"], default="both",
+                        help="which kernels to time: the C++ CPU ones, the CUDA ones, or both (default both; "
+                        "cuda needs a GPU and the library built with CUDA)")
+    parser.add_argument("--batch", type=int, default=64, metavar="N", help="frames per kernel call (default 64)")
+    parser.add_argument("--height", type=int, default=1080, metavar="PX", help="frame height in pixels (default 1080)")
+    parser.add_argument("--width", type=int, default=1920, metavar="PX", help="frame width in pixels (default 1920)")
+    parser.add_argument("--threads", default=f"1,{os.cpu_count() or 1}", metavar="N,N,...",
+                        help=f"CPU thread counts to time, comma-separated (default 1,{os.cpu_count() or 1})")
+    parser.add_argument("--repeats", type=int, default=10, metavar="N", help="timed calls per kernel; the median is reported (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated frames and maps (default 0)")
     parser.add_argument("--native-sizes", default="1080x1920,2160x3840",
                         help="image sizes (HEIGHTxWIDTH, comma-separated) for the native-analysis CPU stages; '' skips them")
-    parser.add_argument("--output", type=Path, help="write the results as JSON here")
+    parser.add_argument("--output", type=Path, metavar="FILE", help="write the results as JSON here (default: print only)")
     args = parser.parse_args(argv)
 
     from fakelocator.runtime import native

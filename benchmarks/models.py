@@ -27,6 +27,7 @@ class ModelFiles:
     onnx: Path | None = None  # the ONNX as given (fp32 unless its metadata says fp16)
     onnx_precision: str | None = None
     onnx_fp16: Path | None = None
+    onnx_int8: Path | None = None  # the INT8 QDQ companion, model.int8.onnx (made by export onnx --int8)
     engine: Path | None = None
     checkpoint: Path | None = None
     config: dict = field(default_factory=dict)  # ModelConfig.to_dict() from the file's metadata
@@ -34,15 +35,18 @@ class ModelFiles:
     notes: list[str] = field(default_factory=list)
 
     def onnx_for(self, precision: str) -> Path | None:
+        if precision == "int8":
+            return self.onnx_int8 if self.onnx_int8 is not None else (self.onnx if self.onnx_precision == "int8" else None)
         if precision == "fp16":
             return self.onnx_fp16 if self.onnx_fp16 is not None else (self.onnx if self.onnx_precision == "fp16" else None)
-        return self.onnx if self.onnx_precision != "fp16" else None
+        return self.onnx if self.onnx_precision == "fp32" else None
 
     def to_dict(self) -> dict:
         return {
             "onnx": None if self.onnx is None else str(self.onnx),
             "onnx_precision": self.onnx_precision,
             "onnx_fp16": None if self.onnx_fp16 is None else str(self.onnx_fp16),
+            "onnx_int8": None if self.onnx_int8 is None else str(self.onnx_int8),
             "engine": None if self.engine is None else str(self.engine),
             "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
             "config": self.config,
@@ -53,19 +57,10 @@ class ModelFiles:
 
 def onnx_metadata(path: Path) -> tuple[str, dict]:
     """(precision, model config dict) from an ONNX file's fakelocator metadata."""
-    try:
-        from fakelocator.metadata import read_metadata
+    from fakelocator.runtime.onnx_info import read_onnx_info
 
-        meta = read_metadata(path)
-        return meta.precision, meta.config
-    except ImportError:  # no onnx package: ONNX Runtime reads metadata too
-        import onnxruntime as ort
-
-        props = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
-        from fakelocator.metadata import ModelMetadata
-
-        meta = ModelMetadata.from_props(props, source=f"model {path}")
-        return meta.precision, meta.config
+    meta = read_onnx_info(path).require_fakelocator()
+    return meta.precision, meta.config
 
 
 def _checkpoint_config(path: Path) -> dict:
@@ -165,6 +160,9 @@ def prepare(
         fp16_sibling = files.onnx.with_suffix(".fp16.onnx")
         if files.onnx_precision != "fp16" and fp16_sibling.is_file():
             files.onnx_fp16 = fp16_sibling
+        int8_sibling = files.onnx.with_suffix(".int8.onnx")
+        if files.onnx_precision == "fp32" and int8_sibling.is_file():
+            files.onnx_int8 = int8_sibling
     elif files.checkpoint is not None:
         files.config = _checkpoint_config(files.checkpoint)
     elif files.engine is not None:

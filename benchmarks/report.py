@@ -88,7 +88,7 @@ def markdown(results: dict) -> str:
         f"- git: {(env.get('git') or {}).get('commit', 'unknown')}" + (" (modified)" if (env.get("git") or {}).get("modified") else ""),
         f"- model: {cfg.get('backbone', '?')}" + (f" width {cfg['unet_width']}" if cfg.get("backbone") == "unet_lite" else "")
         + f" at {pre.get('height')}×{pre.get('width')}; weights: {model.get('weights')}",
-        "- FLOPs per image: " + (f"{flops['gflops_per_image']:.3f} GFLOP ({flops.get('source')})" if "gflops_per_image" in flops
+        "- FLOPs per network input (an image in fit, a tile in native): " + (f"{flops['gflops_per_image']:.3f} GFLOP ({flops.get('source')})" if "gflops_per_image" in flops
                                  else flops.get("skipped", "not counted")),
         f"- preprocessor: {results.get('preprocessor')}",
     ]
@@ -106,6 +106,12 @@ def markdown(results: dict) -> str:
     lines.append("- ceilings: " + "; ".join(ceil))
     lines.append("- inputs: " + "; ".join(f"{k} {v['width']}×{v['height']} JPEG ({v['mean_bytes'] / 1e3:.0f} kB mean, "
                                             f"{v['distinct_images']} distinct)" for k, v in results["inputs"].items()))
+    plan = results.get("plan")
+    if plan:  # what the time budget changed: the counts below are what ran, not what was asked
+        changed = "; ".join(f"{k} {v['asked']} → {v['ran']}" for k, v in plan["changed_for_the_budget"].items())
+        budget = f"budget {plan['budget_s']:.0f} s" if plan["budget_s"] else "no time budget"
+        lines.append(f"- plan: {budget}, predicted {plan['predicted_s']['total']:.0f} s of measuring"
+                     + (f"; lowered for the budget: {changed}" if changed else ""))
     lines.append("")
 
     runs = results["runs"]
@@ -114,12 +120,12 @@ def markdown(results: dict) -> str:
               "CPU ms/image: this process's CPU time (all threads) per image during that stream.", ""]
     lines += _table(
         ["input", "backend", "precision", "device", "analysis", "batch", "latency p50 / p90 / p99 ms", "images/s",
-         "CPU ms/image", "× baseline"],
+         "CPU ms/image", "× baseline", "× fp32"],
         [[r["input"], r["backend"], r["precision"], r["device"], _analysis_cell(r), str(r["batch"]),
           " / ".join(_f(r["end_to_end"]["latency"][k]) for k in ("p50_ms", "p90_ms", "p99_ms")),
-          _f(r["end_to_end"]["images_per_s"]), _f(r["end_to_end"].get("cpu_ms_per_image")), _f(r.get("vs_baseline"), 2)]
+          _f(r["end_to_end"]["images_per_s"]), _f(r["end_to_end"].get("cpu_ms_per_image")), _f(r.get("vs_baseline"), 2), _f(r.get("vs_fp32"), 2)]
          for r in runs],
-        "llllllrrrr",
+        "llllllrrrrr",
     )
     if any(r["stages"] for r in runs):
         lines += ["", "## Stages (ms per image: p50 of batch times / batch; n/a = no such step on this device)", ""]
@@ -176,7 +182,7 @@ def markdown(results: dict) -> str:
         lines += ["", "## Targets", ""]
         verdict = {True: "met", False: "**not met**", None: "not measured"}
         lines += _table(["target", "required", "measured", "verdict", "detail"],
-                        [[t["target"], t["required"], "–" if t["measured"] is None else str(t["measured"]), verdict[t["met"]],
+                        [[t["target"], t["required"], _measured(t), verdict[t["met"]],
                           t["detail"]] for t in results["targets"]])
     if results.get("skipped"):
         lines += ["", "## Skipped", ""]
@@ -260,3 +266,14 @@ def write_all(results: dict, out: Path) -> dict[str, Path | None]:
     md = out / "bench.md"
     md.write_text(markdown(results))
     return {"json": write_json(results, out / "bench.json"), "markdown": md, "png": plot(results, out / "bench.png")}
+
+
+def _measured(target: dict) -> str:
+    """A target's measured value in the unit of its requirement: a share as a percentage ("1.2 %"
+    against "< 15 %"), anything else as it is."""
+    value = target["measured"]
+    if value is None:
+        return "–"
+    if isinstance(value, (int, float)) and target["required"].rstrip().endswith("%"):
+        return f"{100 * value:.1f} %"
+    return str(value)

@@ -92,6 +92,18 @@ def parse_families(text: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def check_families(held_out: tuple[str, ...], samples) -> None:
+    """FakeLocatorError when a held-out family name matches no manipulated image of ``samples`` (in
+    any dataset evaluated), listing the families the data has: a misspelt name would otherwise give
+    an empty leave-families-out row. A family present in one dataset and absent from another is
+    fine (its row there has n = 0)."""
+    known = sorted({family_of(s) for s in samples if s.label == 1})
+    unknown = [n for n in held_out if n not in known]
+    if unknown:
+        raise FakeLocatorError(f"--held-out-families: {', '.join(unknown)} match no manipulated image in the data; "
+                               f"its families are: {', '.join(known) or 'none (no manipulated images)'}")
+
+
 def nanmean(values) -> float:
     a = np.asarray(list(values), dtype=np.float64)
     return float(np.nanmean(a)) if a.size and not np.isnan(a).all() else math.nan

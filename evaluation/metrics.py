@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fakelocator.errors import FakeLocatorError
+from fakelocator.metadata import DEFAULT_THRESHOLD
 
 #: PSNR when the maps are identical (MSE = 0): the MSE is floored at 1e-10, so PSNR ≤ 100 dB.
 PSNR_MSE_FLOOR = 1e-10
@@ -87,7 +88,7 @@ class ClassificationMetrics:
     n_fake: int
 
 
-def classification_metrics(scores, labels, threshold: float = 0.5) -> ClassificationMetrics:
+def classification_metrics(scores, labels, threshold: float = DEFAULT_THRESHOLD) -> ClassificationMetrics:
     """ACC, real ACC, fake ACC (a score ≥ ``threshold`` means fake), AUC and EER."""
     s, y = _check_scores(scores, labels)
     pred = (s >= threshold).astype(np.int64)

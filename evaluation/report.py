@@ -22,6 +22,15 @@ PER_IMAGE_FIELDS = ("model", "dataset", "image", "kind", "property", "family", "
                     *TABLE_KEYS[5:], "pixel_auc", "f1_best", "f1_05")
 
 
+
+def _threshold_text(given: float | None, models: list[dict]) -> str:
+    """The decision threshold scored with: the one given, else each model's calibrated one."""
+    if given is not None:
+        return f"{given:g}"
+    own = sorted({m["threshold"] for m in models if m.get("threshold") is not None})
+    return (f"{own[0]:g} (the model's)" if len(own) == 1 else
+            "each model's own (" + ", ".join(f"{m['name']} {m['threshold']:g}" for m in models) + ")")
+
 def jsonable(value: Any) -> Any:
     """NaN/inf → None, numpy scalars and arrays → Python, tuples → lists, Paths → strings."""
     if isinstance(value, dict):
@@ -74,7 +83,7 @@ def render_markdown(report: dict, evaluations: list[Evaluation]) -> str:
     out = ["# fakelocator eval", ""]
     out.append(
         f"Created {report['created']} by fakelocator {report['fakelocator_version']}. "
-        f"Decision threshold {s['threshold']:g}; maps binarized at {thr:g} for IoU, Dice, PBCA, IINC; "
+        f"Decision threshold {_threshold_text(s['threshold'], report.get('models', []))}; maps binarized at {thr:g} for IoU, Dice, PBCA, IINC; "
         f"localization at {'the network input size' if s['at_model_resolution'] else 'each image' + chr(39) + 's full resolution'}, "
         "on manipulated images only, averaged per image (docs/metrics.md)."
     )

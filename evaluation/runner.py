@@ -32,7 +32,7 @@ import time
 import zlib
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -70,7 +70,8 @@ class EvalSettings:
     """How a model is scored (everything that changes the numbers is here and in the report).
 
     Args:
-        threshold: a score ≥ threshold is "fake" (ACC, real ACC, fake ACC).
+        threshold: a score ≥ threshold is "fake" (ACC, real ACC, fake ACC); None: the locator's,
+            i.e. the model's calibrated threshold (its metadata) unless the locator was given one.
         binarize_threshold: maps are binarized at this level for IoU, Dice, PBCA and IINC (0.1 in
             the paper).
         at_model_resolution: compare the network's own map with the ground truth resized to the
@@ -87,7 +88,7 @@ class EvalSettings:
             reported in their own leave-families-out table.
     """
 
-    threshold: float = 0.5
+    threshold: float | None = None
     binarize_threshold: float = DEFAULT_BINARIZE_THRESHOLD
     at_model_resolution: bool = False
     robustness: dict[str, tuple] = field(default_factory=dict)
@@ -101,7 +102,7 @@ class EvalSettings:
 
     def __post_init__(self):
         problems = []
-        if not 0.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             problems.append(f"threshold must be in [0, 1], got {self.threshold}")
         if not 0.0 < self.binarize_threshold <= 1.0:
             problems.append(f"binarize threshold must be in (0, 1], got {self.binarize_threshold}")
@@ -335,13 +336,15 @@ def evaluate(
         raise FakeLocatorError(f"dataset {dataset_name}: no samples to evaluate")
     if settings.save_maps and examples_dir is None:
         raise FakeLocatorError("save_maps needs an examples directory")
+    if settings.threshold is None:  # the run's (RunSpec.threshold): the model's unless overridden
+        settings = replace(settings, threshold=locator.threshold)
     variants = settings.variants()
     order = _group_order(samples)
     n, nv = len(samples), len(variants)
     tasks = [(pos, vi) for pos in range(n) for vi in _variant_indices(samples[order[pos]], nv, settings)]
     labels = np.array([s.label for s in samples], np.int64)
     workers = settings.workers or getattr(locator, "workers", None) or max(2, min(8, os.cpu_count() or 2))
-    net_size = locator.info.preprocessing.size
+    net_size = locator.contract.size
     contract = getattr(locator, "contract", locator.info.preprocessing)  # the analysis the locator runs
     if settings.at_model_resolution and contract.native:
         raise FakeLocatorError("model-resolution maps exist in fit analysis only (native analysis has one map per "

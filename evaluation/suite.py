@@ -33,7 +33,7 @@ from fakelocator import __version__
 from fakelocator.errors import FakeLocatorError
 from fakelocator.evaluation import clustering, report as report_io, robustness, tables
 from fakelocator.evaluation.runner import EvalSettings, Evaluation, evaluate, evaluation_count
-from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES
+from fakelocator.runtime.spec import DEFAULT_MAX_TILES
 from fakelocator.training.samples import Sample, collect_samples
 
 REPORT = "report.json"
@@ -174,6 +174,7 @@ def describe_model(locator, name: str) -> dict:
         "preprocessing": info.preprocessing.to_dict(), "config": info.config, "provenance": info.provenance,
         "sha256": sha256(info.path), "size_bytes": Path(info.path).stat().st_size if Path(info.path).is_file() else None,
         "batch_size": locator.batch_size, "preprocessor": getattr(locator.preprocessor, "name", None),
+        "threshold": locator.threshold,  # the decision threshold scored with: the model's unless --threshold
         # the contract evaluated: the model's, with the analysis asked for (--analysis, --tile-*)
         "analysis": getattr(locator, "contract", info.preprocessing).to_dict(),
     }
@@ -209,6 +210,10 @@ def run_suite(config: SuiteConfig, *, progress: ProgressFactory | None = None) -
         expand_paths(config.contact_include)
     loaded = [(spec, spec.load(skip_invalid=config.skip_invalid, limit=config.limit, seed=settings.seed))
               for spec in config.datasets]
+    if settings.held_out_families:  # a misspelt family fails now, not as an empty table after the run
+        from fakelocator.evaluation.groups import check_families
+
+        check_families(settings.held_out_families, [s for _, samples in loaded for s in samples])
     model_names = unique_names(
         ["default" if m is None else Path(m).stem for m in config.models],
         ["default" if m is None else str(m) for m in config.models],

@@ -1,11 +1,11 @@
 """What building a TensorRT engine decides without TensorRT: pure, and tested on any machine.
 
-- the command line's ``--batch 1,16,64``, ``--hw`` and ``--workspace`` values;
+- the command line's ``--batch-range 1,16,64``, ``--hw`` and ``--workspace`` values;
 - the precision decision (strongly typed vs the explicit weak-typing FP16 flag);
 - ONNX parser errors formatted with node index, name and operator.
 
-What the runtime needs to load an engine lives in the runtime, and its names stay importable from
-here: the profile, the build options and the sidecar with its compatibility checks
+What the runtime needs to load an engine lives in the runtime and is imported from there: the
+profile, the build options and the sidecar with its compatibility checks
 (``fakelocator.runtime.engine_sidecar``) and the engine cache (``fakelocator.runtime.engine_cache``).
 ``tensorrt_build.py`` makes the TensorRT calls; ``fakelocator.runtime.backends.tensorrt`` runs engines.
 """
@@ -17,30 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
-from fakelocator.runtime.engine_cache import CACHE_ENV, cache_key, cache_root, cached_engine_path
-from fakelocator.runtime.engine_sidecar import (
-    CROSS_MAJOR_COMPATIBLE,
-    DEFAULT_BATCH,
-    HARDWARE_LEVELS,
-    PRECISIONS,
-    SCHEMA,
-    BuildOptions,
-    EngineSidecar,
-    Environment,
-    ShapeProfile,
-    ensure_compatible,
-    ensure_matches_plan,
-    make_profile,
-    mismatches,
-    rebuild_command,
-    sidecar_path,
-)
+from fakelocator.runtime.engine_sidecar import DEFAULT_BATCH, BuildOptions
 
 __all__ = [
-    "CACHE_ENV", "CROSS_MAJOR_COMPATIBLE", "DEFAULT_BATCH", "HARDWARE_LEVELS", "PRECISIONS", "SCHEMA", "BuildOptions",
-    "EngineSidecar", "Environment", "NATIVE_BATCH", "ParserError", "PrecisionPlan", "ShapeProfile", "cache_key", "cache_root",
-    "cached_engine_path", "default_batch", "ensure_compatible", "ensure_matches_plan", "format_parser_errors", "make_profile",
-    "mismatches", "parse_batch", "parse_hw", "parse_size", "plan_precision", "rebuild_command", "sidecar_path",
+    "NATIVE_BATCH", "ParserError", "PrecisionPlan", "default_batch", "format_parser_errors", "parse_batch", "parse_hw",
+    "parse_size", "plan_precision",
 ]
 
 #: The batch profile of a model made for ``native`` analysis: its inputs are tiles, tens per image
@@ -62,11 +43,11 @@ def parse_batch(text: str) -> tuple[int, int, int]:
     try:
         values = [int(p) for p in parts]
     except ValueError:
-        raise FakeLocatorError(f"--batch {text!r}: expected MAX or MIN,OPT,MAX integers, e.g. 1,16,64") from None
+        raise FakeLocatorError(f"--batch-range {text!r}: expected MAX or MIN,OPT,MAX integers, e.g. 1,16,64") from None
     if len(values) == 1:
         values = [1, values[0], values[0]]
     if len(values) != 3 or not 1 <= values[0] <= values[1] <= values[2]:
-        raise FakeLocatorError(f"--batch {text!r}: need 1 <= MIN <= OPT <= MAX, e.g. 1,16,64")
+        raise FakeLocatorError(f"--batch-range {text!r}: need 1 <= MIN <= OPT <= MAX, e.g. 1,16,64")
     return values[0], values[1], values[2]
 
 
@@ -107,14 +88,40 @@ class PrecisionPlan:
     convert_to_fp16: bool  # convert the fp32 ONNX to mixed precision first
     strongly_typed: bool  # NetworkDefinitionCreationFlag.STRONGLY_TYPED
     fp16_flag: bool  # BuilderFlag.FP16 (weak typing)
-    engine_precision: str  # "fp32" | "fp16"
+    engine_precision: str  # "fp32" | "fp16" | "int8"
     notes: tuple[str, ...] = ()
 
 
-def plan_precision(onnx_precision: str, options: BuildOptions, *, tensorrt_version: str, has_fp16_flag: bool) -> PrecisionPlan:
-    """Decide how the engine gets its precision. TensorRT ≥ 10.12 (and 11 only) types tensors from the ONNX."""
-    if onnx_precision not in ("fp32", "fp16"):
-        raise FakeLocatorError(f"ONNX precision must be fp32 or fp16, got {onnx_precision!r}")
+INT8_EXPORT = "fakelocator export onnx MODEL --int8 --int8-target tensorrt"
+
+
+def plan_precision(onnx_precision: str, options: BuildOptions, *, tensorrt_version: str, has_fp16_flag: bool,
+                   int8_target: str | None = None) -> PrecisionPlan:
+    """Decide how the engine gets its precision. TensorRT ≥ 10.12 (and 11 only) types tensors from the ONNX.
+
+    An INT8 engine comes from an INT8 QDQ ONNX (explicit quantization: TensorRT runs the layers
+    between Q/DQ pairs in int8 with the ONNX's scales; no calibrator, no INT8 builder flag, which
+    10.12 deprecated and 11 removed). TensorRT's quantization is symmetric, signed int8 with zero
+    point 0, so ``int8_target`` (the ONNX's ``fakelocator.quantization`` target) must be "tensorrt":
+    the CPU target's uint8 activations do not parse.
+    """
+    if onnx_precision not in ("fp32", "fp16", "int8"):
+        raise FakeLocatorError(f"ONNX precision must be fp32, fp16 or int8, got {onnx_precision!r}")
+    if onnx_precision == "int8":
+        if options.precision in ("fp32", "fp16") or options.weak_fp16:
+            raise FakeLocatorError(f"the ONNX is INT8 QDQ (fakelocator.precision = int8); an {options.precision if not options.weak_fp16 else 'fp16'} "
+                                   "engine needs the fp32 export")
+        if int8_target != "tensorrt":
+            raise FakeLocatorError(
+                f"this INT8 ONNX was quantized for the {int8_target or 'unknown'} target (uint8 activations with zero "
+                f"points); TensorRT builds symmetric int8 QDQ only: make one with `{INT8_EXPORT}`"
+            )
+        return PrecisionPlan(False, True, False, "int8", (
+            "precision follows the ONNX: INT8 QDQ, explicit quantization (strongly typed network; the layers "
+            "between Q/DQ pairs run in int8, the rest in fp32)",))
+    if options.precision == "int8":
+        raise FakeLocatorError(f"an INT8 engine is built from an INT8 QDQ ONNX (this one is {onnx_precision}): `{INT8_EXPORT}`, "
+                               "then export engine on that file")
     if onnx_precision == "fp16":
         if options.precision == "fp32":
             raise FakeLocatorError(

@@ -3,7 +3,7 @@
 The exported graph (the contract the runtime reads):
 
 - input ``image``: float32 (N, 3, H, W), N dynamic (``batch``); H and W fixed at the preprocessing
-  contract's size unless exported with ``dynamic_hw`` (then ``height`` and ``width``, ≥ 16);
+  contract's size unless exported with ``dynamic_hw`` (then ``height`` and ``width``, ≥ 32);
 - outputs ``map`` float32 (N, 1, H, W) in [0, 1], ``score`` float32 (N, 1), ``features`` float32 (N, C);
 - metadata: see ``fakelocator.metadata``.
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from fakelocator.export.parity import FP16, FP32, ParityReport
 DEFAULT_OPSET = 18
 MIN_OPSET = 17  # the legacy exporter's floor here; the dynamo exporter raises anything below 18 to 18
 EXPORTERS = ("dynamo", "legacy")
-MIN_DYNAMIC_SIZE = 16  # pixels: below this the classifier's max-pool has nothing to pool
+MIN_DYNAMIC_SIZE = 32  # pixels: the deepest features are 1/16 of the input; torch.export specializes a size of 1
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,21 @@ def export_onnx(
     )
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def exporter_message(error: BaseException, limit: int = 400) -> str:
+    """One plain line from a torch exporter's exception: the innermost cause (torch.onnx wraps the
+    torch.export error that says what failed in a "step 1/3 … Next steps:" banner), without the
+    terminal colour codes, its first lines joined and cut at ``limit`` characters."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    text = _ANSI.sub("", str(error)).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = " ".join(lines[:3]) if lines else type(error).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def _trace(model, *, opset: int, dynamic_hw: bool, exporter: str):
     """Run the torch exporter into a temporary folder and return the loaded ``onnx.ModelProto``."""
     import onnx
@@ -190,8 +206,9 @@ def _trace(model, *, opset: int, dynamic_hw: bool, exporter: str):
                             "score": {0: "batch"}, "features": {0: "batch"}}
                     torch.onnx.export(graph, (example,), str(out), dynamo=False, dynamic_axes=axes, **names)
         except Exception as e:  # noqa: BLE001 - the exporters raise many types; the message is what helps
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise FakeLocatorError(f"the {exporter} exporter cannot export {what}: {first}") from e
+            other = "legacy" if exporter == "dynamo" else "dynamo"
+            raise FakeLocatorError(f"the {exporter} exporter cannot export {what}: {exporter_message(e)} "
+                                   f"(try --exporter {other})") from e
         return onnx.load(str(out))  # weights inlined even if the exporter wrote them beside the file
 
 

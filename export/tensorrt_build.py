@@ -31,21 +31,10 @@ from fakelocator.model_io import INPUT_NAME
 from fakelocator.runtime import engine_cache
 from fakelocator.runtime.engine_sidecar import BuildOptions, EngineSidecar, ShapeProfile, make_profile, sidecar_path
 from fakelocator.runtime.onnx_info import file_sha256, read_onnx_info
-from fakelocator.runtime.tensorrt_lib import (
-    INSTALL_HINT,
-    TensorRTMissing,
-    import_tensorrt,
-    make_logger,
-    tensorrt_available,
-    use_device,
-)
+# Importing TensorRT, the logger and the device are the runtime's (``fakelocator.runtime.tensorrt_lib``).
+from fakelocator.runtime.tensorrt_lib import import_tensorrt, make_logger, use_device
 
-# Importing TensorRT, the logger and the device are the runtime's (``fakelocator.runtime.tensorrt_lib``);
-# these names stay importable from here.
-__all__ = [
-    "INSTALL_HINT", "TensorRTMissing", "build_engine", "build_plan", "cached_engine", "import_tensorrt", "make_logger",
-    "parser_errors", "tensorrt_available", "use_device",
-]
+__all__ = ["build_engine", "build_plan", "cached_engine", "parser_errors"]
 
 
 def parser_errors(parser) -> list[ParserError]:
@@ -154,8 +143,12 @@ def build_engine(
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     source = read_onnx_info(onnx_path)
     metadata = source.require_fakelocator()
+    from fakelocator.metadata import read_quantization
+
+    quantization = read_quantization(source.props) or {}
     precision = plan_precision(
-        source.precision, options, tensorrt_version=trt.__version__, has_fp16_flag=hasattr(trt.BuilderFlag, "FP16")
+        source.precision, options, tensorrt_version=trt.__version__, has_fp16_flag=hasattr(trt.BuilderFlag, "FP16"),
+        int8_target=quantization.get("target"),
     )
     for note in precision.notes:
         log(note)
@@ -190,6 +183,7 @@ def build_engine(
         preprocessing=metadata.preprocessing.to_dict(),
         model_config=metadata.config,
         provenance=metadata.provenance,
+        threshold=metadata.threshold,
         fakelocator_version=__version__,
         options=options,
         source_onnx_sha256=source.sha256 if parsed is not source else "",

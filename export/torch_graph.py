@@ -58,7 +58,9 @@ class ExportGraph(nn.Module):
     def __init__(self, model: FakeLocatorNet, *, dynamic_hw: bool = False):
         super().__init__()
         net = copy.deepcopy(model).float().cpu().eval()
-        if dynamic_hw and net.classifier is not None:
+        # Only the grid-pooling branch needs it; a globally pooled classifier (unet_res's
+        # PooledClassifier: mean and max over H, W) exports with dynamic shapes as it is.
+        if dynamic_hw and isinstance(net.classifier, ClassifierBranch):
             net.classifier = MatrixAdaptivePool(net.classifier)
         self.net = net.eval()
 

@@ -39,12 +39,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
-from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
 from fakelocator.export.onnx_file import INPUT_NAME, OUTPUT_NAMES, read_onnx_info
-from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY
+from fakelocator.metadata import CONFIG_KEY, PRECISION_KEY, PREPROCESSING_KEY, THRESHOLD_KEY
+from fakelocator.runtime.engine_sidecar import EngineSidecar, sidecar_path
 from fakelocator.runtime.triton_models import (  # the parameters the served models read
     ANALYSIS_KEY, MAP_DTYPE_KEY, MAX_TILES_KEY, MODEL_FILE_KEY, NETWORK_INPUT_DTYPE_KEY, NETWORK_MAX_BATCH_KEY,
-    NETWORK_MODEL_KEY, THREADS_KEY, THRESHOLD_KEY, TILE_OVERLAP_KEY, TILE_POOLING_KEY, WORKERS_KEY,
+    NETWORK_MODEL_KEY, THREADS_KEY, TILE_OVERLAP_KEY, TILE_POOLING_KEY, WORKERS_KEY,
 )
 
 DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16"}
@@ -63,8 +63,9 @@ class TritonOptions:
         name: the pipeline model's name on the server; the network is ``<name>_model`` (with
             ``pipeline=False``, the network alone is ``<name>``).
         pipeline: write the server-side pipeline (bytes in, maps and scores out) beside the network.
-        model_backend: the network's Triton backend: "auto" (the file's: onnxruntime for an ONNX,
-            tensorrt for a plan), "onnxruntime", "tensorrt", or "python" (an ONNX run by the
+        model_backend: the network's Triton backend: "auto" (tensorrt for a plan; for an ONNX,
+            onnxruntime on GPU instances, python on the CPU, so that the server `fakelocator serve`
+            brings serves it), "onnxruntime", "tensorrt", or "python" (an ONNX run by the
             runtime's onnxruntime backend inside Triton's Python backend: for a Triton without the
             onnxruntime backend, such as the one in the ``nvidia-pytriton`` wheel).
         max_batch_size: the largest network batch Triton forms; default: the engine profile's max
@@ -85,7 +86,8 @@ class TritonOptions:
         pipeline_instances: pipeline model instances (processes) that decode and post-process in parallel.
         pipeline_max_batch: the most images one pipeline execution takes (requests are batched up to it).
         pipeline_queue_delay_us: how long a pipeline request may wait for others (microseconds).
-        threshold: the score at or above which the label is "fake".
+        threshold: the score at or above which the label is "fake"; None: the model's calibrated
+            threshold (its metadata's ``fakelocator.threshold``; 0.5 for a model that states none).
         threads: intra-op threads of a Python-backend network (0: ONNX Runtime's default).
         analysis, tile_overlap, tile_pooling: the pipeline's analysis ("fit" or "native") and tile
             options, as trt-locate's --analysis, --tile-overlap, --tile-pooling; None: the model's.
@@ -110,7 +112,7 @@ class TritonOptions:
     pipeline_instances: int = 1
     pipeline_max_batch: int = 16
     pipeline_queue_delay_us: int = 5000
-    threshold: float = 0.5
+    threshold: float | None = None
     threads: int = 0
     analysis: str | None = None
     tile_overlap: int | None = None
@@ -163,7 +165,9 @@ def describe_model(path: str | Path) -> ServedModel:
             outputs=tuple(tensor(s) for s in info.outputs if s.name in OUTPUT_NAMES),
             batch_limits=None,
             contract_size=metadata.preprocessing.size,
-            parameters={PREPROCESSING_KEY: metadata.preprocessing.to_json(), CONFIG_KEY: info.props.get(CONFIG_KEY, "{}")},
+            # the precision is declared (fp32, fp16 or int8: an INT8 QDQ ONNX is served like any ONNX)
+            parameters={PREPROCESSING_KEY: metadata.preprocessing.to_json(), CONFIG_KEY: info.props.get(CONFIG_KEY, "{}"),
+                        THRESHOLD_KEY: repr(float(metadata.threshold)), PRECISION_KEY: metadata.precision},
         )
     sidecar = EngineSidecar.read(sidecar_path(path))
     if not sidecar.io:
@@ -186,7 +190,9 @@ def describe_model(path: str | Path) -> ServedModel:
         parameters={
             PREPROCESSING_KEY: json.dumps(pre, sort_keys=True),
             CONFIG_KEY: json.dumps(sidecar.model_config, sort_keys=True),
+            THRESHOLD_KEY: repr(float(sidecar.threshold)),
             "fakelocator.tensorrt_version": sidecar.tensorrt_version,
+            PRECISION_KEY: sidecar.precision,
         },
     )
 
@@ -224,6 +230,11 @@ def network_backend(model: ServedModel, options: TritonOptions) -> str:
     if choice not in MODEL_BACKENDS:
         raise FakeLocatorError(f"model backend must be one of {MODEL_BACKENDS}, got {choice!r}")
     if choice == "auto":
+        # An ONNX on the CPU goes to the Python backend, which every Triton has, the one that
+        # `fakelocator serve` brings (nvidia-pytriton's, Python backend only) included; on GPUs
+        # (a full Triton) to Triton's own onnxruntime backend.
+        if model.backend == "onnxruntime" and instance_kind(model, options) == "cpu":
+            return "python"
         return model.backend
     if model.backend == "tensorrt" and choice != "tensorrt":
         raise FakeLocatorError(f"engine {model.path}: a plan is served by the tensorrt backend only; "
@@ -257,7 +268,7 @@ def _resolve(model: ServedModel, options: TritonOptions) -> tuple[int, tuple[int
         lo, opt, hi = model.batch_limits
         if lo != 1:
             raise FakeLocatorError(
-                f"engine {model.path}: its profile starts at batch {lo}; Triton sends any batch from 1, rebuild with --batch 1,{opt},{hi}"
+                f"engine {model.path}: its profile starts at batch {lo}; Triton sends any batch from 1, rebuild with --batch-range 1,{opt},{hi}"
             )
         max_batch = hi if options.max_batch_size is None else options.max_batch_size
         if max_batch > hi:
@@ -339,7 +350,7 @@ def pipeline_config(model: ServedModel, options: TritonOptions = TritonOptions()
         raise FakeLocatorError(f"map dtype must be one of {tuple(MAP_DTYPES)}, got {options.map_dtype!r}")
     if options.pipeline_instances < 1 or options.pipeline_max_batch < 1 or options.pipeline_queue_delay_us < 0:
         raise FakeLocatorError("pipeline instances and max batch must be >= 1 and its queue delay >= 0")
-    if not 0.0 <= options.threshold <= 1.0:
+    if options.threshold is not None and not 0.0 <= options.threshold <= 1.0:
         raise FakeLocatorError(f"threshold must be in [0, 1], got {options.threshold}")
     if options.max_tiles is not None and options.max_tiles < 0:
         raise FakeLocatorError(f"max tiles must be >= 0 (0: no limit), got {options.max_tiles}")
@@ -368,7 +379,7 @@ def pipeline_config(model: ServedModel, options: TritonOptions = TritonOptions()
         NETWORK_INPUT_DTYPE_KEY: network_input,
         NETWORK_MAX_BATCH_KEY: str(network_max_batch),
         MAP_DTYPE_KEY: options.map_dtype,
-        THRESHOLD_KEY: repr(float(options.threshold)),
+        **({} if options.threshold is None else {THRESHOLD_KEY: repr(float(options.threshold))}),
         WORKERS_KEY: "0",
         ANALYSIS_KEY: options.analysis or "",
         TILE_OVERLAP_KEY: "" if options.tile_overlap is None else str(options.tile_overlap),

@@ -34,6 +34,7 @@ SUBCOMMANDS = (
     Subcommand("export", "export ONNX, build TensorRT engines and Triton repositories", "fakelocator.commands.export", "train"),
     Subcommand("bench", "measure latency and throughput per backend and stage", "fakelocator.commands.bench", "runtime"),
     Subcommand("serve", "serve a Triton model repository (bytes in, maps and scores out)", "fakelocator.commands.serve", "serve"),
+    Subcommand("batch", "maps and scores for a folder or bucket on a Ray cluster (Ray Data)", "fakelocator.commands.batch", "ray"),
 )
 
 

@@ -9,7 +9,10 @@ Every exported model stores, as ONNX ``metadata_props`` (string → string):
 - ``fakelocator.precision``: ``fp32``, ``fp16`` for a mixed-precision model with fp32 inputs and outputs,
   or ``int8`` for a quantized (QDQ) model with fp32 inputs and outputs;
 - ``fakelocator.threshold``: the score at and above which the model calls an input fake, as calibrated
-  for this model (a decimal number in [0, 1]); a model without the key reads ``DEFAULT_THRESHOLD``.
+  for this model (a decimal number in [0, 1]); a model without the key reads ``DEFAULT_THRESHOLD``;
+- ``fakelocator.quantization`` (int8 models only): JSON, how it was quantized (format, target,
+  activation and weight types, calibration method, tile count and seed, the source's sha256) and its
+  accuracy gate's figures (``fakelocator.export.int8``); ``read_quantization`` parses it.
 
 The same keys label a ``.safetensors`` weights file (training/checkpoint.py), an ONNX file's
 ``metadata_props`` (export) and a Triton model's parameters. ``ModelMetadata.from_props`` takes any
@@ -35,6 +38,7 @@ PROVENANCE_KEY = "fakelocator.provenance"
 VERSION_KEY = "fakelocator.version"
 PRECISION_KEY = "fakelocator.precision"
 THRESHOLD_KEY = "fakelocator.threshold"
+QUANTIZATION_KEY = "fakelocator.quantization"
 KEYS = (PREPROCESSING_KEY, CONFIG_KEY, PROVENANCE_KEY, VERSION_KEY, PRECISION_KEY, THRESHOLD_KEY)
 PRECISIONS = ("fp32", "fp16", "int8")
 # What a model that states no threshold of its own is read with (every model before the key existed).
@@ -125,6 +129,13 @@ def _threshold(value: str | None, source: str) -> float:
     if not 0.0 <= threshold <= 1.0:
         raise FakeLocatorError(f"{source}: metadata {THRESHOLD_KEY} must be a number in [0, 1], got {value!r}")
     return threshold
+
+
+def read_quantization(props: Mapping[str, str], source: str = "model") -> dict[str, Any] | None:
+    """The ``fakelocator.quantization`` record of an int8 model's props; None when there is none."""
+    if QUANTIZATION_KEY not in props:
+        return None
+    return _json_dict(props, QUANTIZATION_KEY, source)
 
 
 def props_of(model) -> dict[str, str]:

@@ -87,6 +87,27 @@ class TileGrid:
                 for y in self.ys for x in self.xs]
 
 
+def span_rects(ny: int, nx: int, start: int, count: int) -> list[tuple[int, int, int, int]]:
+    """Tiles ``start:start + count`` of an ``ny`` × ``nx`` tile layout (row-major) as at most three
+    rectangles (row0, rows, col0, cols), in layout order: the rest of a first row, whole rows, the
+    start of a last row. How a batch takes part of a large image's tiles (the native kernels'
+    ``rects`` are these)."""
+    if not (0 <= start and count >= 1 and start + count <= ny * nx):
+        raise FakeLocatorError(f"tiles {start}:{start + count} are outside a layout of {ny} x {nx} tiles")
+    out, k, end = [], start, start + count
+    while k < end:
+        row, col = divmod(k, nx)
+        if col == 0 and end - k >= nx:  # whole rows
+            rows = (end - k) // nx
+            out.append((row, rows, 0, nx))
+            k += rows * nx
+        else:  # part of one row
+            stop = min(nx, col + end - k)
+            out.append((row, 1, col, stop - col))
+            k += stop - col
+    return out
+
+
 def tile_count(height: int, width: int, tile_h: int, tile_w: int, overlap: int) -> int:
     """How many tiles an image of (height, width) takes, without building anything."""
     return len(tile_starts(height, tile_h, overlap)) * len(tile_starts(width, tile_w, overlap))

@@ -16,18 +16,22 @@ With --faces, faces are detected in every image and frame, each face is analysed
 margin, and the maps are pasted back at the input's full size; records add `faces` (box, detector
 score) and `regions` (each face's crop and its score). See docs/faces.md.
 
-Exit status: 0 every input succeeded, 1 some inputs failed, 2 usage or model error.
+Exit status: 0 every input succeeded, 1 some inputs failed, 2 usage or model error, 141 stdout closed
+by its reader (e.g. `| head`; the run stops, rerun with --resume to finish it), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
 from fakelocator import __version__
 from fakelocator.errors import FakeLocatorError
+from fakelocator.runtime.spec import DEFAULT_MAX_TILES
 
 PROG = "trt-locate"
 
@@ -92,13 +96,32 @@ def _max_tiles(text: str) -> int | None:
     return value or None
 
 
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _fps(text: str) -> float:
+    from fakelocator.runtime.video import MAX_FPS
+
+    value = _positive_float(text)
+    if value > MAX_FPS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_FPS:g} (any rate over a video's own takes every frame), got {text!r}")
     return value
 
 
@@ -109,17 +132,22 @@ def _count(n: int, noun: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image, video, folder, glob, list file, or - (list on stdin)")
-    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--out", "-o", default="runs/locate", metavar="DIR", help="output folder (default: runs/locate)")
     p.add_argument("--version", action="version", version=f"{PROG} (fakelocator) {__version__}")
 
     g = p.add_argument_group("model")
     g.add_argument("--model", "-m", metavar="PATH", help="an .onnx, .engine or checkpoint (default: the embedded model)")
+    g.add_argument("--precision", choices=("auto", "fp32", "int8"),
+                   help="run the model's fp32 .onnx or its .int8.onnx companion; auto: int8 on a CPU with VNNI/AMX "
+                        "when the file exists (default: the file given; the embedded model's fp32)")
     g.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"),
                    help="inference backend; auto takes the fastest available for the model (default: auto)")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    g.add_argument("--device", default="auto", metavar="DEVICE", help="auto, cpu, cuda or cuda:N (default: auto)")
     g.add_argument("--batch", type=_positive_int, default=8, metavar="N",
                    help="network inputs per inference batch: images in fit analysis, tiles in native (default: 8)")
-    g.add_argument("--threshold", type=float, default=0.5, help="score at or above which the label is fake (default: 0.5)")
+    g.add_argument("--threshold", type=_unit_float, default=None, metavar="T",
+                   help="score at or above which the label is fake (default: the model's calibrated threshold, "
+                        "from its metadata; 0.5 for a model that states none)")
     g.add_argument("--threads", type=_threads, default=0, metavar="N",
                    help="CPU inference threads, onnxruntime and torch backends (default: 0 = the backend's default)")
     g.add_argument("--pipeline", default="auto", choices=("auto", "host", "device"),
@@ -137,10 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="native: pixels neighbouring tiles share, blended by a linear window (default: the model's, 32)")
     g.add_argument("--tile-pooling", choices=("max", "mean", "top2"),
                    help="native: how tile scores become the image's score: the most suspicious tile, their mean, "
-                        "or the mean of the two highest (default: the model's, max)")
-    g.add_argument("--max-tiles", type=_max_tiles, default=1024, metavar="N",
+                        "or the mean of the two highest (default: the model's; the shipped model's is mean)")
+    g.add_argument("--max-tiles", type=_max_tiles, default=DEFAULT_MAX_TILES, metavar="N",
                    help="native: refuse an input that takes more tiles than N, with an error record, instead of "
-                        "downscaling it (default: 1024, about 6000x6000 pixels with 224-pixel tiles; 0 = no limit)")
+                        f"downscaling it (default: {DEFAULT_MAX_TILES}, about 7200x7200 pixels with the shipped "
+                        "model's 256-pixel tiles; 0 = no limit)")
 
     g = p.add_argument_group("inputs")
     g.add_argument("--max-pixels", type=_max_pixels, default="64M", metavar="N",
@@ -149,24 +178,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decoding, upsampling and writing threads each (default: min(8, CPUs))")
     video = g.add_mutually_exclusive_group()
     video.add_argument("--every", type=_positive_int, metavar="N", help="videos: analyse every N-th frame")
-    video.add_argument("--fps", type=_positive_float, metavar="F", help="videos: analyse F frames per second")
+    video.add_argument("--fps", type=_fps, metavar="F", help="videos: analyse F frames per second")
     g.add_argument("--max-frames", type=_positive_int, metavar="N", help="videos: at most N sampled frames each")
 
     g = p.add_argument_group("faces (docs/faces.md)")
     g.add_argument("--faces", action="store_true",
                    help="detect faces and analyse each face's crop instead of the whole image or frame")
+    g.add_argument("--face-detector", choices=("blazeface", "blazeface-short", "lbp", "retinaface"),
+                   help="blazeface: MediaPipe's full-range BlazeFace, shipped as ONNX (default); blazeface-short: its "
+                   "close-up model; lbp: scikit-image's frontal-face cascade (fallback); retinaface: needs --face-weights")
     g.add_argument("--face-weights", metavar="PATH",
                    help="facexlib RetinaFace weights (detection_Resnet50_Final.pth or detection_mobilenet0.25_Final.pth; "
-                   "needs torch and facexlib); default: the LBP cascade that ships with scikit-image")
+                   "needs torch and facexlib); default: BlazeFace, shipped in the package")
     g.add_argument("--face-margin", type=float, metavar="F",
                    help="grow each face box by F times its side on every side before cropping (default: 0.3)")
     g.add_argument("--face-min-size", type=float, metavar="F",
-                   help="smallest face searched, as a fraction of the shorter image side (default: 0.1; LBP cascade)")
+                   help="smallest face searched, as a fraction of the shorter image side (default: 0.1)")
     g.add_argument("--face-threshold", type=float, metavar="S",
-                   help="lowest detector score kept (default: 0.5 for the LBP cascade, 0.8 for RetinaFace)")
+                   help="lowest detector score kept (default: 0.5 for BlazeFace and the LBP cascade, 0.8 for RetinaFace)")
     g.add_argument("--faces-fallback", choices=("none", "frame"),
-                   help="without a face: none analyses nothing (score 0, counted as an empty frame), "
-                   "frame analyses the whole image (default: none)")
+                   help="without a face: frame analyses the whole image (default; the record says analysed: image), "
+                   "none analyses nothing (score 0, label real, counted as an empty frame)")
 
     g = p.add_argument_group("outputs")
     g.add_argument("--map-depth", type=int, choices=(8, 16), default=8, help="bits per map pixel (default: 8)")
@@ -231,9 +263,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130
+    except MemoryError:
+        # one input's allocation failure is its own record; this is one that no input owns (a batch)
+        print(f"{PROG}: error: out of memory; the records this run completed are kept: rerun with a smaller "
+              "--batch (or fewer --workers) and --resume", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # stdout's reader went away (`trt-locate ... --json | head`): stop quietly, as Unix tools do, with the
+        # status a shell gives a process SIGPIPE ended; the records written so far stay in results.jsonl.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain again
+        except (OSError, ValueError):
+            pass
+        return 128 + 13
 
 
-FACE_OPTIONS = {"face_weights": "weights", "face_margin": "margin", "face_min_size": "min_size",
+FACE_OPTIONS = {"face_detector": "detector", "face_weights": "weights", "face_margin": "margin", "face_min_size": "min_size",
                 "face_threshold": "threshold", "faces_fallback": "fallback"}
 
 
@@ -259,40 +305,59 @@ def run_cli(args: argparse.Namespace) -> int:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     if not 0.0 <= args.overlay_alpha <= 1.0:
         raise FakeLocatorError(f"--overlay-alpha must be in [0, 1], got {args.overlay_alpha}")
+    if not args.out.strip():
+        raise FakeLocatorError("--out must name a folder, got an empty name (use --out . for the current folder)")
     out = Path(args.out)
+    if out.is_symlink() and not out.exists():
+        try:
+            target = os.readlink(out)
+        except OSError:
+            target = "?"
+        raise FakeLocatorError(f"--out {out}: a symbolic link to {target}, which does not exist or loops; "
+                               "remove the link or point it at a folder")
     if out.exists() and not out.is_dir():
         raise FakeLocatorError(f"--out {out}: exists and is not a folder")
     faces = face_options(args)  # usage errors before --out is created
-    lock = OutputLock(out)  # this run owns --out until it ends (another run on it stops here)
-    try:
-        return _run_locked(args, out, faces)
-    finally:
-        lock.release()
-
-
-def _run_locked(args: argparse.Namespace, out: Path, faces) -> int:
+    # No inputs, or a model that does not load, leave no --out behind: both come before the lock.
     from fakelocator.runtime.inputs import expand
     from fakelocator.runtime.locator import Locator
-    from fakelocator.runtime.outputs import Journal, Layout, OutputError
-    from fakelocator.runtime.run import RunOptions, run
 
     inputs = expand(args.inputs, exclude=out)
     if not inputs:
         raise FakeLocatorError("no inputs (an empty list?)")
-
     backend_options = {"threads": args.threads} if args.threads else {}
     locator = Locator.load(
         args.model, backend=args.backend, device=args.device, batch_size=args.batch, threshold=args.threshold,
         workers=args.workers, max_pixels=args.max_pixels, faces=faces, pipeline=args.pipeline,
         analysis=args.analysis, tile_overlap=args.tile_overlap, tile_pooling=args.tile_pooling, max_tiles=args.max_tiles,
-        **backend_options,
+        precision=args.precision, **backend_options,
     )
+    if args.precision is not None:
+        print(f"{PROG}: --precision {args.precision}: {locator.info.path} ({locator.info.precision})", file=sys.stderr)
+    try:
+        lock = OutputLock(out)  # this run owns --out until it ends (another run on it stops here)
+    except BaseException:
+        locator.close()
+        raise
+    try:
+        return _run_locked(args, out, faces, inputs, locator)
+    finally:
+        lock.release()
+
+
+def _run_locked(args: argparse.Namespace, out: Path, faces, inputs, locator) -> int:
+    from fakelocator.runtime.inputs import assign_keys
+    from fakelocator.runtime.outputs import Journal, Layout, OutputError
+    from fakelocator.runtime.run import RunOptions, run
+
     layout = Layout(out)
     try:
         journal = Journal(layout.results, resume=args.resume, overwrite=args.overwrite)
     except BaseException:
         locator.close()
         raise
+    if journal.recorded.keys:  # an earlier run's maps keep their names, and no other input takes them
+        inputs = assign_keys(inputs, os.getcwd(), taken=journal.recorded.keys)
     if journal.bad_lines:
         print(_printable(f"{PROG}: warning: {journal.describe_bad_lines()}"), file=sys.stderr)
     if args.resume:
@@ -330,16 +395,34 @@ def _run_locked(args: argparse.Namespace, out: Path, faces) -> int:
 
     rate = stats.processed / stats.seconds if stats.seconds > 0 else 0.0
     resumed = f", {stats.skipped} already done" if stats.skipped else ""
+    faceless = ""
+    if faces is not None and stats.faceless:
+        what = "the whole image analysed" if faces.fallback == "frame" else "not analysed: score 0, real"
+        faceless = f", {stats.faceless} with no face found ({what})"
     print(
         f"{PROG}: {_count(stats.inputs, 'input')} ({_count(stats.images, 'image')}, {_count(stats.videos, 'video')}, "
         f"{_count(stats.frames, 'frame')}): "
-        f"{stats.ok} ok, {stats.failed} failed, {stats.fake} fake{resumed}; "
+        f"{stats.ok} ok, {stats.failed} failed, {stats.fake} fake{resumed}{faceless}; "
         f"{stats.processed} analysed in {stats.seconds:.1f} s ({rate:.1f}/s, {locator.backend.name} on {locator.backend.device}, "
-        f"{locator.contract.analysis} analysis, {locator.pipeline} pre/post-processing)",
+        f"{locator.contract.analysis} analysis, {locator.pipeline} pre/post-processing{_numpy_fallback(locator)})",
         file=sys.stderr,
     )
-    print(f"{PROG}: maps in {out / 'maps'}, records in {layout.results}", file=sys.stderr)
+    wrote_maps = (layout.root / "maps").is_dir()  # by this run or, resumed, an earlier one
+    print(f"{PROG}: " + (f"maps in {out / 'maps'}, " if wrote_maps else "no maps written; ") + f"records in {layout.results}",
+          file=sys.stderr)
     return 1 if stats.failed else 0
+
+
+def _numpy_fallback(locator) -> str:
+    """Said once, in the summary: the host pre/post-processing runs in numpy because the native
+    library (``make native``) was not found, which costs speed, not results."""
+    if locator.pipeline != "host" or getattr(locator.preprocessor, "name", "") != "numpy":
+        return ""
+    from fakelocator.runtime import native
+
+    native.load()
+    reason = native._unavailable or "not built"
+    return f" in numpy: the native library was not found ({reason}; `make native`, docs/native.md)"
 
 
 if __name__ == "__main__":

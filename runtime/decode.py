@@ -4,7 +4,8 @@ Rules, the same for every source:
 
 - grayscale becomes three equal channels;
 - an alpha channel is dropped, not composited: the map describes the colour values as stored, and
-  compositing over an arbitrary background would change the very pixels a generator produced;
+  compositing over an arbitrary background would change the very pixels a generator produced
+  (a TIFF's unassociated alpha too, which libtiff would otherwise multiply into the colours);
 - 16-bit images are scaled to 8 bits by ``round(v / 257)`` (65535 → 255);
 - palette images are expanded to their colours; EXIF orientation is applied, so a map lines up with
   the image as viewers show it (``width``/``height`` are those of the oriented image);
@@ -21,6 +22,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -129,7 +131,21 @@ def read_file(path: str | os.PathLike, *, limit: int | None = None) -> bytes:
         os.close(fd)
 
 
-def read_image_file(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, source: str | None = None) -> bytes:
+#: A check of an image's size from its header, before anything is decoded: ``check(width, height)``
+#: returns why the image is refused, or None (e.g. the tile budget of ``native`` analysis).
+SizeCheck = Callable[[int, int], "str | None"]
+
+
+def _check_header(source: str, width: int, height: int, max_pixels: int | None, check: SizeCheck | None) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise InputError(source, too_large(width, height, max_pixels))
+    reason = check(width, height) if check is not None else None
+    if reason is not None:
+        raise InputError(source, reason)
+
+
+def read_image_file(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, source: str | None = None,
+                    check: SizeCheck | None = None) -> bytes:
     """The bytes of an image file, read only after what its header says has been checked.
 
     The header is read on its own (``FileView``): an unsupported format, an image over
@@ -143,8 +159,7 @@ def read_image_file(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT
             header = probe_header(FileView(fd, size), source)
         except OSError as e:
             raise InputError(source, f"cannot be read ({e.strerror or e})") from None
-        if max_pixels is not None and header.pixels > max_pixels:
-            raise InputError(source, too_large(header.width, header.height, max_pixels))
+        _check_header(source, header.width, header.height, max_pixels, check)
         limit = max_file_size(header.width, header.height)
         if size > limit:
             raise InputError(
@@ -161,13 +176,15 @@ def too_large(width: int, height: int, max_pixels: int) -> str:
     return f"{width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,} (max_pixels)"
 
 
-def decode_image(data: bytes, source: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_image(data: bytes, source: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 check: SizeCheck | None = None) -> np.ndarray:
     """Encoded bytes → uint8 (H, W, 3) BGR image, after the header and completeness checks."""
     import cv2
 
     header = probe(data, source)
-    if max_pixels is not None and header.pixels > max_pixels:
-        raise InputError(source, too_large(header.width, header.height, max_pixels))
+    _check_header(source, header.width, header.height, max_pixels, check)
+    if header.format == "tiff":
+        data = tiff_alpha_unassociated_as_extra(data) or data
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
     if image is None or image.size == 0:
         raise InputError(source, f"corrupt {header.format.upper()} data (the decoder rejected it)")
@@ -178,6 +195,53 @@ def decode_image(data: bytes, source: str, *, max_pixels: int | None = DEFAULT_M
             f"read {image.shape[1]}x{image.shape[0]}",
         )
     return to_color_image(image, "BGR", source)
+
+
+_EXTRA_SAMPLES = 338  # TIFF tag: what the samples beyond the colour ones are; 1 associated, 2 unassociated alpha
+
+
+def tiff_alpha_unassociated_as_extra(data: bytes) -> bytes | None:
+    """A TIFF whose first page has unassociated alpha, with that sample marked as plain extra data
+    (ExtraSamples 2 → 0); None when there is none.
+
+    libtiff's RGBA reading, which OpenCV uses for 8-bit TIFFs, multiplies the colours by an
+    unassociated alpha (transparent pixels turn black), while the rule here is that alpha is
+    dropped and the colours are taken as stored. Marked as extra data, the sample is skipped and
+    the colours come out as stored. Associated (premultiplied) alpha is left as it is: its
+    colours are stored multiplied.
+    """
+    import struct
+
+    try:
+        e = "<" if data[:2] == b"II" else ">"
+        big = data[2:4] in (b"+\x00", b"\x00+")
+        word = "Q" if big else "I"
+        if big:
+            (ifd,) = struct.unpack(e + "Q", data[8:16])
+            (count,) = struct.unpack(e + "Q", data[ifd:ifd + 8])
+            entry_size, first, inline = 20, ifd + 8, 8
+        else:
+            (ifd,) = struct.unpack(e + "I", data[4:8])
+            (count,) = struct.unpack(e + "H", data[ifd:ifd + 2])
+            entry_size, first, inline = 12, ifd + 2, 4
+        for i in range(min(count, 4096)):
+            p = first + i * entry_size
+            tag, kind = struct.unpack(e + "HH", data[p:p + 4])
+            if tag != _EXTRA_SAMPLES or kind != 3:  # SHORT values
+                continue
+            (n,) = struct.unpack(e + word, data[p + 4:p + 4 + inline])
+            at = p + 4 + inline
+            if n * 2 > inline:
+                (at,) = struct.unpack(e + word, data[at:at + inline])
+            values = struct.unpack(e + "H" * n, data[at:at + 2 * n])
+            if 2 not in values:
+                return None
+            patched = bytearray(data)
+            patched[at:at + 2 * n] = struct.pack(e + "H" * n, *(0 if v == 2 else v for v in values))
+            return bytes(patched)
+    except (struct.error, IndexError, OverflowError, MemoryError):
+        return None  # a malformed directory: the decoder reports it
+    return None
 
 
 def to_color_image(image: np.ndarray, color_order: str, source: str) -> np.ndarray:
@@ -213,11 +277,13 @@ def load_image(
     color_order: str = "BGR",
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     source: str | None = None,
+    check: SizeCheck | None = None,
 ) -> tuple[np.ndarray, str, str]:
     """Any accepted input → (uint8 (H, W, 3) image, its channel order, a name for messages).
 
     Paths and bytes are decoded (BGR); arrays are taken in ``color_order`` and not copied when
-    already uint8 with three channels. ``max_pixels`` applies to all of them.
+    already uint8 with three channels. ``max_pixels`` applies to all of them; ``check`` (a
+    ``SizeCheck``) to paths and bytes, from their header, before they are decoded.
     """
     if isinstance(item, np.ndarray):
         name = source or "<array>"
@@ -227,12 +293,13 @@ def load_image(
         return image, color_order, name
     if isinstance(item, (bytes, bytearray, memoryview)):
         name = source or "<bytes>"
-        return decode_image(bytes(item), name, max_pixels=max_pixels), "BGR", name
+        return decode_image(bytes(item), name, max_pixels=max_pixels, check=check), "BGR", name
     if isinstance(item, (str, os.PathLike)):
         name = source or os.fspath(item)
         if is_video_path(item):
             raise InputError(name, "is a video; use locate_video")
-        return decode_image(read_image_file(item, max_pixels=max_pixels, source=name), name, max_pixels=max_pixels), "BGR", name
+        data = read_image_file(item, max_pixels=max_pixels, source=name, check=check)
+        return decode_image(data, name, max_pixels=max_pixels, check=check), "BGR", name
     shown = repr(item)
     shown = shown if len(shown) <= 40 else shown[:37] + "..."
     raise InputError(

@@ -22,10 +22,13 @@ download (on a third stream) overlaps batch k + 1's compute. Slot buffers grow w
 more (with headroom) and are otherwise reused: after the first batches, no batch allocates.
 
 With a ``native`` contract (``fakelocator.tiling``) the same batch is analysed tile by tile: the
-tiles kernel cuts every crop into normalized tiles straight into the input binding (crop k's
-tiles after crop k − 1's, one network row each), and the stitch kernel blends the tile maps from
-the map binding into each crop's full-resolution map; scores, features and network maps come back
-per tile (``DeviceBatch.tiles`` says how many rows each crop took).
+tiles kernel cuts every crop (or the part of its tiles the batch takes) into normalized tiles
+straight into the input binding (crop k's tiles after crop k − 1's, one network row each), and the
+stitch kernel blends the tile maps from the map binding into each crop's full-resolution map;
+scores, features and network maps come back per tile (``DeviceBatch.tiles`` says how many rows
+each crop took). As on the host, a crop's tiles may span batches: its parts' tile maps are copied
+(device to device) into a tile store that the stitch of its last part reads. Such a crop's pixels
+are uploaded with each of its parts; a batch of at least a crop's tiles uploads it once.
 
 Every stage is timed with CUDA events: ``pack`` (host), ``h2d``, ``preprocess``, ``infer``,
 ``postprocess``, ``d2h`` (device), in ms per batch.
@@ -51,8 +54,11 @@ import numpy as np
 from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError
 from fakelocator.runtime.backends.base import Backend, DeviceIO, DeviceIOUnavailable
-from fakelocator.runtime.pipeline import Job, Runner, _Crop
+from fakelocator.runtime.pipeline import Job, Runner, _Crop, _TileOutputs
+from fakelocator.runtime.levels import map_levels
 from fakelocator.runtime.results import LocateResult
+from fakelocator.runtime.spec import RunSpec
+from fakelocator.tiling import TileGrid, pool_scores, span_rects
 
 log = logging.getLogger("fakelocator")
 
@@ -101,13 +107,14 @@ class DeviceBatch:
     """One batch's results on the host, in submission order.
 
     Attributes:
-        maps: per crop, its (H, W) float32 map in [0, 1] (arrays of their own).
+        maps: per crop, its (H, W) float32 map in [0, 1] (arrays of their own); None for the part
+            of a ``native`` crop whose tiles go on in a later batch.
         scores: (n,) float32.
         features: (n, C) float32, or None when the model has no features output.
         network_maps: (n, h, w) float32 maps at network resolution, when asked for at submit.
         timings: ms for the whole batch per stage (``STAGES``).
         tag: what ``submit`` was given.
-        tiles: with a ``native`` contract, how many tiles (network rows) each crop took; its
+        tiles: with a ``native`` contract, how many tiles (network rows) each crop's part took; its
             rows of ``scores``, ``features`` and ``network_maps`` are consecutive, in
             ``fakelocator.tiling``'s layout order. None in ``fit`` analysis (one row per crop).
     """
@@ -130,12 +137,27 @@ class _Pending:
     network_maps: bool
     pack_ms: float
     tag: Any
-    tiles: list[int] | None = None  # per crop, in native analysis
+    tiles: list[int] | None = None  # per crop, in native analysis: the rows (tiles) of its part
+    ends: list[int] = field(default_factory=list)  # the crops whose full-resolution map this batch makes
 
     @property
     def rows(self) -> int:
         """Network rows the batch used: one per crop, or one per tile."""
         return self.n if self.tiles is None else sum(self.tiles)
+
+
+@dataclass
+class _Part:
+    """``native``: the tiles ``start:start + count`` of a crop's layout ``grid`` that one batch takes."""
+
+    grid: TileGrid
+    start: int
+    count: int
+
+    @property
+    def ends(self) -> bool:
+        """The crop's last tiles: its map is stitched in this batch."""
+        return self.start + self.count == len(self.grid)
 
 
 @dataclass
@@ -174,6 +196,8 @@ class DevicePipeline:
         self._queue: deque[_Slot] = deque()
         self._next = 0
         self._slots: list[_Slot] = []
+        self._store = None  # native: the tile maps of a crop whose tiles span batches (device memory)
+        self._open: int | None = None  # native: the next tile of the crop still open, or None
         self.upload = self.download = None
         try:
             self._cuda.set_device(io.device_index)
@@ -215,10 +239,25 @@ class DevicePipeline:
 
     # ---- one batch ---------------------------------------------------------------------------
 
-    def submit(self, images: Sequence[np.ndarray], color_orders: Sequence[str], *, network_maps: bool = False, tag: Any = None) -> None:
+    def submit(
+        self,
+        images: Sequence[np.ndarray],
+        color_orders: Sequence[str],
+        *,
+        network_maps: bool = False,
+        tag: Any = None,
+        grids: Sequence[TileGrid] | None = None,
+        spans: Sequence[tuple[int, int]] | None = None,
+    ) -> None:
         """Enqueue a batch: uint8 (H_i, W_i, 3) crops (row-strided views are fine) in ``color_orders[i]``.
 
         With ``network_maps`` the network-resolution maps come back too (``DeviceBatch.network_maps``).
+        With a ``native`` contract, ``grids[i]`` is crop i's tile layout (``fakelocator.tiling.TileGrid``,
+        as the caller already worked it out; None: worked out here) and ``spans[i]`` = (start, count)
+        the part of its tiles, in layout order, this batch takes (None: all of them). A crop whose
+        tiles span batches is submitted once per part, in order, each part after the previous one:
+        its tile maps are kept on the device until its last part, which stitches them
+        (``DeviceBatch.maps[i]`` is None for a part that does not end its crop).
         """
         n = len(images)
         if n == 0:
@@ -230,10 +269,11 @@ class DevicePipeline:
         for k, image in enumerate(images):
             if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
                 raise FakeLocatorError(f"submit: image {k} must be uint8 (H, W, 3), got {getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}")
-        self.io.batch_rows(sum(self.tile_counts(images)) if self.contract.native else n)  # refuses what does not fit the bindings
+        parts = self._parts(images, grids, spans) if self.contract.native else None
+        self.io.batch_rows(sum(p.count for p in parts) if parts is not None else n)  # refuses what does not fit the bindings
         slot = self._slots[self._next]
         try:
-            self._submit(slot, list(images), list(color_orders), network_maps, tag)
+            self._submit(slot, list(images), list(color_orders), network_maps, tag, parts)
         except BaseException:
             self.discard()
             raise
@@ -241,24 +281,49 @@ class DevicePipeline:
         self._queue.append(slot)
 
     def tile_counts(self, images: Sequence[np.ndarray]) -> list[int]:
-        """With a ``native`` contract, the tiles (network rows) each image takes."""
+        """With a ``native`` contract, the tiles (network rows) each whole image takes."""
         c = self.contract
         return [self.lib.tile_count(im.shape[0], im.shape[1], c.size, c.tile_overlap) for im in images]
 
-    def _submit(self, slot: _Slot, images: list[np.ndarray], orders: list[str], network_maps: bool, tag: Any) -> None:
+    def _parts(self, images, grids, spans) -> list["_Part"]:
+        """Each image's tile layout and the part of it this batch takes, checked against what is open."""
+        c, n = self.contract, len(images)
+        if grids is not None and len(grids) != n or spans is not None and len(spans) != n:
+            raise FakeLocatorError(f"submit: {n} images but {len(grids or ())} tile grids and {len(spans or ())} spans")
+        parts, open_part = [], self._open
+        for k, image in enumerate(images):
+            h, w = int(image.shape[0]), int(image.shape[1])
+            grid = grids[k] if grids is not None else TileGrid.of(h, w, c.height, c.width, c.tile_overlap)
+            if (grid.height, grid.width, grid.tile_h, grid.tile_w, grid.overlap) != (h, w, c.height, c.width, c.tile_overlap):
+                raise FakeLocatorError(f"submit: tile grid {k} is for a {grid.width}x{grid.height} image in tiles of "
+                                       f"{grid.tile_w}x{grid.tile_h} (overlap {grid.overlap}), not this {w}x{h} crop and contract")
+            start, count = (0, len(grid)) if spans is None else (int(spans[k][0]), int(spans[k][1]))
+            if not (0 <= start and count >= 1 and start + count <= len(grid)):
+                raise FakeLocatorError(f"submit: span {k} ({start}, {count}) is outside its {len(grid)} tiles")
+            if start != (open_part if open_part is not None else 0):
+                want = "tiles from 0 (a new crop)" if open_part is None else f"the open crop's tiles from {open_part}"
+                raise FakeLocatorError(f"submit: part {k} starts at tile {start}; expected {want}")
+            open_part = None if start + count == len(grid) else start + count
+            parts.append(_Part(grid, start, count))
+        return parts
+
+    def _submit(self, slot: _Slot, images: list[np.ndarray], orders: list[str], network_maps: bool, tag: Any,
+                parts: list["_Part"] | None) -> None:
         cuda, io, lib, ev = self._cuda, self.io, self.lib, slot.events
         n = len(images)
         sizes = [(int(im.shape[0]), int(im.shape[1])) for im in images]
-        native = self.contract.native
-        tiles = self.tile_counts(images) if native else None
+        native = parts is not None
+        tiles = [p.count for p in parts] if native else None
         rows = sum(tiles) if native else n
         first_rows = np.concatenate([[0], np.cumsum(tiles)[:-1]]).astype(int).tolist() if native else list(range(n))
         if native and tuple(io.map_size) != tuple(self.contract.size):
             raise FakeLocatorError(f"native analysis stitches tile maps of the tile size {self.contract.size}, "
                                    f"but the model's maps are {tuple(io.map_size)}")
+        # Full-resolution maps come back for crops that end in this batch (every crop, in fit).
+        ends = [k for k in range(n) if not native or parts[k].ends]
         cuda.set_device(io.device_index)  # the calling thread's current device
         offsets, frame_bytes = _layout(sizes, 3)
-        map_offsets, map_bytes = _layout(sizes, 4)
+        map_offsets, map_bytes = _layout([sizes[k] for k in ends], 4)
         staging = self._buffer(slot, "staging", frame_bytes, pinned=True)
         frames = self._buffer(slot, "frames", frame_bytes, pinned=False)
         maps = self._buffer(slot, "maps", map_bytes, pinned=False)
@@ -292,10 +357,17 @@ class DevicePipeline:
                 end = start + 1
                 while end < n and orders[end] == orders[start]:
                     end += 1
-                crops = [DeviceImage(frames.ptr + offsets[k], *sizes[k]) for k in range(start, end)]
-                if native:  # the crops' tiles, from the first one's first row on
-                    lib.tiles_device(crops, orders[start], self.contract, x.ptr, dtype=x.dtype, start=first_rows[start], stream=stream)
+                if native:  # each crop's part, from its first row on, as at most three rectangles of tiles
+                    crops, rects = [], []
+                    for k in range(start, end):
+                        p = parts[k]
+                        for rect in span_rects(len(p.grid.ys), len(p.grid.xs), p.start, p.count):
+                            crops.append(DeviceImage(frames.ptr + offsets[k], *sizes[k]))
+                            rects.append(rect)
+                    lib.tiles_device(crops, orders[start], self.contract, x.ptr, dtype=x.dtype, start=first_rows[start],
+                                     rects=rects, stream=stream)
                 else:
+                    crops = [DeviceImage(frames.ptr + offsets[k], *sizes[k]) for k in range(start, end)]
                     lib.preprocess_device(crops, orders[start], self.contract, x.ptr, dtype=x.dtype, start=start, stream=stream)
                 start = end
             ev["pre1"].record(stream)
@@ -304,14 +376,11 @@ class DevicePipeline:
             net_map = out["map"]  # (rows, 1, mh, mw) float32
             if tuple(net_map.shape[1:]) != (1, *io.map_size):
                 raise FakeLocatorError(f"the backend's map output is {net_map.shape}, expected (N, 1, {io.map_size[0]}, {io.map_size[1]})")
+            outs = {k: maps.ptr + o for k, o in zip(ends, map_offsets)}
             if native:
-                lib.stitch_device(net_map.ptr, self.contract.size, sizes, self.contract.tile_overlap,
-                                  [maps.ptr + o for o in map_offsets], first_tiles=first_rows,
-                                  window=self.contract.tile_window, stream=stream)
+                self._stitch(net_map.ptr, parts, sizes, first_rows, outs, stream)
             else:
-                lib.postprocess_device(
-                    net_map.ptr, io.map_size, sizes, maps_out=[maps.ptr + o for o in map_offsets], stream=stream
-                )
+                lib.postprocess_device(net_map.ptr, io.map_size, sizes, maps_out=[outs[k] for k in range(n)], stream=stream)
             ev["post1"].record(stream)
             # The output bindings are reused by the next batch: their few bytes come back in stream order.
             for name, (offset, nbytes) in layout.items():
@@ -324,7 +393,43 @@ class DevicePipeline:
         ev["down0"].record(self.download)
         cuda.memcpy_async(slot.buffers["maps_host"].ptr, maps.ptr, map_bytes, "d2h", self.download)
         ev["down1"].record(self.download)
-        slot.pending = _Pending(n, sizes, map_offsets, map_bytes, network_maps, pack_ms, tag, tiles)
+        slot.pending = _Pending(n, sizes, map_offsets, map_bytes, network_maps, pack_ms, tag, tiles, ends)
+
+    def _stitch(self, maps_ptr: int, parts: list["_Part"], sizes, first_rows, outs: dict[int, int], stream) -> None:
+        """Stitch the crops that end in this batch, on ``stream``: a crop whole in the batch from the
+        map binding; a crop whose tiles came over several batches from the tile store, after this
+        batch's part of it is copied there (a crop still open only has its part copied)."""
+        c, lib, (th, tw) = self.contract, self.lib, self.contract.size
+        tile_bytes = th * tw * 4
+        whole = [k for k, p in enumerate(parts) if p.start == 0 and p.ends]
+        if whole:
+            lib.stitch_device(maps_ptr, c.size, [sizes[k] for k in whole], c.tile_overlap, [outs[k] for k in whole],
+                              first_tiles=[first_rows[k] for k in whole], window=c.tile_window, stream=stream)
+        for k, p in enumerate(parts):
+            if p.start == 0 and p.ends:
+                continue
+            if p.start == 0:  # a crop opens: the store holds all its tile maps
+                self._store = self._store_for(len(p.grid) * tile_bytes)
+            self._cuda.memcpy_async(self._store.ptr + p.start * tile_bytes, maps_ptr + first_rows[k] * tile_bytes,
+                                    p.count * tile_bytes, "d2d", stream)
+            if p.ends:
+                lib.stitch_device(self._store.ptr, c.size, [sizes[k]], c.tile_overlap, [outs[k]], first_tiles=[0],
+                                  window=c.tile_window, stream=stream)
+        self._open = None
+        if parts and not parts[-1].ends:
+            self._open = parts[-1].start + parts[-1].count
+
+    def _store_for(self, need: int):
+        """The tile store with room for ``need`` bytes; growing it waits for the work that reads it."""
+        if self._store is None or self._store.nbytes < need:
+            size = _grown(need, 0 if self._store is None else self._store.nbytes)
+            if self._store is not None:
+                self.io.stream.synchronize()  # a queued stitch may still read the old store
+                self._store.close()
+                self._store = None
+            self._store = self._cuda.DeviceBuffer(size)
+            self.allocations.append(("tile_store", size))
+        return self._store
 
     def collect(self) -> DeviceBatch:
         """Wait for the oldest batch in flight; its results, copied out of the slot's buffers."""
@@ -349,11 +454,12 @@ class DevicePipeline:
         host = slot.buffers["maps_host"].array((slot.buffers["maps_host"].nbytes,), np.uint8)
         maps: list[np.ndarray | None] = [None] * p.n
 
-        def copy_out(k: int) -> None:
+        def copy_out(i: int) -> None:
+            k = p.ends[i]
             h, w = p.sizes[k]
-            maps[k] = host[p.map_offsets[k]:p.map_offsets[k] + 4 * h * w].view(np.float32).reshape(h, w).copy()
+            maps[k] = host[p.map_offsets[i]:p.map_offsets[i] + 4 * h * w].view(np.float32).reshape(h, w).copy()
 
-        self._each(copy_out, p.n, p.map_bytes)
+        self._each(copy_out, len(p.ends), p.map_bytes)
         layout = self._outputs_layout(p.network_maps)
         small = slot.buffers["outputs_host"]
 
@@ -383,6 +489,7 @@ class DevicePipeline:
             slot.pending = None
         self._queue.clear()
         self._next = 0
+        self._open = None
 
     def _each(self, fn, n: int, nbytes: int) -> None:
         if self.threads > 1 and n > 1 and nbytes >= _THREADED_BYTES:
@@ -403,6 +510,9 @@ class DevicePipeline:
                     resource.close()
             slot.buffers, slot.events = {}, {}
         self._slots = []
+        if self._store is not None:
+            self._store.close()
+            self._store = None
         for stream in (self.upload, self.download):
             if stream is not None:
                 stream.close()
@@ -415,18 +525,19 @@ class DevicePipeline:
 class DeviceRunner(Runner):
     """The pipeline's ``Runner`` with pre/post-processing on the device (:class:`DevicePipeline`).
 
-    Batches are assembled exactly as on the host path; each goes to the device pipeline, and its
-    full-resolution maps, scores and features come back to the jobs when it completes, one batch
-    later (two batches are in flight).
+    Batches are assembled exactly as on the host path (in ``native``, a crop's tiles may span
+    batches); each goes to the device pipeline, and its full-resolution maps, scores and features
+    come back to the jobs when it completes, one batch later (two batches are in flight). Tile
+    scores are pooled by the contract's rule (``fakelocator.tiling.pool_scores``) when a crop's
+    last batch is back.
     """
 
     finish_timing = "finish"
 
-    def __init__(self, path: "DevicePath", backend: Backend, preprocessor, **options):
-        super().__init__(backend, preprocessor, **options)
+    def __init__(self, path: "DevicePath", backend: Backend, preprocessor, spec: RunSpec, **options):
+        super().__init__(backend, preprocessor, spec, **options)
         self._input = None  # the host path's input batch
         self.path = path
-        self.batch_size = min(self.batch_size, path.io.max_batch)
         self.pipeline: DevicePipeline | None = None
 
     def run(self, jobs: Iterable[Job]) -> Iterator[LocateResult]:
@@ -441,10 +552,13 @@ class DeviceRunner(Runner):
     def _run_batch(self, batch: list[_Crop]) -> int:
         if self.pipeline.in_flight >= self.pipeline.depth:
             self._complete(self.pipeline.collect())
-        self.pipeline.submit(
-            [c.image for c in batch], [c.job.color_order for c in batch], network_maps=self.keep_outputs, tag=batch
-        )
-        return len(batch)
+        images, orders = [c.image for c in batch], [c.job.color_order for c in batch]
+        if self.native:
+            self.pipeline.submit(images, orders, network_maps=self.keep_outputs, tag=batch,
+                                 grids=[c.grid for c in batch], spans=[(c.start, c.count) for c in batch])
+        else:
+            self.pipeline.submit(images, orders, network_maps=self.keep_outputs, tag=batch)
+        return sum(c.count for c in batch)
 
     def _flush(self) -> None:
         while self.pipeline.in_flight:
@@ -452,24 +566,47 @@ class DeviceRunner(Runner):
 
     def _complete(self, done: DeviceBatch) -> None:
         batch: list[_Crop] = done.tag
-        n = len(batch)
-        per_crop = {stage: ms / n for stage, ms in done.timings.items()}
+        rows = done.tiles if done.tiles is not None else [1] * len(batch)
+        per_row = {stage: ms / sum(rows) for stage, ms in done.timings.items()}
+        first = 0
         for i, crop in enumerate(batch):
-            job = crop.job
+            job, r = crop.job, slice(first, first + rows[i])
+            first += rows[i]
             if not job.full:
                 job.full = [None] * len(job.outputs)
-            small = done.network_maps[i] if done.network_maps is not None else None
-            features = done.features[i] if done.features is not None else None
-            job.outputs[crop.slot] = (small, float(done.scores[i]), features)
-            job.full[crop.slot] = done.maps[i]
-            for stage, ms in per_crop.items():
-                job.timings[stage] = job.timings.get(stage, 0.0) + ms
-            job.remaining -= 1
+            features = done.features[r] if done.features is not None else None
+            if self.native:
+                outs = job.outputs[crop.slot]
+                if outs is None:
+                    size = len(crop.grid)
+                    outs = job.outputs[crop.slot] = _TileOutputs(
+                        crop.grid, np.empty((size, *self.contract.size), np.float32) if done.network_maps is not None else None,
+                        np.empty(size, np.float32))
+                a, b = crop.start, crop.start + crop.count
+                outs.scores[a:b] = done.scores[r]
+                if features is not None:
+                    if outs.features is None:
+                        outs.features = np.empty((len(crop.grid), features.shape[1]), np.float32)
+                    outs.features[a:b] = features
+                if done.network_maps is not None:
+                    outs.maps[a:b] = done.network_maps[r]
+            else:
+                small = done.network_maps[i] if done.network_maps is not None else None
+                job.outputs[crop.slot] = (small, float(done.scores[i]), None if features is None else features[0])
+            if done.maps[i] is not None:
+                job.full[crop.slot] = done.maps[i]
+            for stage, ms in per_row.items():
+                job.timings[stage] = job.timings.get(stage, 0.0) + ms * rows[i]
+            job.remaining -= rows[i]
             if job.remaining == 0 and not self.keep_images:
                 job.image = None
 
-    def _full_map(self, job: Job, slot: int, height: int, width: int) -> np.ndarray:
-        return job.full[slot]
+    def _crop_map(self, job: Job, slot: int, height: int, width: int) -> tuple[np.ndarray, float]:
+        """Crop ``slot``'s map, made on the device, and its score (its tile scores pooled, in ``native``)."""
+        full = map_levels(job.full[slot]) if self.levels else job.full[slot]  # levels of the downloaded float32 map
+        if self.native:
+            return full, pool_scores(job.outputs[slot].scores, self.contract.tile_pooling)
+        return full, job.outputs[slot][1]
 
 
 class DevicePath:
@@ -502,8 +639,10 @@ class DevicePath:
         """Every pipeline made so far (for diagnostics: their ``allocations``)."""
         return list(self._all)
 
-    def runner(self, backend: Backend, preprocessor, **options) -> DeviceRunner:
-        return DeviceRunner(self, backend, preprocessor, **options)
+    def runner(self, backend: Backend, preprocessor, spec: RunSpec, **options) -> DeviceRunner:
+        if spec.contract != self.contract:
+            raise FakeLocatorError("the device path was opened for another contract than this run's")
+        return DeviceRunner(self, backend, preprocessor, spec, **options)
 
     def close(self) -> None:
         with self._lock:
@@ -513,8 +652,9 @@ class DevicePath:
         self.io.close()
 
 
-def open_device_path(backend: Backend, batch_size: int, **options) -> DevicePath:
-    """The GPU path for ``backend``, or DeviceIOUnavailable saying why there is none.
+def open_device_path(backend: Backend, spec: RunSpec, **options) -> DevicePath:
+    """The GPU path for ``backend`` running ``spec`` (its contract, its batch size), or
+    DeviceIOUnavailable saying why there is none.
 
     Needs: the backend on a CUDA device and offering device I/O, the native library built with
     CUDA, and cuda-python seeing a GPU. ``options``: ``depth``, ``threads`` of ``DevicePipeline``.
@@ -531,36 +671,31 @@ def open_device_path(backend: Backend, batch_size: int, **options) -> DevicePath
         raise DeviceIOUnavailable(str(e)) from None
     if count < 1:
         raise DeviceIOUnavailable("cuda-python sees no CUDA device")
-    io = backend.device_io(batch_size)
+    io = backend.device_io(spec.batch_size)
     try:
-        return DevicePath(io, lib, backend.info.preprocessing, **options)
+        if spec.native and tuple(io.map_size) != tuple(spec.contract.size):
+            raise DeviceIOUnavailable(f"native analysis stitches maps of the tile size {spec.contract.size}, "
+                                      f"but the model's maps are {tuple(io.map_size)}")
+        return DevicePath(io, lib, spec.contract, **options)
     except BaseException:
         io.close()
         raise
 
 
-def choose_pipeline(backend: Backend, pipeline: str, batch_size: int, contract: Preprocessing | None = None) -> DevicePath | None:
-    """The DevicePath for ``pipeline`` "device" (or FakeLocatorError why not), None for "host", and
-    for "auto" the device path when it is possible, else None after logging why.
-
-    ``contract`` is the analysis the locator runs (default: the model's). The locator's device path
-    does the ``fit`` analysis only: ``DevicePipeline`` tiles and stitches a ``native`` batch
-    (``DeviceBatch.tiles``), but ``DeviceRunner`` does not pool tile scores into results yet, so
-    ``native`` tiling and stitching run on the host.
+def choose_pipeline(backend: Backend, pipeline: str, spec: RunSpec) -> tuple[RunSpec, DevicePath | None]:
+    """Where ``spec`` runs: ``(spec on "device", its DevicePath)`` for ``pipeline`` "device" (or
+    FakeLocatorError why not), ``(spec on "host", None)`` for "host", and for "auto" the device path
+    when it is possible, else the host after logging why. The device path runs the spec's contract,
+    ``fit`` or ``native`` (tiles, stitching and tile-score pooling), at its batch size (no larger
+    than the device bindings take).
     """
     if pipeline not in PIPELINES:
         raise FakeLocatorError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
     if pipeline == "host":
-        return None
-    contract = contract or backend.info.preprocessing
-    if contract.native:
-        reason = "native analysis (tiles) is not wired into the GPU path's runner yet"
-        if pipeline == "device":
-            raise FakeLocatorError(f"the GPU pipeline is not available: {reason}; use --pipeline host or --analysis fit")
-        log.info("GPU pipeline unavailable (%s); pre/post-processing runs on the host", reason)
-        return None
+        return spec.on("host"), None
     try:
-        return open_device_path(backend, batch_size)
+        path = open_device_path(backend, spec)
+        return spec.on("device", max_batch=path.io.max_batch), path
     except DeviceIOUnavailable as e:
         if pipeline == "device":
             raise FakeLocatorError(f"the GPU pipeline is not available: {e}") from None
@@ -571,4 +706,4 @@ def choose_pipeline(backend: Backend, pipeline: str, batch_size: int, contract: 
         if pipeline == "device":
             raise
         log.warning("GPU pipeline failed to start (%s); pre/post-processing runs on the host", e)
-    return None
+    return spec.on("host"), None

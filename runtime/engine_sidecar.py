@@ -25,10 +25,11 @@ from typing import Any
 
 from fakelocator.errors import FakeLocatorError
 from fakelocator.files import atomic_write_bytes
+from fakelocator.metadata import DEFAULT_THRESHOLD
 
 SCHEMA = "fakelocator.engine/1"
 HARDWARE_LEVELS = ("none", "ampere_plus", "same_compute_capability")
-PRECISIONS = ("auto", "fp32", "fp16")
+PRECISIONS = ("auto", "fp32", "fp16", "int8")
 DEFAULT_BATCH = (1, 8, 32)
 
 #: (built, running) TensorRT major versions NVIDIA supports for version-compatible engines across majors.
@@ -130,8 +131,8 @@ class BuildOptions:
     Args:
         batch: (min, opt, max) batch of the optimization profile.
         hw: (min, opt, max) (height, width) for an ONNX with dynamic H/W; None: its fixed size, or the contract's.
-        precision: "auto" (follow the ONNX), "fp16" (convert an fp32 ONNX to mixed precision first)
-            or "fp32" (refuse an fp16 ONNX).
+        precision: "auto" (follow the ONNX), "fp16" (convert an fp32 ONNX to mixed precision first),
+            "fp32" (refuse an fp16 ONNX) or "int8" (require an INT8 QDQ ONNX made for TensorRT).
         weak_fp16: build a weakly typed network with TensorRT's FP16 builder flag instead (deprecated
             in TensorRT 10.12, removed in 11); only on explicit request.
         tf32: allow TF32 for fp32 math (TensorRT's default on Ampere and later).
@@ -165,8 +166,8 @@ class BuildOptions:
             problems.append(f"batch must be (min, opt, max) with 1 <= min <= opt <= max, got {self.batch}")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.weak_fp16 and self.precision == "fp32":
-            problems.append("weak_fp16 asks for FP16 layers but precision is fp32")
+        if self.weak_fp16 and self.precision in ("fp32", "int8"):
+            problems.append(f"weak_fp16 asks for FP16 layers but precision is {self.precision}")
         if not 0 <= self.optimization_level <= 5:
             problems.append(f"optimization_level must be 0..5, got {self.optimization_level}")
         if self.hardware_compatibility not in HARDWARE_LEVELS:
@@ -197,11 +198,11 @@ class BuildOptions:
 
     def cli_args(self) -> list[str]:
         """The ``fakelocator export engine`` arguments that reproduce these options."""
-        args = ["--batch", ",".join(str(b) for b in self.batch)]
+        args = ["--batch-range", ",".join(str(b) for b in self.batch)]
         if self.hw:
             args += ["--hw", ",".join(f"{h}x{w}" for h, w in self.hw)]
-        if self.precision == "fp16":
-            args.append("--fp16")
+        if self.precision in ("fp16", "int8"):
+            args.append(f"--{self.precision}")
         elif self.precision == "fp32":
             args.append("--fp32")
         if self.weak_fp16:
@@ -260,7 +261,7 @@ class EngineSidecar:
     tensorrt_version: str
     gpu_name: str
     compute_capability: tuple[int, int]
-    precision: str  # "fp32" | "fp16"
+    precision: str  # "fp32" | "fp16" | "int8" (explicit quantization: Q/DQ from the ONNX)
     strongly_typed: bool
     profiles: tuple[ShapeProfile, ...]
     onnx_path: str  # the ONNX the user gave
@@ -269,6 +270,7 @@ class EngineSidecar:
     preprocessing: dict[str, Any]
     model_config: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    threshold: float = DEFAULT_THRESHOLD  # the ONNX's fakelocator.threshold (a sidecar without it: the default)
     fakelocator_version: str = ""
     options: BuildOptions = field(default_factory=BuildOptions)
     source_onnx_sha256: str = ""  # of the ONNX the user gave, when it was converted before parsing
@@ -312,10 +314,13 @@ class EngineSidecar:
             values["profiles"] = tuple(ShapeProfile.from_dict(p) for p in d["profiles"])
             values["options"] = BuildOptions.from_dict(d.get("options") or {})
             values["io"] = tuple(dict(t) for t in d.get("io", ()))
+            values["threshold"] = float(d.get("threshold", DEFAULT_THRESHOLD))
         except (KeyError, TypeError, ValueError) as e:
             raise FakeLocatorError(f"{source}: malformed ({e})") from None
         if not values["profiles"]:
             raise FakeLocatorError(f"{source}: no optimization profile")
+        if not 0.0 <= values["threshold"] <= 1.0:
+            raise FakeLocatorError(f"{source}: threshold must be in [0, 1], got {values['threshold']}")
         return cls(**values)
 
     @classmethod

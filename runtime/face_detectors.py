@@ -1,8 +1,9 @@
-"""Face detectors for the face-crop region provider (``fakelocator.runtime.faces``).
+"""Face detectors for the face-crop region provider (``fakelocator.runtime.faces``) besides the
+default, BlazeFace (``blazeface.py``):
 
-- ``LBPCascadeDetector``: the LBP frontal-face cascade that ships inside scikit-image
-  (``skimage.data.lbp_frontal_face_cascade_filename()``), so faces work out of the box with no
-  weights to obtain. OpenCV 5 no longer ships its cascades (nor ``CascadeClassifier``).
+- ``LBPCascadeDetector`` (``detector="lbp"``, the fallback): the LBP frontal-face cascade that
+  ships inside scikit-image (``skimage.data.lbp_frontal_face_cascade_filename()``); frontal faces
+  only. OpenCV 5 no longer ships its cascades (nor ``CascadeClassifier``).
 - ``RetinaFaceDetector``: facexlib's RetinaFace (ResNet-50 or MobileNet-0.25) from a local weights
   file; more accurate (profiles, small and occluded faces), needs torch and facexlib.
 
@@ -189,7 +190,9 @@ class RetinaFaceDetector:
             import torch
             from facexlib.detection.retinaface import RetinaFace
         except ImportError:
-            raise FakeLocatorError("RetinaFace needs torch and facexlib (pip install 'fakelocator[train]'); "
+            raise FakeLocatorError("RetinaFace needs torch and facexlib (pip install 'fakelocator[train]', then "
+                                   "pip install --no-deps facexlib==0.3.0: its opencv-python would clash with "
+                                   "opencv-python-headless); "
                                    "without --face-weights the built-in detector needs neither") from None
         path = Path(weights)
         if not path.is_file():

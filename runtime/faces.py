@@ -12,14 +12,16 @@ kept inside the image) and the detections themselves, which results report as ``
 pipeline runs each crop through the network and pastes its map back at the crop's place (the
 frame's map is the per-pixel maximum over faces, zero elsewhere); the score is the highest face's.
 
-Without a face: ``fallback="none"`` (default) analyses nothing (zero map, score 0, label "real",
-``faces == []``; a video counts the frame in ``summary.empty_frames``, not in its statistics);
-``fallback="frame"`` analyses the whole image as if faces were off (``faces == []`` still says
-none was found).
+Without a face: ``fallback="frame"`` (default) analyses the whole image as if faces were off
+(``faces == []`` says none was found, and the record's ``analysed`` is ``"image"``): an image
+without a detected face is not thereby real. ``fallback="none"`` analyses nothing (zero map, score
+0, label "real", ``analysed == "nothing"``; a video counts the frame in ``summary.empty_frames``,
+not in its statistics).
 
-Detectors (``face_detectors.py``): facexlib's RetinaFace when ``weights`` are given, else the LBP
-cascade that ships inside scikit-image (``pip install 'fakelocator[faces]'``). Nothing heavy is
-imported until a provider is built.
+Detectors: MediaPipe's BlazeFace converted to ONNX, shipped in the package and run on onnxruntime
+(``blazeface.py``; the default), facexlib's RetinaFace when ``weights`` are given, or, as a
+fallback, the LBP cascade that ships inside scikit-image (``face_detectors.py``; ``pip install
+'fakelocator[faces]'``). Nothing heavy is imported until a provider is built.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from fakelocator.errors import FakeLocatorError
 from fakelocator.runtime.regions import RegionProposal
 from fakelocator.runtime.results import Box, Face
 
-DETECTORS = ("auto", "lbp", "retinaface")
+DETECTORS = ("auto", "blazeface", "blazeface-short", "lbp", "retinaface")
 FALLBACKS = ("none", "frame")
 
 
@@ -49,18 +51,22 @@ class FaceOptions:
     """How faces are found and cropped.
 
     Args:
-        detector: ``auto`` (RetinaFace when ``weights`` are given, else the LBP cascade), ``lbp``
-            or ``retinaface``.
+        detector: ``auto`` (RetinaFace when ``weights`` are given, else BlazeFace), ``blazeface``
+            (MediaPipe's full-range model: faces down to ~1/20 of a view, tiles for smaller ones),
+            ``blazeface-short`` (the short-range model: close-up faces), ``lbp`` (scikit-image's
+            frontal-face cascade, the former default) or ``retinaface``.
         weights: RetinaFace weights (``detection_Resnet50_Final.pth`` or
             ``detection_mobilenet0.25_Final.pth`` from facexlib's releases); never downloaded.
-        device: where RetinaFace runs: "auto", "cpu", "cuda", "cuda:N".
+        device: where BlazeFace (onnxruntime) or RetinaFace (torch) runs: "auto", "cpu", "cuda", "cuda:N".
         margin: each side of a face's box grows by ``margin`` × the box's longer side before cropping
             (0.3: a 100-pixel face gives a 160-pixel crop), so the crop shows the face's edges and
             some hair and background, as training images do.
-        min_size: smallest face searched, as a fraction of the image's shorter side (LBP cascade).
-        threshold: the lowest detector score kept; None: the detector's default (LBP 0.5, RetinaFace 0.8).
+        min_size: smallest face searched, as a fraction of the image's shorter side (BlazeFace: tiles
+            are added when the whole image would make such a face too small; LBP: the search's scale).
+        threshold: the lowest detector score kept; None: the detector's default (BlazeFace and LBP
+            0.5, RetinaFace 0.8).
         max_faces: analyse at most this many faces per image (the highest-scoring); None: all.
-        fallback: without a face, ``none`` analyses nothing, ``frame`` the whole image.
+        fallback: without a face, ``frame`` (default) analyses the whole image, ``none`` nothing.
     """
 
     detector: str = "auto"
@@ -70,7 +76,7 @@ class FaceOptions:
     min_size: float = 0.1
     threshold: float | None = None
     max_faces: int | None = None
-    fallback: str = "none"
+    fallback: str = "frame"
 
     def __post_init__(self):
         if self.detector not in DETECTORS:
@@ -89,10 +95,15 @@ class FaceOptions:
             raise FakeLocatorError(f"face threshold must be in [0, 1], got {self.threshold}")
 
     def build_detector(self) -> FaceDetector:
+        kind = self.detector if self.detector != "auto" else ("retinaface" if self.weights else "blazeface")
+        extra = {} if self.threshold is None else {"threshold": self.threshold}
+        if kind.startswith("blazeface"):
+            from fakelocator.runtime.blazeface import BlazeFaceDetector
+
+            model = "short" if kind == "blazeface-short" else "full"
+            return BlazeFaceDetector(model, min_size=self.min_size, device=self.device, **extra)
         from fakelocator.runtime.face_detectors import LBPCascadeDetector, RetinaFaceDetector
 
-        kind = self.detector if self.detector != "auto" else ("retinaface" if self.weights else "lbp")
-        extra = {} if self.threshold is None else {"threshold": self.threshold}
         if kind == "retinaface":
             return RetinaFaceDetector(os.fspath(self.weights), device=self.device, **extra)
         return LBPCascadeDetector(min_size=self.min_size, **extra)
@@ -128,7 +139,7 @@ class FaceRegions:
         margin, max_faces, fallback: see ``FaceOptions``.
     """
 
-    def __init__(self, detector: FaceDetector, *, margin: float = 0.3, max_faces: int | None = None, fallback: str = "none"):
+    def __init__(self, detector: FaceDetector, *, margin: float = 0.3, max_faces: int | None = None, fallback: str = "frame"):
         if fallback not in FALLBACKS:
             raise FakeLocatorError(f"faces fallback must be one of {', '.join(FALLBACKS)}, got {fallback!r}")
         self.detector = detector

@@ -4,7 +4,9 @@ An argument is
 
 - ``-``: a list of inputs, one per line, read from stdin (relative entries: from the current folder);
 - a ``.txt`` / ``.lst`` / ``.list`` file: a list of inputs, one per line (relative entries: from the
-  list file's folder); blank lines and lines starting with ``#`` are skipped;
+  list file's folder); blank lines and lines starting with ``#`` are skipped; a UTF-8 byte-order
+  mark is ignored; names that are not UTF-8 are read as the file system stores them; a line that
+  cannot be a path (a NUL byte, binary junk) becomes an input with its error, like a missing file;
 - a folder: every image and video under it, recursively, sorted (hidden files and folders are
   skipped; a subfolder that cannot be listed becomes an input with its error, e.g. "permission
   denied");
@@ -25,7 +27,10 @@ Output keys. An input's outputs are named by its path without its suffix: ``a/b.
 (absolute, or climbing with ``..``) keep their absolute path under ``_abs``: ``/data/x.jpg`` →
 ``maps/_abs/data/x.png``. When two inputs would share a name (``a/b.jpg`` and ``a/b.png``, or a
 video's frame folder and an image under it), each of them keeps its suffix in its key
-(``maps/a/b.jpg.png``, ``maps/a/b.png.png``); any remaining clash gets ``~2``, ``~3``…
+(``maps/a/b.jpg.png``, ``maps/a/b.png.png``); any remaining clash gets ``~2``, ``~3``… With
+``--resume``, the keys the journal already holds count too: an input keeps the key it was recorded
+with, and no other input is given it. A name whose output file name would exceed 255 bytes is
+shortened to its start, ``~`` and a hash of the whole name.
 """
 
 from __future__ import annotations
@@ -74,8 +79,10 @@ def expand(
 
 
 def _expand_one(arg: str, *, stdin: TextIO, excluded: str | None, base: str | None, nested: bool) -> list[Input]:
+    if "\0" in arg:
+        return [Input(_shown(arg), "image", error="a path cannot contain a NUL byte")]
     if arg == "-" and not nested:
-        return _expand_list(stdin.read().splitlines(), stdin=stdin, excluded=excluded, base=None)
+        return _expand_list(_list_lines(_read_stdin(stdin)), stdin=stdin, excluded=excluded, base=None)
     path = os.path.normpath(os.path.join(base, arg)) if base and not os.path.isabs(arg) else os.path.normpath(arg)
     if os.path.isdir(path):
         if _inside(path, excluded):
@@ -86,9 +93,9 @@ def _expand_one(arg: str, *, stdin: TextIO, excluded: str | None, base: str | No
         return found
     if os.path.isfile(path) and Path(path).suffix.lower() in LIST_SUFFIXES and not nested:
         try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            return [Input(path, "image", error=f"list file cannot be read ({e})")]
+            lines = _list_lines(Path(path).read_bytes())
+        except OSError as e:
+            return [Input(path, "image", error=f"list file cannot be read ({e.strerror or e})")]
         return _expand_list(lines, stdin=stdin, excluded=excluded, base=os.path.dirname(path))
     missing = _missing(path)
     if missing == "no such file" and _GLOB_CHARS & set(arg):
@@ -105,6 +112,29 @@ def _expand_one(arg: str, *, stdin: TextIO, excluded: str | None, base: str | No
     if missing is not None:
         return [Input(path, _kind(path), error=missing)]
     return [Input(path, _kind(path))]
+
+
+def _read_stdin(stdin: TextIO) -> bytes:
+    """stdin's bytes (its text layer would fail on a name that is not UTF-8)."""
+    buffer = getattr(stdin, "buffer", None)
+    if buffer is not None:
+        return buffer.read()
+    text = stdin.read()
+    return text if isinstance(text, bytes) else os.fsencode(text)
+
+
+def _list_lines(data: bytes) -> list[str]:
+    """A list file's entries, one per line: a UTF-8 byte-order mark at the start is dropped, and each
+    line is decoded as the file system decodes names (UTF-8, bytes that are not kept as they are:
+    a Latin-1 name in a list still names its file)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    return [os.fsdecode(line) for line in data.splitlines()]
+
+
+def _shown(text: str) -> str:
+    """A name for a record: NUL bytes and names that are not text shown escaped."""
+    return text.replace("\0", "\\0").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _missing(path: str) -> str | None:
@@ -180,21 +210,66 @@ def base_key(path: str, cwd: str) -> PurePosixPath:
         return PurePosixPath("_abs") / absolute.relative_to(absolute.anchor).as_posix()
 
 
-def assign_keys(inputs: list[Input], cwd: str) -> list[Input]:
+#: The longest file name most file systems take (NAME_MAX), in bytes.
+NAME_MAX = 255
+#: What output names add to a key's last part: ``.png`` / ``.jpg``.
+OUTPUT_SUFFIX_BYTES = 4
+
+
+def fit_name(key: str) -> str:
+    """``key`` with its last part shortened, if it must be, so that ``<last part>.png`` fits NAME_MAX
+    bytes: its start, ``~`` and 10 hex digits of its SHA-1 (two long names that differ only at
+    their ends stay apart)."""
+    head, _, last = key.rpartition("/")
+    raw = os.fsencode(last)
+    room = NAME_MAX - OUTPUT_SUFFIX_BYTES
+    if len(raw) <= room:
+        return key
+    import hashlib
+
+    digest = hashlib.sha1(raw).hexdigest()[:10]
+    keep = raw[: room - len(digest) - 1]
+    while keep and (keep[-1] & 0xC0) == 0x80:  # do not cut a UTF-8 character in two
+        keep = keep[:-1]
+    if keep and keep[-1] >= 0xC0:
+        keep = keep[:-1]
+    short = os.fsdecode(keep) + "~" + digest
+    return f"{head}/{short}" if head else short
+
+
+def assign_keys(inputs: list[Input], cwd: str, *, taken: dict[str, str] | None = None) -> list[Input]:
+    """Output keys for ``inputs`` (see the module docstring).
+
+    ``taken``: {key: input path} of the keys an earlier run recorded in the same output folder
+    (``--resume``): an input keeps the key recorded for it, and no other input gets one of them, so
+    a resumed run never writes over the maps of the inputs it skips.
+    """
+    taken = dict(taken or {})
+    owned = {path: key for key, path in taken.items()}
+    taken_folders = {str(parent) for key in taken for parent in PurePosixPath(key).parents}
     full = [str(base_key(i.path, cwd)) for i in inputs]
     stems = [str(PurePosixPath(k).with_suffix("")) if PurePosixPath(k).suffix else k for k in full]
     counts = Counter(stems)
     image_folders = {str(parent) for s, i in zip(stems, inputs) if i.kind == "image" for parent in PurePosixPath(s).parents}
-    out, used = [], set()
+    out, used = [], set(taken)
+
+    def free(candidate: str, item: Input) -> bool:
+        if candidate in used:
+            return False
+        return item.kind != "video" or candidate not in taken_folders  # a video's frames go in a folder named so
+
     for item, name, stem in zip(inputs, full, stems):
-        clash = counts[stem] > 1
+        if item.path in owned:
+            out.append(replace(item, key=owned[item.path]))
+            continue
+        clash = counts[stem] > 1 or stem in taken
         if item.kind == "video":  # its frames go in a folder named like its stem
-            clash = clash or stem in image_folders
+            clash = clash or stem in image_folders or stem in taken_folders
         key = name if clash else stem
-        candidate, n = key, 1
-        while candidate in used:
+        candidate, n = fit_name(key), 1
+        while not free(candidate, item):
             n += 1
-            candidate = f"{key}~{n}"
+            candidate = fit_name(f"{key}~{n}")
         used.add(candidate)
         out.append(replace(item, key=candidate))
     return out

@@ -36,3 +36,35 @@ def check_threads(name: str, value: object, *, allow_zero: bool = False) -> int:
             f"{name} must be between {low} and {max_threads()} (4 per usable CPU, at least 16), got {value}"
         )
     return value
+
+
+#: The largest batch accepted: beyond it a batch is no faster per input on any backend, and its
+#: buffers (input, maps, per-tile outputs) grow with it; 4096 224² inputs are 2.5 GB of float32.
+MAX_BATCH = 4096
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM on this machine, None when the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_batch(batch_size: object, input_size: tuple[int, int]) -> int:
+    """``batch_size`` as a batch in [1, MAX_BATCH] whose network input, (batch, 3, h, w) float32,
+    takes at most a quarter of the machine's memory (maps and outputs come on top); else a
+    FakeLocatorError that says what it would take."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise FakeLocatorError(f"batch_size must be an integer, got {batch_size!r}")
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise FakeLocatorError(f"batch_size must be between 1 and {MAX_BATCH}, got {batch_size}")
+    h, w = input_size
+    need = batch_size * 3 * h * w * 4
+    memory = physical_memory()
+    if memory is not None and need > memory // 4:
+        raise FakeLocatorError(
+            f"batch_size {batch_size} of {h}x{w} inputs needs {need / 2**30:.1f} GiB for the network input alone, "
+            f"more than a quarter of this machine's {memory / 2**30:.1f} GiB; use a smaller --batch"
+        )
+    return batch_size

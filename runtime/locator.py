@@ -25,15 +25,17 @@ from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
+from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError, InputError
 from fakelocator.runtime.backends import load_backend
 from fakelocator.runtime.backends.base import Backend, ModelInfo
 from fakelocator.runtime.limits import check_threads
 from fakelocator.runtime.decode import DEFAULT_MAX_PIXELS, load_image, to_color_image
-from fakelocator.runtime.pipeline import DEFAULT_MAX_TILES, Job, Runner, background, prefetch
+from fakelocator.runtime.pipeline import Job, Runner, background, header_tile_check, prefetch
 from fakelocator.runtime.preprocess import Preprocessor, select_preprocessor
 from fakelocator.runtime.regions import RegionProposal, RegionProvider, clip_boxes
-from fakelocator.runtime.results import BBOX_LEVEL, FrameResult, LocateResult
+from fakelocator.runtime.results import FrameResult, LocateResult
+from fakelocator.runtime.spec import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TILES, MIN_SIDE, spec_for
 from fakelocator.runtime.video import RawFrame, Sampling, VideoReader, VideoResults, VideoSource
 
 if TYPE_CHECKING:
@@ -88,8 +90,9 @@ class Locator:
 
     Args:
         backend: a loaded ``Backend`` (see ``Locator.load`` to load one from a file).
-        batch_size: crops per inference call.
-        threshold: ``score >= threshold`` is labelled "fake".
+        batch_size: network inputs per inference call (crops in ``fit``, tiles in ``native``).
+        threshold: ``score >= threshold`` is labelled "fake"; None: the model's calibrated threshold
+            (its metadata, ``fakelocator.threshold``; 0.5 for a model that states none).
         preprocessor: "auto" (the native library when built, else numpy), "numpy", "native", or a
             ``Preprocessor`` instance.
         workers: decoding threads (and as many upsampling threads); default min(8, CPU count).
@@ -111,52 +114,88 @@ class Locator:
             "top2"; None: the model's.
         max_tiles: ``native``: inputs that take more tiles than this (over all their crops) get an
             error record instead of a map (never a silent downscale); None for no limit. Default
-            1024 tiles, about 6000 × 6000 pixels with 224² tiles.
+            ``DEFAULT_MAX_TILES`` (1024) tiles, about 7200 × 7200 pixels with the shipped model's 256²
+            tiles (overlap 32).
+        bbox_level: results' ``bbox`` is the box of the map at or above this level; None: the
+            resolved threshold.
+        min_side: images and frames with a side shorter than this get an error record ("too small
+            to analyse": neither real nor fake) instead of a score; default ``MIN_SIDE`` (16, see
+            docs/runtime.md); 1 analyses everything.
+
+    ``batch_size``, ``threshold``, ``analysis``, ``tile_overlap``, ``tile_pooling``, ``max_tiles``
+    and ``min_side`` are resolved with the model's own once (``fakelocator.runtime.spec``):
+    ``self.spec`` is what every call runs.
     """
 
     def __init__(
         self,
         backend: Backend,
         *,
-        batch_size: int = 8,
-        threshold: float = 0.5,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        threshold: float | None = None,
         preprocessor: str | Preprocessor = "auto",
         workers: int | None = None,
         prefetch: int | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         regions: RegionProvider | None = None,
-        bbox_level: float = BBOX_LEVEL,
+        bbox_level: float | None = None,
         pipeline: str = "auto",
         analysis: str | None = None,
         tile_overlap: int | None = None,
         tile_pooling: str | None = None,
         max_tiles: int | None = DEFAULT_MAX_TILES,
+        min_side: int = MIN_SIDE,
     ) -> None:
-        if batch_size < 1:
-            raise FakeLocatorError(f"batch_size must be >= 1, got {batch_size}")
-        if max_tiles is not None and (not isinstance(max_tiles, int) or max_tiles < 1):
-            raise FakeLocatorError(f"max_tiles must be an integer >= 1 or None, got {max_tiles!r}")
-        if not 0.0 <= threshold <= 1.0:
-            raise FakeLocatorError(f"threshold must be in [0, 1], got {threshold}")
+        spec = spec_for(backend, batch_size=batch_size, threshold=threshold, analysis=analysis,
+                        tile_overlap=tile_overlap, tile_pooling=tile_pooling, max_tiles=max_tiles, min_side=min_side)
         self.backend = backend
-        #: The contract this locator runs: the model's, with the analysis and tile options asked for.
-        self.contract = backend.info.preprocessing.with_analysis(analysis, tile_overlap=tile_overlap, tile_pooling=tile_pooling)
-        self.max_tiles = max_tiles
-        self.batch_size = batch_size
-        self.threshold = threshold
         self.preprocessor = select_preprocessor(preprocessor) if isinstance(preprocessor, str) else preprocessor
         self.workers = _default_workers() if workers in (None, 0) else check_threads("workers", workers)
-        self.prefetch = prefetch or max(2 * batch_size, self.workers)
+        self.prefetch = prefetch or max(2 * spec.batch_size, self.workers)
         self.max_pixels = max_pixels
         self.regions = regions
-        self.bbox_level = bbox_level
+        self._closed = False
         self._default_faces: RegionProvider | None = None  # locate_video(faces=True)'s provider, built on first use
-        # ---- GPU pipeline (device_pipeline.py) ----
+        # ---- GPU pipeline (device_pipeline.py): "auto" is decided here, once ----
         from fakelocator.runtime.device_pipeline import choose_pipeline
 
-        self._device_path = choose_pipeline(backend, pipeline, batch_size, self.contract)
-        self.pipeline = "host" if self._device_path is None else "device"
-        # ----
+        #: The run specification every call runs (fakelocator.runtime.spec): contract, threshold,
+        #: batch size, tile budget, pipeline, device.
+        self.spec, self._device_path = choose_pipeline(backend, pipeline, spec)
+        #: ``bbox``: the box of the map at or above this level (the pixels the model calls fake).
+        self.bbox_level = self.spec.threshold if bbox_level is None else bbox_level
+
+    # The resolved options, as read-only attributes (``spec`` is frozen: a locator is rebuilt, not re-tuned).
+
+    @property
+    def contract(self) -> Preprocessing:
+        """The contract this locator runs: the model's, with the analysis and tile options asked for."""
+        return self.spec.contract
+
+    @property
+    def threshold(self) -> float:
+        """``score >= threshold`` is labelled fake: the one given, else the model's calibrated one."""
+        return self.spec.threshold
+
+    @property
+    def batch_size(self) -> int:
+        """Network inputs per inference call (after the backend's limits)."""
+        return self.spec.batch_size
+
+    @property
+    def max_tiles(self) -> int | None:
+        """The tile budget per input in ``native`` analysis (None: no limit)."""
+        return self.spec.max_tiles
+
+    @property
+    def min_side(self) -> int:
+        """Images and frames with a shorter side get the error record "too small to analyse"."""
+        return self.spec.min_side
+
+    @property
+    def pipeline(self) -> str:
+        """Where pre/post-processing runs: "host" or "device"."""
+        return self.spec.pipeline
 
     @classmethod
     def load(
@@ -164,8 +203,8 @@ class Locator:
         model: str | os.PathLike | None = None,
         backend: str = "auto",
         device: str = "auto",
-        batch_size: int = 8,
-        threshold: float = 0.5,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        threshold: float | None = None,
         *,
         preprocessor: str | Preprocessor = "auto",
         workers: int | None = None,
@@ -178,6 +217,8 @@ class Locator:
         tile_overlap: int | None = None,
         tile_pooling: str | None = None,
         max_tiles: int | None = DEFAULT_MAX_TILES,
+        min_side: int = MIN_SIDE,
+        precision: str | None = None,
         **backend_options: "int | float | bool | str",
     ) -> "Locator":
         """Load a model and build a locator around it.
@@ -188,12 +229,17 @@ class Locator:
             backend: "auto" (the fastest available for the file: tensorrt > onnxruntime > torch),
                 "tensorrt", "onnxruntime" or "torch".
             device: "auto", "cpu", "cuda" or "cuda:N".
+            threshold: None: the model's calibrated threshold (its metadata; 0.5 when it states none).
             regions: a region provider (``fakelocator.runtime.regions``) for every input.
             faces: ``True`` or a ``fakelocator.runtime.faces.FaceOptions``: detect faces in every
                 image and frame and analyse face crops (the region provider for faces; docs/faces.md).
             pipeline: "auto", "host" or "device": where pre/post-processing runs (see the class).
             analysis, tile_overlap, tile_pooling, max_tiles: "fit" or "native" analysis and its
                 options (see the class); None keeps what the model was made for.
+            min_side: the shortest side analysed (see the class).
+            precision: None (the file as given), "fp32", "int8" or "auto": run the model's fp32 ONNX
+                or its ``.int8.onnx`` companion (``fakelocator.runtime.precision``; auto: int8 on a CPU
+                with VNNI/AMX when the file exists).
             backend_options: passed to the backend's ``load`` (e.g. ``threads`` for onnxruntime).
         """
         if faces not in (None, False):
@@ -207,22 +253,16 @@ class Locator:
                     f"the default model is not installed ({model} is missing); pass a model file "
                     "(an exported .onnx, an .engine or a checkpoint)"
                 )
+        if precision is not None:
+            from fakelocator.runtime.precision import choose
+
+            model = choose(model, precision, on_cpu=_runs_on_cpu(backend, device)).path
         loaded = load_backend(model, backend, device=device, batch_size=batch_size, **backend_options)
         try:
             return cls(
-                loaded,
-                batch_size=batch_size,
-                threshold=threshold,
-                preprocessor=preprocessor,
-                workers=workers,
-                prefetch=prefetch,
-                max_pixels=max_pixels,
-                regions=regions,
-                pipeline=pipeline,
-                analysis=analysis,
-                tile_overlap=tile_overlap,
-                tile_pooling=tile_pooling,
-                max_tiles=max_tiles,
+                loaded, batch_size=batch_size, threshold=threshold, preprocessor=preprocessor, workers=workers,
+                prefetch=prefetch, max_pixels=max_pixels, regions=regions, pipeline=pipeline, analysis=analysis,
+                tile_overlap=tile_overlap, tile_pooling=tile_pooling, max_tiles=max_tiles, min_side=min_side,
             )
         except BaseException:
             loaded.close()
@@ -250,6 +290,7 @@ class Locator:
         on_error: str = "raise",
         keep_images: bool = False,
         keep_outputs: bool = False,
+        map_dtype: str = "float32",
     ) -> LocateResult | list[LocateResult]:
         """Locate manipulations in one input or a list of them.
 
@@ -263,6 +304,9 @@ class Locator:
             keep_outputs: attach the network's outputs before upsampling (``result.outputs``: the
                 network-resolution ``map`` and the ``features`` vector; in ``native`` analysis the
                 ``tile_maps``, ``tile_scores`` and mean ``features``), e.g. for evaluation.
+            map_dtype: "float32" (``result.map`` in [0, 1]) or "uint8": its 8-bit levels
+                (``fakelocator.runtime.levels``, what an 8-bit PNG stores), stitched or upsampled
+                straight to levels without a float32 full-resolution map (trt-locate's 8-bit writer).
 
         Returns:
             a ``LocateResult``, or a list of them in input order.
@@ -275,7 +319,7 @@ class Locator:
                 raise
             return LocateResult(e.source, error=e.reason)  # one input, and not a usable one
         results = list(self.locate_iter(
-            items, color_order, on_error=on_error, keep_images=keep_images, keep_outputs=keep_outputs
+            items, color_order, on_error=on_error, keep_images=keep_images, keep_outputs=keep_outputs, map_dtype=map_dtype
         ))
         return results[0] if single else results
 
@@ -287,6 +331,7 @@ class Locator:
         on_error: str = "raise",
         keep_images: bool = False,
         keep_outputs: bool = False,
+        map_dtype: str = "float32",
     ) -> Iterator[LocateResult]:
         """Like ``locate`` on an iterable, yielding results in order as their batches finish.
 
@@ -295,7 +340,10 @@ class Locator:
         array) is an ``InputError`` naming it, whatever ``on_error`` says.
         """
         self._check_on_error(on_error)
+        self._check_open()
         _, items = _batch_of(images)  # a bare path or image is one input, not an iterable of characters or rows
+        # native analysis refuses an image over the tile budget from its header, before decoding it
+        check = header_tile_check(self.contract, self.max_tiles) if self.regions is None else None
 
         def decode(numbered: tuple[int, ImageInput]) -> Job:
             index, item = numbered
@@ -309,11 +357,13 @@ class Locator:
             t0 = time.perf_counter()
             try:
                 job.image, job.color_order, _ = load_image(
-                    item, color_order=color_order, max_pixels=self.max_pixels, source=source
+                    item, color_order=color_order, max_pixels=self.max_pixels, source=source, check=check
                 )
                 job.height, job.width = job.image.shape[:2]
             except InputError as e:
                 job.error = e.reason
+            except MemoryError:
+                job.error = "out of memory decoding it"
             except Exception as e:  # noqa: BLE001 - one broken input must not end the run
                 job.error = f"cannot be decoded ({type(e).__name__}: {e})"
             job.timings["decode"] = (time.perf_counter() - t0) * 1000
@@ -321,7 +371,7 @@ class Locator:
             return job
 
         jobs = prefetch(decode, enumerate(items), workers=self.workers, depth=self.prefetch)
-        return self._finish(jobs, on_error, keep_images, keep_outputs)
+        return self._finish(jobs, on_error, keep_images, keep_outputs, map_dtype)
 
     # ---- videos -------------------------------------------------------------------------------
 
@@ -339,6 +389,7 @@ class Locator:
         known: dict[int, float | None] | None = None,
         known_empty: Iterable[int] = (),
         faces: "bool | FaceOptions | None" = None,
+        map_dtype: str = "float32",
     ) -> VideoResults:
         """Open a video and return its per-frame results, iterable as frames are decoded, with a summary.
 
@@ -359,8 +410,10 @@ class Locator:
             faces: ``True`` or a ``FaceOptions``: analyse the faces detected in each frame (crops
                 with a margin, maps pasted back; frames without a face are ``empty_frames``, see
                 docs/faces.md); ``False``: whole frames; None: as the locator was loaded.
+            map_dtype: "float32" or "uint8" (the frames' 8-bit map levels; see ``locate``).
         """
         self._check_on_error(on_error)
+        self._check_open()
         if faces is None:
             regions = self.regions
         elif faces is False:
@@ -370,7 +423,7 @@ class Locator:
         reader = VideoReader(video, Sampling(every, fps, max_frames), max_pixels=self.max_pixels)
         return VideoResults(
             self, reader, on_error=on_error, keep_images=keep_images, top_k=top_k, verdict_by=verdict_by, known=known,
-            known_empty=known_empty, regions=regions,
+            known_empty=known_empty, regions=regions, map_dtype=map_dtype,
         )
 
     def _faces_for_videos(self, faces: "bool | FaceOptions") -> RegionProvider:
@@ -382,7 +435,8 @@ class Locator:
         return _face_provider(faces, self.backend.device)
 
     def _run_frames(
-        self, source: str, frames: Iterator[RawFrame], *, on_error: str, keep_images: bool, regions: RegionProvider | None
+        self, source: str, frames: Iterator[RawFrame], *, on_error: str, keep_images: bool, regions: RegionProvider | None,
+        map_dtype: str = "float32",
     ) -> Iterator[FrameResult]:
         def prepare(raw: RawFrame) -> Job:
             job = Job(index=raw.index, source=source, frame=raw.index, time_s=raw.time_s)
@@ -399,7 +453,7 @@ class Locator:
             return job
 
         jobs = prefetch(prepare, background(frames, depth=self.prefetch), workers=self.workers, depth=self.prefetch)
-        return self._finish(jobs, on_error, keep_images)
+        return self._finish(jobs, on_error, keep_images, map_dtype=map_dtype)
 
     # ---- shared -------------------------------------------------------------------------------
 
@@ -420,22 +474,14 @@ class Locator:
         job.timings["regions"] = (time.perf_counter() - t0) * 1000
 
     def _finish(
-        self, jobs: Iterator[Job], on_error: str, keep_images: bool, keep_outputs: bool = False
+        self, jobs: Iterator[Job], on_error: str, keep_images: bool, keep_outputs: bool = False, map_dtype: str = "float32"
     ) -> Iterator[LocateResult]:
-        options = dict(
-            batch_size=self.batch_size,
-            threshold=self.threshold,
-            workers=self.workers,
-            keep_images=keep_images,
-            keep_outputs=keep_outputs,
-            bbox_level=self.bbox_level,
-            contract=self.contract,
-            max_tiles=self.max_tiles,
-        )
+        options = dict(workers=self.workers, keep_images=keep_images, keep_outputs=keep_outputs, bbox_level=self.bbox_level,
+                       map_dtype=map_dtype)
         if self._device_path is not None:
-            runner = self._device_path.runner(self.backend, self.preprocessor, **options)
+            runner = self._device_path.runner(self.backend, self.preprocessor, self.spec, **options)
         else:
-            runner = Runner(self.backend, self.preprocessor, **options)
+            runner = Runner(self.backend, self.preprocessor, self.spec, **options)
         results = runner.run(jobs)
         try:
             for result in results:
@@ -453,7 +499,15 @@ class Locator:
         if on_error not in ON_ERROR:
             raise FakeLocatorError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise FakeLocatorError("this Locator is closed (close() or its with-block ended); load another")
+
     def close(self) -> None:
+        """Release the model and its buffers; the locator cannot be used afterwards. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         if self._device_path is not None:
             self._device_path.close()
             self._device_path = None
@@ -475,3 +529,18 @@ def _face_provider(faces: "bool | FaceOptions", device: str) -> RegionProvider:
     if not isinstance(faces, FaceOptions):
         raise FakeLocatorError(f"faces must be True or a FaceOptions, got {faces!r}")
     return FaceRegions.from_options(faces)
+
+
+def _runs_on_cpu(backend: str, device: str) -> bool:
+    """Whether an ONNX model loaded with these options runs on the CPU (ONNX Runtime without CUDA)."""
+    if device == "cpu":
+        return True
+    if device != "auto" or backend not in ("auto", "onnxruntime"):
+        return False
+    from fakelocator.runtime.backends import available
+
+    if backend == "auto" and available("tensorrt")[0]:
+        return False
+    from fakelocator.runtime.backends.onnxruntime import has_cuda
+
+    return available("onnxruntime")[0] and not has_cuda()

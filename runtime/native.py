@@ -572,25 +572,35 @@ class NativeLibrary:
         overlap: int | None = None,
         dtype=np.float32,
         start: int = 0,
+        rects: Sequence[tuple[int, int, int, int] | None] | None = None,
         stream=None,
     ) -> list[int]:
-        """:meth:`tiles` on the GPU, enqueued on ``stream``; returns each image's tile count.
+        """:meth:`tiles` on the GPU, enqueued on ``stream``; returns how many tiles each image wrote.
 
         ``out_ptr`` holds (N, 3, h, w) ``dtype`` (float32 or float16), e.g. a TensorRT input binding;
-        image 0's tiles go to batch index ``start`` onwards, the next image's right after. The
+        image 0's tiles go to batch index ``start`` onwards, the next image's right after.
+        ``rects[k]`` = (row0, rows, col0, cols) limits image k to that rectangle of its tile layout
+        (None: all its tiles), as in :meth:`tiles`; an image may be listed once per rectangle. The
         caller makes sure they fit (the counts are :meth:`tile_count`).
         """
         params = _preprocess_params(color_order, contract, np.dtype(dtype))
         overlap = contract.tile_overlap if overlap is None else overlap
         if start < 0:
             raise FakeLocatorError(f"tiles_device: start must be >= 0, got {start}")
+        if rects is not None and len(rects) != len(images):
+            raise FakeLocatorError(f"tiles_device: {len(images)} images but {len(rects)} tile rectangles")
         out = _device_ptr(out_ptr, "tiles_device output")
         items = (_TileItem * max(1, len(images)))()
         counts, first = [], start
         for k, image in enumerate(images):
             items[k].image = _device_image(image, f"device image {k}")
             items[k].first = first
-            counts.append(self.tile_count(image.height, image.width, contract.size, overlap))
+            rect = None if rects is None else rects[k]
+            if rect is None:
+                counts.append(self.tile_count(image.height, image.width, contract.size, overlap))
+            else:
+                items[k].row0, items[k].rows, items[k].col0, items[k].cols = (int(v) for v in rect)
+                counts.append(int(rect[1]) * int(rect[3]))
             first += counts[-1]
         status = self._lib.fl_tiles_cuda(items, len(images), int(overlap), ctypes.byref(params), out, _stream_handle(stream))
         self._call("tiles", status)

@@ -42,6 +42,7 @@ import numpy as np
 
 from fakelocator.errors import FakeLocatorError
 from fakelocator.files import atomic_write_bytes
+from fakelocator.runtime.levels import map_levels
 
 RESULTS = "results.jsonl"
 MAPS = "maps"
@@ -149,13 +150,16 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def encode_map(map_full: np.ndarray, depth: int = 8) -> bytes:
-    """(H, W) float map in [0, 1] → PNG bytes of ``floor(map * (2**depth - 1) + 0.5)``, 8- or 16-bit gray."""
+    """(H, W) float map in [0, 1] → PNG bytes of its levels (``levels.map_levels``: half up, NaN → 0),
+    8- or 16-bit gray. A uint8 map is taken as its 8-bit levels already (the pipeline's uint8 path)."""
     import cv2
 
-    if depth not in (8, 16):
-        raise FakeLocatorError(f"map depth must be 8 or 16, got {depth}")
-    top = np.float32(255 if depth == 8 else 65535)
-    levels = np.floor(np.clip(map_full, 0.0, 1.0) * top + np.float32(0.5)).astype(np.uint8 if depth == 8 else np.uint16)
+    if map_full.dtype == np.uint8:
+        if depth != 8:
+            raise FakeLocatorError(f"a map of 8-bit levels cannot be written at depth {depth}")
+        levels = map_full
+    else:
+        levels = map_levels(map_full, depth=depth)
     ok, buf = cv2.imencode(".png", levels)
     if not ok:
         raise OSError("PNG encoding failed")
@@ -187,6 +191,7 @@ class VideoProgress:
 
     frames: dict[int, float | None] = field(default_factory=dict)  # frame → score (None: failed)
     empty: set[int] = field(default_factory=set)  # frames with nothing to analyse (no face)
+    tiles: int = 0  # network inputs the recorded frames took
     summary: dict[str, Any] | None = None
 
 
@@ -196,6 +201,18 @@ class Recorded:
 
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     videos: dict[str, VideoProgress] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)  # output key → the input path whose maps are under it
+
+    def add_key(self, record: dict[str, Any]) -> None:
+        """Note the output key a record's map is under (``maps/<key>.png``, ``maps/<key>/<frame>.png``)."""
+        where = record.get("map")
+        if not isinstance(where, str) or not where.startswith(MAPS + "/") or not where.endswith(".png"):
+            return
+        key = where[len(MAPS) + 1:-len(".png")]
+        if record["kind"] == "frame":
+            key = key.rpartition("/")[0]
+        if key:
+            self.keys.setdefault(key, record["path"])
 
     def done(self, path: str, kind: str) -> bool:
         if kind == "image":
@@ -296,10 +313,13 @@ class Journal:
                 continue
             good += 1
             kind, path = record["kind"], record["path"]
+            recorded.add_key(record)
             if kind == "image":
                 recorded.images[path] = record
             elif kind == "frame":
                 progress = recorded.videos.setdefault(path, VideoProgress())
+                tiles = record.get("tiles")
+                progress.tiles += tiles if isinstance(tiles, int) and not isinstance(tiles, bool) and tiles > 0 else 0
                 if record.get("error") is None and record.get("regions") == []:
                     progress.empty.add(record["frame"])
                 else:

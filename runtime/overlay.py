@@ -31,6 +31,7 @@ from functools import lru_cache
 import numpy as np
 
 from fakelocator.errors import FakeLocatorError
+from fakelocator.runtime.levels import map_levels
 
 #: Maximum opacity of the heat map (reached where the map is ≥ ``DEFAULT_RAMP[1]``).
 DEFAULT_ALPHA = 0.6
@@ -86,12 +87,6 @@ def opacity_table(alpha: float = DEFAULT_ALPHA, ramp: tuple[float, float] = DEFA
     return _opacity_table(*_check_ramp(alpha, ramp))
 
 
-def map_levels(map_full: np.ndarray) -> np.ndarray:
-    """float map → uint8 levels ``floor(clip(map, 0, 1) * 255 + 0.5)``; NaN → 0."""
-    m = np.nan_to_num(np.asarray(map_full, dtype=np.float32), nan=0.0)
-    return np.floor(np.clip(m, 0.0, 1.0) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
-
-
 def blend_levels(image_bgr: np.ndarray, levels: np.ndarray, lut: np.ndarray, opacity: np.ndarray) -> np.ndarray:
     """The overlay formula on uint8 levels: ``floor(o · lut[l] + (1 − o) · image + 0.5)`` in float32,
     ``o = opacity[l]``. Shared by ``overlay`` and the colour bar."""
@@ -109,7 +104,8 @@ def overlay(
     ramp: tuple[float, float] = DEFAULT_RAMP,
     colormap: str = DEFAULT_COLORMAP,
 ) -> np.ndarray:
-    """uint8 (H, W, 3) BGR image + (H, W) map in [0, 1] → uint8 (H, W, 3) BGR overlay.
+    """uint8 (H, W, 3) BGR image + (H, W) map in [0, 1] (or its uint8 levels, ``levels.map_levels``)
+    → uint8 (H, W, 3) BGR overlay.
 
     ``alpha`` is the maximum opacity of the heat map, ``ramp`` = (lo, hi) the map values between
     which its opacity rises from 0 to ``alpha`` (module docstring).
@@ -119,7 +115,8 @@ def overlay(
     if map_full.shape != image_bgr.shape[:2]:
         raise FakeLocatorError(f"overlay needs a map of the image's size {image_bgr.shape[:2]}, got {map_full.shape}")
     table = opacity_table(alpha, ramp)
-    return blend_levels(image_bgr, map_levels(map_full), colormap_lut(colormap), table)
+    levels = map_full if map_full.dtype == np.uint8 else map_levels(map_full)
+    return blend_levels(image_bgr, levels, colormap_lut(colormap), table)
 
 
 # ------------------------------------------------------------------------------------- colour bar

@@ -34,18 +34,49 @@ from typing import Callable, Iterable, Iterator, TypeVar
 import numpy as np
 
 from fakelocator.contract import Preprocessing
+from fakelocator.errors import FakeLocatorError
 from fakelocator.runtime.backends.base import Backend
+from fakelocator.runtime.levels import map_levels
 from fakelocator.runtime.preprocess import Preprocessor, stitch_of, tiles_of
-from fakelocator.tiling import TileGrid, pool_scores
+from fakelocator.tiling import TileGrid, pool_scores, span_rects, tile_count
+from fakelocator.runtime.spec import DEFAULT_MAX_TILES, MIN_SIDE, RunSpec  # noqa: F401 - DEFAULT_MAX_TILES: its old home
 from fakelocator.runtime.results import BBOX_LEVEL, Box, Face, FrameResult, LocateResult, RegionResult, bbox_of, label_of
+
+#: What a result's ``map`` holds: float32 in [0, 1], or its 8-bit levels (``levels.map_levels``).
+MAP_DTYPES = ("float32", "uint8")
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Default tile budget per input in ``native`` analysis: 1024 tiles of 224² with the default
-#: overlap of 32 cover about 6000 × 6000 pixels (a 24-megapixel photo takes 651); its tile maps
-#: (1024 × 224² float32, ~205 MB) are the largest buffer one input holds.
-DEFAULT_MAX_TILES = 1024
+
+
+def too_small(width: int, height: int, min_side: int = MIN_SIDE) -> str:
+    """The error of an image with a side under ``min_side``: no verdict either way."""
+    return (f"too small to analyse: {width}x{height} pixels, under the minimum of {min_side} pixels a side; "
+            "an image this small holds no trace to read, so it is neither real nor fake")
+
+
+def over_tile_budget(what: str, total: int, contract: Preprocessing, max_tiles: int) -> str:
+    """The error of an input that takes more than ``max_tiles`` tiles in ``native`` analysis."""
+    h, w = contract.size
+    return (f"too large for native analysis: {what} take {total} tiles of {w}x{h}, more than the "
+            f"tile budget of {max_tiles} (raise --max-tiles / max_tiles, or use --analysis fit)")
+
+
+def header_tile_check(contract: Preprocessing, max_tiles: int | None) -> Callable[[int, int], str | None] | None:
+    """For ``native`` analysis with a budget: a check of an image's header size, run before it is
+    decoded (a 10 MB PNG of 30000 x 30000 would take 2.7 GB decoded, only to be refused). Either
+    orientation is tried (EXIF may turn it), and only an image over the budget both ways is refused."""
+    if not contract.native or max_tiles is None:
+        return None
+    th, tw = contract.size
+
+    def check(width: int, height: int) -> str | None:
+        total = min(tile_count(height, width, th, tw, contract.tile_overlap),
+                    tile_count(width, height, th, tw, contract.tile_overlap))
+        return None if total <= max_tiles else over_tile_budget(f"{width}x{height} pixels", total, contract, max_tiles)
+
+    return check
 
 
 def prefetch(fn: Callable[[T], R], items: Iterable[T], *, workers: int, depth: int) -> Iterator[R]:
@@ -176,61 +207,63 @@ class _TileOutputs:
     """A ``native`` crop's tile outputs, filled batch by batch."""
 
     grid: TileGrid
-    maps: np.ndarray  # (n, th, tw) float32
+    maps: np.ndarray | None  # (n, th, tw) float32; None on the device path unless the outputs are kept
     scores: np.ndarray  # (n,) float32
     features: np.ndarray | None = None  # (n, C) float32, allocated with the first batch that has them
 
 
+def _fail(job: Job, e: BaseException) -> None:
+    """Mark ``job`` failed by ``e`` and let go of its buffers (its remaining tiles are inferred and dropped)."""
+    if isinstance(e, MemoryError):
+        job.error = f"out of memory analysing it ({job.width}x{job.height} pixels, {job.tiles} network inputs)"
+    else:
+        job.error = f"cannot be analysed ({type(e).__name__}: {e})"
+    job.outputs = [None] * len(job.outputs)
+    job.full = []
+
+
 def sub_grids(grid: TileGrid, start: int, count: int) -> list[TileGrid]:
     """Tiles ``start:start + count`` of ``grid`` (row-major) as at most three rectangular grids, in order."""
-    nx = len(grid.xs)
-    out, k, end = [], start, start + count
-    while k < end:
-        row, col = divmod(k, nx)
-        if col == 0 and end - k >= nx:  # whole rows
-            rows = (end - k) // nx
-            out.append(replace(grid, ys=grid.ys[row:row + rows]))
-            k += rows * nx
-        else:  # part of one row
-            stop = min(nx, col + end - k)
-            out.append(replace(grid, ys=grid.ys[row:row + 1], xs=grid.xs[col:stop]))
-            k += stop - col
-    return out
+    return [replace(grid, ys=grid.ys[r0:r0 + rows], xs=grid.xs[c0:c0 + cols])
+            for r0, rows, c0, cols in span_rects(len(grid.ys), len(grid.xs), start, count)]
 
 
 class Runner:
-    """Batches, preprocesses, infers and finishes jobs; see the module docstring."""
+    """Batches, preprocesses, infers and finishes jobs; see the module docstring.
+
+    ``spec`` is the run's resolved specification (``fakelocator.runtime.spec``): its contract,
+    threshold, batch size and tile budget are what runs; nothing is re-read from the backend.
+    """
 
     def __init__(
         self,
         backend: Backend,
         preprocessor: Preprocessor,
+        spec: RunSpec,
         *,
-        batch_size: int,
-        threshold: float,
         workers: int,
         keep_images: bool = False,
         keep_outputs: bool = False,
         bbox_level: float = BBOX_LEVEL,
-        contract: Preprocessing | None = None,
-        max_tiles: int | None = DEFAULT_MAX_TILES,
+        map_dtype: str = "float32",
     ):
+        if map_dtype not in MAP_DTYPES:
+            raise FakeLocatorError(f"map_dtype must be one of {MAP_DTYPES}, got {map_dtype!r}")
         self.backend = backend
         self.pre = preprocessor
-        # the model's contract, or the analysis the user chose for it (Preprocessing.with_analysis)
-        self.contract = contract or backend.info.preprocessing
-        self.native = self.contract.native
-        self.max_tiles = max_tiles
+        self.spec = spec
+        self.contract = spec.contract
+        self.native = spec.native
         self._tiles = tiles_of(preprocessor)
         self._stitch = stitch_of(preprocessor)
-        fixed = getattr(backend, "fixed_batch", None)
-        limit = backend.max_batch
-        self.batch_size = fixed or (min(batch_size, limit) if limit else batch_size)
-        self.fixed_batch = fixed
-        self.threshold = threshold
+        self._stitch_u8 = getattr(preprocessor, "stitch_u8", None) or (lambda maps, grid, window: map_levels(self._stitch(maps, grid, window)))
+        self._upsample_u8 = getattr(preprocessor, "upsample_u8", None) or (lambda m, h, w: map_levels(preprocessor.upsample(m, h, w)))
+        self.batch_size = spec.batch_size
+        self.fixed_batch = spec.fixed_batch
         self.keep_images = keep_images
         self.keep_outputs = keep_outputs
         self.bbox_level = bbox_level
+        self.levels = map_dtype == "uint8"  # results carry the map's 8-bit levels (an 8-bit PNG's sink)
         self.post_workers = workers if getattr(preprocessor, "thread_safe", True) else 1
         h, w = self.contract.size
         self._input = np.zeros((self.batch_size, 3, h, w), np.float32)  # (B, 3, h, w) reused per batch
@@ -264,7 +297,11 @@ class Runner:
             pool.shutdown(wait=True)
 
     def _crops_of(self, job: Job) -> list[_Crop]:
-        """The job's crops; in ``native`` with their tile grids, or an error when over the tile budget."""
+        """The job's crops; in ``native`` with their tile grids, or an error when over the tile budget
+        or under the minimum size."""
+        if job.error is None and min(job.height, job.width) < self.spec.min_side:
+            job.error = too_small(job.width, job.height, self.spec.min_side)
+            job.image = None
         images = job.crops()
         if not self.native:
             job.tiles = len(images) if job.error is None else None
@@ -272,10 +309,9 @@ class Runner:
         h, w = self.contract.size
         grids = [TileGrid.of(c.shape[0], c.shape[1], h, w, self.contract.tile_overlap) for c in images]
         total = sum(len(g) for g in grids)
-        if self.max_tiles is not None and total > self.max_tiles:
+        if self.spec.max_tiles is not None and total > self.spec.max_tiles:
             what = f"{len(images)} face crops" if job.boxes is not None else f"{job.width}x{job.height} pixels"
-            job.error = (f"too large for native analysis: {what} take {total} tiles of {w}x{h}, more than the "
-                         f"tile budget of {self.max_tiles} (raise --max-tiles / max_tiles, or use --analysis fit)")
+            job.error = over_tile_budget(what, total, self.contract, self.spec.max_tiles)
             job.image = None
             return []
         job.tiles = total if job.error is None else None
@@ -311,11 +347,16 @@ class Runner:
         """Complete every batch still in flight (the host path completes each in ``_run_batch``)."""
 
     def _full_map(self, job: Job, slot: int, height: int, width: int) -> np.ndarray:
-        """Crop ``slot``'s map at (height, width) float32 in [0, 1]: upsampled here, on the host path."""
+        """Crop ``slot``'s map at (height, width): float32 in [0, 1], or its uint8 levels; upsampled
+        here, on the host path (``upsample_u8`` straight to levels, no float32 full-resolution map)."""
+        if self.levels:
+            return self._upsample_u8(job.outputs[slot][0], height, width)
         return self.pre.upsample(job.outputs[slot][0], height, width)
 
-    #: The timing key of ``_finish`` (the host path upsamples there).
-    finish_timing = "upsample"
+    @property
+    def finish_timing(self) -> str:
+        """The timing key of ``_finish``: the host path upsamples (``fit``) or stitches (``native``) there."""
+        return "stitch" if self.native else "upsample"
 
     def _run_batch(self, batch: list[_Crop]) -> int:
         """Preprocess, infer and store one batch; returns how many network inputs it held."""
@@ -365,7 +406,13 @@ class Runner:
         k = 0
         for crop in batch:
             for grid in sub_grids(crop.grid, crop.start, crop.count):
-                self._tiles(crop.image, grid, crop.job.color_order, self.contract, self._input[k:k + len(grid)])
+                if crop.job.error is None:
+                    try:
+                        self._tiles(crop.image, grid, crop.job.color_order, self.contract, self._input[k:k + len(grid)])
+                    except Exception as e:  # noqa: BLE001 - one image's tiles fail that image, not its batch
+                        _fail(crop.job, e)
+                if crop.job.error is not None:
+                    self._input[k:k + len(grid)] = 0.0  # its rows are inferred with the batch, and dropped
                 k += len(grid)
         t1 = time.perf_counter()
         maps, scores, features = self._infer(self._input[:n], n)
@@ -374,17 +421,12 @@ class Runner:
         k = 0
         for crop in batch:
             job, a, b = crop.job, crop.start, crop.start + crop.count
-            outs = job.outputs[crop.slot]
-            if outs is None:
-                size = len(crop.grid)
-                outs = job.outputs[crop.slot] = _TileOutputs(
-                    crop.grid, np.empty((size,) + maps.shape[1:], np.float32), np.empty(size, np.float32))
-            outs.maps[a:b] = maps[k:k + crop.count]
-            outs.scores[a:b] = scores[k:k + crop.count]
-            if features is not None:
-                if outs.features is None:
-                    outs.features = np.empty((len(crop.grid), features.shape[1]), np.float32)
-                outs.features[a:b] = features[k:k + crop.count]
+            try:
+                if job.error is None:
+                    self._store_tiles(job, crop, a, b, maps[k:k + crop.count], scores[k:k + crop.count],
+                                      None if features is None else features[k:k + crop.count])
+            except MemoryError as e:  # its tile maps do not fit in memory: this input fails, the run goes on
+                _fail(job, e)
             k += crop.count
             job.timings["tile"] = job.timings.get("tile", 0.0) + tile_ms * crop.count
             job.timings["infer"] = job.timings.get("infer", 0.0) + infer_ms * crop.count
@@ -393,11 +435,27 @@ class Runner:
                 job.image = None
         return n
 
+    @staticmethod
+    def _store_tiles(job: Job, crop: _Crop, a: int, b: int, maps, scores, features) -> None:
+        """Tiles ``a:b`` of the crop's outputs (allocated with its first batch: (n, th, tw) maps, (n,) scores)."""
+        outs = job.outputs[crop.slot]
+        if outs is None:
+            size = len(crop.grid)
+            outs = job.outputs[crop.slot] = _TileOutputs(
+                crop.grid, np.empty((size,) + maps.shape[1:], np.float32), np.empty(size, np.float32))
+        outs.maps[a:b] = maps
+        outs.scores[a:b] = scores
+        if features is not None:
+            if outs.features is None:
+                outs.features = np.empty((len(crop.grid), features.shape[1]), np.float32)
+            outs.features[a:b] = features
+
     def _crop_map(self, job: Job, slot: int, height: int, width: int) -> tuple[np.ndarray, float]:
         """Crop ``slot``'s (height, width) float32 map in [0, 1] and its score."""
         if self.native:
             outs: _TileOutputs = job.outputs[slot]
-            return self._stitch(outs.maps, outs.grid, self.contract.tile_window), pool_scores(outs.scores, self.contract.tile_pooling)
+            stitch = self._stitch_u8 if self.levels else self._stitch
+            return stitch(outs.maps, outs.grid, self.contract.tile_window), pool_scores(outs.scores, self.contract.tile_pooling)
         return self._full_map(job, slot, height, width), job.outputs[slot][1]
 
     def _network_outputs(self, outputs) -> dict[str, np.ndarray]:
@@ -418,9 +476,17 @@ class Runner:
         return kept
 
     def _finish(self, job: Job) -> LocateResult:
+        try:
+            return self._finish_job(job)
+        except (MemoryError, FakeLocatorError) as e:  # e.g. a full-resolution map that does not fit: this input only
+            _fail(job, e)
+            return self._finish_job(job)
+
+    def _finish_job(self, job: Job) -> LocateResult:
         extra = {"frame": job.frame, "time_s": job.time_s} if job.frame is not None else {}
         cls = FrameResult if job.frame is not None else LocateResult
         if job.error is not None:
+            job.image = job.outputs = job.full = None
             return cls(job.source, width=job.width, height=job.height, timings=job.timings, error=job.error, **extra)
         t0 = time.perf_counter()
         height, width = job.height, job.width
@@ -430,7 +496,7 @@ class Runner:
             if self.keep_outputs:
                 outputs = self._network_outputs(job.outputs[0])
         else:
-            full = np.zeros((height, width), np.float32)
+            full = np.zeros((height, width), np.uint8 if self.levels else np.float32)
             regions = []
             for i, (x0, y0, x1, y1) in enumerate(job.boxes):
                 patch = full[y0:y1, x0:x1]
@@ -443,12 +509,12 @@ class Runner:
             return cls(job.source, width=width, height=height, timings=job.timings,
                        error=f"the model returned a non-finite score ({score})", **extra)
         bbox = bbox_of(full, self.bbox_level)
-        job.timings["stitch" if self.native else self.finish_timing] = (time.perf_counter() - t0) * 1000
+        job.timings[self.finish_timing] = (time.perf_counter() - t0) * 1000
         result = cls(
             job.source,
             map=full,
             score=score,
-            label=label_of(score, self.threshold),
+            label=label_of(score, self.spec.threshold),
             bbox=bbox,
             width=width,
             height=height,

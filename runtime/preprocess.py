@@ -27,7 +27,8 @@ import numpy as np
 
 from fakelocator.contract import COLOR_ORDERS, Preprocessing, check_color_image, to_full_resolution, to_network_input
 from fakelocator.errors import FakeLocatorError
-from fakelocator.tiling import TileGrid, extract_tiles, normalize_tiles, stitch
+from fakelocator.runtime.levels import map_levels
+from fakelocator.tiling import TileGrid, extract_tiles, pad_to, stitch
 
 
 class Preprocessor(Protocol):
@@ -102,16 +103,6 @@ def _tile_rect(grid: TileGrid, image_size: tuple[int, int], contract: Preprocess
     return row0, len(grid.ys), col0, len(grid.xs)
 
 
-def quantize_u8(map_full: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """float32 map → uint8 levels ``floor(clip(m, 0, 1) * 255 + 0.5)`` (NaN → 0), what an 8-bit PNG map stores."""
-    x = np.nan_to_num(np.clip(map_full, 0.0, 1.0), nan=0.0)
-    x = np.floor(x * np.float32(255) + np.float32(0.5))
-    if out is None:
-        return x.astype(np.uint8)
-    out[...] = x
-    return out
-
-
 def numpy_tiles(image, grid, color_order, contract, out):
     """The reference ``Preprocessor.tiles`` (``fakelocator.tiling``: mirrored padding, the contract's normalization)."""
     return NumpyPreprocessor().tiles(image, grid, color_order, contract, out)
@@ -148,7 +139,7 @@ class NumpyPreprocessor:
         return out
 
     def upsample_u8(self, map_hw, height, width, out=None):
-        return quantize_u8(to_full_resolution(np.asarray(map_hw, np.float32), height, width), out=out)
+        return map_levels(to_full_resolution(np.asarray(map_hw, np.float32), height, width), out=out)
 
     def tiles(self, image, grid, color_order, contract, out):
         """``fakelocator.tiling``'s extract + normalize, the same float32 operations per value, but
@@ -162,10 +153,8 @@ class NumpyPreprocessor:
             raise FakeLocatorError(f"color_order must be one of {COLOR_ORDERS}, got {color_order!r}")
         if color_order != contract.color_order:
             image = image[:, :, ::-1]
-        planes = np.ascontiguousarray(image.transpose(2, 0, 1))  # (3, H, W) uint8
-        ph, pw = max(0, grid.tile_h - grid.height), max(0, grid.tile_w - grid.width)
-        if ph or pw:  # as extract_tiles: only an image smaller than a tile is padded, by mirroring
-            planes = np.pad(planes, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
+        # as extract_tiles: only an image smaller than a tile is padded, by the tiling's mirroring
+        planes = np.ascontiguousarray(pad_to(image, grid.tile_h, grid.tile_w).transpose(2, 0, 1))  # (3, H', W') uint8
         mean = (np.asarray(contract.mean, np.float32) * 255.0)[:, None, None]
         inv_std = (1.0 / (np.asarray(contract.std, np.float32) * 255.0))[:, None, None]
         k = 0
@@ -183,28 +172,55 @@ class NumpyPreprocessor:
 
     def stitch_u8(self, maps, grid, window, out=None):
         out = check_map_out(out, grid, np.uint8)
-        return quantize_u8(stitch(np.asarray(maps, np.float32), grid, window), out=out)
+        return map_levels(stitch(np.asarray(maps, np.float32), grid, window), out=out)
 
 
 class NativePreprocessor:
-    """Adapter over the native library's object (``fakelocator.runtime.native.load()``)."""
+    """Adapter over the native library's object (``fakelocator.runtime.native.load()``).
 
-    def __init__(self, lib):
+    The library takes images and maps of at most ``MAX_SIDE`` (32767) pixels a side (its sizes are
+    16-bit in places); an image or map with a longer side (a 40000 x 1 strip, a 250000 x 256
+    panorama) goes through ``NumpyPreprocessor`` instead, the same arithmetic, so one such input
+    is neither refused nor able to fail the others of its batch.
+    """
+
+    def __init__(self, lib, max_side: int | None = None):
         self._lib = lib
         self.name = f"native:{getattr(lib, 'name', type(lib).__name__)}"
+        self.max_side = max_side if max_side is not None else _native_max_side()
+        self._numpy = NumpyPreprocessor()
+
+    def _fits(self, height: int, width: int) -> bool:
+        return height <= self.max_side and width <= self.max_side
 
     def preprocess(self, images, color_order, contract, out):
         images = [np.ascontiguousarray(im) for im in images]
-        self._lib.preprocess(images, color_order, contract, out)
+        large = [i for i, im in enumerate(images) if not self._fits(*im.shape[:2])]
+        if not large:
+            self._lib.preprocess(images, color_order, contract, out)
+            return out
+        small = [i for i in range(len(images)) if i not in set(large)]
+        if small:
+            part = np.empty((len(small),) + out.shape[1:], out.dtype)
+            self._lib.preprocess([images[i] for i in small], color_order, contract, part)
+            out[small] = part
+        for i in large:
+            self._numpy.preprocess([images[i]], color_order, contract, out[i:i + 1])
         return out
 
     def upsample(self, map_hw, height, width, out=None):
+        if not self._fits(height, width):
+            return self._numpy.upsample(map_hw, height, width, out=out)
         return self._lib.upsample(np.ascontiguousarray(map_hw, np.float32), height, width, out=out)
 
     def upsample_u8(self, map_hw, height, width, out=None):
+        if not self._fits(height, width):
+            return self._numpy.upsample_u8(map_hw, height, width, out=out)
         return self._lib.upsample_u8(np.ascontiguousarray(map_hw, np.float32), height, width, out=out)
 
     def tiles(self, image, grid, color_order, contract, out):
+        if not self._fits(grid.height, grid.width):
+            return self._numpy.tiles(image, grid, color_order, contract, out)
         check_color_image(image)
         rect = _tile_rect(grid, image.shape[:2], contract)
         check_tiles_out(out, grid)
@@ -213,17 +229,32 @@ class NativePreprocessor:
         return out
 
     def stitch(self, maps, grid, window, out=None):
+        if not self._fits(grid.height, grid.width):
+            return self._numpy.stitch(maps, grid, window, out=out)
         out = check_map_out(out, grid, np.float32)
         return self._lib.stitch(np.ascontiguousarray(maps, np.float32), (grid.height, grid.width), grid.overlap, out,
                                 window=window)
 
     def stitch_u8(self, maps, grid, window, out=None):
+        if not self._fits(grid.height, grid.width):
+            return self._numpy.stitch_u8(maps, grid, window, out=out)
         out = check_map_out(out, grid, np.uint8)
         return self._lib.stitch(np.ascontiguousarray(maps, np.float32), (grid.height, grid.width), grid.overlap, out,
                                 dtype=np.uint8, window=window)
 
     def overlay(self, image_bgr, map_full, alpha, lut):
+        """``alpha``: the 256-entry opacity table, ``lut``: the colour table (``runtime.overlay``)."""
+        if not self._fits(*image_bgr.shape[:2]):
+            from fakelocator.runtime.overlay import blend_levels, map_levels
+
+            return blend_levels(image_bgr, map_levels(map_full), lut, alpha)
         return self._lib.overlay(np.ascontiguousarray(image_bgr), np.ascontiguousarray(map_full, np.float32), alpha, lut)
+
+
+def _native_max_side() -> int:
+    from fakelocator.runtime.native import MAX_SIDE
+
+    return MAX_SIDE
 
 
 def load_native():

@@ -7,8 +7,13 @@ from typing import TypedDict, Union
 
 import numpy as np
 
-#: The map level whose bounding box ``bbox`` reports.
-BBOX_LEVEL = 0.1
+from fakelocator.metadata import DEFAULT_THRESHOLD
+from fakelocator.runtime.levels import map_levels
+
+#: The map level whose bounding box ``bbox`` reports when none is given: the default decision
+#: threshold. A ``Locator`` uses its model's threshold (the map is the per-pixel fake probability, so
+#: the box is where the model calls the pixels fake).
+BBOX_LEVEL = DEFAULT_THRESHOLD
 LABELS = ("real", "fake")
 VERDICT_STATISTICS = ("p95", "max", "mean")
 
@@ -117,7 +122,18 @@ class LocateResult:
             record["regions"] = [{"box": list(r.box), "score": r.score} for r in self.regions]
         if self.faces is not None:
             record["faces"] = [{"box": [int(v) for v in f.box], "score": round(f.score, 6)} for f in self.faces]
+            record["analysed"] = self.analysed
         return record
+
+    @property
+    def analysed(self) -> str | None:
+        """With face detection: what the score stands for: "faces" (the faces' crops), "image" (no face
+        found, the whole image analysed) or "nothing" (no face found, nothing analysed); None without it."""
+        if self.faces is None or self.error is not None:
+            return None
+        if self.faces:
+            return "faces"
+        return "image" if self.regions is None else "nothing"
 
 
 @dataclass
@@ -154,6 +170,8 @@ class VideoSummary:
         label: "fake" when that statistic >= ``threshold``, else "real"; None without frames.
         fps, frame_count, width, height: what the container reports (frame_count may be an estimate).
         frames_read: frames decoded or skipped before reading stopped.
+        tiles: network inputs the frames analysed here took, all together (as an image's ``tiles``;
+            frames known from an earlier run are not counted; ``trt-locate`` adds what it recorded).
         error: None, or why the video failed as a whole.
     """
 
@@ -165,7 +183,7 @@ class VideoSummary:
     mean_score: float | None = None
     p95_score: float | None = None
     top_frames: list[TopFrame] = field(default_factory=list)
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD  # the run's (RunSpec.threshold); summarize_video always sets it
     verdict_by: str = "p95"
     label: str | None = None
     fps: float | None = None
@@ -173,6 +191,7 @@ class VideoSummary:
     width: int | None = None
     height: int | None = None
     frames_read: int = 0
+    tiles: int = 0
     error: str | None = None
 
     @property
@@ -193,6 +212,7 @@ class VideoSummary:
             "bbox": None,
             "error": self.error,
             "timings_ms": {},
+            "tiles": self.tiles,
             "summary": {
                 "frames": self.frames,
                 "failed_frames": self.failed_frames,
@@ -215,8 +235,17 @@ def label_of(score: float, threshold: float) -> str:
 
 
 def bbox_of(map_full: np.ndarray, level: float = BBOX_LEVEL) -> Box | None:
-    """(x0, y0, x1, y1), exclusive ends, of the pixels where ``map_full >= level``; None if there are none."""
-    mask = map_full >= level
+    """(x0, y0, x1, y1), exclusive ends, of the pixels where ``map_full >= level``; None if there are none.
+
+    The runtime passes the model's decision threshold as ``level``: the box of the pixels the model
+    calls fake, None when it calls none fake (a low level such as 0.1 would box the whole image for
+    any model whose map has a floor above it). A uint8 map (the pipeline's 8-bit levels,
+    ``levels.map_levels``) is compared with the 8-bit level of ``level``: exactly the float map's pixels
+    when ``level`` * 255 ends in .5 (0.5 and 0.1 do), else also those less than half a level below it."""
+    if map_full.dtype == np.uint8:
+        mask = map_full >= map_levels(np.float32(level))
+    else:
+        mask = map_full >= level
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return None

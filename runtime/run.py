@@ -36,6 +36,10 @@ class RunOptions:
         overlay: also write a heat-map overlay JPEG per image and frame (``runtime.overlay``:
             transparent where the map is below 0.1, up to ``overlay_alpha`` opaque from 0.6).
         writers: threads encoding and writing files.
+        map_levels: with 8-bit maps, the pipeline stitches or upsamples each map straight to its
+            8-bit levels (``Preprocessor.stitch_u8``/``upsample_u8``; no float32 full-resolution map is
+            made, quantized and dropped); False: float32 maps quantized at encoding (the same bytes,
+            ``levels.map_levels``; kept to measure the difference, docs/benchmarks.md).
     """
 
     every: int | None = None
@@ -45,6 +49,12 @@ class RunOptions:
     overlay: bool = False
     overlay_alpha: float = DEFAULT_ALPHA
     writers: int = 4
+    map_levels: bool = True
+
+    @property
+    def map_dtype(self) -> str:
+        """What the pipeline hands the writer: 8-bit levels for an 8-bit sink, else float32."""
+        return "uint8" if self.map_depth == 8 and self.map_levels else "float32"
 
 
 @dataclass
@@ -59,7 +69,8 @@ class RunStats:
     failed: int = 0
     fake: int = 0
     skipped: int = 0
-    processed: int = 0  # images and frames inferred by this run (not those that failed to decode)
+    processed: int = 0  # images and frames inferred by this run (not those that failed to decode, nor faceless ones left out)
+    faceless: int = 0  # with face detection: images and frames in which no face was found
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -69,14 +80,16 @@ class OutputWriter:
 
     Overlays use the preprocessor's ``overlay`` when it has one (the native library), else the
     reference ``fakelocator.runtime.overlay.overlay``; both compute the same formula (the native
-    library gets the colour table and the opacity table).
+    library gets the colour table and the opacity table). A map of 8-bit levels (the uint8 path)
+    is blended by the reference, which works on levels.
     """
 
     def __init__(self, layout: Layout, options: RunOptions, preprocessor=None):
         self.layout = layout
         self.options = options
         native = getattr(preprocessor, "overlay", None)
-        self.overlay = (lambda image, m, alpha: native(image, m, opacity_table(alpha), colormap_lut())) if native else overlay
+        native_overlay = (lambda image, m, alpha: native(image, m, opacity_table(alpha), colormap_lut())) if native else overlay
+        self.overlay = lambda image, m, alpha: (overlay if m.dtype == np.uint8 else native_overlay)(image, m, alpha)
         self.pool = ThreadPoolExecutor(max(1, options.writers), thread_name_prefix="fakelocator-write")
 
     def submit(self, result: LocateResult, item: Input, kind: str) -> Future:
@@ -140,6 +153,7 @@ def run(
                 on_input_done(item, rec["error"] is None)
             else:
                 stats.frames += 1
+                stats.faceless += rec.get("analysed") in ("image", "nothing")
 
     try:
         images = [i for i in inputs if i.kind == "image"]
@@ -158,9 +172,10 @@ def run(
                 on_input_done(item, False)
             else:
                 todo.append(item)
-        results = locator.locate_iter((i.path for i in todo), on_error="record", keep_images=options.overlay)
+        results = locator.locate_iter((i.path for i in todo), on_error="record", keep_images=options.overlay,
+                                      map_dtype=options.map_dtype)
         for item, result in zip(todo, results):
-            stats.processed += result.error is None
+            stats.processed += result.error is None and result.analysed != "nothing"
             window.append((item, writer.submit(result, item, "image")))
             drain(limit)
         drain(0)
@@ -170,6 +185,16 @@ def run(
             on_input_done(item, ok)
     finally:
         writer.close()
+        # Ended by an error (the model, the output folder, stdout): the files already written get
+        # their records, so no map is left without one.
+        while window:
+            item, future = window.popleft()
+            if future.cancelled() or future.exception() is not None:
+                continue
+            try:
+                journal.write(future.result())  # not on_record: it may be what failed (stdout closed)
+            except Exception:  # noqa: BLE001 - the journal itself failed: the error in flight says why
+                break
         stats.seconds = time.perf_counter() - started
     return stats
 
@@ -178,6 +203,7 @@ def _count_image(stats: RunStats, item: Input, rec: dict) -> None:
     if rec.get("error") is None:
         stats.ok += 1
         stats.fake += rec.get("label") == "fake"
+        stats.faceless += rec.get("analysed") in ("image", "nothing")
     else:
         stats.failed += 1
         stats.failures.append((item.path, rec["error"]))
@@ -202,6 +228,7 @@ def _run_video(locator, item, options, writer, recorded, stats, record, window, 
                 fps=options.fps,
                 max_frames=options.max_frames,
                 keep_images=options.overlay,
+                map_dtype=options.map_dtype,
                 known=progress.frames if progress else None,
                 known_empty=progress.empty if progress else (),
             )
@@ -210,12 +237,13 @@ def _run_video(locator, item, options, writer, recorded, stats, record, window, 
         else:
             with video:
                 for result in video:
-                    stats.processed += 1
+                    stats.processed += result.analysed != "nothing"
                     window.append((item, writer.submit(result, item, "frame")))
                     drain(limit)
                 summary = video.summary
             drain(0)
             summary_rec = {"kind": "video", **summary.to_record(), "path": item.path}
+            summary_rec["tiles"] += progress.tiles if progress is not None else 0  # frames an earlier run analysed
             error = None
     if summary_rec is None:
         summary_rec = {"kind": "video", **VideoSummary(item.path, error=error).to_record()}

@@ -28,6 +28,7 @@ import numpy as np
 from fakelocator.errors import FakeLocatorError, InputError
 from fakelocator.runtime.decode import read_file
 from fakelocator.runtime.results import BBOX_LEVEL, LocateResult, bbox_of
+from fakelocator.metadata import THRESHOLD_KEY
 
 OUTPUTS = ("map", "shape", "score", "label", "error")
 PROTOCOLS = ("http", "grpc")
@@ -83,6 +84,7 @@ class TritonClient:
         self.model = model
         self.timeout_s = float(timeout_s)
         self._max_batch = max_batch
+        self._threshold: float | None = None
         try:
             if self.endpoint.protocol == "http":
                 import tritonclient.http as module
@@ -141,16 +143,24 @@ class TritonClient:
         name = model or self.model
         if self.endpoint.protocol == "http":
             return self._call("statistics", self._client.get_inference_statistics, name)
-        from google.protobuf.json_format import MessageToDict
-
         response = self._call("statistics", self._client.get_inference_statistics, name, **self._grpc_kwargs())
-        return MessageToDict(response, preserving_proto_field_name=True)
+        return message_to_dict(response)
 
     @property
     def max_batch(self) -> int:
         if self._max_batch is None:
             self._max_batch = max(1, int(self.config().get("max_batch_size", 1) or 1))
         return self._max_batch
+
+    @property
+    def threshold(self) -> float:
+        """The served pipeline's decision threshold (its ``fakelocator.threshold`` parameter): the level
+        whose box results' ``bbox`` is, as in the runtime."""
+        if self._threshold is None:
+            parameters = self.config().get("parameters", {}) or {}
+            value = (parameters.get(THRESHOLD_KEY) or {}).get("string_value")
+            self._threshold = float(value) if value else BBOX_LEVEL
+        return self._threshold
 
     # ---- locate -----------------------------------------------------------------------------------
 
@@ -227,7 +237,7 @@ class TritonClient:
                 fakeness = crop.astype(np.float32) / 255.0 if crop.dtype == np.uint8 else crop.astype(np.float32)
             results.append(LocateResult(
                 sources[i], map=fakeness, score=float(score[i]), label=_text(label[i]),
-                bbox=bbox_of(fakeness, BBOX_LEVEL) if fakeness is not None else None, width=w, height=h,
+                bbox=bbox_of(fakeness, self.threshold) if fakeness is not None else None, width=w, height=h,
             ))
         return results
 
@@ -252,3 +262,35 @@ def locate(images: Sequence[bytes | str | os.PathLike], url: str = "http://127.0
     """One-shot ``TritonClient(url, model=..., timeout_s=...).locate(images)``."""
     with TritonClient(url, model=model, timeout_s=timeout_s) as client:
         return client.locate(images, maps=maps)
+
+
+def message_to_dict(message) -> dict:
+    """A protobuf message as the dict Triton's HTTP endpoint returns: ``MessageToDict`` writes 64-bit
+    integers as strings (proto3's JSON mapping), HTTP's JSON has numbers; here they are ints again."""
+    from google.protobuf.json_format import MessageToDict
+
+    out = MessageToDict(message, preserving_proto_field_name=True)
+    _int64_as_int(message.DESCRIPTOR, out)
+    return out
+
+
+def _int64_as_int(descriptor, values: dict) -> None:
+    from google.protobuf.descriptor import FieldDescriptor as F
+
+    wide = (F.CPPTYPE_INT64, F.CPPTYPE_UINT64)
+    for key, value in values.items():
+        field = descriptor.fields_by_name.get(key)
+        if field is None:
+            continue
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            entry = field.message_type.fields_by_name["value"]
+            for k, v in value.items():
+                if entry.message_type is not None:
+                    _int64_as_int(entry.message_type, v)
+                elif entry.cpp_type in wide:
+                    value[k] = int(v)
+        elif field.message_type is not None:
+            for item in value if isinstance(value, list) else [value]:
+                _int64_as_int(field.message_type, item)
+        elif field.cpp_type in wide:
+            values[key] = [int(v) for v in value] if isinstance(value, list) else int(value)

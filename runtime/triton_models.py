@@ -13,9 +13,14 @@ Each repository's ``model.py`` imports one of these as ``TritonPythonModel``:
   onnxruntime backend (``--model-backend python``). It concatenates the requests the dynamic batcher
   hands it into one inference.
 
-A request's bad image (not decodable, empty, too large) gets its ``error`` and no map; the other
-images of the request and of the batch are analysed. A failure of the whole execution (the network
-model unreachable) is an error response for every request in it.
+A request's bad image (not decodable, empty, too large, too small, or a side over the native
+library's limit, analysed by the numpy path) gets its ``error`` and no map; the other images of the
+request and of the batch are analysed. A failure of the whole execution (the network model
+unreachable) is an error response for every request in it, each with a ``TritonError`` of its own.
+
+A request Triton marks cancelled (a gRPC client's cancel or expired deadline; Python backend
+23.10+, ``request.is_cancelled()``) stops being analysed at its next image and gets a CANCELLED
+error response, so abandoned requests do not hold the instance to their end.
 """
 
 from __future__ import annotations
@@ -26,19 +31,21 @@ from pathlib import Path
 import numpy as np
 
 from fakelocator.contract import Preprocessing
-from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY
+from fakelocator.metadata import CONFIG_KEY, PREPROCESSING_KEY, ModelMetadata
+from fakelocator.runtime.backends.triton_bls import Cancelled
+from fakelocator.runtime.levels import map_levels
 
 # The served models' parameters: fakelocator.export.triton writes them (importing these names).
 NETWORK_MODEL_KEY = "fakelocator.network_model"
 NETWORK_INPUT_DTYPE_KEY = "fakelocator.network_input_dtype"
 NETWORK_MAX_BATCH_KEY = "fakelocator.network_max_batch"
 MAP_DTYPE_KEY = "fakelocator.map_dtype"
-THRESHOLD_KEY = "fakelocator.threshold"
 WORKERS_KEY = "fakelocator.workers"
 ANALYSIS_KEY = "fakelocator.analysis"  # "fit" | "native" | "" (the model's)
 TILE_OVERLAP_KEY = "fakelocator.tile_overlap"  # "" : the model's
 TILE_POOLING_KEY = "fakelocator.tile_pooling"  # "" : the model's
 MAX_TILES_KEY = "fakelocator.max_tiles"  # "" : the runtime's default; "0": no limit
+FAILED_SCORE = -1.0  # the score output of an image that could not be analysed (its error output says why)
 MODEL_FILE_KEY = "fakelocator.model_file"
 THREADS_KEY = "fakelocator.threads"
 
@@ -52,8 +59,9 @@ def parameters(model_config: dict) -> dict[str, str]:
 
 def encode_maps(maps: list[np.ndarray | None], dtype: str) -> np.ndarray:
     """Per-image (H_i, W_i) float32 maps in [0, 1] (None for a failed image) → one (N, H_max, W_max)
-    array, each map in the top-left corner and zeros elsewhere: uint8 as ``round(map * 255)`` (what
-    trt-locate writes), or float16."""
+    array, each map in the top-left corner and zeros elsewhere: uint8 as its levels
+    (``levels.map_levels``: byte for byte the PNG trt-locate writes), or float16. A uint8 map is
+    taken as its levels already."""
     h = max((m.shape[0] for m in maps if m is not None), default=0)
     w = max((m.shape[1] for m in maps if m is not None), default=0)
     out = np.zeros((len(maps), h, w), np.uint8 if dtype == "uint8" else np.float16)
@@ -61,10 +69,31 @@ def encode_maps(maps: list[np.ndarray | None], dtype: str) -> np.ndarray:
         if m is None:
             continue
         if dtype == "uint8":
-            out[i, : m.shape[0], : m.shape[1]] = np.round(np.clip(m, 0.0, 1.0) * 255.0).astype(np.uint8)
+            out[i, : m.shape[0], : m.shape[1]] = m if m.dtype == np.uint8 else map_levels(m)
         else:
             out[i, : m.shape[0], : m.shape[1]] = m.astype(np.float16)
     return out
+
+
+#: What the pipeline is handed in place of a cancelled request's image: not decodable, so it costs
+#: nothing and gets an error record, which the cancelled response never shows.
+_SKIPPED = b""
+
+
+def _is_cancelled(request) -> bool:
+    """Whether Triton marked ``request`` cancelled (Python backend 23.10+; older ones cannot say)."""
+    check = getattr(request, "is_cancelled", None)
+    if check is None:
+        return False
+    try:
+        return bool(check())
+    except Exception:  # noqa: BLE001 - a backend that cannot tell: treat as live
+        return False
+
+
+def _cancelled_code(pb):
+    """TritonError.CANCELLED where the backend has it (23.10+)."""
+    return getattr(pb.TritonError, "CANCELLED", getattr(pb.TritonError, "UNKNOWN", 0))
 
 
 class PipelineModel:
@@ -81,9 +110,12 @@ class PipelineModel:
         config = json.loads(args["model_config"])
         params = parameters(config)
         contract = Preprocessing.from_json(params[PREPROCESSING_KEY])
+        # The model's calibrated threshold is its metadata's (fakelocator.threshold), unless the
+        # repository was exported with another; the Locator resolves the run from this info (RunSpec).
         info = ModelInfo(
             path=f"triton:{params[NETWORK_MODEL_KEY]}", format="triton", preprocessing=contract,
             config=json.loads(params.get(CONFIG_KEY, "{}") or "{}"),
+            threshold=ModelMetadata.from_props(params, source=f"Triton model {config.get('name')}").threshold,
         )
         max_batch = int(params[NETWORK_MAX_BATCH_KEY])
         backend = TritonBLSBackend(params[NETWORK_MODEL_KEY], info, max_batch=max_batch,
@@ -101,26 +133,50 @@ class PipelineModel:
             analysis["tile_pooling"] = params[TILE_POOLING_KEY]
         if params.get(MAX_TILES_KEY):
             analysis["max_tiles"] = int(params[MAX_TILES_KEY]) or None
-        self.locator = Locator(backend, batch_size=max_batch, threshold=float(params.get(THRESHOLD_KEY, "0.5")),
-                               workers=workers, pipeline="host", **analysis)
+        self.backend = backend
+        self.locator = Locator(backend, batch_size=max_batch, workers=workers, pipeline="host", **analysis)
         self.name = config.get("name", "fakelocator")
 
     def execute(self, requests: list) -> list:
         pb = self._pb
-        items, counts = [], []
+        inputs = []  # per request: its images, (n, 1) object array of bytes
         for request in requests:
-            images = pb.get_input_tensor_by_name(request, "image").as_numpy()  # (n, 1) object: bytes
-            items.extend(bytes(v) for v in images.reshape(-1))
-            counts.append(images.shape[0])
+            inputs.append(pb.get_input_tensor_by_name(request, "image").as_numpy())
+        cancelled = [False] * len(requests)  # requests found cancelled; their images are not analysed
+
+        def items():
+            """Each live request's images, in order; a request is checked for cancellation (its client
+            hung up, or its gRPC deadline passed) before each of its images is taken, so an abandoned
+            request stops being analysed instead of holding the queue to its end."""
+            for r, (request, images) in enumerate(zip(requests, inputs)):
+                for value in images.reshape(-1):
+                    if cancelled[r] or _is_cancelled(request):
+                        cancelled[r] = True
+                        yield _SKIPPED
+                    else:
+                        yield bytes(value)
+
+        # every request gone (hung up, deadline passed): even a large image's remaining tiles are dropped
+        self.backend.stop_when = lambda: all(c or _is_cancelled(r) for c, r in zip(cancelled, requests))
         try:
-            results = list(self.locator.locate_iter(items, on_error="record"))
+            results = list(self.locator.locate_iter(items(), on_error="record"))
         except Exception as e:  # noqa: BLE001 - the whole execution failed (e.g. the network model): every request says why
-            error = pb.TritonError(f"{self.name}: {type(e).__name__}: {e}")
-            return [pb.InferenceResponse(output_tensors=[], error=error) for _ in requests]
+            message = f"{self.name}: {type(e).__name__}: {e}"
+            # one TritonError per response: the backend frees an error's message with the response
+            # that carries it, so an error shared by two responses is read after it is freed
+            return [pb.InferenceResponse(output_tensors=[], error=pb.TritonError(message, _cancelled_code(pb))
+                                         if isinstance(e, Cancelled) else pb.TritonError(message)) for _ in requests]
+        finally:
+            self.backend.stop_when = None
         responses, start = [], 0
-        for request, n in zip(requests, counts):
+        for request, images, gone in zip(requests, inputs, cancelled):
+            n = images.shape[0]
             part = results[start: start + n]
             start += n
+            if gone or _is_cancelled(request):
+                responses.append(pb.InferenceResponse(
+                    output_tensors=[], error=pb.TritonError(f"{self.name}: request cancelled", _cancelled_code(pb))))
+                continue
             wanted = set(request.requested_output_names()) or {"map", "shape", "score", "label", "error"}
             responses.append(pb.InferenceResponse(output_tensors=self._outputs(part, wanted)))
         return responses
@@ -135,7 +191,9 @@ class PipelineModel:
             shape = np.array([[r.height or 0, r.width or 0] if r.ok else [0, 0] for r in results], np.int32).reshape(n, 2)
             tensors.append(pb.Tensor("shape", shape))
         if "score" in wanted:
-            score = np.array([r.score if r.ok else np.nan for r in results], np.float32).reshape(n, 1)
+            # -1, not NaN, for an image that failed (its error says why): Triton's JSON would carry a bare NaN,
+            # which strict JSON parsers reject
+            score = np.array([r.score if r.ok else FAILED_SCORE for r in results], np.float32).reshape(n, 1)
             tensors.append(pb.Tensor("score", score))
         if "label" in wanted:
             tensors.append(pb.Tensor("label", np.array([(r.label or "").encode() for r in results], np.object_).reshape(n, 1)))
@@ -170,8 +228,10 @@ class NetworkModel:
         try:
             out = self.backend.infer(np.concatenate(batches) if len(batches) > 1 else batches[0])
         except Exception as e:  # noqa: BLE001 - reported to every request of the batch
-            error = pb.TritonError(f"ONNX Runtime inference failed: {type(e).__name__}: {e}")
-            return [pb.InferenceResponse(output_tensors=[], error=error) for _ in requests]
+            message = f"ONNX Runtime inference failed: {type(e).__name__}: {e}"
+            # one TritonError per response: the backend frees an error's message with the response
+            # that carries it, so an error shared by two responses is read after it is freed
+            return [pb.InferenceResponse(output_tensors=[], error=pb.TritonError(message)) for _ in requests]
         responses, start = [], 0
         for request, batch in zip(requests, batches):
             stop = start + len(batch)

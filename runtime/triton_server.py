@@ -2,9 +2,10 @@
 
 Which server: an explicit binary; else a ``tritonserver`` on PATH (a full Triton: the NGC container
 or a Triton install, with its own backends); else the one bundled in the ``nvidia-pytriton`` wheel
-(``pip install 'fakelocator[serve]'``). The bundled one has the Python backend only, so it serves
-repositories written with ``--model-backend python``; onnxruntime and tensorrt networks need a full
-Triton.
+(``INSTALL_BUNDLED_SERVER``: ``pip install --no-deps nvidia-pytriton`` and NumPy 1.26 in a folder of
+its own, which the ``serve`` extra cannot express). The bundled one has the Python backend only, so it
+serves repositories whose network is on the Python backend (``export triton``'s default for an ONNX
+on the CPU); onnxruntime and tensorrt networks need a full Triton.
 
 The bundled server needs a backend folder with the Python backend stub of this interpreter's Python
 version (the wheel ships one per version; it links the system's ``libpython3.X.so``), prepared in a
@@ -22,7 +23,9 @@ on the Python backend's path: ``python_path``, by default ``<environment>/fakelo
 
 The server runs in a process group of its own: ``stop`` sends SIGTERM (Triton finishes the requests in
 flight, unloads the models and stops the Python backend's processes), waits, then kills whatever of
-the group is left, so nothing outlives it.
+the group is left, so nothing outlives it. The Python backend's shared memory gets a name prefix of
+this server's own (``shm_prefix``), and ``stop`` removes whatever of it is left in ``/dev/shm``: a
+server that crashed, was killed or failed to start (a port in use) leaves none behind.
 """
 
 from __future__ import annotations
@@ -37,19 +40,26 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
+import uuid
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
 
+#: Where POSIX shared memory lives on Linux (shm_open's files).
+SHM_DIR = Path("/dev/shm")
 #: Where a full Triton keeps its backends (the NGC container's layout; tritonserver's default).
 SYSTEM_BACKEND_DIR = Path("/opt/tritonserver/backends")
 STUB = "triton_python_backend_stub"
 #: Where the bundled server's Python backend finds NumPy 1.x by default (see the module docstring).
 DEFAULT_PYTHON_PATH = Path(sys.prefix) / "fakelocator-triton-python"
+#: The two steps that install the bundled server (what scripts/ensure-venv does for the `serve` extra).
+INSTALL_BUNDLED_SERVER = (f"{sys.executable} -m pip install --no-deps 'nvidia-pytriton==0.7.0'\n  "
+                          f"{sys.executable} -m pip install --target {DEFAULT_PYTHON_PATH} 'numpy>=1.26,<2'")
 NUMPY1_ADVICE = ("the bundled Triton 2.51's Python backend does not work with NumPy 2 (fixed in Triton 24.11): give it "
                  f"NumPy 1.26 with `pip install --target {DEFAULT_PYTHON_PATH} 'numpy>=1.26,<2'` (or --python-path DIR), "
                  "or use a newer Triton")
@@ -98,8 +108,11 @@ def bundled_server() -> ServerInstall:
     """The bundled server, or FakeLocatorError saying why it cannot run here."""
     bundle = _bundle()
     if bundle is None:
-        raise FakeLocatorError("no Triton server: none on PATH and nvidia-pytriton is not installed "
-                               "(pip install 'fakelocator[serve]', see docs/export.md)")
+        raise FakeLocatorError(
+            "no Triton server: none on PATH and nvidia-pytriton's is not installed. The `serve` extra cannot bring it "
+            "(nvidia-pytriton pins numpy<2 for its Python API, which fakelocator does not use); install its server into "
+            f"this environment with:\n  {INSTALL_BUNDLED_SERVER}\nor run a full Triton (the NGC container) with --server "
+            "or on PATH (docs/export.md, 'Serving')")
     stub = bundle / "python_backend_stubs" / _python_version() / STUB
     if not stub.is_file():
         raise FakeLocatorError(f"nvidia-pytriton has no Python backend stub for Python {_python_version()} ({stub})")
@@ -222,6 +235,31 @@ def backend_python_path(install: ServerInstall, python_path: tuple[str, ...] | N
     return folders
 
 
+#: Lines Triton logs as errors that are not: on a machine without a CUDA driver (a CPU server) it
+#: logs an ``E…`` line from its GPU probe and serves on the CPU all the same.
+FALSE_ALARMS = ("CudaDriverHelper has not been initialized",)
+NO_GPU_NOTE = "(tritonserver found no CUDA driver: it serves on the CPU; its 'CudaDriverHelper' error line is left out)\n"
+
+
+def is_false_alarm(line: str) -> bool:
+    return any(text in line for text in FALSE_ALARMS)
+
+
+def _relay(source, sink) -> None:
+    """Copy the server's output to ``sink`` line by line, the FALSE_ALARMS replaced by one note."""
+    noted = False
+    for raw in iter(source.readline, b""):
+        line = raw.decode(errors="replace")
+        if is_false_alarm(line):
+            if not noted:
+                sink.write(NO_GPU_NOTE)
+                noted = True
+            continue
+        sink.write(line)
+        sink.flush()
+    source.close()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now (the OS's pick)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -240,7 +278,8 @@ class TritonServer:
     Args:
         repo: the model repository.
         http_port, grpc_port: the endpoints' ports; metrics_port: Prometheus metrics (None: off).
-        host: the address the endpoints listen on ("0.0.0.0": every interface).
+        host: the address the endpoints listen on: loopback by default, so that only this machine
+            reaches a server that analyses uploads; "0.0.0.0" for every interface (a container).
         server: a tritonserver binary; None: on PATH, else the bundled one (see ``find_server``).
         log: where the server's output goes: a file path, "-" (this process's stderr), or None (a
             file in the server's temporary folder, removed when it stops; its end is quoted in the
@@ -254,7 +293,7 @@ class TritonServer:
     http_port: int = 8000
     grpc_port: int = 8001
     metrics_port: int | None = 8002
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     server: str | os.PathLike | None = None
     log: str | os.PathLike | None = None
     exit_timeout_s: int = 5
@@ -266,6 +305,10 @@ class TritonServer:
 
     def __post_init__(self):
         self.repo = Path(self.repo).resolve()
+        # The Python backend's shared-memory regions (/dev/shm/<prefix>*) carry each request and
+        # response between the server and its stub processes; a name of this server's own lets
+        # stop() remove what a crash, a kill or a failed start leaves there.
+        self.shm_prefix = f"fakelocator_triton_{os.getpid()}_{uuid.uuid4().hex[:8]}_"
         self._workdir: Path | None = None
         self._log_path: Path | None = None
         self._log_handle = None
@@ -304,6 +347,7 @@ class TritonServer:
             f"--grpc-address={self.host}", f"--grpc-port={self.grpc_port}",
             f"--exit-timeout-secs={self.exit_timeout_s}",
             "--strict-readiness=true",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
         ]
         if self.metrics_port is None:
             args.append("--allow-metrics=false")
@@ -344,7 +388,7 @@ class TritonServer:
         self._python_folders = backend_python_path(self.install, self.python_path)
         self._workdir = Path(tempfile.mkdtemp(prefix="fakelocator-triton-"))
         if self.log == "-":
-            out = None
+            out = subprocess.PIPE  # relayed to stderr by _relay, without the known false alarms
         else:
             self._log_path = Path(self.log) if self.log is not None else self._workdir / "tritonserver.log"
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -352,11 +396,14 @@ class TritonServer:
         try:
             self.process = subprocess.Popen(
                 self.command(), env=self.environment(), stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT if out is not None else None, start_new_session=True,
+                stderr=subprocess.STDOUT, start_new_session=True,
             )
         except OSError as e:
             self._cleanup()
             raise FakeLocatorError(f"{self.install.describe()} could not be started: {e}") from None
+        if out is subprocess.PIPE:
+            threading.Thread(target=_relay, args=(self.process.stdout, sys.stderr), daemon=True,
+                             name="tritonserver-log").start()
         try:
             self.wait_ready(timeout_s)
         except BaseException:
@@ -388,7 +435,7 @@ class TritonServer:
             return ""
         text = self._log_path.read_text(errors="replace").splitlines()
         # Triton's startup tables are long and say little; its errors are the lines that start with E.
-        errors = [line for line in text if line.startswith("E") or "error" in line.lower()]
+        errors = [line for line in text if (line.startswith("E") or "error" in line.lower()) and not is_false_alarm(line)]
         shown = (errors or text)[-lines:]
         return f"; its log ({self._log_path}) says:\n  " + "\n  ".join(shown)
 
@@ -419,7 +466,16 @@ class TritonServer:
         self._cleanup()
         return code
 
+    def shm_files(self) -> list[Path]:
+        """The shared-memory files this server's processes created (and have not removed)."""
+        return sorted(SHM_DIR.glob(self.shm_prefix + "*")) if SHM_DIR.is_dir() else []
+
     def _cleanup(self) -> None:
+        for region in self.shm_files():  # its processes are gone: nothing maps these any more
+            try:
+                region.unlink()
+            except OSError:
+                pass
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None

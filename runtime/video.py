@@ -12,6 +12,12 @@ index / fps is wrong for it), reports a frame that fails to decode and goes on t
 keeps FFmpeg's messages off stderr. Without PyAV, OpenCV's ``VideoCapture`` reads paths only, with
 timestamps from the container's nominal frame rate.
 
+Rotation: a frame is turned upright by its display matrix (the rotation a phone records for a
+portrait video stored landscape), as players show it, so frames, maps and ``width``/``height`` are
+those of the displayed picture, as images follow their EXIF orientation. Only the rotation (a
+multiple of 90 degrees) is applied; a mirroring matrix is rare and is not. OpenCV's reader (no
+PyAV) applies the rotation itself.
+
 Sampling: ``every=N`` takes frames 0, N, 2N, …; ``fps=F`` takes the first frame at or after each
 multiple of 1/F seconds of presentation time; neither takes every frame. ``max_frames`` stops after
 that many sampled frames. Frames that are not sampled are decoded (later frames depend on them) but
@@ -72,6 +78,11 @@ def _clean(message: object) -> str:
     return text[:200]
 
 
+#: The highest sampling rate accepted; any rate over a video's own takes every frame (and rates
+#: like 1e308 would overflow the sampling arithmetic).
+MAX_FPS = 1e6
+
+
 @dataclass(frozen=True)
 class Sampling:
     every: int | None = None
@@ -83,8 +94,8 @@ class Sampling:
             raise FakeLocatorError("give either every or fps, not both")
         if self.every is not None and self.every < 1:
             raise FakeLocatorError(f"every must be >= 1, got {self.every}")
-        if self.fps is not None and not self.fps > 0:
-            raise FakeLocatorError(f"fps must be > 0, got {self.fps}")
+        if self.fps is not None and not (isinstance(self.fps, (int, float)) and 0 < self.fps <= MAX_FPS):
+            raise FakeLocatorError(f"fps must be a number in (0, {MAX_FPS:g}], got {self.fps!r}")
         if self.max_frames is not None and self.max_frames < 1:
             raise FakeLocatorError(f"max_frames must be >= 1, got {self.max_frames}")
 
@@ -106,6 +117,10 @@ class _Selector:
                 return False
             self.next_time = (math.floor(t * s.fps + 1e-9) + 1) / s.fps
         return True
+
+
+#: Quarter turns counterclockwise → the OpenCV rotation that applies them (0: none).
+_TURNS = {1: 2, 2: 1, 3: 0}  # cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_180, cv2.ROTATE_90_CLOCKWISE
 
 
 @dataclass
@@ -235,7 +250,7 @@ class VideoReader:
                         yield RawFrame(index, t, None, 0.0, error=f"frame {index}: " + too_large(frame.width, frame.height, self.max_pixels))
                     else:
                         try:
-                            image = frame.to_ndarray(format="bgr24")
+                            image = self._upright(frame.to_ndarray(format="bgr24"), frame)
                         except Exception as e:  # noqa: BLE001
                             yield RawFrame(index, t, None, (time.perf_counter() - t0) * 1000,
                                            error=f"frame {index} could not be converted ({_clean(e)})")
@@ -248,6 +263,20 @@ class VideoReader:
             container.close()
         if not stopped and self.error is None:
             self.error = self._short(index + 1, last_t)
+
+    def _upright(self, image: np.ndarray, frame) -> np.ndarray:
+        """The frame as players show it: turned by its display matrix's rotation (side data the
+        container gives, e.g. a phone's portrait video stored landscape), a multiple of 90 degrees.
+        The first turned frame makes ``width`` and ``height`` the displayed ones."""
+        rotation = getattr(frame, "rotation", 0) or 0  # degrees counterclockwise, in [-180, 180]
+        turn = _TURNS.get(int(round(rotation / 90.0)) % 4) if abs(rotation / 90.0 - round(rotation / 90.0)) < 0.01 else None
+        if turn is None:
+            return image
+        import cv2
+
+        image = cv2.rotate(image, turn)
+        self.height, self.width = image.shape[:2]
+        return image
 
     def _index_time(self, index: int) -> float | None:
         return index / self.fps if self.fps else None
@@ -340,6 +369,7 @@ class VideoResults:
             count in the summary.
         known_empty: frames already known to have had nothing to analyse (``empty_frames``).
         regions: the region provider for this video's frames (None: whole frames).
+        map_dtype: "float32" or "uint8": the frames' maps, or their 8-bit levels (``Locator.locate``).
     """
 
     def __init__(
@@ -354,6 +384,7 @@ class VideoResults:
         known: Mapping[int, float | None] | None = None,
         known_empty: Iterable[int] = (),
         regions: RegionProvider | None = None,
+        map_dtype: str = "float32",
     ) -> None:
         if verdict_by not in VERDICT_STATISTICS:
             raise FakeLocatorError(f"verdict_by must be one of {VERDICT_STATISTICS}, got {verdict_by!r}")
@@ -361,6 +392,7 @@ class VideoResults:
         self._reader = reader
         self._on_error = on_error
         self._keep_images = keep_images
+        self._map_dtype = map_dtype
         self._top_k = top_k
         self._verdict_by = verdict_by
         known = dict(known or {})
@@ -369,6 +401,7 @@ class VideoResults:
         self._known = frozenset(known) | frozenset(self._empty)
         self._failed = sum(s is None for s in known.values())
         self._regions = regions
+        self._tiles = 0
         self._error: str | None = None
         self._iterator: Iterator[FrameResult] | None = None
         self._summary: VideoSummary | None = None
@@ -404,7 +437,8 @@ class VideoResults:
     def _run(self) -> Iterator[FrameResult]:
         frames = self._reader.frames(skip=self._known)
         results = self._locator._run_frames(
-            self.path, frames, on_error=self._on_error, keep_images=self._keep_images, regions=self._regions
+            self.path, frames, on_error=self._on_error, keep_images=self._keep_images, regions=self._regions,
+            map_dtype=self._map_dtype
         )
         try:
             for result in results:
@@ -414,6 +448,7 @@ class VideoResults:
                     self._empty.add(result.frame)
                 else:
                     self._scores[result.frame] = result.score
+                self._tiles += result.tiles or 0
                 yield result
         finally:
             results.close()
@@ -444,6 +479,7 @@ class VideoResults:
                 width=self.width,
                 height=self.height,
                 frames_read=self._reader.frames_read,
+                tiles=self._tiles,
                 error=self._error,
             )
         return self._summary

@@ -56,3 +56,16 @@ def _restore_rng_state():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+#: The seed of the tests that train (marker ``trains``): 0 by default; ``.ci/run`` reruns those tests
+#: with another seed on another CPU instruction set, because what they assert must hold for any.
+TRAIN_SEED_ENV = "FAKELOCATOR_TEST_SEED"
+
+
+@pytest.fixture(scope="session")
+def train_seed() -> int:
+    """The seed for a test that trains: ``$FAKELOCATOR_TEST_SEED``, default 0."""
+    import os
+
+    return int(os.environ.get(TRAIN_SEED_ENV, "0"))

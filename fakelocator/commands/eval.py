@@ -25,7 +25,7 @@ examples:
   fakelocator eval --model model.onnx --data data/heldout --robustness jpeg,blur --levels jpeg=90,75,50
   fakelocator eval --model a.onnx --model b.engine --data data/stgan --data data/attgan --out runs/cross
   fakelocator eval --model model.onnx --real-dir data/ffhq --entire-dir data/stylegan2
-  fakelocator eval --model model.onnx --data data/heldout --held-out-families pixel_shuffle,self_blend \
+  fakelocator eval --model model.onnx --data data/heldout --held-out-families gan_pixelshuffle,selfblend_jpeg,upscale_lanczos \
       --contact-sheet 12 --contact-include samples/
 """
 
@@ -34,6 +34,8 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+
+from fakelocator.runtime.spec import DEFAULT_MAX_TILES
 
 TESTS_HELP = "jpeg, blur, noise, lowres, disorganize"
 
@@ -56,8 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("inference")
     run.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"),
                      help="inference backend (default: auto, the fastest that loads the file)")
-    run.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda or cuda:N (default: auto)")
-    run.add_argument("--batch", type=int, default=8, metavar="N", help="images per inference call (default: 8)")
+    run.add_argument("--device", default="auto", metavar="DEVICE", help="auto, cpu, cuda or cuda:N (default: auto)")
+    run.add_argument("--batch", type=int, default=8, metavar="N",
+                     help="network inputs per inference call: images in fit analysis, tiles in native (default: 8)")
     run.add_argument("--threads", type=int, default=0, metavar="N", help="backend CPU threads, 0 = its default")
     run.add_argument("--workers", type=int, metavar="N", help="threads for reading, degrading and scoring images")
     run.add_argument("--analysis", choices=("native", "fit"),
@@ -66,13 +69,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--tile-overlap", type=int, metavar="N", help="native: pixels neighbouring tiles share (default: the model's)")
     run.add_argument("--tile-pooling", choices=("max", "mean", "top2"),
                      help="native: how tile scores become the image's score (default: the model's)")
-    run.add_argument("--max-tiles", type=int, default=1024, metavar="N",
+    run.add_argument("--max-tiles", type=int, default=DEFAULT_MAX_TILES, metavar="N",
                      help="native: images taking more tiles fail with an error instead of being downscaled "
-                     "(default: 1024; 0 = no limit)")
+                     f"(default: {DEFAULT_MAX_TILES}; 0 = no limit)")
 
     score = parser.add_argument_group("scoring")
-    score.add_argument("--threshold", type=float, default=0.5, metavar="T",
-                       help="a score >= T is fake (ACC, real ACC, fake ACC; default: 0.5)")
+    score.add_argument("--threshold", type=float, default=None, metavar="T",
+                       help="a score >= T is fake (ACC, real ACC, fake ACC; default: each model's calibrated "
+                            "threshold, from its metadata; 0.5 for a model that states none)")
     score.add_argument("--binarize-threshold", type=float, default=0.1, metavar="T",
                        help="maps are binarized at T for IoU, Dice, PBCA, IINC (default: 0.1, the paper's)")
     score.add_argument("--at-model-resolution", action="store_true",

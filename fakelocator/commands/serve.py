@@ -1,11 +1,13 @@
 """Serve a Triton model repository written by `fakelocator export triton`.
 
   fakelocator serve models/ [--http-port 8000] [--grpc-port 8001] [--metrics-port 8002 | --no-metrics]
-                    [--host 0.0.0.0] [--server PATH] [--python-path DIR] [--log-file PATH] [--timeout 120]
+                    [--host 127.0.0.1] [--server PATH] [--python-path DIR] [--log-file PATH] [--start-timeout 180]
 
 Starts a tritonserver on the repository: --server, else one on PATH (a full Triton, e.g. the NGC
-container), else the one bundled in the nvidia-pytriton wheel (Python backend only: serve
-repositories exported with --model-backend python; see docs/export.md). Waits until every model is
+container), else the one bundled in the nvidia-pytriton wheel (Python backend only: it serves what
+`export triton` writes for an ONNX on the CPU; install it as docs/export.md says, or as the error
+message says when it is missing). It listens on loopback only unless --host says otherwise (in a
+container: --host 0.0.0.0; the server analyses what anyone who reaches it sends). Waits until every model is
 ready, prints the endpoints, and runs until SIGINT (Ctrl+C) or SIGTERM, then stops the server and
 everything it started.
 
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 
 from fakelocator.errors import FakeLocatorError
+from fakelocator.flags import deprecated_alias
 
 
 def _port(text: str) -> int:
@@ -39,13 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grpc-port", type=_port, default=8001, help="gRPC port (default 8001)")
     parser.add_argument("--metrics-port", type=_port, default=8002, help="Prometheus metrics port (default 8002)")
     parser.add_argument("--no-metrics", dest="metrics", action="store_false", help="no metrics endpoint")
-    parser.add_argument("--host", default="0.0.0.0", help="the address to listen on (default 0.0.0.0: every interface)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface, "
+                        "e.g. in a container)")
     parser.add_argument("--server", help="a tritonserver binary (default: on PATH, else nvidia-pytriton's)")
     parser.add_argument("--python-path", action="append", metavar="DIR",
                         help="a folder put first on the Python backend's sys.path (repeatable; the bundled server needs "
                         "NumPy 1.x there, default <environment>/fakelocator-triton-python)")
     parser.add_argument("--log-file", help="write the server's log here (default: this terminal)")
-    parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the models to be ready (default 180)")
+    parser.add_argument("--start-timeout", dest="timeout", type=float, default=180.0, metavar="SECONDS",
+                        help="seconds to wait for the server and its models to be ready (default 180)")
+    deprecated_alias(parser, "--timeout", "--start-timeout", "timeout", type=float)
     parser.add_argument("--exit-timeout", type=int, default=5,
                         help="seconds the server may finish requests in flight when stopped (default 5)")
 

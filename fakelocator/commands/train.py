@@ -33,6 +33,8 @@ import argparse
 import logging
 import sys
 
+from fakelocator.flags import deprecated_alias
+
 PREFIX = "cfg."  # argument destinations that are TrainConfig fields, as dotted paths
 
 
@@ -64,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt(run, "--out", field="out", metavar="DIR", help=f"output folder (default: {d.out})")
     opt(run, "--seed", field="seed", type=int, metavar="N",
         help=f"seed of initialization, data order and augmentation (default: {d.seed})")
-    opt(run, "--device", field="device", metavar="DEV",
+    opt(run, "--device", field="device", metavar="DEVICE",
         help=f"auto (CUDA when available), cpu, cuda or cuda:N (default: {d.device})")
     opt(run, "--workers", field="workers", type=int, metavar="N",
         help=f"data-loading processes, 0 = in the training process (default: {d.workers})")
@@ -101,6 +103,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     h, w = d.model.preprocessing.size
     model.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"), default=S, dest="input_size",
                        help=f"network input height and width, multiples of 16 (default: {h} {w})")
+    pre = d.model.preprocessing
+    opt(model, "--analysis", field="model.preprocessing.analysis", choices=("fit", "native"),
+        help=f"what the model is made for (default: {pre.analysis}): fit, the whole image resized to the input; native, "
+        "tiles of the input size at the image's own scale (training then crops each image at its own scale, and the "
+        "runtime tiles; the shipped model is native, docs/training.md)")
+    opt(model, "--tile-overlap", field="model.preprocessing.tile_overlap", type=int, metavar="N",
+        help=f"native: pixels neighbouring tiles share at run time, stored in the model (default: {pre.tile_overlap})")
+    opt(model, "--tile-pooling", field="model.preprocessing.tile_pooling", choices=("max", "mean", "top2"),
+        help=f"native: how tile scores become the image's at run time, stored in the model (default: {pre.tile_pooling})")
     opt(model, "--init-weights", field="init_weights", metavar="FILE",
         help="start the whole network from these fakelocator weights (.safetensors or .pt), to fine-tune; "
              "'default' = the embedded default model. Without model options or a YAML model section, "
@@ -113,7 +124,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto: use attention maps when the manifest names facial properties; on: require them; "
         f"off: train without (default: {d.attention.mode})")
     opt(att, "--parsing-model", field="attention.parser", choices=PARSING_MODELS,
-        help=f"facexlib face-parsing network (default: {d.attention.parser})")
+        help="auto: facexlib's BiSeNet when its weights are found, else the MediaPipe face mesh that ships in "
+        f"the package; bisenet, parsenet (facexlib, local weights); mesh (default: {d.attention.parser})")
     opt(att, "--parsing-weights", field="attention.weights", metavar="FILE",
         help="its weights (parsing_bisenet.pth / parsing_parsenet.pth); default: $FAKELOCATOR_PARSING_WEIGHTS, "
         "then facexlib's weights folder; never downloaded")
@@ -133,7 +145,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     optim = parser.add_argument_group("optimization")
     opt(optim, "--epochs", field="epochs", type=int, metavar="N", help=f"epochs (default: {d.epochs})")
-    opt(optim, "--batch-size", field="batch_size", type=int, metavar="N", help=f"images per batch (default: {d.batch_size})")
+    opt(optim, "--batch", field="batch_size", type=int, metavar="N", help=f"images per training batch (default: {d.batch_size})")
+    deprecated_alias(optim, "--batch-size", "--batch", PREFIX + "batch_size", type=int)
     opt(optim, "--lr", field="lr", type=float, metavar="LR", help=f"Adam learning rate (default: {d.lr:g})")
     opt(optim, "--betas", field="betas", type=float, nargs=2, metavar=("B1", "B2"),
         help=f"Adam betas (default: {d.betas[0]} {d.betas[1]})")

@@ -18,7 +18,7 @@ import numpy as np
 
 from fakelocator.contract import Preprocessing
 from fakelocator.errors import FakeLocatorError
-from fakelocator.metadata import ModelMetadata
+from fakelocator.metadata import DEFAULT_THRESHOLD, ModelMetadata
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class ModelInfo:
     provenance: dict[str, Any] = field(default_factory=dict)
     version: str = ""
     precision: str = "fp32"  # "fp32" | "fp16" | "mixed"
+    threshold: float = DEFAULT_THRESHOLD  # the model's calibrated decision threshold (fakelocator.threshold)
 
     @classmethod
     def from_metadata(cls, path: str, format: str, metadata: dict[str, str]) -> "ModelInfo":
@@ -45,6 +46,7 @@ class ModelInfo:
             provenance=meta.provenance,
             version=meta.version,
             precision=meta.precision,
+            threshold=meta.threshold,
         )
 
 

@@ -145,6 +145,7 @@ class TensorRTBackend(Backend):
             provenance=sidecar.provenance,
             version=sidecar.fakelocator_version,
             precision=sidecar.precision,
+            threshold=sidecar.threshold,
         )
         self._bind_io(engine_path, cuda)
 

@@ -14,12 +14,16 @@ only inside Triton, where ``triton_python_backend_utils`` is importable.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from fakelocator.errors import FakeLocatorError
 from fakelocator.runtime.backends.base import Backend, ModelInfo
+
+class Cancelled(FakeLocatorError):
+    """Every request of the execution was cancelled: the rest of its work is dropped."""
+
 
 #: Triton data types of the network input, and their numpy types.
 INPUT_DTYPES = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16}
@@ -66,8 +70,14 @@ class TritonBLSBackend(Backend):
         self._outputs = list(outputs)
         self._timeout_us = int(timeout_us)
 
+    #: Set by the pipeline model for the length of one execution: True once every request of it is
+    #: cancelled; the next network batch then raises ``Cancelled`` instead of being sent.
+    stop_when: "Callable[[], bool] | None" = None
+
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         pb = self._pb
+        if self.stop_when is not None and self.stop_when():
+            raise Cancelled("every request of this execution was cancelled")
         x = np.ascontiguousarray(batch, dtype=self._dtype)  # (N, 3, h, w)
         request = pb.InferenceRequest(
             model_name=self.model_name,

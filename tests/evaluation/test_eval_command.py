@@ -49,12 +49,12 @@ def test_baselines_groups_held_out_families_and_contact_sheet(tmp_path, red_mode
     demo = tmp_path / "demo.png"
     cv2.imwrite(str(demo), np.full((40, 60, 3), 120, np.uint8))
     rc = main(["eval", "--model", str(red_model), "--data", str(dataset), "--out", str(out), "--device", "cpu",
-               "--held-out-families", "eyes,absent", "--contact-sheet", "3", "--contact-include", str(demo)])
+               "--held-out-families", "eyes", "--contact-sheet", "3", "--contact-include", str(demo)])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "(constant map 0." in captured.out and "pixel AUC 0.99" in captured.out
     report = json.loads((out / "report.json").read_text())
-    assert report["settings"]["held_out_families"] == ["eyes", "absent"]
+    assert report["settings"]["held_out_families"] == ["eyes"]
     e = report["evaluations"][0]
     assert {"manipulated", "partial", "entire"} == set(e["baselines"]["subsets"])
     partial = e["baselines"]["subsets"]["partial"]
@@ -62,7 +62,7 @@ def test_baselines_groups_held_out_families_and_contact_sheet(tmp_path, red_mode
     assert partial["constant"]["pixel_auc"] == 0.5
     assert set(partial["centred_scales"]) == {f"{s:g}" for s in (0.05, 0.075, 0.11, 0.17, 0.25, 0.38)}
     held = [g for g in e["groups"] if g["group"] == "held-out family"]
-    assert [(g["name"], g["n"]) for g in held] == [("eyes", 3), ("absent", 0)]
+    assert [(g["name"], g["n"]) for g in held] == [("eyes", 3)]
     sheet = out / report["files"]["contact_sheets"]["red on pairs"]
     assert sheet.is_file() and cv2.imread(str(sheet)).shape[0] > 3 * 192
     rows = report["files"]["contact_rows"]["red on pairs"]
@@ -106,6 +106,7 @@ def test_failed_images_give_exit_status_1(tmp_path, red_model, dataset, capsys, 
     (["--threshold", "2"], "threshold must be in [0, 1]"),
     (["--data", "nowhere"], "nowhere: no such directory"),
     (["--held-out-families", "a,,b"], "empty family name"),
+    (["--held-out-families", "eyes,pixel_shuffle"], "pixel_shuffle match no manipulated image in the data; its families are: "),
     (["--contact-sheet", "-1"], "--contact-sheet must be >= 0"),
     (["--contact-include", "nowhere.png"], "nowhere.png: no such file or folder"),
 ])

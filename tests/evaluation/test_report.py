@@ -84,7 +84,8 @@ def test_report_json_is_strict_json_with_every_section(run):
         assert key in e["metrics"]
     assert e["robustness"]["jpeg"]["levels"] == [75] and "coss" in e["robustness"]["jpeg"]["gamma"][0]
     assert len(e["clustering"]["accuracies"]) == 10
-    assert report["settings"]["threshold"] == 0.5 and report["settings"]["robustness"] == {"jpeg": [75], "disorganize": [2]}
+    assert report["settings"]["threshold"] is None and report["models"][0]["threshold"] == 0.5  # the model's own
+    assert report["settings"]["robustness"] == {"jpeg": [75], "disorganize": [2]}
     table = report["cross_tables"]["coss"]
     assert table["models"] == ["red", "tiny_trained"] and table["datasets"] == ["pairs", "folders"]
     assert table["values"][0][0] == pytest.approx(run.evaluations[0].metrics["coss"])

@@ -28,7 +28,7 @@ def test_help_of_every_subcommand_imports_neither_torch_nor_tensorrt():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "--batch" in result.stdout and "--repo" in result.stdout and "--against" in result.stdout
+    assert "--batch-range" in result.stdout and "--repo" in result.stdout and "--against" in result.stdout
 
 
 def test_the_export_package_and_the_tensorrt_backend_import_without_torch_or_tensorrt():
@@ -54,14 +54,14 @@ def test_engine_without_tensorrt_is_one_line_with_the_install_command(capsys, fp
 
 def test_bad_engine_options_are_reported_before_tensorrt_is_needed(capsys, fp32_export, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
-    code, _, err = run(capsys, "engine", str(fp32_export.path), "--batch", "8,4,2")
-    assert code == 2 and "--batch '8,4,2'" in err
+    code, _, err = run(capsys, "engine", str(fp32_export.path), "--batch-range", "8,4,2")
+    assert code == 2 and "--batch-range '8,4,2'" in err
 
 
 def test_engine_through_the_cli_with_fake_tensorrt(capsys, fake_trt, fp32_export, tmp_path):
     """API-contract test: the CLI wiring, with the fake TensorRT of tests/helpers/fake_tensorrt.py; the parity step runs the fake engine."""
     engine = tmp_path / "m.engine"
-    code, out, _ = run(capsys, "engine", str(fp32_export.path), "-o", str(engine), "--batch", "1,2,4", "--no-check",
+    code, out, _ = run(capsys, "engine", str(fp32_export.path), "-o", str(engine), "--batch-range", "1,2,4", "--no-check",
                        "--device", "cuda:0")
     assert code == 0 and engine.is_file() and (tmp_path / "m.engine.json").is_file()
     assert "fp32, image: min 1x3x64x64, opt 2x3x64x64, max 4x3x64x64" in out
@@ -72,11 +72,12 @@ def test_engine_through_the_cli_with_fake_tensorrt(capsys, fake_trt, fp32_export
 def test_device_takes_an_index_or_cuda_n_in_engine_and_check():
     from fakelocator.commands.export import gpu_index
 
-    assert gpu_index("0") == gpu_index("cuda:0") == gpu_index("cuda") == 0 and gpu_index("CUDA:3") == 3
+    assert gpu_index("0") == gpu_index("cuda:0") == gpu_index("cuda") == gpu_index("auto") == 0 and gpu_index("CUDA:3") == 3
     for what in ("engine", "check"):
-        with pytest.raises(SystemExit) as e:
-            main(["export", what, "model.onnx", "--device", "gpu1"])
-        assert e.value.code == 2
+        for device in ("gpu1", "cpu"):  # TensorRT: GPUs only
+            with pytest.raises(SystemExit) as e:
+                main(["export", what, "model.onnx", "--device", device])
+            assert e.value.code == 2
 
 
 def test_check_prints_structure_metadata_and_parity_against_the_checkpoint(capsys, fp32_export, tiny_checkpoint):
@@ -119,12 +120,14 @@ def test_triton_command_writes_a_repository(capsys, fp32_export, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [(["check", "model.txt"], "takes an .onnx or an engine"),
-                                           (["check", "missing.onnx"], "no such file")])
+                                           (["check", "missing.onnx"], "no such file"),
+                                           (["check", "missing.engine"], "engine missing.engine: no such file")])
 def test_check_errors_are_one_line(capsys, tmp_path, argv, message):
     (tmp_path / "model.txt").write_text("x")
     argv = [str(tmp_path / a) if "." in a else a for a in argv]
     code, _, err = run(capsys, *argv)
-    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and message.replace("missing.engine", str(tmp_path / "missing.engine")) in err
+    assert len(err.strip().splitlines()) == 1 and "sidecar" not in err  # the engine is missing, not its sidecar
 
 
 def _runtime_only(code: str, cwd) -> subprocess.CompletedProcess:

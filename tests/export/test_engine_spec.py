@@ -8,23 +8,23 @@ import pytest
 
 from fakelocator.errors import FakeLocatorError
 from fakelocator.export.engine_spec import (
-    BuildOptions,
-    EngineSidecar,
-    Environment,
     ParserError,
-    ShapeProfile,
-    cache_key,
-    cache_root,
-    cached_engine_path,
-    ensure_compatible,
-    ensure_matches_plan,
     format_parser_errors,
-    make_profile,
-    mismatches,
     parse_batch,
     parse_hw,
     parse_size,
     plan_precision,
+)
+from fakelocator.runtime.engine_cache import cache_key, cache_root, cached_engine_path
+from fakelocator.runtime.engine_sidecar import (
+    BuildOptions,
+    EngineSidecar,
+    Environment,
+    ShapeProfile,
+    ensure_compatible,
+    ensure_matches_plan,
+    make_profile,
+    mismatches,
     rebuild_command,
     sidecar_path,
 )
@@ -62,7 +62,7 @@ def test_batch_spec_is_min_opt_max_or_a_max(text, expected):
 
 @pytest.mark.parametrize("text", ["0,1,2", "4,2,8", "1,2", "a,b,c", "1,2,3,4", ""])
 def test_bad_batch_specs_are_refused_with_an_example(text):
-    with pytest.raises(FakeLocatorError, match="--batch"):
+    with pytest.raises(FakeLocatorError, match="--batch-range"):
         parse_batch(text)
 
 
@@ -124,7 +124,7 @@ def test_profile_round_trips_through_a_dict():
     "changes, message",
     [
         (dict(batch=(2, 1, 4)), "batch"),
-        (dict(precision="int8"), "precision"),
+        (dict(precision="int4"), "precision"),
         (dict(weak_fp16=True, precision="fp32"), "weak_fp16"),
         (dict(optimization_level=6), "optimization_level"),
         (dict(hardware_compatibility="turing"), "hardware_compatibility"),
@@ -149,7 +149,7 @@ def test_options_turn_into_the_cli_arguments_that_reproduce_them():
     add_arguments(parser)
     args = parser.parse_args(["engine", "m.onnx", *options.cli_args()])
     assert build_options(args) == options
-    assert BuildOptions().cli_args() == ["--batch", "1,8,32"]
+    assert BuildOptions().cli_args() == ["--batch-range", "1,8,32"]
 
 
 def test_the_timing_cache_path_is_not_part_of_the_key_fields():
@@ -250,7 +250,7 @@ def test_another_tensorrt_version_is_refused_with_the_rebuild_command():
         ensure_compatible(sidecar(), here, "out/model.engine")
     message = str(e.value)
     assert "built with TensorRT 10.16.1.11, this machine has TensorRT 10.16.2.3" in message
-    assert "fakelocator export engine models/model.onnx -o out/model.engine --batch 1,16,64 --fp16" in message
+    assert "fakelocator export engine models/model.onnx -o out/model.engine --batch-range 1,16,64 --fp16" in message
 
 
 def test_another_gpu_is_refused_naming_both_gpus():

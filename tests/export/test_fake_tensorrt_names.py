@@ -20,7 +20,7 @@ from helpers import fake_tensorrt, tensorrt_wheels
 
 REPO = Path(__file__).resolve().parents[2]
 #: The modules that call TensorRT.
-TENSORRT_CODE = ("export/tensorrt_build.py", "runtime/backends/tensorrt.py", "runtime/tensorrt_lib.py", "benchmarks/stages.py")
+TENSORRT_CODE = ("export/tensorrt_build.py", "runtime/backends/tensorrt.py", "runtime/tensorrt_lib.py")
 #: Names of the fake that are its own bookkeeping, not TensorRT's.
 FAKE_ONLY = {"state", "FAKE_CLASSES", "executions"}
 #: Names fakelocator uses only where the version has them, behind a check (``hasattr(trt.BuilderFlag, "FP16")``).

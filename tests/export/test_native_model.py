@@ -4,7 +4,10 @@ The task is the one issue 13 is about: a period-2 pattern (a ±8 checkerboard, t
 pixel-shuffle or zero-insertion upsampler) blended into part of a smooth 1024-pixel image. Resizing
 1024 → 32 with half-pixel centres reads the mean of each pair of neighbouring pixels, which cancels
 the pattern exactly, so ``fit`` cannot see it; ``native`` tiles show the network the pixels it was
-trained on. A tiny ``unet_lite`` (width 4, 32-pixel tiles) learns it in 40 steps.
+trained on. A tiny ``unet_lite`` (width 4, 32-pixel tiles, with the high-pass stem that puts the
+pattern in its first features) learns it in 40 steps, for any seed and on any CPU: without the stem,
+40 steps found it for only 3 of 6 seeds (pixel AUC 0.48-0.53 for the others), and which seeds
+depended on the CPU's kernels (AVX2 vs SSE4.1).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ def training_pool(rng, n=16, size=160):
     return pool
 
 
-def train_native(seed=0):
+def train_native(seed: int):
     """The network on random native crops of TILE² (image and ground truth cut identically; no resize)."""
     import torch
 
@@ -66,7 +69,7 @@ def train_native(seed=0):
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build_model(ModelConfig(backbone="unet_lite", classifier=True, unet_width=4, highpass_stem=False,
+    model = build_model(ModelConfig(backbone="unet_lite", classifier=True, unet_width=4, highpass_stem=True,
                                     preprocessing=CONTRACT))
     pool = training_pool(rng)
     mean = torch.tensor(CONTRACT.mean).view(1, 3, 1, 1) * 255
@@ -92,7 +95,7 @@ def train_native(seed=0):
 
 
 @pytest.fixture(scope="module")
-def native_model(tmp_path_factory):
+def native_model(tmp_path_factory, train_seed):
     """(directory, torch model): the trained model as .safetensors, fp32 .onnx and fp16 .onnx."""
     import torch
 
@@ -102,7 +105,7 @@ def native_model(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model = train_native()
+        model = train_native(train_seed)
         out = tmp_path_factory.mktemp("native-model")
         save_weights(out / "model.safetensors", model)
         # the legacy exporter: the same graph for this network, in 0.3 s instead of 14 s on 2 cores
@@ -119,25 +122,41 @@ def pixel_auc(truth: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(truth.ravel() > 0.5, score.ravel()))
 
 
+@pytest.mark.trains
 def test_a_model_trained_native_localizes_a_period_2_pattern_that_fit_cannot_see(native_model):
+    """Native finds the pattern; fit does not see it at all: its map of the image with the pattern is
+    that of the same image without it, to within the rounding of the pattern into uint8.
+
+    Measured over seeds 0-9 with the development machine's default kernels, with AVX2 ones
+    (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2) and with SSE4.1 ones (ATEN_CPU_CAPABILITY=
+    default ONEDNN_MAX_CPU_ISA=SSE41), 30 trainings: native pixel AUC 0.972-1.000; native's mean
+    change inside the pattern 0.32-0.97; fit's change at most 0.4 % of native's. The bounds below
+    leave room on each. (Before the high-pass stem: AUC 0.48-1.00 over seeds 0-5, the failure this
+    test had on another CPU.)
+    """
     from fakelocator.runtime import Locator
 
     out, _ = native_model
     rng = np.random.default_rng(1)
-    image = smooth_scene(rng, 1024, 1024)
-    truth = blend_pattern(image, (300, 400, 700, 700))
-    image = to_uint8(image)
+    scene = smooth_scene(rng, 1024, 1024)
+    clean = to_uint8(scene)
+    truth = blend_pattern(scene, (300, 400, 700, 700))
+    image = to_uint8(scene)
     with Locator.load(out / "model.onnx", device="cpu", batch_size=64, threads=1, max_tiles=None) as loc:
         assert loc.contract.analysis == "native", "a model made for native runs native by default"
-        native = loc.locate(image)
+        native, native_clean = loc.locate([image, clean])
     with Locator.load(out / "model.onnx", device="cpu", threads=1, analysis="fit") as loc:
-        fit = loc.locate(image)
-    native_auc, fit_auc = pixel_auc(truth, native.map), pixel_auc(truth, fit.map)
+        fit, fit_clean = loc.locate([image, clean])
     assert native.tiles == 43 * 43 and fit.tiles == 1
-    assert native_auc >= 0.9, native_auc
-    assert fit_auc <= 0.75 and native_auc - fit_auc >= 0.2, (native_auc, fit_auc)
+    assert pixel_auc(truth, native.map) >= 0.9, pixel_auc(truth, native.map)
+    inside = truth > 0.5
+    native_change = np.abs(native.map - native_clean.map)[inside].mean()
+    fit_change = np.abs(fit.map - fit_clean.map)[inside].mean()
+    assert native_change > 0.15, native_change
+    assert fit_change < 0.05 * native_change, (fit_change, native_change)
 
 
+@pytest.mark.trains
 def test_onnx_fp32_fp16_and_torch_agree_in_native(native_model):
     from fakelocator.runtime import Locator
 
@@ -160,10 +179,11 @@ def test_onnx_fp32_fp16_and_torch_agree_in_native(native_model):
         assert abs(r.score - torch_result.score) <= bounds.score_max_abs, name
 
 
+@pytest.mark.trains
 def test_metadata_round_trip_keeps_the_analysis(native_model, tmp_path):
     import onnx
 
-    from fakelocator.export.engine_spec import EngineSidecar, sidecar_path
+    from fakelocator.runtime.engine_sidecar import EngineSidecar, sidecar_path
     from fakelocator.metadata import PREPROCESSING_KEY
     from fakelocator.training.checkpoint import load_model
     from fakelocator.training.config import ModelConfig
@@ -184,7 +204,7 @@ def test_metadata_round_trip_keeps_the_analysis(native_model, tmp_path):
 
 
 def _sidecar(cls, **changes):
-    from fakelocator.export.engine_spec import BuildOptions, ShapeProfile
+    from fakelocator.runtime.engine_sidecar import BuildOptions, ShapeProfile
 
     base = dict(
         tensorrt_version="10.9.0", gpu_name="GPU", compute_capability=(9, 0), precision="fp16", strongly_typed=True,
@@ -213,10 +233,12 @@ def test_an_old_model_loads_as_fit():
     assert result.tiles == 1 and "upsample" in result.timings and "stitch" not in result.timings
 
 
+@pytest.mark.trains
 def test_export_engine_builds_the_tile_profile_and_the_sidecar_keeps_the_analysis(native_model, fake_trt, tmp_path, capsys):
     """API-contract test with the fake TensorRT (tests/export/fake_gpu.py): batch-only dynamic, the tile's H × W."""
     from fakelocator.cli import main
-    from fakelocator.export.engine_spec import NATIVE_BATCH, EngineSidecar, sidecar_path
+    from fakelocator.export.engine_spec import NATIVE_BATCH
+    from fakelocator.runtime.engine_sidecar import EngineSidecar, sidecar_path
 
     out, _ = native_model
     _, state, _ = fake_trt
@@ -230,6 +252,7 @@ def test_export_engine_builds_the_tile_profile_and_the_sidecar_keeps_the_analysi
     assert "native analysis" in capsys.readouterr().err
 
 
+@pytest.mark.trains
 def test_triton_configs_declare_the_analysis(native_model, tmp_path):
     from fakelocator.export.triton import write_repository
     from fakelocator.metadata import PREPROCESSING_KEY

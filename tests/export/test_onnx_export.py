@@ -133,3 +133,35 @@ def test_exports_use_only_ops_the_tensorrt_10_parser_supports_in_supported_forms
                 assert attrs.get("antialias", 0) == 0 and attrs.get("keep_aspect_ratio_policy", b"stretch") == b"stretch"
             if node.op_type.startswith("Reduce") and len(node.input) > 1:  # TensorRT: axes must be an initializer
                 assert node.input[1] in initializers, node.name
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "legacy"])
+def test_dynamic_hw_exports_a_globally_pooled_classifier_like_the_shipped_models(tmp_path, exporter):
+    """unet_res (the shipped architecture) pools globally: nothing to rewrite, both exporters work."""
+    import torch
+
+    from fakelocator.export.onnx_export import export_onnx
+    from fakelocator.training.checkpoint import save_weights
+    from fakelocator.training.config import ModelConfig
+    from fakelocator.training.model import build_model
+
+    torch.manual_seed(0)
+    net = build_model(ModelConfig(backbone="unet_res", unet_res_widths=(4, 4, 4, 4, 4))).eval()
+    save_weights(tmp_path / "res.safetensors", net)
+    result = export_onnx(tmp_path / "res.safetensors", tmp_path / "res.onnx", dynamic_hw=True, exporter=exporter)
+    assert result.parity.passed and any(" at " in r.case for r in result.parity.results)
+
+
+def test_an_exporter_failure_is_one_plain_line_with_its_cause():
+    from fakelocator.export.onnx_export import exporter_message
+
+    try:
+        try:
+            raise ValueError("Constraints violated (height, width)!\n  - Not all values of width satisfy the guard")
+        except ValueError as inner:
+            raise RuntimeError("Failed to export the model with torch.export. \x1b[96mThis is step 1/3\x1b[0m of "
+                               "exporting the model to ONNX. Next steps:") from inner
+    except RuntimeError as e:
+        message = exporter_message(e)
+    assert message == "Constraints violated (height, width)! - Not all values of width satisfy the guard"
+    assert "\x1b" not in exporter_message(RuntimeError("\x1b[96mcoloured\x1b[0m"))

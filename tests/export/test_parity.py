@@ -130,7 +130,7 @@ def test_one_by_one_runs_each_image_alone():
 
 
 def test_backend_runner_splits_large_batches_and_pads_small_ones():
-    from fakelocator.export.engine_spec import ShapeProfile
+    from fakelocator.runtime.engine_sidecar import ShapeProfile
 
     class Backend:
         name = "tensorrt"

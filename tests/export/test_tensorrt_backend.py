@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fakelocator.errors import FakeLocatorError
-from fakelocator.export.engine_spec import BuildOptions, sidecar_path
+from fakelocator.runtime.engine_sidecar import BuildOptions, sidecar_path
 from fakelocator.export.tensorrt_build import build_engine
 from fakelocator.runtime.backends import tensorrt as backend_module
 from fakelocator.runtime.backends.base import Backend
@@ -85,7 +85,7 @@ def test_an_engine_from_another_tensorrt_is_refused_with_the_rebuild_command(ins
     with pytest.raises(FakeLocatorError) as e:
         backend_module.load(str(path))
     assert "built with TensorRT 10.14.1.48, this machine has TensorRT 10.16.1.11" in str(e.value)
-    assert f"fakelocator export engine {fp32_export.path} -o {path} --batch 1,4,8" in str(e.value)
+    assert f"fakelocator export engine {fp32_export.path} -o {path} --batch-range 1,4,8" in str(e.value)
 
 
 def test_an_engine_without_its_sidecar_or_with_another_plan_is_refused(fake_trt, engine):

@@ -11,8 +11,9 @@ import json
 import pytest
 
 from fakelocator.errors import FakeLocatorError
-from fakelocator.export.engine_spec import BuildOptions, EngineSidecar, sidecar_path
-from fakelocator.export.tensorrt_build import TensorRTMissing, build_engine, import_tensorrt, tensorrt_available
+from fakelocator.runtime.engine_sidecar import BuildOptions, EngineSidecar, sidecar_path
+from fakelocator.export.tensorrt_build import build_engine
+from fakelocator.runtime.tensorrt_lib import TensorRTMissing, import_tensorrt, tensorrt_available
 from helpers import fake_tensorrt
 
 

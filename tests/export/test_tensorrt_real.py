@@ -7,7 +7,8 @@ they cannot reach); docs/export.md lists the commands that run these on a GPU ma
 import numpy as np
 import pytest
 
-from fakelocator.export.engine_spec import BuildOptions, EngineSidecar, parse_hw, sidecar_path
+from fakelocator.export.engine_spec import parse_hw
+from fakelocator.runtime.engine_sidecar import BuildOptions, EngineSidecar, sidecar_path
 from fakelocator.export.parity import FP16, FP32, BackendRunner, compare, onnxruntime_runner, standard_cases, torch_runner
 
 pytestmark = [pytest.mark.needs_tensorrt, pytest.mark.needs_cuda]

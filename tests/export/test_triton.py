@@ -12,7 +12,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from fakelocator.errors import FakeLocatorError
-from fakelocator.export.engine_spec import BuildOptions, EngineSidecar, ShapeProfile, sidecar_path
+from fakelocator.runtime.engine_sidecar import BuildOptions, EngineSidecar, ShapeProfile, sidecar_path
 from fakelocator.export.onnx_file import read_onnx_info
 from fakelocator.export.triton import TritonOptions, write_repository
 
@@ -29,10 +29,11 @@ def onnx_dims(spec):
 
 
 NETWORK_ONLY = TritonOptions(pipeline=False)
+ONNX_NETWORK_ONLY = TritonOptions(pipeline=False, model_backend="onnxruntime")  # Triton's own onnxruntime backend
 
 
 def test_onnx_repository_declares_the_onnx_tensors(fp32_export, tmp_path):
-    folder = write_repository(fp32_export.path, tmp_path / "repo", NETWORK_ONLY)
+    folder = write_repository(fp32_export.path, tmp_path / "repo", ONNX_NETWORK_ONLY)
     assert folder == tmp_path / "repo" / "fakelocator" and not (tmp_path / "repo" / "fakelocator_model").exists()
     assert (folder / "1" / "model.onnx").read_bytes() == fp32_export.path.read_bytes()
     config = parse(folder)
@@ -51,14 +52,15 @@ def test_onnx_repository_declares_the_onnx_tensors(fp32_export, tmp_path):
 
 
 def test_dynamic_hw_is_declared_as_minus_one_and_warmed_up_at_the_contract_size(dynamic_export, tmp_path):
-    config = parse(write_repository(dynamic_export.path, tmp_path, NETWORK_ONLY))
+    config = parse(write_repository(dynamic_export.path, tmp_path, ONNX_NETWORK_ONLY))
     assert list(config.input[0].dims) == [3, -1, -1] and list(config.output[0].dims) == [1, -1, -1]
     assert list(config.model_warmup[0].inputs["image"].dims) == [3, 64, 64]
 
 
 def test_options_reach_the_config(fp16_export, tmp_path):
     options = TritonOptions(name="locator_fp16", max_batch_size=16, preferred_batch_sizes=(4, 16), max_queue_delay_us=500,
-                            instance_kind="cpu", instance_count=3, warmup=False, version=7, features=False, pipeline=False)
+                            instance_kind="cpu", instance_count=3, warmup=False, version=7, features=False, pipeline=False,
+                            model_backend="onnxruntime")
     folder = write_repository(fp16_export.path, tmp_path, options)
     config = parse(folder)
     assert (folder / "7" / "model.onnx").is_file()
@@ -67,6 +69,16 @@ def test_options_reach_the_config(fp16_export, tmp_path):
     assert config.dynamic_batching.max_queue_delay_microseconds == 500
     assert [(g.kind, g.count) for g in config.instance_group] == [(model_config_pb2.ModelInstanceGroup.KIND_CPU, 3)]
     assert not config.model_warmup and [t.name for t in config.output] == ["map", "score"]
+
+
+def test_an_onnx_goes_to_the_python_backend_on_the_cpu_and_to_onnxruntime_on_gpus(fp32_export):
+    from fakelocator.export.triton import describe_model, network_backend
+
+    model = describe_model(fp32_export.path)
+    assert network_backend(model, TritonOptions()) == "python"  # every Triton has it, `fakelocator serve`'s included
+    assert network_backend(model, TritonOptions(gpus=(0,))) == "onnxruntime"
+    assert network_backend(model, TritonOptions(instance_kind="gpu")) == "onnxruntime"
+    assert network_backend(model, TritonOptions(model_backend="onnxruntime")) == "onnxruntime"
 
 
 def test_gpus_are_listed_per_group(fp32_export, tmp_path):
@@ -112,7 +124,7 @@ def test_plan_repository_uses_the_tensorrt_backend_and_the_profile(fp32_export, 
     [
         ((1, 8, 32), TritonOptions(instance_kind="cpu"), "runs on GPUs only"),
         ((1, 8, 32), TritonOptions(max_batch_size=64), "exceeds the engine profile's max batch 32"),
-        ((4, 8, 32), TritonOptions(), "rebuild with --batch 1,8,32"),
+        ((4, 8, 32), TritonOptions(), "rebuild with --batch-range 1,8,32"),
         ((1, 8, 32), TritonOptions(preferred_batch_sizes=(8, 40)), r"preferred batch sizes \[40\]"),
     ],
 )
@@ -167,8 +179,9 @@ def test_the_pipeline_takes_encoded_images_and_sends_batches_to_the_network(fp32
     source = (folder / "1" / "model.py").read_text()
     compile(source, "model.py", "exec")  # a valid module, importing the runtime's model class
     assert "from fakelocator.runtime.triton_models import PipelineModel as TritonPythonModel" in source
-    # the network beside it is today's model, unchanged
-    assert network.name == "fakelocator_model" and network.backend == "onnxruntime" and network.max_batch_size == 32
+    # the network beside it is today's model, unchanged, on the Python backend by default on the CPU (the
+    # backend of the server `fakelocator serve` brings, which has no onnxruntime backend)
+    assert network.name == "fakelocator_model" and network.backend == "python" and network.max_batch_size == 32
     assert (tmp_path / "fakelocator_model" / "1" / "model.onnx").read_bytes() == fp32_export.path.read_bytes()
 
 
@@ -220,6 +233,6 @@ def test_overwrite_replaces_both_models_and_drops_stale_files(fp32_export, tmp_p
     write_repository(fp32_export.path, tmp_path, TritonOptions(model_backend="python"))
     with pytest.raises(FakeLocatorError, match="already holds a model"):
         write_repository(fp32_export.path, tmp_path)
-    write_repository(fp32_export.path, tmp_path, overwrite=True)
+    write_repository(fp32_export.path, tmp_path, TritonOptions(model_backend="onnxruntime"), overwrite=True)
     assert parse(tmp_path / "fakelocator_model").backend == "onnxruntime"
     assert not (tmp_path / "fakelocator_model" / "1" / "model.py").exists()

@@ -26,6 +26,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fakelocator.errors import FakeLocatorError
+from fakelocator.runtime import cuda as _real  # importing it does nothing (cuda-python is imported at use)
+
+#: The fake device's memory, as device_properties and memory_info report it.
+TOTAL_MEMORY = 1 << 34
 
 @dataclass
 class Copy:
@@ -120,12 +125,25 @@ class FakeDevice:
     def _make_module(self) -> types.ModuleType:
         device = self
         cuda = types.ModuleType("fakelocator.runtime.cuda")
-        cuda.COPY_KINDS = ("h2d", "d2h", "d2d")
+        # What is not the device's own is the real module's: its constants, its error class (a
+        # FakeLocatorError, which the pipeline's fallbacks catch) and its result check.
+        # tests/runtime/test_fake_cuda.py checks names and signatures against runtime/cuda.py.
+        cuda.COPY_KINDS, cuda.CudaError, cuda.check = _real.COPY_KINDS, _real.CudaError, _real.check
 
-        class CudaError(Exception):
-            pass
+        def runtime():
+            raise FakeLocatorError("the fake CUDA device has no cuda-python bindings (cuda.bindings.runtime)")
 
-        class Stream:
+        class _Resource:
+            def close(self) -> None:
+                pass
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.close()
+
+        class Stream(_Resource):
             def __init__(self, *, non_blocking: bool = True):
                 self.handle = device.new_stream()
                 self.closed = False
@@ -140,7 +158,7 @@ class FakeDevice:
             def close(self):
                 self.closed = True
 
-        class Event:
+        class Event(_Resource):
             def __init__(self):
                 self.recorded = self.completed = 0
                 self.time = None
@@ -163,10 +181,7 @@ class FakeDevice:
                 start.synchronize()
                 return (end.time - start.time) * 1000
 
-            def close(self):
-                pass
-
-        class DeviceBuffer:
+        class DeviceBuffer(_Resource):
             def __init__(self, nbytes):
                 self.nbytes = int(nbytes)
                 self.ptr = device._alloc(device._device, "device", self.nbytes)
@@ -187,7 +202,7 @@ class FakeDevice:
                 self.closed = True
                 device._device.pop(self.ptr, None)
 
-        class PinnedBuffer:
+        class PinnedBuffer(_Resource):
             def __init__(self, nbytes):
                 self.nbytes = int(nbytes)
                 self.ptr = device._alloc(device._pinned, "pinned", self.nbytes)
@@ -217,16 +232,25 @@ class FakeDevice:
                 return
             device.enqueue(stream, lambda: ctypes.memmove(dst, src, nbytes), f"{kind} {nbytes}")
 
-        cuda.CudaError, cuda.Stream, cuda.Event = CudaError, Stream, Event
-        cuda.DeviceBuffer, cuda.PinnedBuffer, cuda.memcpy_async = DeviceBuffer, PinnedBuffer, memcpy_async
         def set_device(index):
             device.current = int(index)
 
-        cuda.set_device = set_device
-        cuda.device_count = lambda: device.count
-        cuda.device_properties = lambda index=0: {
-            "name": device.name, "compute_capability": device.compute_capability, "total_memory": 1 << 34,
-        }
+        def device_count():
+            return device.count
+
+        def device_properties(index=0):
+            return {"name": device.name, "compute_capability": device.compute_capability, "total_memory": TOTAL_MEMORY,
+                    "multiprocessors": 1}
+
+        def memory_info(index):
+            return TOTAL_MEMORY - sum(size for size, _ in device._device.values()), TOTAL_MEMORY
+
+        def runtime_version():
+            return "12.6"
+
+        cuda.runtime, cuda.Stream, cuda.Event, cuda.DeviceBuffer, cuda.PinnedBuffer = runtime, Stream, Event, DeviceBuffer, PinnedBuffer
+        cuda.memcpy_async, cuda.set_device, cuda.device_count = memcpy_async, set_device, device_count
+        cuda.device_properties, cuda.memory_info, cuda.runtime_version = device_properties, memory_info, runtime_version
         return cuda
 
     # ---- what the tests ask --------------------------------------------------------------------

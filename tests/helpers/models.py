@@ -85,3 +85,15 @@ def build_mean_model(path: Path, size: int = 32) -> Path:
     ]
     return _save(path, "mean", nodes, {"w": np.full((1, 3, 1, 1), 1 / 3, np.float32)}, size=size, batch="N",
                  features=True, precision="fp32", backbone="mean-test")
+
+
+def with_threshold(source: Path, path: Path, threshold: float) -> Path:
+    """A copy of the ONNX model ``source`` whose metadata states ``threshold`` (``fakelocator.threshold``)."""
+    import onnx
+
+    from fakelocator.metadata import ModelMetadata, props_of, write_metadata
+
+    model = onnx.load(str(source))
+    write_metadata(model, ModelMetadata.from_props(props_of(model)).with_threshold(threshold))
+    onnx.save(model, str(path))
+    return Path(path)

@@ -159,15 +159,15 @@ def test_an_output_size_beyond_the_limit_is_refused(lib):
 def test_uint8_levels_are_the_float_maps_levels(lib, rng, map_size, size):
     """The uint8 path (no float32 full-resolution map) gives the levels of the float32 path exactly, and is
     within one level of the contract's OpenCV upsampling quantized the same way (encode_map's rule)."""
-    from fakelocator.runtime.preprocess import quantize_u8
+    from fakelocator.runtime.levels import map_levels
 
     small = rng.uniform(-0.2, 1.2, map_size).astype(np.float32)
     small.flat[0] = np.nan
     reused = np.full(size, 7, np.uint8)
     levels = lib.upsample_u8(small, *size, out=reused)
     assert levels is reused
-    np.testing.assert_array_equal(levels, quantize_u8(lib.upsample(small, *size)))
-    assert np.abs(levels.astype(np.int16) - quantize_u8(to_full_resolution(small, *size))).max() <= 1
+    np.testing.assert_array_equal(levels, map_levels(lib.upsample(small, *size)))
+    assert np.abs(levels.astype(np.int16) - map_levels(to_full_resolution(small, *size))).max() <= 1
 
 
 def test_levels_come_with_maps_and_overlays_in_one_pass(lib, rng, jet_lut):

@@ -12,7 +12,8 @@ import pytest
 
 from fakelocator.contract import Preprocessing, to_network_tiles
 from fakelocator.errors import FakeLocatorError
-from fakelocator.runtime.preprocess import NativePreprocessor, NumpyPreprocessor, quantize_u8
+from fakelocator.runtime.levels import map_levels
+from fakelocator.runtime.preprocess import NativePreprocessor, NumpyPreprocessor
 from fakelocator.tiling import TileGrid, stitch, tile_count
 
 SIZES = [(1, 1), (17, 900), (223, 223), (224, 224), (225, 225), (1080, 1920), (2160, 3840)]
@@ -40,7 +41,7 @@ def test_stitch_is_the_references(lib, height, width):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
     levels = lib.stitch(maps, (height, width), 32, dtype=np.uint8)
     assert levels.dtype == np.uint8
-    assert np.abs(levels.astype(np.int16) - quantize_u8(want)).max() <= 1
+    assert np.abs(levels.astype(np.int16) - map_levels(want)).max() <= 1
 
 
 @pytest.mark.parametrize("height,width", SIZES)

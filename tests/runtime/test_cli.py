@@ -40,8 +40,8 @@ def good(tmp_path, red_square, video):
     rgba = np.dstack([red_square(20, 30, (0, 0, 15, 20)), np.full((20, 30), 128, np.uint8)])
     write(root / "sub" / "alpha.png", rgba)
     write(root / "sub" / "palette.gif", red_square(16, 16, (4, 4, 12, 12)))
-    write(root / "sub" / "dot.bmp", np.full((1, 1, 3), 60, np.uint8))
-    write(root / "sub" / "wide.webp", red_square(3, 900, (400, 0, 500, 3)))
+    write(root / "sub" / "dot.bmp", np.full((16, 16, 3), 60, np.uint8))  # the smallest analysed (MIN_SIDE)
+    write(root / "sub" / "wide.webp", red_square(16, 900, (400, 0, 500, 16)))
     (root / "clips").mkdir()
     (root / "clips" / "clip.avi").write_bytes(video.read_bytes())
     return root
@@ -155,7 +155,7 @@ def test_json_streams_records_on_stdout(tmp_path, monkeypatch, good, red_model, 
 def test_list_files_stdin_globs_and_absolute_paths(tmp_path, monkeypatch, good, red_model):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "in" / "list.txt").write_text("# two images\nphoto.jpg\n\nsub/dot.bmp\n")
-    elsewhere = write(tmp_path.parent / f"{tmp_path.name}-elsewhere" / "far.png", np.zeros((9, 9, 3), np.uint8))
+    elsewhere = write(tmp_path.parent / f"{tmp_path.name}-elsewhere" / "far.png", np.zeros((19, 19, 3), np.uint8))
     monkeypatch.setattr(sys, "stdin", io.StringIO(f"{elsewhere}\n"))
     assert run_cli(["in/list.txt", "in/sub/*.gif", "-", "--out", "out"], red_model) == 0
     maps = {r["path"]: r["map"] for r in records(tmp_path / "out")}
@@ -167,8 +167,8 @@ def test_list_files_stdin_globs_and_absolute_paths(tmp_path, monkeypatch, good, 
 
 def test_same_stem_inputs_keep_their_suffix(tmp_path, monkeypatch, red_model):
     monkeypatch.chdir(tmp_path)
-    write(tmp_path / "a" / "b.jpg", np.zeros((5, 6, 3), np.uint8))
-    write(tmp_path / "a" / "b.png", np.zeros((7, 8, 3), np.uint8))
+    write(tmp_path / "a" / "b.jpg", np.zeros((16, 17, 3), np.uint8))
+    write(tmp_path / "a" / "b.png", np.zeros((18, 19, 3), np.uint8))
     assert run_cli(["a", "--out", "out"], red_model) == 0
     maps = {r["path"]: r["map"] for r in records(tmp_path / "out")}
     assert maps == {"a/b.jpg": "maps/a/b.jpg.png", "a/b.png": "maps/a/b.png.png"}
@@ -184,7 +184,7 @@ def test_the_output_folder_inside_an_input_folder_is_not_an_input(tmp_path, monk
 def test_usage_and_model_errors_exit_2(tmp_path, monkeypatch, good, red_model, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as e:
-        main(["in"])  # no --out
+        main(["--out", "out"])  # no input
     assert e.value.code == 2
     assert main(["in", "--out", "out", "--model", "nope.onnx"]) == 2
     assert "error: model nope.onnx: no such file" in capsys.readouterr().err
@@ -193,6 +193,12 @@ def test_usage_and_model_errors_exit_2(tmp_path, monkeypatch, good, red_model, c
     assert "pass --resume" in capsys.readouterr().err
     assert run_cli(["in/photo.jpg", "--out", "out", "--overwrite"], red_model) == 0
     assert len(records(tmp_path / "out")) == 1
+
+
+def test_out_defaults_to_runs_locate(tmp_path, monkeypatch, good, red_model):
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(["in/photo.jpg"], red_model) == 0
+    assert len(records(tmp_path / "runs" / "locate")) == 1
 
 
 def test_resume_after_a_kill_mid_video(tmp_path, monkeypatch, good, red_model):

@@ -104,8 +104,8 @@ def engine(tensorrt_backend):
 
 def locators(backend, **options):
     """(device-path locator, host-path locator) on the same backend."""
-    on_device = Locator(backend, pipeline="device", preprocessor="native", workers=2, **options)
-    on_host = Locator(backend, pipeline="host", preprocessor="native", workers=2, **options)
+    on_device = Locator(backend, min_side=1, pipeline="device", preprocessor="native", workers=2, **options)
+    on_host = Locator(backend, min_side=1, pipeline="host", preprocessor="native", workers=2, **options)
     assert (on_device.pipeline, on_host.pipeline) == ("device", "host")
     return on_device, on_host
 
@@ -125,11 +125,11 @@ def test_tensorrt_device_path_equals_the_host_path(device, engine, rng):
 
 def test_onnxruntime_io_binding_path_equals_the_host_path(device, red_model, rng, monkeypatch):
     backend = ort_backend.load(str(red_model), device="cpu", threads=1)
-    on_host = Locator(backend, pipeline="host", preprocessor="native", batch_size=3, workers=2)
+    on_host = Locator(backend, min_side=1, pipeline="host", preprocessor="native", batch_size=3, workers=2)
     # The session runs on the CPU, so its I/O binding binds the fake device's host addresses as "cpu".
     monkeypatch.setattr(backend, "device", "cuda:0")
     monkeypatch.setattr(backend, "device_io", lambda n: ort_backend.OnnxRuntimeDeviceIO(backend, n, device_type="cpu"))
-    on_device = Locator(backend, pipeline="device", batch_size=3, workers=2)
+    on_device = Locator(backend, min_side=1, pipeline="device", batch_size=3, workers=2)
     frames = images(rng)
     frames[2][10:40, 5:30] = (0, 0, 255)  # red: the red model's map is high there
     got = on_device.locate(frames, keep_outputs=True)
@@ -140,10 +140,10 @@ def test_onnxruntime_io_binding_path_equals_the_host_path(device, red_model, rng
 
 def test_a_static_batch_model_gets_its_last_batch_padded(device, tmp_path, build_red_model, rng, monkeypatch):
     backend = ort_backend.load(str(build_red_model(tmp_path / "static.onnx", batch=4)), device="cpu", threads=1)
-    on_host = Locator(backend, pipeline="host", batch_size=4, preprocessor="native")
+    on_host = Locator(backend, min_side=1, pipeline="host", batch_size=4, preprocessor="native")
     monkeypatch.setattr(backend, "device", "cuda:0")
     monkeypatch.setattr(backend, "device_io", lambda n: ort_backend.OnnxRuntimeDeviceIO(backend, n, device_type="cpu"))
-    on_device = Locator(backend, pipeline="device", batch_size=4)
+    on_device = Locator(backend, min_side=1, pipeline="device", batch_size=4)
     frames = images(rng, SIZES[:5])
     assert_same_results(on_device.locate(frames), on_host.locate(frames))
 
@@ -165,9 +165,9 @@ def test_fp16_engine_input_is_written_as_float16(device, tensorrt_backend, rng):
 def test_a_static_batch_engine_runs_padded_batches(device, engine, tensorrt_backend, rng):
     static = tensorrt_backend(batch=(4, 4))
     frames = images(rng, SIZES[:6])  # 4, then 2 padded to 4
-    got = Locator(static, pipeline="device", batch_size=4).locate(frames)
+    got = Locator(static, min_side=1, pipeline="device", batch_size=4).locate(frames)
     assert [shape[0] for shape, _ in static.context.executions] == [4, 4]
-    assert_same_results(got, Locator(engine, pipeline="host", batch_size=4, preprocessor="native").locate(frames))
+    assert_same_results(got, Locator(engine, min_side=1, pipeline="host", batch_size=4, preprocessor="native").locate(frames))
     static.close()
 
 
@@ -275,7 +275,7 @@ def test_closing_the_locator_frees_the_pipelines(device, red_model, rng, monkeyp
     backend = ort_backend.load(str(red_model), device="cpu", threads=1)
     monkeypatch.setattr(backend, "device", "cuda:0")
     monkeypatch.setattr(backend, "device_io", lambda n: ort_backend.OnnxRuntimeDeviceIO(backend, n, device_type="cpu"))
-    with Locator(backend, pipeline="device", batch_size=2) as locator:
+    with Locator(backend, min_side=1, pipeline="device", batch_size=2) as locator:
         locator.locate(images(rng, SIZES[:3]))
         assert device._device and device._pinned
     assert not device._device and not device._pinned  # the DeviceIO's bindings and the slots' buffers
@@ -285,7 +285,7 @@ def test_closing_the_locator_frees_the_pipelines(device, red_model, rng, monkeyp
 
 
 def test_auto_takes_the_device_path_when_everything_is_there(device, engine):
-    assert Locator(engine, batch_size=4).pipeline == "device"
+    assert Locator(engine, min_side=1, batch_size=4).pipeline == "device"
 
 
 def test_auto_on_a_cpu_backend_is_the_host_path(locator):
@@ -294,12 +294,12 @@ def test_auto_on_a_cpu_backend_is_the_host_path(locator):
 
 def fallback(backend, caplog, level=logging.INFO) -> str:
     with caplog.at_level(logging.DEBUG, logger="fakelocator"):
-        locator = Locator(backend, batch_size=4)
+        locator = Locator(backend, min_side=1, batch_size=4)
     assert locator.pipeline == "host"
     lines = [r for r in caplog.records if "GPU pipeline" in r.getMessage()]
     assert len(lines) == 1 and lines[0].levelno == level, [r.getMessage() for r in lines]
     with pytest.raises(FakeLocatorError, match="the GPU pipeline is not available"):
-        Locator(backend, batch_size=4, pipeline="device")
+        Locator(backend, min_side=1, batch_size=4, pipeline="device")
     return lines[0].getMessage()
 
 
@@ -344,10 +344,10 @@ def test_a_gpu_path_that_fails_to_start_falls_back_loudly_under_auto(device, eng
 
     monkeypatch.setattr(engine, "device_io", out_of_memory)
     with caplog.at_level(logging.INFO, logger="fakelocator"):
-        assert Locator(engine, batch_size=4).pipeline == "host"
+        assert Locator(engine, min_side=1, batch_size=4).pipeline == "host"
     assert [r.levelno for r in caplog.records if "GPU pipeline failed to start" in r.getMessage()] == [logging.WARNING]
     with pytest.raises(FakeLocatorError, match="out of memory"):
-        Locator(engine, batch_size=4, pipeline="device")
+        Locator(engine, min_side=1, batch_size=4, pipeline="device")
 
 
 def test_onnxruntime_on_the_cpu_offers_no_device_io(locator):
@@ -357,7 +357,7 @@ def test_onnxruntime_on_the_cpu_offers_no_device_io(locator):
 
 def test_an_unknown_pipeline_is_refused(engine):
     with pytest.raises(FakeLocatorError, match="pipeline must be one of"):
-        Locator(engine, pipeline="gpu")
+        Locator(engine, min_side=1, pipeline="gpu")
 
 
 # ---- the CUDA kernels themselves (compiled for the CPU) instead of the CPU implementation -----------
@@ -400,9 +400,10 @@ def test_trt_locate_pipeline_option(device, tmp_path, red_model, rng, monkeypatc
     from fakelocator.runtime.cli import main
 
     monkeypatch.chdir(tmp_path)
-    for k, image in enumerate(images(rng, SIZES[:5])):
+    sizes = [s for s in SIZES if min(s) >= 16]  # trt-locate analyses sides of 16 pixels and more (MIN_SIDE)
+    for k, image in enumerate(images(rng, sizes)):
         cv2.imwrite(f"{k}.png", image)
-    args = [*(f"{k}.png" for k in range(5)), "--model", str(red_model), "--workers", "2", "--threads", "1", "--batch", "2"]
+    args = [*(f"{k}.png" for k in range(len(sizes))), "--model", str(red_model), "--workers", "2", "--threads", "1", "--batch", "2"]
     assert main([*args, "--out", "cpu", "--pipeline", "device"]) == 2
     assert "the GPU pipeline is not available: the onnxruntime backend runs on cpu" in capsys.readouterr().err
 
@@ -419,7 +420,7 @@ def test_trt_locate_pipeline_option(device, tmp_path, red_model, rng, monkeypatc
     assert "host pre/post-processing" in capsys.readouterr().err
     assert main([*args, "--out", "device"]) == 0  # auto
     assert "device pre/post-processing" in capsys.readouterr().err
-    for k in range(5):
+    for k in range(len(sizes)):
         assert (tmp_path / "device" / "maps" / f"{k}.png").read_bytes() == (tmp_path / "host" / "maps" / f"{k}.png").read_bytes()
 
 
@@ -525,13 +526,48 @@ def test_native_analysis_with_the_emulated_cuda_kernels(device, tensorrt_backend
 
 
 
-def test_a_native_model_runs_on_the_host_path_until_the_runner_pools_tiles(device, tensorrt_backend, caplog):
+# ---- the run specification on the device: both analyses, any batch size -------------------------------
+
+# A fit model (CONTRACT) and a native one (NATIVE), each run in both analyses; the overlap given for
+# native analysis of the fit model, whose default (32) does not fit its 24 x 20 tiles.
+ANALYSES = [("fit", "fit", {}), ("fit", "native", {"tile_overlap": 4}), ("native", "native", {}), ("native", "fit", {})]
+#: The device path's maps and scores against the host path's: the fake device runs the native
+#: library's CPU kernels, the arithmetic of the CUDA kernels (native/src/common.h), so they agree
+#: to float32 rounding; 1e-6 is the contract's tolerance of the native kernels (docs/runtime.md).
+DEVICE_ATOL = 1e-6
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 7, 64])
+@pytest.mark.parametrize("made_for, analysis, options", ANALYSES, ids=[f"{m}-model-{a}" for m, a, _ in ANALYSES])
+def test_the_device_path_runs_the_spec_like_the_host(device, tensorrt_backend, rng, made_for, analysis, options, batch_size):
+    backend = tensorrt_backend(batch=(1, 64), contract=NATIVE if made_for == "native" else CONTRACT)
+    on_device, on_host = locators(backend, batch_size=batch_size, analysis=analysis, **options)
+    assert on_device.spec.contract == on_host.spec.contract and on_device.spec.analysis == analysis
+    assert on_device.spec.batch_size == batch_size  # the bindings take 64
+    frames = images(rng)  # 7 images of 1 to 10 tiles: in native, crops' tiles span batches of 1, 2 and 7
+    got = on_device.locate(frames, keep_outputs=True)
+    device_rows = [call[0][0] for call in backend.context.executions]  # rows per inference on the device path
+    want = on_host.locate(frames, keep_outputs=True)
+    for a, b in zip(got, want):
+        assert a.error is b.error is None and a.tiles == b.tiles and a.map.shape == b.map.shape
+        np.testing.assert_allclose(a.map, b.map, rtol=0, atol=DEVICE_ATOL)
+        assert a.score == pytest.approx(b.score, abs=DEVICE_ATOL) and a.label == b.label
+        for name, kept in b.outputs.items():  # network maps, tile scores, features
+            np.testing.assert_allclose(a.outputs[name], kept, rtol=0, atol=DEVICE_ATOL)
+    if analysis == "native":
+        assert {"tiles", "stitch"} <= {kind for kind, _ in device.kernels}
+    assert sum(device_rows) == sum(r.tiles for r in got) and max(device_rows) <= batch_size
+    on_device.close()
+    on_host.close()
+
+
+def test_a_native_crop_larger_than_the_bindings_spans_batches_on_the_device(device, tensorrt_backend, rng):
     backend = tensorrt_backend(batch=(1, 4), contract=NATIVE)
-    try:
-        with caplog.at_level(logging.DEBUG, logger="fakelocator"):
-            assert Locator(backend, batch_size=4).pipeline == "host"
-        assert any("native analysis (tiles) is not wired into the GPU path's runner yet" in r.getMessage() for r in caplog.records)
-        with pytest.raises(FakeLocatorError, match="use --pipeline host or --analysis fit"):
-            Locator(backend, batch_size=4, pipeline="device")
-    finally:
-        backend.close()
+    on_device, on_host = locators(backend, batch_size=64)  # clamped to the bindings' 4 rows
+    assert on_device.spec.batch_size == 4 and on_device.spec.analysis == "native"
+    frame = rng.integers(0, 256, (100, 90, 3), dtype=np.uint8)  # 6 x 5 tiles of 24 x 20: 8 batches of up to 4 rows
+    got, want = on_device.locate(frame), on_host.locate(frame)
+    assert got.tiles == 30 and max(call[0][0] for call in backend.context.executions) == 4
+    np.testing.assert_allclose(got.map, want.map, rtol=0, atol=DEVICE_ATOL)
+    assert got.score == pytest.approx(want.score, abs=DEVICE_ATOL)
+    assert ("d2d" in {c.kind for c in device.copies}) and device.idle()

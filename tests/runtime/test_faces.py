@@ -140,18 +140,21 @@ def test_face_maps_are_pasted_back_exactly_where_their_crops_came_from(red_model
     assert record["faces"][0] == {"box": [50, 40, 80, 70], "score": 0.9} and len(record["regions"]) == 3
 
 
-def test_without_a_face_nothing_is_analysed_unless_the_fallback_is_the_frame(red_model, red_square):
-    image = red_square(40, 60, (0, 0, 60, 40))
-    with Locator.load(red_model, device="cpu", regions=FaceRegions(KnownFaces([]))) as loc:
+def test_without_a_face_the_whole_image_is_analysed_by_default_and_the_record_says_so(red_model, red_square):
+    image = red_square(40, 60, (0, 0, 60, 40))  # fake for the red model: a faceless image is not thereby real
+    with Locator.load(red_model, device="cpu", regions=FaceRegions(KnownFaces([]), fallback="none")) as loc:
         none = loc.locate(image)
-    with Locator.load(red_model, device="cpu", regions=FaceRegions(KnownFaces([]), fallback="frame")) as loc:
+    assert FaceOptions().fallback == "frame"
+    with Locator.load(red_model, device="cpu", regions=FaceRegions(KnownFaces([]))) as loc:
         frame = loc.locate(image)
-        whole = loc.locate(image)
     assert (none.faces, none.regions, none.score, none.label) == ([], [], 0.0, "real") and not none.map.any()
+    assert none.to_record()["analysed"] == "nothing"
     assert frame.faces == [] and frame.regions is None and frame.label == "fake"
     with Locator.load(red_model, device="cpu") as plain:
         np.testing.assert_array_equal(frame.map, plain.locate(image).map)
-    assert whole.to_record()["faces"] == []
+        assert "analysed" not in plain.locate(image).to_record()  # no face detection, no field
+    record = frame.to_record()
+    assert record["faces"] == [] and record["analysed"] == "image"
 
 
 def test_options_are_checked():
@@ -197,7 +200,7 @@ def clip(tmp_path_factory):
 
 def test_locate_video_with_faces_reports_each_frames_faces_and_leaves_faceless_frames_out(locator, clip):
     path, truth = clip
-    video = locator.locate_video(path, faces=True)
+    video = locator.locate_video(path, faces=FaceOptions(fallback="none"))
     frames = list(video)
     for f in frames:
         if f.frame in truth:
@@ -221,7 +224,8 @@ def records(out: Path) -> list[dict]:
 def test_trt_locate_faces_end_to_end_and_resume(tmp_path, monkeypatch, red_model, clip):
     path, truth = clip
     monkeypatch.chdir(tmp_path)
-    args = [str(path), "--model", str(red_model), "--backend", "onnxruntime", "--device", "cpu", "--faces", "--quiet"]
+    args = [str(path), "--model", str(red_model), "--backend", "onnxruntime", "--device", "cpu", "--faces", "--quiet",
+            "--faces-fallback", "none"]
     assert main(args + ["--out", "full"]) == 0
     full = records(tmp_path / "full")
     frames = [r for r in full if r["kind"] == "frame"]
@@ -243,6 +247,23 @@ def test_trt_locate_faces_end_to_end_and_resume(tmp_path, monkeypatch, red_model
     assert records(tmp_path / "cut")[-1]["summary"] == summary
 
 
+def test_trt_locate_faces_analyses_faceless_images_whole_and_counts_them(tmp_path, red_model, red_square, capsys):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "no-face.png"), red_square(64, 64, (8, 8, 40, 40)))  # fake, and no face in it
+    args = [str(tmp_path / "no-face.png"), "--model", str(red_model), "--device", "cpu", "--faces", "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "out")]) == 0
+    (record,) = records(tmp_path / "out")
+    assert record["faces"] == [] and record["analysed"] == "image" and record["label"] == "fake"
+    summary = capsys.readouterr().err
+    assert "1 fake" in summary and "1 with no face found (the whole image analysed)" in summary and "1 analysed" in summary
+    assert main(args + ["--out", str(tmp_path / "none"), "--faces-fallback", "none"]) == 0
+    (record,) = records(tmp_path / "none")
+    assert record["analysed"] == "nothing" and record["label"] == "real"
+    summary = capsys.readouterr().err
+    assert "1 with no face found (not analysed: score 0, real)" in summary and "0 analysed" in summary
+
+
 def test_face_options_need_faces(tmp_path, red_model, capsys):
     assert main(["x.png", "--out", str(tmp_path / "o"), "--model", str(red_model), "--face-margin", "0.5"]) == 2
     assert "--face-margin only apply with --faces" in capsys.readouterr().err
@@ -252,7 +273,7 @@ def test_face_options_need_faces(tmp_path, red_model, capsys):
 # ------------------------------------------------------------------------------------ imports
 
 
-def test_faces_import_nothing_heavy_until_used_and_say_how_to_install_scikit_image(tmp_path, red_model):
+def test_faces_import_nothing_heavy_until_used_and_the_lbp_fallback_says_how_to_install_scikit_image(tmp_path, red_model):
     code = f"""
 import importlib.abc, sys
 class Block(importlib.abc.MetaPathFinder):
@@ -263,8 +284,10 @@ import fakelocator.runtime.faces, fakelocator.runtime.face_detectors, fakelocato
 assert not [m for m in sys.modules if m.split(".")[0] in ("skimage", "torch", "facexlib")]
 sys.meta_path.insert(0, Block())
 from fakelocator.runtime import Locator
+from fakelocator.runtime.faces import FaceOptions
+Locator.load({str(red_model)!r}, device="cpu", faces=True).close()  # BlazeFace: onnxruntime only
 try:
-    Locator.load({str(red_model)!r}, device="cpu", faces=True)
+    Locator.load({str(red_model)!r}, device="cpu", faces=FaceOptions(detector="lbp"))
 except Exception as e:
     print(type(e).__name__, e)
 """

@@ -46,13 +46,13 @@ def test_every_runtime_module_imports_without_heavy_packages(tmp_path):
 
 
 def test_no_runtime_module_imports_export_training_or_evaluation(tmp_path):
-    # The layering: export, training and evaluation may use the runtime, never the reverse. With those
-    # three parts made unimportable, every runtime module still imports and none of them is loaded.
+    # The layering: export, training, evaluation and integrations may use the runtime, never the reverse.
+    # With those parts made unimportable, every runtime module still imports and none of them is loaded.
     result = run_python(
         """
         import importlib, importlib.abc, pkgutil
 
-        PARTS = ("fakelocator.export", "fakelocator.training", "fakelocator.evaluation")
+        PARTS = ("fakelocator.export", "fakelocator.training", "fakelocator.evaluation", "fakelocator.integrations")
 
         class BlockParts(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path=None, target=None):

@@ -164,7 +164,7 @@ def test_locate_iter_streams_a_generator_lazily(red_model):
             pulled.append(i)
             yield np.zeros((8, 8, 3), np.uint8)
 
-    with Locator.load(red_model, device="cpu", batch_size=2, workers=2, prefetch=4) as loc:
+    with Locator.load(red_model, device="cpu", batch_size=2, workers=2, prefetch=4, min_side=1) as loc:
         stream = loc.locate_iter(images())
         first = next(stream)
         assert first.source == "<array 0>"
@@ -222,7 +222,7 @@ def test_a_failing_region_provider_fails_that_input_only(red_model):
             raise RuntimeError("detector crashed")
         return None
 
-    with Locator.load(red_model, device="cpu", regions=provider) as loc:
+    with Locator.load(red_model, device="cpu", regions=provider, min_side=1) as loc:
         results = loc.locate([np.zeros((8, 8, 3), np.uint8)] * 3, on_error="record")
     assert [r.ok for r in results] == [True, False, True]
     assert "detector crashed" in results[1].error

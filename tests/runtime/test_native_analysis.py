@@ -96,7 +96,7 @@ def test_native_equals_the_reference_tiles_model_stitch(red_native, size):
     rng = np.random.default_rng(size[0])
     image = rng.integers(0, 256, size + (3,), dtype=np.uint8)
     image[size[0] // 4: size[0] // 2 + 1, size[1] // 3: size[1] // 2 + 1] = (0, 0, 255)
-    with Locator.load(red_native, device="cpu", batch_size=8, workers=2, threads=1, max_tiles=None,
+    with Locator.load(red_native, device="cpu", min_side=1, batch_size=8, workers=2, threads=1, max_tiles=None,
                       preprocessor="numpy") as loc:
         result = loc.locate(image)
         contract = loc.contract
@@ -113,9 +113,9 @@ def test_native_equals_the_reference_tiles_model_stitch(red_native, size):
 def test_tiles_of_many_images_share_batches_and_give_the_same_results(red_native):
     rng = np.random.default_rng(3)
     inputs = images(rng)
-    with Locator.load(red_native, device="cpu", batch_size=5, workers=2, threads=1, preprocessor="numpy") as loc:
+    with Locator.load(red_native, device="cpu", min_side=1, batch_size=5, workers=2, threads=1, preprocessor="numpy") as loc:
         together = loc.locate(inputs)
-    with Locator.load(red_native, device="cpu", batch_size=1, workers=1, threads=1, preprocessor="numpy") as loc:
+    with Locator.load(red_native, device="cpu", min_side=1, batch_size=1, workers=1, threads=1, preprocessor="numpy") as loc:
         alone = [loc.locate(im) for im in inputs]
     for im, a, b in zip(inputs, together, alone):
         full, score, n = reference(red_native, im, NATIVE)
@@ -130,7 +130,7 @@ def test_a_static_batch_model_gets_padded_tile_batches(tmp_path, build_red_model
     static = native_model(build_red_model(tmp_path / "static.onnx", batch=4), tmp_path / "static-native.onnx")
     rng = np.random.default_rng(5)
     inputs = images(rng)
-    with Locator.load(static, device="cpu", batch_size=4, workers=1, threads=1) as loc:
+    with Locator.load(static, device="cpu", min_side=1, batch_size=4, workers=1, threads=1) as loc:
         assert loc.backend.fixed_batch == 4
         got = loc.locate(inputs)
     for im, r in zip(inputs, got):
@@ -248,16 +248,19 @@ def test_records_and_the_cli_carry_tiles_and_the_analysis(red_model, tmp_path, c
     assert all(json.loads(line)["tiles"] == 1 for line in (out2 / "results.jsonl").read_text().splitlines())
 
 
-def test_native_falls_back_to_the_host_path(red_native, caplog):
+def test_native_is_not_a_reason_to_leave_the_device_path(red_native, caplog):
+    # The device path runs native analysis (tests/runtime/test_device_spec.py); on a CPU backend
+    # the reason it is not taken is the CPU, not the analysis.
     from fakelocator.runtime.device_pipeline import choose_pipeline
 
     with Locator.load(red_native, device="cpu") as loc:
         backend = loc.backend
-        with caplog.at_level(logging.INFO, logger="fakelocator"):
-            assert choose_pipeline(backend, "auto", 4, loc.contract) is None
-        with pytest.raises(FakeLocatorError, match="native analysis"):
-            choose_pipeline(backend, "device", 4, loc.contract)
-    assert any("native analysis" in r.getMessage() for r in caplog.records)
+        with caplog.at_level(logging.DEBUG, logger="fakelocator"):
+            spec, path = choose_pipeline(backend, "auto", loc.spec)
+            assert (spec.pipeline, path, spec.contract.analysis) == ("host", None, "native")
+        with pytest.raises(FakeLocatorError, match="runs on cpu"):
+            choose_pipeline(backend, "device", loc.spec)
+    assert not any("native analysis" in r.getMessage() for r in caplog.records)
 
 
 def test_the_analysis_picture_script_renders_fit_and_native_side_by_side(red_native, tmp_path):

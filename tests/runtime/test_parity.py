@@ -69,7 +69,7 @@ def images(rng):
 
 
 def run(model, backend, device, inputs):
-    with Locator.load(model, backend=backend, device=device, batch_size=3, workers=2) as loc:
+    with Locator.load(model, backend=backend, device=device, batch_size=3, workers=2, min_side=1) as loc:
         return loc.locate(inputs), loc.info
 
 

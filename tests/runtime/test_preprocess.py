@@ -92,7 +92,7 @@ def test_auto_falls_back_to_numpy_without_the_native_library():
 
 from fakelocator.contract import to_network_tiles  # noqa: E402
 from fakelocator.errors import FakeLocatorError  # noqa: E402
-from fakelocator.runtime.preprocess import quantize_u8  # noqa: E402
+from fakelocator.runtime.levels import map_levels  # noqa: E402
 from fakelocator.tiling import TileGrid, stitch  # noqa: E402
 
 
@@ -122,9 +122,9 @@ def test_stitch_is_the_contracts_clipped(rng):
     assert np.array_equal(levels, np.floor(got * np.float32(255) + np.float32(0.5)).astype(np.uint8))
 
 
-def test_quantize_u8_maps_nan_to_zero_and_clips():
+def test_map_levels_maps_nan_to_zero_and_clips():
     m = np.array([[np.nan, -1.0, 0.0, 0.5, 1.0, 2.0, 1 / 510 - 1e-6, 1 / 510 + 1e-6]], np.float32)
-    assert quantize_u8(m).tolist() == [[0, 0, 0, 128, 255, 255, 0, 1]]
+    assert map_levels(m).tolist() == [[0, 0, 0, 128, 255, 255, 0, 1]]
 
 
 def test_tiles_and_stitch_refuse_wrong_buffers(rng):

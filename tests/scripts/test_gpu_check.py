@@ -78,7 +78,7 @@ def test_the_dry_run_checks_every_step_against_the_real_commands_and_writes_the_
     assert "fakelocator.benchmarks.kernels --device cuda" in commands["kernels"]
     r101 = commands["bench-r101"]
     assert "fakelocator.cli bench --model" in r101 and "untrained-deeplabv3_resnet101.safetensors" in r101
-    assert "--backend torch --precision fp16 --device cuda --batch 64 --inputs direct224,1080p" in r101
+    assert "--backend torch --precision fp16 --device cuda --batch-sizes 64 --inputs direct224,1080p" in r101 and "--budget-s 0" in r101
     assert "--baseline-images 50" in r101 and "--no-baseline" in commands["bench-r101-sweep"]
     assert commands["train"].endswith("scripts/train-default-model")
     # fakelocator came from the import tree (the GPU machine has no install), not from this .venv's

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import io
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,11 +92,56 @@ def test_bad_endpoints(url, protocol, message):
         Endpoint.parse(url, protocol)
 
 
-def test_bench_needs_out_unless_it_load_tests_a_server(capsys):
+def test_bench_load_test_of_a_server_that_is_not_there_is_one_line(capsys, tmp_path):
     from fakelocator.cli import main
 
-    assert main(["bench"]) == 2 and "--out is required" in capsys.readouterr().err
     pytest.importorskip("tritonclient.http", reason="tritonclient[http] is not installed: pip install 'fakelocator[serve]'")
-    code = main(["bench", "--triton", f"http://127.0.0.1:{ts.free_port()}", "--timeout", "2"])
+    code = main(["bench", "--triton", f"http://127.0.0.1:{ts.free_port()}", "--request-timeout", "2", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "is not ready" in err and err.strip().splitlines()[-1].startswith("fakelocator bench: error:")
+
+
+def test_the_server_listens_on_loopback_unless_told_otherwise(tmp_path):
+    from fakelocator.commands.serve import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args([str(tmp_path)]).host == "127.0.0.1"
+    server = ts.TritonServer(tmp_path)
+    server.install = ts.ServerInstall(Path("/x/tritonserver"), "system")
+    assert "--http-address=127.0.0.1" in server.command() and "--grpc-address=127.0.0.1" in server.command()
+    exposed = ts.TritonServer(tmp_path, host="0.0.0.0")
+    exposed.install = server.install
+    assert "--http-address=0.0.0.0" in exposed.command() and exposed.http_url == "http://127.0.0.1:8000"
+
+
+def test_the_no_gpu_false_alarm_is_left_out_of_the_log_and_said_once():
+    log = io.BytesIO(b"I1207 starting\nE1207 cuda_driver.cc:52] \"CudaDriverHelper has not been initialized.\"\n"
+                     b"E1207 again \"CudaDriverHelper has not been initialized.\"\nI1207 ready\n")
+    shown = io.StringIO()
+    ts._relay(log, shown)
+    assert shown.getvalue() == "I1207 starting\n" + ts.NO_GPU_NOTE + "I1207 ready\n"
+
+
+def test_a_missing_server_is_met_with_the_commands_that_install_it(monkeypatch):
+    monkeypatch.setattr(ts, "_bundle", lambda: None)
+    with pytest.raises(FakeLocatorError) as e:
+        ts.bundled_server()
+    message = str(e.value)
+    assert f"{sys.executable} -m pip install --no-deps 'nvidia-pytriton==0.7.0'" in message
+    assert f"--target {ts.DEFAULT_PYTHON_PATH} 'numpy>=1.26,<2'" in message
+    assert "pip install 'fakelocator[serve]'" not in message  # the extra does not bring the server
+
+
+def test_grpc_statistics_have_the_integers_http_has():
+    service_pb2 = pytest.importorskip("tritonclient.grpc.service_pb2")
+    from fakelocator.runtime.triton_client import message_to_dict
+
+    response = service_pb2.ModelStatisticsResponse()
+    stats = response.model_stats.add(name="fakelocator_model", version="1", inference_count=12, execution_count=5)
+    stats.inference_stats.success.count, stats.inference_stats.success.ns = 5, 123456789012
+    batch = stats.batch_stats.add(batch_size=4)
+    batch.compute_infer.count = 2
+    d = message_to_dict(response)["model_stats"][0]
+    assert d["version"] == "1" and d["inference_count"] == 12 and d["inference_stats"]["success"]["ns"] == 123456789012
+    assert d["batch_stats"] == [{"batch_size": 4, "compute_infer": {"count": 2}}]

@@ -14,6 +14,7 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 
 from fakelocator.errors import FakeLocatorError
+from fakelocator.runtime.levels import map_levels
 from fakelocator.runtime.triton_models import encode_maps
 
 ROOT = Path(__file__).parents[2]
@@ -49,11 +50,16 @@ def fake_pb_utils() -> types.ModuleType:
             return self._array
 
     class TritonError:
-        def __init__(self, message):
-            self._message = message
+        UNKNOWN, CANCELLED = 0, 12
+
+        def __init__(self, message, code=0):
+            self._message, self._code = message, code
 
         def message(self):
             return self._message
+
+        def code(self):
+            return self._code
 
     class InferenceResponse:
         def __init__(self, output_tensors, error=None):
@@ -66,11 +72,14 @@ def fake_pb_utils() -> types.ModuleType:
             return self._error
 
     class Request:
-        def __init__(self, inputs, requested=()):
-            self.inputs, self.requested = inputs, list(requested)
+        def __init__(self, inputs, requested=(), cancelled=lambda: False):
+            self.inputs, self.requested, self.cancelled = inputs, list(requested), cancelled
 
         def requested_output_names(self):
             return self.requested
+
+        def is_cancelled(self):
+            return self.cancelled()
 
     class InferenceRequest:
         def __init__(self, model_name, inputs, requested_output_names, timeout=0):
@@ -103,9 +112,9 @@ def serve(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", pb)
     started = []
 
-    def start(**options):
+    def start(model=LEGACY_FIT_MODEL, **options):
         repo = tmp_path / f"repo{len(started)}"
-        write_repository(LEGACY_FIT_MODEL, repo, TritonOptions(model_backend="python", threads=1, **options))
+        write_repository(model, repo, TritonOptions(model_backend="python", threads=1, **options))
 
         def args(name):
             config = parse_config((repo / name / "config.pbtxt").read_text())
@@ -132,11 +141,11 @@ def served(serve):
     return serve(max_batch_size=4)
 
 
-def request(pb, blobs, requested=()):
+def request(pb, blobs, requested=(), cancelled=lambda: False):
     data = np.empty((len(blobs), 1), np.object_)
     for i, blob in enumerate(blobs):
         data[i, 0] = blob
-    return pb.Request([pb.Tensor("image", data)], requested)
+    return pb.Request([pb.Tensor("image", data)], requested, cancelled)
 
 
 def outputs(response) -> dict[str, np.ndarray]:
@@ -158,13 +167,43 @@ def test_the_pipeline_is_the_locators_pipeline(served):
         assert abs(float(out["score"][i, 0]) - r.score) <= 1e-5
         assert out["label"][i, 0] == r.label.encode() and out["error"][i, 0] == b""
         served_map = out["map"][i, : r.height, : r.width]
-        assert np.abs(served_map.astype(np.int16) - np.round(r.map * 255).astype(np.int16)).max() <= 1
+        np.testing.assert_array_equal(served_map, map_levels(r.map))  # what trt-locate's PNG stores
         assert not out["map"][i, r.height:, :].any() and not out["map"][i, :, r.width:].any()  # padding is zero
     # the network got every crop, in batches no larger than its max_batch_size, as float32 (N, 3, h, w)
     contract = pipeline.locator.contract
     assert sum(shape[0] for _, shape, _ in pb.SENT) == sum(crops(contract, r.height, r.width) for r in want)
     assert all(1 <= shape[0] <= 4 and shape[1:] == (3, *contract.size) for _, shape, _ in pb.SENT)
     assert {dtype for _, _, dtype in pb.SENT} == {np.dtype(np.float32)}
+
+
+def test_served_maps_are_trt_locates_png_maps_byte_for_byte(served, tmp_path):
+    # One level rule (fakelocator.runtime.levels, half up): Triton's uint8 maps are the PNGs'.
+    from fakelocator.runtime.cli import main
+
+    pb, pipeline, _ = served
+    out = tmp_path / "trt-locate"
+    assert main([str(p) for p in SAMPLES] + ["--out", str(out), "--model", str(LEGACY_FIT_MODEL), "--device", "cpu",
+                                             "--quiet"]) == 0
+    written = {r["path"]: r["map"] for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+    maps = outputs(pipeline.execute([request(pb, [p.read_bytes() for p in SAMPLES])])[0])["map"]
+    for i, path in enumerate(SAMPLES):
+        png = cv2.imread(str(out / written[str(path)]), cv2.IMREAD_UNCHANGED)
+        assert png.dtype == np.uint8
+        np.testing.assert_array_equal(maps[i, :png.shape[0], :png.shape[1]], png)
+
+
+def test_the_pipeline_labels_by_the_models_calibrated_threshold(serve, tmp_path):
+    from helpers.models import build_red_model, with_threshold
+
+    model = with_threshold(build_red_model(tmp_path / "red.onnx"), tmp_path / "red-0.7.onnx", 0.7)
+    image = np.zeros((40, 48, 3), np.uint8)
+    image[..., 2] = 190  # the red model scores it 0.63
+    blob = cv2.imencode(".png", image)[1].tobytes()
+    for options, label in (({}, b"real"), ({"threshold": 0.5}, b"fake")):  # the model's 0.7; an exported override
+        pb, pipeline, _ = serve(model, **options)
+        assert pipeline.locator.spec.threshold == (0.7 if not options else 0.5)
+        out = outputs(pipeline.execute([request(pb, [blob])])[0])
+        assert 0.5 < float(out["score"][0, 0]) < 0.7 and out["label"][0, 0] == label
 
 
 def test_native_analysis_is_served_as_trt_locate_runs_it(serve):
@@ -196,7 +235,7 @@ def test_requests_of_one_execution_share_batches_and_get_their_own_results(serve
     assert sum(s[0] for _, s, _ in pb.SENT) == rows  # the three decodable images of the three requests, in shared batches
     first, second, third = (outputs(r) for r in responses)
     assert first["map"].shape[0] == 2 and first["shape"].tolist()[1] == [0, 0]
-    assert np.isnan(first["score"][1, 0]) and first["label"][1, 0] == b""
+    assert first["score"][1, 0] == -1.0 and first["label"][1, 0] == b""  # finite: strict JSON has no NaN
     assert b"not an image" in first["error"][1, 0] or b"format" in first["error"][1, 0]
     assert second["map"].shape == (1, 20, 30) and second["shape"].tolist() == [[20, 30]]
     assert set(third) == {"score", "error"}  # only what was asked for
@@ -213,6 +252,57 @@ def test_a_failing_network_fails_every_request_of_the_execution(served):
     pb.MODELS["fakelocator_model"] = Broken()
     responses = pipeline.execute([request(pb, [SAMPLES[0].read_bytes()]), request(pb, [SAMPLES[1].read_bytes()])])
     assert all(r.has_error() and "instance gone" in r.error().message() for r in responses)
+
+
+def test_every_response_of_a_failed_execution_carries_an_error_of_its_own(served, monkeypatch):
+    """Triton's Python backend frees an error's message with the response that carries it: one error
+    object shared by two responses is read after it is freed (a garbled message for one client, then
+    SIGSEGV in the server, issue 22)."""
+    pb, pipeline, network = served
+
+    class Broken:
+        def execute(self, requests):
+            return [pb.InferenceResponse([], error=pb.TritonError("instance gone")) for _ in requests]
+
+    pb.MODELS["fakelocator_model"] = Broken()
+    responses = pipeline.execute([request(pb, [SAMPLES[0].read_bytes()]) for _ in range(3)])
+    assert len({id(r.error()) for r in responses}) == 3
+    monkeypatch.setattr(network.backend, "infer", lambda x: 1 / 0)
+    h, w = network.backend.info.preprocessing.size
+    x = np.zeros((1, 3, h, w), np.float32)
+    responses = network.execute([pb.Request([pb.Tensor("image", x)]) for _ in range(3)])
+    assert all(r.has_error() for r in responses) and len({id(r.error()) for r in responses}) == 3
+
+
+def test_an_image_over_the_native_limit_fails_nothing_else_of_its_execution(served):
+    pb, pipeline, _ = served
+    wide = cv2.imencode(".png", np.full((16, 40000, 3), 128, np.uint8))[1].tobytes()
+    good = SAMPLES[0].read_bytes()
+    first, second = (outputs(r) for r in pipeline.execute([request(pb, [good, wide]), request(pb, [good])]))
+    assert first["error"][:, 0].tolist() == [b"", b""] and first["shape"].tolist()[1] == [16, 40000]
+    assert second["score"][0, 0] == pytest.approx(first["score"][0, 0], abs=1e-6)
+
+
+def test_a_cancelled_request_is_not_analysed_and_is_answered_cancelled(served):
+    pb, pipeline, _ = served
+    gone, live = pipeline.execute([request(pb, [SAMPLES[0].read_bytes()] * 3, cancelled=lambda: True),
+                                   request(pb, [SAMPLES[1].read_bytes()])])
+    assert gone.has_error() and gone.error().code() == pb.TritonError.CANCELLED
+    assert "cancelled" in gone.error().message()
+    assert outputs(live)["error"][0, 0] == b""
+    assert sum(shape[0] for _, shape, _ in pb.SENT) == 1, "only the live request's image reached the network"
+
+
+def test_a_large_image_stops_at_its_next_batch_once_every_request_is_cancelled(serve):
+    """A client that hangs up on a large image (gRPC deadline, cancel) does not hold the instance
+    for the rest of its tiles."""
+    pb, pipeline, _ = serve(analysis="native", max_batch_size=4)
+    large = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 256, (1000, 1000, 3), dtype=np.uint8))[1].tobytes()
+    tiles = crops(pipeline.locator.contract, 1000, 1000)
+    (response,) = pipeline.execute([request(pb, [large], cancelled=lambda: len(pb.SENT) >= 2)])
+    assert response.has_error() and response.error().code() == pb.TritonError.CANCELLED
+    assert sum(shape[0] for _, shape, _ in pb.SENT) == 8 < tiles
+    assert outputs(pipeline.execute([request(pb, [SAMPLES[0].read_bytes()])])[0])["error"][0, 0] == b"", "it serves on"
 
 
 def test_the_network_model_concatenates_the_batchers_requests(served):

@@ -78,12 +78,14 @@ def served(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("triton")
     repo = tmp / "repo"
-    # A queue delay long enough that requests sent together on 2 busy cores meet in one batch.
-    write_repository(default_model_path(), repo, TritonOptions(model_backend="python", warmup=False, threads=1,
+    # The docs' order: `export triton` with its default backend, then `serve` on the server it brings, on
+    # its default (loopback) host. A queue delay long enough that requests sent together on 2 busy cores
+    # meet in one batch.
+    write_repository(default_model_path(), repo, TritonOptions(warmup=False, threads=1,
                                                                pipeline_queue_delay_us=20000, max_queue_delay_us=20000))
     http, grpc = free_port(), free_port()
     log = tmp / "tritonserver.log"
-    command = [sys.executable, "-m", "fakelocator.cli", "serve", str(repo), "--host", "127.0.0.1", "--http-port", str(http),
+    command = [sys.executable, "-m", "fakelocator.cli", "serve", str(repo), "--http-port", str(http),
                "--grpc-port", str(grpc), "--no-metrics", "--log-file", str(log), "--exit-timeout", "3"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -153,6 +155,33 @@ def test_maps_and_scores_equal_trt_locate(served, reference, protocol):
         assert result.label == want["label"]
 
 
+def test_http_json_responses_are_strict_json_even_for_a_failed_image(served):
+    import urllib.request
+
+    body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1, 1], "data": ["not an image"]}],
+            "outputs": [{"name": n} for n in ("score", "label", "error")]}
+    request = urllib.request.Request(f"{served.http}/v2/models/fakelocator/infer", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=60) as response:
+        text = response.read().decode()
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    outputs = {o["name"]: o["data"] for o in json.loads(text, parse_constant=refuse)["outputs"]}
+    assert outputs["score"] == [-1.0] and outputs["error"][0]
+
+
+def test_grpc_and_http_statistics_agree_on_types(served):
+    with served.client("http") as client:
+        http = client.statistics("fakelocator_model")["model_stats"][0]
+    with served.client("grpc") as client:
+        grpc = client.statistics("fakelocator_model")["model_stats"][0]
+    assert isinstance(http["inference_count"], int) and isinstance(grpc["inference_count"], int)
+    assert isinstance(grpc["inference_stats"]["success"]["ns"], int)
+
+
 def test_concurrent_requests_are_batched(served):
     def executions(model: str) -> dict[int, int]:
         with served.client("grpc") as client:
@@ -207,6 +236,64 @@ def test_a_corrupt_image_gets_its_own_error_and_the_server_keeps_serving(served)
         assert client.ready()
 
 
+def test_one_hostile_image_among_others_fails_alone_and_the_server_keeps_serving(served):
+    """A side over the native library's 32767 (analysed by the numpy path), a strip too small to
+    analyse and a truncated file, sent while other clients send ordinary images: each bad image gets
+    its own error, every other image its result, and the server stays up (it crashed with SIGSEGV)."""
+    good = _jpeg(cv2.imread(str(SAMPLES[0])))
+    wide = cv2.imencode(".png", np.full((16, 33000, 3), 128, np.uint8))[1].tobytes()
+    thin = cv2.imencode(".png", np.full((1, 40000, 3), 128, np.uint8))[1].tobytes()
+    batches = [[good, wide], [thin, good], [good[: len(good) // 2], good], [good]]
+    results, errors = [None] * len(batches), []
+    barrier = threading.Barrier(len(batches))
+
+    def send(i: int) -> None:
+        try:
+            with served.client("http", timeout_s=240) as client:
+                barrier.wait(30)
+                results[i] = client.locate(batches[i])
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(batches))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not errors, errors
+    assert served.process.poll() is None, "the server is up"
+    (g0, w), (t, g1), (cut, g2), (g3,) = results
+    assert w.error is None and w.map.shape == (16, 33000)
+    assert t.error.startswith("too small to analyse: 40000x1 pixels") and cut.error is not None
+    assert all(g.error is None and g.score == pytest.approx(g3.score, abs=1e-6) for g in (g0, g1, g2))
+
+
+def test_a_request_whose_grpc_deadline_passes_stops_holding_the_server(served):
+    """Clients that send a large image and hang up (a 0.3 s deadline) do not make the next client
+    wait for their tiles: the pipeline drops a cancelled request at its next network batch."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    large = _jpeg(np.random.default_rng(0).integers(0, 256, (2400, 2400, 3), dtype=np.uint8))  # 169 tiles
+    data = np.array([[large]], dtype=np.object_)
+    client = grpcclient.InferenceServerClient(served.grpc.removeprefix("grpc://"))
+    try:
+        for _ in range(3):
+            tensor = grpcclient.InferInput("image", [1, 1], "BYTES")
+            tensor.set_data_from_numpy(data)
+            with pytest.raises(InferenceServerException, match="(?i)deadline"):
+                client.infer("fakelocator", [tensor], client_timeout=0.3)
+    finally:
+        client.close()
+    t0 = time.monotonic()
+    with served.client("grpc", timeout_s=120) as c:
+        (result,) = c.locate([SAMPLES[0].read_bytes()])
+    waited = time.monotonic() - t0
+    assert result.error is None
+    # computed to the end, the three requests of 169 tiles made it wait 48.6 s here (2 busy cores)
+    assert waited < 20, f"the next request waited {waited:.1f} s"
+
+
 def test_scores_without_maps(served):
     with served.client("grpc") as client:
         scores = client.locate(SAMPLES[:2], maps=False)
@@ -243,12 +330,52 @@ def test_bench_triton_sweeps_concurrency_levels(served, tmp_path, capsys):
     assert "| concurrency | images/s |" in capsys.readouterr().out
 
 
-def test_sigterm_stops_the_server_within_seconds_and_leaves_no_process(served):
-    # the last test of the module: it stops the module's server
+def test_a_server_that_fails_to_start_leaves_no_shared_memory(served, tmp_path):
+    """A port in use stops a second server after its models loaded (the Python backend's shared
+    memory made): the failed start removes that memory, as a stop does."""
+    import socket
+
+    from fakelocator.runtime.triton_server import SHM_DIR, TritonServer, free_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = TritonServer(served.repo, http_port=free_port(), grpc_port=taken.getsockname()[1], metrics_port=None,
+                              host="127.0.0.1", log=str(tmp_path / "second.log"), exit_timeout_s=2)
+        with pytest.raises(FakeLocatorError, match="exited with status|not ready"):
+            server.start(timeout_s=START_TIMEOUT_S)
+    assert "fakelocator_triton_" in server.shm_prefix
+    assert sorted(SHM_DIR.glob(server.shm_prefix + "*")) == []
+    log = (tmp_path / "second.log").read_text(errors="replace")
+    assert server.shm_prefix in log or "shm" in log or "address" in log.lower(), log[-2000:]
+
+
+def test_sigterm_under_load_stops_the_server_within_seconds_and_leaves_no_process(served):
+    # the last test of the module: it stops the module's server, while three clients keep sending
     assert _processes_mentioning(str(served.repo)), "the server's processes should be running"
+    stop = threading.Event()
+
+    def keep_sending() -> None:
+        images = [p.read_bytes() for p in SAMPLES[:2]]
+        while not stop.is_set():
+            try:
+                with served.client("grpc", timeout_s=30) as client:
+                    client.locate(images)
+            except FakeLocatorError:
+                time.sleep(0.05)  # refused while stopping, or gone: try again until told to stop
+
+    clients = [threading.Thread(target=keep_sending, daemon=True) for _ in range(3)]
+    for t in clients:
+        t.start()
+    time.sleep(3)
     t0 = time.monotonic()
     served.process.send_signal(signal.SIGTERM)
-    code = served.process.wait(30)
+    code = served.process.wait(60)
     elapsed = time.monotonic() - t0
+    stop.set()
+    for t in clients:
+        t.join(40)
     assert code == 0 and elapsed < 10, (code, elapsed)
     assert _processes_mentioning(str(served.repo)) == []
+    # the Python backend's shared memory is named after the server (TritonServer.shm_prefix): none is left
+    assert sorted(Path("/dev/shm").glob(f"fakelocator_triton_{served.process.pid}_*")) == []

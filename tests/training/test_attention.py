@@ -245,7 +245,7 @@ def no_weights_anywhere(monkeypatch, tmp_path):
 def test_missing_parsing_weights_stop_training_at_the_start_naming_the_file_and_where_it_goes(dataset, monkeypatch, tmp_path):
     no_weights_anywhere(monkeypatch, tmp_path)
     with pytest.raises(FakeLocatorError) as e:
-        build_attention(AttentionConfig(mode="on"), dataset)
+        build_attention(AttentionConfig(mode="on", parser="bisenet"), dataset)
     message = str(e.value)
     for words in ("parsing_bisenet.pth", "--parsing-weights", "FAKELOCATOR_PARSING_WEIGHTS", "--attention off",
                   "nothing is downloaded", "training image(s) without a cached parsing"):
@@ -256,19 +256,28 @@ def test_missing_parsing_weights_stop_training_at_the_start_naming_the_file_and_
         build_attention(AttentionConfig(weights=str(tmp_path / "nope.pth")), dataset)
 
 
-def test_auto_without_parsing_weights_trains_without_attention_and_says_so(dataset, monkeypatch, tmp_path, caplog):
-    # The default (auto) must not stop `fakelocator synth` → `fakelocator train` for weights that
-    # are neither shipped nor downloaded.
+def test_without_parsing_weights_the_default_parser_is_the_shipped_face_mesh(dataset, monkeypatch, tmp_path):
+    # The default (auto mode, auto parser) must not stop `fakelocator synth` → `fakelocator train`
+    # for weights that are neither shipped nor downloaded: the mesh parser ships in the package.
+    no_weights_anywhere(monkeypatch, tmp_path)
+    attention = build_attention(AttentionConfig(), dataset)
+    assert attention is not None and attention.model == "mesh" and attention.identity.startswith("mesh:mediapipe-")
+    weights = tmp_path / "parsing_bisenet.pth"
+    weights.write_bytes(b"x")
+    assert parsing.resolve_model("auto", weights) == "bisenet", "BiSeNet when its weights are at hand"
+
+
+def test_auto_with_a_facexlib_parser_and_no_weights_trains_without_attention_and_says_so(dataset, monkeypatch, tmp_path, caplog):
     no_weights_anywhere(monkeypatch, tmp_path)
     with caplog.at_level("WARNING"):
-        assert build_attention(AttentionConfig(), dataset) is None
+        assert build_attention(AttentionConfig(parser="bisenet"), dataset) is None
     assert "face attention: off" in caplog.text and "--parsing-weights" in caplog.text
 
 
 def test_with_every_parsing_cached_no_weights_are_needed(dataset, monkeypatch, tmp_path):
     FaceAttention(dataset, parser=StubParser("bisenet:0123", name="bisenet")).prepare()
     no_weights_anywhere(monkeypatch, tmp_path)
-    attention = build_attention(AttentionConfig(), dataset)
+    attention = build_attention(AttentionConfig(parser="bisenet"), dataset)
     assert attention is not None and attention.identity is None
 
 

@@ -222,7 +222,21 @@ def test_synth_then_train_with_the_default_attention_works_without_parsing_weigh
     assert properties & {"face", "hair", "eyes", "mouth", "nose"}, properties
     capsys.readouterr()
     rc = main(["train", "--data", str(data), "--input-size", "32", "32", "--unet-width", "4", "--epochs", "1",
-               "--batch-size", "4", "--max-steps", "1", "--workers", "0", "--threads", "1", "--device", "cpu",
+               "--batch", "4", "--max-steps", "1", "--workers", "0", "--threads", "1", "--device", "cpu",
                "--out", str(tmp_path / "run")])
     assert rc == 0, capsys.readouterr().err
     assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_contact_sheet_labels_are_readable_over_light_and_dark_images():
+    from fakelocator.training.synth.sheet import label_box
+
+    for level in (255, 200, 0):
+        tile = np.full((96, 96, 3), level, np.uint8)
+        out = label_box(tile, "gan_pixelshuffle 0.74")
+        changed = np.any(out != tile, axis=2)
+        ys, xs = np.nonzero(changed)
+        box = out[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(int)
+        text, ground = box.max(axis=2) >= 200, box.max(axis=2) <= 80  # white strokes on a dark box
+        assert text.sum() > 30 and ground.sum() > text.sum(), level
+        assert not changed[:60].any()  # the label stays at the bottom

@@ -27,11 +27,11 @@ def test_help_explains_every_option():
     assert help_text.startswith("usage: fakelocator train")
     assert "docs/data.md" in help_text and "--resume continues" in help_text, "the module docstring is the description"
     for action in parser()._actions:
-        if action.option_strings and action.dest != "help":
+        if action.option_strings and action.dest != "help" and action.help != argparse.SUPPRESS:  # deprecated aliases hide
             assert action.help and len(action.help) > 15, action.option_strings
             assert all(o in help_text for o in action.option_strings)
     required = ["--config", "--resume", "--data", "--val", "--real-dir", "--entire-dir", "--backbone", "--no-classifier",
-                "--loss", "--epochs", "--batch-size", "--lr", "--device", "--out", "--seed", "--max-steps",
+                "--loss", "--epochs", "--batch", "--lr", "--device", "--out", "--seed", "--max-steps",
                 "--pretrained-backbone", "--p-real", "--p-fake", "--skip-invalid", "--workers"]
     assert all(o in help_text for o in required)
 
@@ -82,7 +82,7 @@ def test_bad_settings_are_one_line_errors_not_tracebacks(tmp_path, capsys):
 def test_the_command_trains_end_to_end_and_resumes(toy_data, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["train", "--data", str(toy_data["mixed"]), "--val-fraction", "0.25", "--input-size", "32", "32",
-            "--unet-width", "4", "--epochs", "1", "--batch-size", "4", "--max-steps", "2", "--workers", "0",
+            "--unet-width", "4", "--epochs", "1", "--batch", "4", "--max-steps", "2", "--workers", "0",
             "--threads", "1", "--device", "cpu", "--seed", "3", "--out", str(out)]
     assert cli.main(argv) == 0
     printed = capsys.readouterr()
@@ -94,6 +94,14 @@ def test_the_command_trains_end_to_end_and_resumes(toy_data, tmp_path, capsys):
     assert ckpt["epoch"] == 2 and ckpt["train_config"]["seed"] == 3 and ckpt["train_config"]["val_fraction"] == 0.25
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
     assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["val"]["images"] >= 7
+
+
+def test_a_native_model_is_asked_for_on_the_command_line(tmp_path, capsys):
+    argv = ["train", "--print-config", "--backbone", "unet_res", "--analysis", "native", "--input-size", "256", "256",
+            "--tile-pooling", "mean", "--tile-overlap", "16", "--out", str(tmp_path / "x")]
+    assert cli.main(argv) == 0
+    pre = yaml.safe_load(capsys.readouterr().out)["model"]["preprocessing"]
+    assert (pre["analysis"], pre["height"], pre["tile_pooling"], pre["tile_overlap"]) == ("native", 256, "mean", 16)
 
 
 def test_print_config_shows_the_resolved_settings_and_trains_nothing(tmp_path, capsys):

@@ -36,23 +36,30 @@ def val_loader(root, batch_size=16):
 
 
 @pytest.mark.slow
-def test_a_tiny_model_learns_to_localize_the_toy_manipulation(toy_data, tmp_path):
-    """~100 steps cut the validation L1 by 5× and beat the best constant map by 2×.
+@pytest.mark.trains
+def test_a_tiny_model_learns_to_localize_the_toy_manipulation(toy_data, tmp_path, train_seed):
+    """~100 steps cut the validation L1 by 2× and beat the best constant map, and the squares stand out.
 
     (The map head starts near 0, model.MAP_PRIOR_BIAS, so the untrained L1 is already that of an
     all-zero map; the best constant is the bar that matters.)
 
     The paper's lr (1e-4) and beta1 (0.99) are for thousands of steps; this run has 96, so it uses
     lr 1e-2 and beta1 0.9. No classifier: the map is what is tested.
+
+    What holds for any seed and CPU, measured over seeds 0-5 with the default, AVX2 and SSE4.1
+    kernels (18 runs): the L1 fell 2.7-9.2× below the untrained one and 1.5-5.1× below the best
+    constant's; inside the squares the map was 54-600× higher than outside. (It asserted 5× and 2×
+    before, which 8 of the 18 runs missed: seeds 4 and 5 with the default kernels, 1, 3 and 5 with
+    SSE4.1, 1, 4 and 5 with AVX2.)
     """
     config = TrainConfig(
         data=[toy_data["train"]], val=[toy_data["val"]], out=tmp_path / "run",
         model=ModelConfig(unet_width=8, classifier=False, preprocessing=SIZE),
         augment=AugmentConfig(p_real=0.0), epochs=8, batch_size=8, lr=1e-2, betas=(0.9, 0.999),
-        workers=0, threads=1, seed=0,
+        workers=0, threads=1, seed=train_seed,
     )
     loss = LossConfig()
-    torch.manual_seed(0)
+    torch.manual_seed(train_seed)
     untrained = evaluate(build_model(config.model), val_loader(toy_data["val"]), loss, torch.device("cpu"))["map_loss"]
 
     result = train(config, progress=False)
@@ -62,14 +69,15 @@ def test_a_tiny_model_learns_to_localize_the_toy_manipulation(toy_data, tmp_path
     gt = torch.cat([b["map"] for b in val_loader(toy_data["val"])])
     best_constant = (gt - gt.median()).abs().mean().item()  # the L1-optimal constant map
     assert trained["map_loss"] == pytest.approx(result.metrics[-1]["val"]["map_loss"], rel=1e-5)
-    assert trained["map_loss"] < untrained / 5
-    assert trained["map_loss"] < best_constant / 2
+    assert trained["map_loss"] < untrained / 2
+    assert trained["map_loss"] < best_constant / 1.25
     with torch.no_grad():
         pred = torch.cat([model(b["image"])["map"] for b in val_loader(toy_data["val"])])
     inside, outside = pred[gt > 0].mean().item(), pred[gt == 0].mean().item()
-    assert inside > 5 * outside, f"the squares stand out: {inside:.3f} inside vs {outside:.3f} outside"
+    assert inside > 20 * outside, f"the squares stand out: {inside:.3f} inside vs {outside:.3f} outside"
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda)])
 def test_resuming_a_killed_run_ends_with_the_same_weights_bit_for_bit(toy_data, tmp_path, monkeypatch, device):
     settings = dict(device=device, deterministic=device == "cuda")

@@ -1,9 +1,11 @@
-"""Face parsing with facexlib's networks, from local weights only.
+"""Face parsers: facexlib's networks from local weights only, or MediaPipe's face mesh (shipped).
 
 facexlib's own ``init_parsing_model`` downloads its weights when they are not in its folder; we
 never call it. We build ``BiSeNet(num_class=19)`` or ``ParseNet(512, 512, 19)`` ourselves and load
-a state dict from a file the user obtained. Label maps come back in the canonical numbering
-(``labels.LABELS``), whichever network made them.
+a state dict from a file the user obtained. The ``mesh`` parser (``mesh.py``) needs no weights to
+obtain: its ONNX models ship in the package. ``auto`` is BiSeNet when its weights are found, else
+the mesh. Label maps come back in the canonical numbering (``labels.LABELS``), whichever parser
+made them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import numpy as np
 from fakelocator.errors import FakeLocatorError
 from fakelocator.training.attention.labels import CANONICAL_LUT
 
-PARSING_MODELS = ("bisenet", "parsenet")
+PARSING_MODELS = ("auto", "bisenet", "parsenet", "mesh")
+#: The parsers that need a weights file (facexlib's).
+WEIGHTED_MODELS = ("bisenet", "parsenet")
 #: The file names facexlib gives its releases, and where to obtain them (printed, never fetched).
 WEIGHTS_FILES = {"bisenet": "parsing_bisenet.pth", "parsenet": "parsing_parsenet.pth"}
 WEIGHTS_URLS = {
@@ -65,8 +69,12 @@ def facexlib_weights_dir() -> Path | None:
 def find_parsing_weights(model: str, explicit: str | os.PathLike | None = None) -> tuple[Path | None, list[str]]:
     """(the weights file, or None; the places looked at), in this order: ``explicit``,
     ``$FAKELOCATOR_PARSING_WEIGHTS``, facexlib's weights folder. An explicit path or environment
-    variable that names no file is an error, not a fall-through."""
+    variable that names no file is an error, not a fall-through. ``mesh`` needs none; ``auto``
+    looks for BiSeNet's."""
     check_model(model)
+    if model == "mesh":
+        return None, []
+    model = "bisenet" if model == "auto" else model
     looked = []
     for origin, value in (("--parsing-weights", explicit), (WEIGHTS_ENV, os.environ.get(WEIGHTS_ENV))):
         if value:
@@ -102,9 +110,23 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def resolve_model(model: str, weights: Path | None) -> str:
+    """The parser ``auto`` stands for: BiSeNet when its weights were found, else the mesh."""
+    check_model(model)
+    if model == "auto":
+        return "bisenet" if weights is not None else "mesh"
+    return model
+
+
 def build_network(model: str, *, size: int = INPUT_SIDE):
     """facexlib's parsing network with random weights (no download: the classes only build layers)."""
-    check_model(model)
+    if model not in WEIGHTED_MODELS:
+        raise FakeLocatorError(f"{model!r} is not a facexlib parsing network; choose one of {', '.join(WEIGHTED_MODELS)}")
+    if importlib.util.find_spec("facexlib") is None:
+        raise FakeLocatorError(
+            f"the {model} parser needs facexlib: pip install --no-deps facexlib==0.3.0 (without its opencv-python, "
+            "which would clash with opencv-python-headless); or use the shipped face mesh: --parsing-model mesh"
+        )
     if model == "bisenet":
         from facexlib.parsing.bisenet import BiSeNet
 
@@ -146,7 +168,8 @@ class FaceParser:
     def __init__(self, model: str, network, *, identity: str, device: str = "cpu", size: int = INPUT_SIDE, batch_size: int = 8):
         import torch
 
-        check_model(model)
+        if model not in WEIGHTED_MODELS:
+            raise FakeLocatorError(f"FaceParser runs facexlib's {', '.join(WEIGHTED_MODELS)}, not {model!r}")
         self.name = model
         self.identity = identity
         self.size = size

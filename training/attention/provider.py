@@ -32,7 +32,7 @@ from fakelocator.training.attention.labels import (
 )
 from fakelocator.training.attention.maps import DEFAULT_FLOOR, DEFAULT_SPREAD, attention_map, check_blur
 from fakelocator.training.attention.parsing import (
-    Parser, FaceParser, check_model, file_digest, find_parsing_weights, missing_weights_message,
+    Parser, FaceParser, check_model, file_digest, find_parsing_weights, missing_weights_message, resolve_model,
 )
 from fakelocator.training.samples import Sample, read_image
 
@@ -46,11 +46,13 @@ class AttentionConfig:
     """Face-parsing attention for training (Sec. IV-C); part of ``TrainConfig``.
 
     Args:
-        mode: ``auto`` (on when a training sample names a facial property and the parsing weights,
-            or every needed parsing, are at hand; otherwise off, with a warning), ``on`` (required:
-            an error if no sample names one or the weights are missing), ``off``.
-        parser: ``bisenet`` or ``parsenet`` (facexlib).
-        weights: the parser's weights file; empty: ``$FAKELOCATOR_PARSING_WEIGHTS``, then
+        mode: ``auto`` (on when a training sample names a facial property and a parser can make
+            its maps; otherwise off, with a warning), ``on`` (required: an error if no sample names
+            one or a facexlib parser's weights are missing), ``off``.
+        parser: ``auto`` (BiSeNet when its weights are found, else ``mesh``), ``bisenet`` or
+            ``parsenet`` (facexlib, local weights), ``mesh`` (MediaPipe's face mesh, shipped in
+            the package: ``mesh.py``).
+        weights: a facexlib parser's weights file; empty: ``$FAKELOCATOR_PARSING_WEIGHTS``, then
             facexlib's weights folder. Never downloaded.
         cache_dir: where parsing maps are cached; empty: ``ROOT/.attention`` of each dataset.
         spread: sigma of the fall-off around the region, as a fraction of the image's shorter side.
@@ -58,7 +60,7 @@ class AttentionConfig:
     """
 
     mode: str = "auto"
-    parser: str = "bisenet"
+    parser: str = "auto"
     weights: str | None = None
     cache_dir: str | None = None
     spread: float = DEFAULT_SPREAD
@@ -296,11 +298,17 @@ def build_attention(
         log.info("face attention: off (no training sample names a facial property)")
         return None
     weights, looked = find_parsing_weights(config.parser, config.weights)
-    attention = FaceAttention(
-        samples, model=config.parser, weights=weights, cache_dir=config.cache_dir,
-        spread=config.spread, floor=config.floor, looked=looked,
-    )
-    if config.mode == "auto" and weights is None:
+    model = resolve_model(config.parser, weights)
+    if model == "mesh":
+        from fakelocator.training.attention.mesh import MeshParser
+
+        attention = FaceAttention(samples, parser=MeshParser(), cache_dir=config.cache_dir, spread=config.spread, floor=config.floor)
+    else:
+        attention = FaceAttention(
+            samples, model=model, weights=weights, cache_dir=config.cache_dir,
+            spread=config.spread, floor=config.floor, looked=looked,
+        )
+    if config.mode == "auto" and weights is None and model != "mesh":
         # auto never stops a run for weights nobody was asked for (the parsing weights are not
         # shipped and never downloaded): without them, and with images left to parse, train
         # without attention and say so; ``on`` makes the missing weights an error instead.
@@ -311,13 +319,13 @@ def build_attention(
                 "face attention: off: the manifest names facial properties (%s), but no %s parsing weights "
                 "were found for %d image(s) (looked at: %s); give --parsing-weights PATH (docs/faces.md) "
                 "and --attention on to require them",
-                ", ".join(facial), config.parser, len(uncached), "; ".join(looked),
+                ", ".join(facial), model, len(uncached), "; ".join(looked),
             )
             return None
     stats = attention.prepare(device=device, progress=progress)
     log.info(
         "face attention (%s; properties %s): %d images need a parsing: %d cached, %d parsed in %.1f s%s",
-        config.parser, ", ".join(facial), stats.images, stats.cached, stats.parsed, stats.seconds,
+        model, ", ".join(facial), stats.images, stats.cached, stats.parsed, stats.seconds,
         f"; {stats.no_region} of them without their region (white map)" if stats.no_region else "",
     )
     return attention

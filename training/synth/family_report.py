@@ -60,12 +60,9 @@ def _sources(size: int) -> list[np.ndarray]:
 
 
 def _label(tile: np.ndarray, text: str) -> np.ndarray:
-    import cv2
+    from fakelocator.training.synth.sheet import label_box
 
-    out = np.ascontiguousarray(tile)
-    for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-        cv2.putText(out, text, (4, out.shape[0] - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.38, colour, width, cv2.LINE_AA)
-    return out
+    return label_box(tile, text, 0.38)
 
 
 def family_panel(name: str, real: np.ndarray, rng: np.random.Generator, shape: str = "ellipse") -> np.ndarray:

@@ -4,9 +4,11 @@ Region kinds (the manifest's ``property``):
 
 - ``ellipse``: a rotated ellipse with a wobbly outline;
 - ``blob``: a thresholded smooth random field, one or a few irregular pieces;
-- ``face``, ``hair``, ``eyes``, ``mouth``, ``nose``: face-part-like shapes laid out relative to a
-  face box — a detected face when one is in the view and large enough, else a plausibly sized box
-  placed at random (the shapes, not a face, are what the model is shown).
+- ``face``, ``hair``, ``eyes``, ``mouth``, ``nose``: the part itself where the face mesh parsed the
+  view (``face_masks.py``: the same masks as the attention's parser; grown by a random margin), else
+  face-part-like shapes laid out relative to a face box — a detected face when one is in the view
+  and large enough, else a plausibly sized box placed at random (the shapes, not a face, are what
+  the model is shown).
 
 Every mask is feathered with a Gaussian whose width is a fraction (``feather``) of the region's size,
 the way a GAN's skip connections blend an edit into its surroundings.
@@ -44,7 +46,7 @@ class Region:
     kind: str
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1): where the mask is non-zero
     face_box: tuple[float, float, float, float] | None  # (x, y, w, h) the parts were laid out on
-    face_source: str  # "detected", "random" or "" for non-face regions
+    face_source: str  # "mesh", "detected", "random" or "" for non-face regions
 
     @property
     def area_fraction(self) -> float:
@@ -178,12 +180,45 @@ def _face_box(h, w, kind, faces, rng, cfg) -> tuple[tuple[float, float, float, f
     return (x, y, bw, bh), "random"
 
 
+#: A mesh part grows by up to this fraction of its own size (square root of its area): GAN edits
+#: of a part reach a little past its contour (eyelids, the skin around the lips).
+MESH_GROWTH = (0.0, 0.2)
+
+
+def _mesh_part(kind, labels, rng, cfg):
+    """(binary mask, size, face box (x, y, w, h)) of a face part from the view's mesh labels, or
+    None when the part is missing or under ``face_part_min_area`` of the image (the rule a detected
+    face's box layout follows too)."""
+    import cv2
+
+    from fakelocator.training.synth.face_masks import PART_LABELS, part_mask
+
+    h, w = labels.shape
+    part = part_mask(labels, kind)
+    area = float(part.sum())
+    if area < cfg.face_part_min_area * h * w:
+        return None
+    size = math.sqrt(area)
+    grow = int(round(rng.uniform(*MESH_GROWTH) * size))
+    binary = part.astype(np.uint8)
+    if grow > 0:
+        binary = cv2.dilate(binary, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    face = part_mask(labels, "face")
+    x0, y0, x1, y1 = _support_box(face) if face.any() else _support_box(part)
+    return binary, math.sqrt(float(binary.sum())), (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+
+
 def make_region(kind: str, hw: tuple[int, int], rng: np.random.Generator, cfg: SynthConfig,
-                faces: tuple = ()) -> Region:
-    """A soft region of ``kind`` on an image of ``hw`` = (H, W); ``faces`` are (x, y, w, h) boxes in it."""
+                faces: tuple = (), labels: np.ndarray | None = None) -> Region:
+    """A soft region of ``kind`` on an image of ``hw`` = (H, W); ``faces`` are (x, y, w, h) boxes in
+    it; ``labels`` the view's canonical face-parsing labels (``face_masks.view_labels``) or None."""
     h, w = hw
     face_box, face_source = None, ""
-    if kind == "ellipse":
+    mesh = _mesh_part(kind, labels, rng, cfg) if kind in FACE_PARTS and labels is not None else None
+    if mesh is not None:
+        binary, size, face_box = mesh
+        face_source = "mesh"
+    elif kind == "ellipse":
         binary, size = _ellipse(h, w, rng, cfg)
     elif kind == "blob":
         binary, size = _blob(h, w, rng, cfg)

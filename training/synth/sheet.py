@@ -47,13 +47,22 @@ def _fit(image: np.ndarray) -> np.ndarray:
     return tile
 
 
-def _label(tile: np.ndarray, text: str) -> np.ndarray:
+def label_box(tile: np.ndarray, text: str, scale: float = 0.4) -> np.ndarray:
+    """``tile`` with ``text`` in white on a dark box at its bottom left: readable over light images
+    too (an outline alone is not, at this size)."""
     import cv2
 
-    out = tile.copy()
-    cv2.putText(out, text, (4, TILE - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(out, text, (4, TILE - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    out = np.ascontiguousarray(tile).copy()
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    y1 = out.shape[0] - 2
+    y0, x1 = max(0, y1 - th - base - 4), min(out.shape[1], tw + 8)
+    out[y0:y1, 0:x1] = (out[y0:y1, 0:x1].astype(np.float32) * 0.25).astype(np.uint8)  # 75 % black under the text
+    cv2.putText(out, text, (4, y1 - base - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return out
+
+
+def _label(tile: np.ndarray, text: str) -> np.ndarray:
+    return label_box(tile, text, 0.4)
 
 
 def _row(root: Path, r: dict, model_input: int) -> np.ndarray:

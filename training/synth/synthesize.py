@@ -31,6 +31,7 @@ from fakelocator.training.synth.config import SynthConfig
 from fakelocator.training.synth.decoder import draw_spec, run_decoder
 from fakelocator.training.synth.edits import apply_edit
 from fakelocator.training.synth.photos import Photo, read_rgb
+from fakelocator.training.synth.face_masks import photo_labels, view_labels
 from fakelocator.training.synth.regions import FACE_PARTS, make_region
 from fakelocator.training.synth.sampling import choice, log_uniform
 from fakelocator.training.synth.views import make_view
@@ -193,7 +194,10 @@ def synthesize_one(photo: Photo | np.ndarray, rng: np.random.Generator, config: 
         info.update(made)
         return Sample(real, fake, "entire", "entire", info)
 
-    region = make_region(region_kind, (H, W), rng, cfg, view.faces)
+    labels = None
+    if region_kind in FACE_PARTS and view.faces and isinstance(photo, Photo):
+        labels = view_labels(photo_labels(photo.sha256 or photo.path, image), view.crop, (H, W), view.flip)
+    region = make_region(region_kind, (H, W), rng, cfg, view.faces, labels)
     box = _expand(region.box, H, W, rng)
     x0, y0, x1, y1 = box
     weight = float(region.mask.sum(dtype=np.float64))
