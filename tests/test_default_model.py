@@ -21,12 +21,12 @@ PIXEL_AUC_FLOOR = 0.70
 DETECTION_AUC_FLOOR = 0.60
 #: The trained generator held out of training (training/synth/trained.py, TRAINED_HELD_OUT), on the
 #: held-out Debian photos. On this test's set (24 items at 256 px, seed 78; region = pixels changed by
-#: more than 4 levels) the shipped model measured detection AUC 0.462 and mean pixel AUC 0.553 (the
-#: previous model 0.413 / 0.546): weak, as the model card says. The floors sit below with margin;
-#: they catch a broken or untrained model, not the gap to the issue's targets.
+#: more than 4 levels) the shipped model measured detection AUC 0.413 and mean pixel AUC 0.546 (the
+#: stage-4 candidate that was not shipped 0.462 / 0.553): weak, as the model card says. The floors
+#: sit below with margin; they catch a broken or untrained model, not the gap to the issue's targets.
 TRAINED_HELD_OUT = "trained_realesrgan_x4plus"
 TRAINED_PIXEL_AUC_FLOOR = 0.50
-TRAINED_DETECTION_AUC_FLOOR = 0.35
+TRAINED_DETECTION_AUC_FLOOR = 0.30
 
 
 @pytest.fixture(scope="module")
