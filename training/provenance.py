@@ -39,6 +39,7 @@ def provenance(config: TrainConfig, data: Data, device: torch.device, command: s
         "stream": None if config.stream is None else {
             **config.stream.to_dict(), "items_per_epoch": config.stream_items, "val_items": config.stream_val_items,
             "families_used": list(getattr(getattr(data.train, "recipe", None), "families", ()) or ()),
+            "trained_families_used": list(getattr(getattr(data.train, "recipe", None), "trained", ()) or ()),
         },
         "seed": config.seed,
         "epochs": epochs,

@@ -66,6 +66,12 @@ class StreamConfig:
         label_level, label_area: a crop is "fake" when at least ``label_area`` of its pixels reach
             ``label_level`` in the target (or it is a whole-image synthesis).
         photos: extra folders of real photos (besides the bundled ones).
+        trained: trained-generator families (``synth/trained.py``; their networks must have been
+            fetched by ``scripts/fetch-training-data``) added to the draw.
+        p_trained: when ``trained`` is set, the share of manipulations drawn from them (the rest
+            from ``families``).
+        p_blur: probability of a Gaussian blur (σ 0.2–1.5 px) of an item after post-processing,
+            reals and fakes alike (CNNDetection's augmentation; 0.1 was its best rate).
     """
 
     crop: int | None = None
@@ -82,14 +88,17 @@ class StreamConfig:
     label_level: float = 0.5
     label_area: float = 0.004
     photos: tuple[str, ...] = ()
+    trained: tuple[str, ...] = ()
+    p_trained: float = 0.5
+    p_blur: float = 0.0
 
     def __post_init__(self):
-        for name in ("families", "exclude", "photos"):
+        for name in ("families", "exclude", "photos", "trained"):
             v = getattr(self, name)
             object.__setattr__(self, name, (v,) if isinstance(v, str) else tuple(str(x) for x in v))
         object.__setattr__(self, "shapes", {str(k): float(v) for k, v in dict(self.shapes).items()})
         problems = []
-        for name in ("p_real", "p_texture", "p_post", "p_region_crop", "label_area"):
+        for name in ("p_real", "p_texture", "p_post", "p_region_crop", "label_area", "p_trained", "p_blur"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.crop is not None and not (isinstance(self.crop, int) and self.crop >= 16 and self.crop % 16 == 0):
@@ -142,6 +151,18 @@ class Recipe:
         if not names:
             raise FakeLocatorError("no synthesis family left to train on")
         self.families = {n: fam.FAMILIES[n] for n in names}
+        self.trained = {}
+        if config.trained:
+            from fakelocator.training.synth.trained import TRAINED_FAMILIES, available
+
+            unknown = [n for n in config.trained if n not in TRAINED_FAMILIES]
+            if unknown:
+                raise FakeLocatorError(f"unknown trained-generator families {unknown}; known: {', '.join(TRAINED_FAMILIES)}")
+            missing = {n: p for n, p in available(config.trained).items() if p}
+            if missing:
+                raise FakeLocatorError(f"trained-generator families need their networks: {missing} not found "
+                                       "(run scripts/fetch-training-data)")
+            self.trained = {n: TRAINED_FAMILIES[n] for n in config.trained}
         self.photos, _ = collect_photos(config.photos)
         if not self.photos:
             raise FakeLocatorError("no real photos found (the bundled ones need scikit-image, matplotlib, scikit-learn)")
@@ -198,8 +219,10 @@ def make_item(recipe: Recipe, crop: int, rng: np.random.Generator) -> Item:
     if rng.random() < cfg.p_real:
         image, gt, mask = real, np.zeros(real.shape[:2], np.float32), None
     else:
-        family = choice(rng, {n: 1.0 for n in recipe.families})
-        candidate = recipe.families[family].make(real, rng)
+        # the extra draw only when trained families are named: older recipes keep their exact stream
+        pool = recipe.trained if recipe.trained and rng.random() < cfg.p_trained else recipe.families
+        family = choice(rng, {n: 1.0 for n in pool})
+        candidate = pool[family].make(real, rng)
         shape = choice(rng, recipe.shapes)
         mask = recipe.make_mask(shape, real.shape[:2], rng, faces=faces).astype(np.float32)
         whole = shape == "whole"
@@ -212,6 +235,10 @@ def make_item(recipe: Recipe, crop: int, rng: np.random.Generator) -> Item:
             import cv2
 
             mask = cv2.resize(mask, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
+    if cfg.p_blur > 0 and rng.random() < cfg.p_blur:  # drawn only when asked: older recipes keep their stream
+        import cv2
+
+        image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(0.2, 1.5)), borderType=cv2.BORDER_REFLECT)
     h, w = image.shape[:2]
     if mask is not None and not whole and rng.random() < cfg.p_region_crop and mask.max() > 0.5:
         ys, xs = np.nonzero(mask > 0.5)

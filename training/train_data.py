@@ -78,7 +78,8 @@ def _stream_data(config: TrainConfig) -> Data:
     val = (SynthStream(config.stream, pre, length=config.stream_val_items, seed=config.seed + 1, recipe=recipe, fixed_epoch=0)
            if config.stream_val_items else None)
     log.info("train: %d synthesized %d-px crops per epoch from %d photos and %d families (%s); val: %d fixed items",
-             len(train), train.crop, len(recipe.photos), len(recipe.families), ", ".join(recipe.families), len(val or ()))
+             len(train), train.crop, len(recipe.photos), len(recipe.families) + len(recipe.trained),
+             ", ".join([*recipe.families, *recipe.trained]), len(val or ()))
     return Data(train, val)
 
 

@@ -132,7 +132,9 @@ def run_native(args: argparse.Namespace) -> int:
     if args.n is None or args.n < 1:
         raise FakeLocatorError("--native needs --n N >= 1")
     cfg = NativeSetConfig(n=args.n, seed=1 if args.seed is None else args.seed, families=args.native_families or (),
-                          post=args.native_post, **({"sizes": args.native_sizes} if args.native_sizes else {}))
+                          post=args.native_post, **({"sizes": args.native_sizes} if args.native_sizes else {}),
+                          photos=tuple(os.path.abspath(os.path.expanduser(p)) for p in args.photos or ()),
+                          bundled=not args.no_bundled)
     counts = write_native_set(args.out, cfg, overwrite=args.overwrite)
     print(f"wrote {sum(counts.values())} images to {args.out}: {counts['real']} real, {counts['partial']} partial, "
           f"{counts['entire']} entire")

@@ -18,8 +18,9 @@ from fakelocator.runtime.levels import map_levels
 from fakelocator.runtime.triton_models import encode_maps
 
 ROOT = Path(__file__).parents[2]
-#: The six samples of the first demo (sides 259–512 px), whatever samples/ gains later.
-SAMPLES = sorted(p for p in (ROOT / "samples").glob("*.png") if p.name.startswith(("fake-", "real-")))
+#: Six demo samples (the two real views, 259–427 px a side, and the four trained-generator edits,
+#: 186–256 px), whatever samples/ gains later.
+SAMPLES = sorted(p for p in (ROOT / "samples").glob("*.png") if p.name.startswith(("trained-", "real-")))
 
 
 def crops(contract, height: int, width: int) -> int:

@@ -230,3 +230,14 @@ def training_families(held_out: tuple[str, ...] = HELD_OUT) -> dict[str, Family]
     if unknown:
         raise ValueError(f"unknown families {unknown}; known: {', '.join(FAMILIES)}")
     return {n: f for n, f in FAMILIES.items() if n not in held_out}
+
+
+def lookup(name: str) -> Family:
+    """A family by name: ``FAMILIES`` or the trained generators' (``trained.TRAINED_FAMILIES``)."""
+    if name in FAMILIES:
+        return FAMILIES[name]
+    from fakelocator.training.synth.trained import TRAINED_FAMILIES
+
+    if name in TRAINED_FAMILIES:
+        return TRAINED_FAMILIES[name]
+    raise ValueError(f"unknown family {name!r}; known: {', '.join([*FAMILIES, *TRAINED_FAMILIES])}")

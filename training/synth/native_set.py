@@ -35,6 +35,8 @@ class NativeSetConfig:
     p_real: float = 0.4
     post: bool = False
     shapes: tuple[str, ...] = ()  # empty = every shape at its weight
+    photos: tuple[str, ...] = ()  # extra photo folders (e.g. held-out photos never used in training)
+    bundled: bool = True  # also the photos installed packages ship
 
 
 def _window(photos, size: int, rng: np.random.Generator):
@@ -73,7 +75,8 @@ def write_native_set(out_dir: str | Path, config: NativeSetConfig, *, overwrite:
 
     from fakelocator.training.groundtruth import partial_manipulation_map
     from fakelocator.training.synth.generate import single_threaded
-    from fakelocator.training.synth.families import FAMILIES
+    from fakelocator.training.synth.families import FAMILIES, lookup
+    from fakelocator.training.synth.trained import TRAINED_FAMILIES
     from fakelocator.training.synth.photos import collect_photos
     from fakelocator.training.synth.post import postprocess
     from fakelocator.training.synth.shapes import SHAPES, make_mask
@@ -82,11 +85,11 @@ def write_native_set(out_dir: str | Path, config: NativeSetConfig, *, overwrite:
     if (out / "manifest.csv").exists() and not overwrite:
         raise FakeLocatorError(f"{out} already holds a dataset; pass --overwrite to replace it")
     names = config.families or tuple(FAMILIES)
-    unknown = [n for n in names if n not in FAMILIES]
+    unknown = [n for n in names if n not in FAMILIES and n not in TRAINED_FAMILIES]
     if unknown:
-        raise FakeLocatorError(f"unknown families {unknown}; known: {', '.join(FAMILIES)}")
+        raise FakeLocatorError(f"unknown families {unknown}; known: {', '.join([*FAMILIES, *TRAINED_FAMILIES])}")
     shapes = {k: v for k, v in SHAPES.items() if not config.shapes or k in config.shapes}
-    photos, _ = collect_photos()
+    photos, _ = collect_photos(tuple(config.photos), bundled=config.bundled)
     for sub in ("real", "fake", "entire"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     rows = []
@@ -110,7 +113,7 @@ def write_native_set(out_dir: str | Path, config: NativeSetConfig, *, overwrite:
             keys = list(shapes)
             p = np.asarray([shapes[k] for k in keys], np.float64)
             shape = keys[int(rng.choice(len(keys), p=p / p.sum()))]
-            candidate = FAMILIES[family].make(real, rng)
+            candidate = lookup(family).make(real, rng)
             if shape == "whole":
                 fake = candidate
             else:
@@ -140,6 +143,6 @@ def write_native_set(out_dir: str | Path, config: NativeSetConfig, *, overwrite:
     (out / "manifest.csv").write_text(buf.getvalue(), encoding="utf-8")
     counts = {k: sum(r["kind"] == k for r in rows) for k in ("real", "partial", "entire")}
     (out / "synth.json").write_text(json.dumps({
-        "fakelocator_version": __version__, "native_set": {**config.__dict__, "families": list(names)},
+        "fakelocator_version": __version__, "native_set": {**config.__dict__, "families": list(names), "photos": [str(p) for p in config.photos]},
         "images": counts}, indent=2) + "\n", encoding="utf-8")
     return counts
