@@ -35,3 +35,14 @@ class _Deprecated(argparse.Action):
 def deprecated_alias(parser, old: str, new: str, dest: str, type=None) -> None:  # noqa: A002 - argparse's name
     """``old`` as a hidden alias of the flag ``new``: stored in ``dest``, converted by ``type`` like it."""
     parser.add_argument(old, dest=dest, action=_Deprecated, new=new, type=type, default=argparse.SUPPRESS)
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type`` of a count: an integer >= 1 (``--batch``, ``--every``, ``--concurrency``, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from fakelocator import __version__
 from fakelocator.errors import FakeLocatorError
+from fakelocator.flags import positive_int
 from fakelocator.runtime.spec import DEFAULT_MAX_TILES
 
 PROG = "trt-locate"
@@ -48,16 +49,6 @@ def _max_pixels(text: str) -> int | None:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 pixel, got {text!r}")
     return int(value)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _non_negative_int(text: str) -> int:
@@ -143,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"),
                    help="inference backend; auto takes the fastest available for the model (default: auto)")
     g.add_argument("--device", default="auto", metavar="DEVICE", help="auto, cpu, cuda or cuda:N (default: auto)")
-    g.add_argument("--batch", type=_positive_int, default=8, metavar="N",
+    g.add_argument("--batch", type=positive_int, default=8, metavar="N",
                    help="network inputs per inference batch: images in fit analysis, tiles in native (default: 8)")
     g.add_argument("--threshold", type=_unit_float, default=None, metavar="T",
                    help="score at or above which the label is fake (default: the model's calibrated threshold, "
@@ -177,9 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", type=_workers, default=None, metavar="N",
                    help="decoding, upsampling and writing threads each (default: min(8, CPUs))")
     video = g.add_mutually_exclusive_group()
-    video.add_argument("--every", type=_positive_int, metavar="N", help="videos: analyse every N-th frame")
+    video.add_argument("--every", type=positive_int, metavar="N", help="videos: analyse every N-th frame")
     video.add_argument("--fps", type=_fps, metavar="F", help="videos: analyse F frames per second")
-    g.add_argument("--max-frames", type=_positive_int, metavar="N", help="videos: at most N sampled frames each")
+    g.add_argument("--max-frames", type=positive_int, metavar="N", help="videos: at most N sampled frames each")
 
     g = p.add_argument_group("faces (docs/faces.md)")
     g.add_argument("--faces", action="store_true",

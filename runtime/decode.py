@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from fakelocator.errors import InputError
-from fakelocator.runtime.headers import FileView, probe, probe_header
+from fakelocator.runtime.headers import FileView, TiffDirectory, probe, probe_header
 
 #: Images over this many pixels are refused from their header (64 megapixels = 8000 × 8000).
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -213,31 +213,16 @@ def tiff_alpha_unassociated_as_extra(data: bytes) -> bytes | None:
     import struct
 
     try:
-        e = "<" if data[:2] == b"II" else ">"
-        big = data[2:4] in (b"+\x00", b"\x00+")
-        word = "Q" if big else "I"
-        if big:
-            (ifd,) = struct.unpack(e + "Q", data[8:16])
-            (count,) = struct.unpack(e + "Q", data[ifd:ifd + 8])
-            entry_size, first, inline = 20, ifd + 8, 8
-        else:
-            (ifd,) = struct.unpack(e + "I", data[4:8])
-            (count,) = struct.unpack(e + "H", data[ifd:ifd + 2])
-            entry_size, first, inline = 12, ifd + 2, 4
-        for i in range(min(count, 4096)):
-            p = first + i * entry_size
-            tag, kind = struct.unpack(e + "HH", data[p:p + 4])
+        ifd = TiffDirectory(data)
+        for tag, kind, n, field_at in ifd.entries(limit=4096):
             if tag != _EXTRA_SAMPLES or kind != 3:  # SHORT values
                 continue
-            (n,) = struct.unpack(e + word, data[p + 4:p + 4 + inline])
-            at = p + 4 + inline
-            if n * 2 > inline:
-                (at,) = struct.unpack(e + word, data[at:at + inline])
-            values = struct.unpack(e + "H" * n, data[at:at + 2 * n])
+            at = ifd.values_at(n, 2, field_at)
+            values = struct.unpack(ifd.e + "H" * n, data[at:at + 2 * n])
             if 2 not in values:
                 return None
             patched = bytearray(data)
-            patched[at:at + 2 * n] = struct.pack(e + "H" * n, *(0 if v == 2 else v for v in values))
+            patched[at:at + 2 * n] = struct.pack(ifd.e + "H" * n, *(0 if v == 2 else v for v in values))
             return bytes(patched)
     except (struct.error, IndexError, OverflowError, MemoryError):
         return None  # a malformed directory: the decoder reports it

@@ -237,36 +237,56 @@ def _gif(data) -> tuple[int, int, Callable[[], bool]]:
 _TIFF_TYPES = {3: ("H", 2), 4: ("I", 4), 16: ("Q", 8)}  # SHORT, LONG, LONG8
 
 
+class TiffDirectory:
+    """The first image file directory (IFD) of a TIFF or BigTIFF: byte order, entries, value offsets.
+
+    Raises ``struct.error`` / ``IndexError`` on a directory cut short, as its readers expect."""
+
+    def __init__(self, data):
+        self.data = data
+        self.e = "<" if data[:2] == b"II" else ">"
+        self.big = data[2:4] in (b"+\x00", b"\x00+")
+        self.word = "Q" if self.big else "I"  # a count or an offset
+        if self.big:
+            (ifd,) = struct.unpack(self.e + "Q", data[8:16])
+            (self.count,) = struct.unpack(self.e + "Q", data[ifd:ifd + 8])
+            self.entry_size, self.first, self.inline = 20, ifd + 8, 8
+        else:
+            (ifd,) = struct.unpack(self.e + "I", data[4:8])
+            (self.count,) = struct.unpack(self.e + "H", data[ifd:ifd + 2])
+            self.entry_size, self.first, self.inline = 12, ifd + 2, 4
+
+    def entries(self, limit: int | None = None):
+        """(tag, type, number of values, offset of the entry's value field) of each entry, in order."""
+        e, data = self.e, self.data
+        for i in range(self.count if limit is None else min(self.count, limit)):
+            p = self.first + i * self.entry_size
+            tag, kind = struct.unpack(e + "HH", data[p:p + 4])
+            (n,) = struct.unpack(e + self.word, data[p + 4:p + 4 + self.inline])
+            yield tag, kind, n, p + 4 + self.inline
+
+    def values_at(self, n: int, size: int, field_at: int) -> int:
+        """Where an entry's ``n`` values of ``size`` bytes are: in its value field when they fit, else
+        at the offset that field holds."""
+        if n * size <= self.inline:
+            return field_at
+        (at,) = struct.unpack(self.e + self.word, self.data[field_at:field_at + self.inline])
+        return at
+
+
 def _tiff(data) -> tuple[int, int, Callable[[], bool]]:
-    e = "<" if data[:2] == b"II" else ">"
-    big = data[2:4] in (b"+\x00", b"\x00+")
-    if big:
-        (ifd,) = struct.unpack(e + "Q", data[8:16])
-        (count,) = struct.unpack(e + "Q", data[ifd:ifd + 8])
-        entry_size, first, inline = 20, ifd + 8, 8
-    else:
-        (ifd,) = struct.unpack(e + "I", data[4:8])
-        (count,) = struct.unpack(e + "H", data[ifd:ifd + 2])
-        entry_size, first, inline = 12, ifd + 2, 4
-    if first + count * entry_size > len(data):
+    ifd = TiffDirectory(data)
+    e = ifd.e
+    if ifd.first + ifd.count * ifd.entry_size > len(data):
         raise IndexError("IFD past the end")
     # Every occurrence of each tag is kept: a file that names its width twice is refused when the
     # values differ (libtiff decodes the first, a parser keeping the last would check the wrong size).
     tags: dict[int, list[list[int] | tuple[int, int, str, int]]] = {}
-    for i in range(count):
-        p = first + i * entry_size
-        tag, kind = struct.unpack(e + "HH", data[p:p + 4])
+    for tag, kind, n, field_at in ifd.entries():
         if kind not in _TIFF_TYPES or tag not in (256, 257, 273, 279, 324, 325):
             continue
         code, size = _TIFF_TYPES[kind]
-        if big:
-            (n,) = struct.unpack(e + "Q", data[p + 4:p + 12])
-            value_at = p + 12
-        else:
-            (n,) = struct.unpack(e + "I", data[p + 4:p + 8])
-            value_at = p + 8
-        if n * size > inline:
-            (value_at,) = struct.unpack(e + ("Q" if big else "I"), data[value_at:value_at + inline])
+        value_at = ifd.values_at(n, size, field_at)
         if tag in (256, 257):
             if n < 1:
                 raise _Corrupt(f"{_TIFF_NAMES[tag]} has no value")

@@ -25,16 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+from fakelocator.flags import positive_int
 
 
 def _resources(text: str) -> float:
@@ -56,24 +47,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: jsonl for a local --out, parquet otherwise)")
     g = parser.add_argument_group("Ray")
     g.add_argument("--ray", metavar="ADDRESS", help="a running Ray cluster: auto or ray://host:10001 (default: start a local one)")
-    g.add_argument("--concurrency", type=_positive_int, default=1, metavar="N", help="actors, one Locator each (default: 1)")
+    g.add_argument("--concurrency", type=positive_int, default=1, metavar="N", help="actors, one Locator each (default: 1)")
     g.add_argument("--gpus-per-actor", type=_resources, default=0.0, metavar="G", help="GPUs each actor holds (default: 0)")
     g.add_argument("--cpus-per-actor", type=_resources, default=1.0, metavar="C", help="CPUs each actor holds (default: 1)")
-    g.add_argument("--rows-per-call", type=_positive_int, default=16, metavar="N",
+    g.add_argument("--rows-per-call", type=positive_int, default=16, metavar="N",
                    help="inputs per actor call (Ray Data's batch_size; default: 16)")
     g = parser.add_argument_group("model")
     g.add_argument("--model", "-m", metavar="PATH", help="an .onnx, .engine or checkpoint every worker can read (default: the embedded model)")
     g.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"),
                    help="inference backend in each actor; auto takes the fastest available for the model (default: auto)")
-    g.add_argument("--batch", type=_positive_int, default=8, metavar="N", help="network inputs per inference (default: 8)")
+    g.add_argument("--batch", type=positive_int, default=8, metavar="N", help="network inputs per inference (default: 8)")
     g.add_argument("--threads", type=int, default=0, metavar="N", help="CPU inference threads per actor (default: the backend's)")
     g.add_argument("--analysis", choices=("native", "fit"), help="default: what the model was made for")
     g.add_argument("--threshold", type=float, help="score at or above which the label is fake (default: the locator's)")
     g = parser.add_argument_group("videos")
     video = g.add_mutually_exclusive_group()
-    video.add_argument("--every", type=_positive_int, metavar="N", help="analyse every N-th frame")
+    video.add_argument("--every", type=positive_int, metavar="N", help="analyse every N-th frame")
     video.add_argument("--fps", type=float, metavar="F", help="analyse F frames per second")
-    g.add_argument("--max-frames", type=_positive_int, metavar="N", help="at most N sampled frames per video")
+    g.add_argument("--max-frames", type=positive_int, metavar="N", help="at most N sampled frames per video")
 
 
 def run(args: argparse.Namespace) -> int:
