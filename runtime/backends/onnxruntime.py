@@ -60,6 +60,10 @@ def _cuda_index(device: str) -> int:
         raise FakeLocatorError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from None
 
 
+#: How onnxruntime words a failed allocation (its CPU and CUDA allocators, and C++'s bad_alloc).
+_OUT_OF_MEMORY = ("Failed to allocate memory", "bad_alloc", "CUDA failure 2: out of memory")
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
@@ -121,7 +125,13 @@ class OnnxRuntimeBackend(Backend):
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         feed = np.ascontiguousarray(batch, dtype=self._input_dtype)  # (N, 3, h, w)
-        values = self.session.run(self._outputs, {INPUT_NAME: feed})
+        try:
+            values = self.session.run(self._outputs, {INPUT_NAME: feed})
+        except Exception as e:  # onnxruntime's own types (RuntimeException, Fail), not MemoryError
+            if any(sign in str(e) for sign in _OUT_OF_MEMORY):
+                # the run turns a MemoryError into one line (a batch no input owns), not a traceback
+                raise MemoryError(f"onnxruntime ran out of memory on a batch of {len(feed)}: {e}") from e
+            raise
         return {name: np.asarray(v, np.float32) for name, v in zip(self._outputs, values)}
 
     def device_io(self, batch_size: int) -> "OnnxRuntimeDeviceIO":

@@ -209,3 +209,27 @@ def test_a_closed_locator_says_it_is_closed(red_model, video):
                  lambda: loc.locate_video(video)):
         with pytest.raises(FakeLocatorError, match=r"this Locator is closed"):
             call()
+
+
+def test_onnxruntimes_own_allocation_failure_is_a_memory_error_and_other_failures_are_not(red_model):
+    """ONNX Runtime reports a failed allocation as its own exception type; the backend names it a
+    MemoryError, which the run turns into one line (above), not a traceback."""
+    from fakelocator.runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+    backend = OnnxRuntimeBackend(red_model)
+    h, w = backend.info.preprocessing.size
+    batch = np.zeros((2, 3, h, w), np.float32)
+
+    class Session:
+        def __init__(self, message):
+            self.message = message
+
+        def run(self, outputs, feed):
+            raise RuntimeError(self.message)
+
+    backend.session = Session("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Failed to allocate memory for requested buffer of size 2147483648")
+    with pytest.raises(MemoryError, match="batch of 2"):
+        backend.infer(batch)
+    backend.session = Session("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions")
+    with pytest.raises(RuntimeError, match="invalid dimensions"):
+        backend.infer(batch)
