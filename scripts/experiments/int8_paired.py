@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
 
+    from fakelocator.benchmarks.environment import cpu_model
     from fakelocator.runtime.precision import cpu_int8_flags
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(pair)
     med = lambda key, sub=None: statistics.median(r[key][sub] if sub else r[key] for r in rows)  # noqa: E731
     result = {
-        "cpu": _cpu_name(), "int8_flags": list(cpu_int8_flags()), "cores": os.cpu_count(),
+        "cpu": cpu_model(), "int8_flags": list(cpu_int8_flags()), "cores": os.cpu_count(),
         "load_average": os.getloadavg(), "images": args.images, "input": "1080p JPEG (benchmarks.inputs), native analysis",
         "rounds": rows,
         "median": {"fp32_images_per_s": med("fp32", "images_per_s"), "int8_images_per_s": med("int8", "images_per_s"),
@@ -105,16 +106,6 @@ def main(argv: list[str] | None = None) -> int:
           f"\nint8/fp32 per round (median of {len(rows)}): {m['speedup']:.2f} × images/s, {m['cpu_ratio']:.2f} × CPU time; "
           f"CPU {result['cpu']}, 8-bit dot-product flags: {', '.join(result['int8_flags']) or 'none'}")
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":
