@@ -71,7 +71,19 @@ def test_a_run_ended_by_an_error_leaves_no_map_without_its_record(tmp_path, red_
     journal = Journal(layout.results)
     with Locator.load(red_model, device="cpu", batch_size=1, threads=1) as loc:
         calls, infer = [], loc.backend.infer
-        monkeypatch.setattr(loc.backend, "infer", lambda x: calls.append(1) or (infer(x) if len(calls) < 3 else 1 / 0))
+
+        def infer_then_fail(x):
+            calls.append(1)
+            if len(calls) < 3:
+                return infer(x)
+            # fail only once a map is on disk (its writer busy with the next), so that the run is ended
+            # with maps written and in flight, however this machine schedules the threads
+            deadline = time.monotonic() + 10
+            while not any((layout.root / "maps").rglob("*.png")) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            raise ZeroDivisionError
+
+        monkeypatch.setattr(loc.backend, "infer", infer_then_fail)
         with pytest.raises(ZeroDivisionError):
             run_inputs(loc, [Input(str(p), "image", key=p.stem) for p in paths], layout, journal, RunOptions(writers=2))
     journal.close()
