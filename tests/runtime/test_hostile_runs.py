@@ -53,10 +53,12 @@ def test_resume_never_gives_a_recorded_inputs_map_name_to_another_input(tmp_path
 
 
 def test_a_run_ended_by_an_error_leaves_no_map_without_its_record(tmp_path, red_model, monkeypatch):
-    """Whatever ends a run (here the model failing on its third batch), every map it wrote is recorded."""
+    """Whatever ends a run (here the model failing on its last batch while maps are being written),
+    every map it wrote is recorded."""
     import time
 
     from fakelocator.runtime import Locator, outputs
+    from fakelocator.runtime import locator as locator_module
     from fakelocator.runtime.inputs import Input
     from fakelocator.runtime.outputs import Journal, Layout
     from fakelocator.runtime.run import RunOptions, run as run_inputs
@@ -66,21 +68,21 @@ def test_a_run_ended_by_an_error_leaves_no_map_without_its_record(tmp_path, red_
         paths.append(tmp_path / f"{i}.png")
         cv2.imwrite(str(paths[-1]), picture(40, 40, seed=i))
     slow_encode = outputs.encode_map
-    monkeypatch.setattr("fakelocator.runtime.run.encode_map", lambda *a: time.sleep(0.3) or slow_encode(*a))
+    monkeypatch.setattr("fakelocator.runtime.run.encode_map", lambda *a: time.sleep(1.5) or slow_encode(*a))
     layout = Layout(tmp_path / "out")
     journal = Journal(layout.results)
     with Locator.load(red_model, device="cpu", batch_size=1, threads=1) as loc:
         calls, infer = [], loc.backend.infer
+        # The last input is decoded late, so the first three are analysed and handed to the (slow)
+        # writers before its inference fails, while they write, however this machine schedules threads.
+        load = locator_module.load_image
+        monkeypatch.setattr(locator_module, "load_image",
+                            lambda item, *a, **k: (str(item).endswith("3.png") and time.sleep(0.5)) or load(item, *a, **k))
 
         def infer_then_fail(x):
             calls.append(1)
-            if len(calls) < 3:
+            if len(calls) < 4:
                 return infer(x)
-            # fail only once a map is on disk (its writer busy with the next), so that the run is ended
-            # with maps written and in flight, however this machine schedules the threads
-            deadline = time.monotonic() + 10
-            while not any((layout.root / "maps").rglob("*.png")) and time.monotonic() < deadline:
-                time.sleep(0.01)
             raise ZeroDivisionError
 
         monkeypatch.setattr(loc.backend, "infer", infer_then_fail)
