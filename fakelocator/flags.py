@@ -37,12 +37,21 @@ def deprecated_alias(parser, old: str, new: str, dest: str, type=None) -> None: 
     parser.add_argument(old, dest=dest, action=_Deprecated, new=new, type=type, default=argparse.SUPPRESS)
 
 
-def positive_int(text: str) -> int:
-    """argparse ``type`` of a count: an integer >= 1 (``--batch``, ``--every``, ``--concurrency``, ...)."""
+def _int_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type`` of a count: an integer >= 1 (``--batch``, ``--every``, ``--concurrency``, ...)."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse ``type`` of a size that may be zero: an integer >= 0 (``--tile-overlap``, ``--max-tiles``)."""
+    return _int_at_least(text, 0)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from fakelocator import __version__
 from fakelocator.errors import FakeLocatorError
-from fakelocator.flags import positive_int
+from fakelocator.flags import non_negative_int, positive_int
 from fakelocator.runtime.spec import DEFAULT_MAX_TILES
 
 PROG = "trt-locate"
@@ -49,16 +49,6 @@ def _max_pixels(text: str) -> int | None:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 pixel, got {text!r}")
     return int(value)
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def _thread_count(text: str, *, allow_zero: bool) -> int:
@@ -83,7 +73,7 @@ def _workers(text: str) -> int:
 
 
 def _max_tiles(text: str) -> int | None:
-    value = _non_negative_int(text)
+    value = non_negative_int(text)
     return value or None
 
 
@@ -152,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(keeps the upsampling traces the model looks for; costs about one inference per tile); "
                         "fit: the whole image resized to the network's input, one inference per image, fine detail "
                         "of large images is lost (default: what the model was made for; models without the field: fit)")
-    g.add_argument("--tile-overlap", type=_non_negative_int, metavar="N",
+    g.add_argument("--tile-overlap", type=non_negative_int, metavar="N",
                    help="native: pixels neighbouring tiles share, blended by a linear window (default: the model's, 32)")
     g.add_argument("--tile-pooling", choices=("max", "mean", "top2"),
                    help="native: how tile scores become the image's score: the most suspicious tile, their mean, "
